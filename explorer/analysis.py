@@ -1,0 +1,191 @@
+"""Read-side analysis over a workspace: aggregate tables, significance, routing diagnostics and the what-if engine.
+
+Hard routing is a selection among runs computed at build time, so every function here is array arithmetic over
+stored tables: no model is touched.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .evaluation import significance
+from .routing import RoutingContext, all_strategies, argmax_decision
+from .workspace import Workspace
+
+AVERAGE = "average"
+
+
+def summary(ws: Workspace, measure: str = "nDCG@10") -> pd.DataFrame:
+    """Mean per dataset (rows, plus the macro average over datasets) for every strategy (columns)."""
+    sm = ws.strategy_metrics.merge(ws.queries[["row", "dataset"]], on="row")
+    table = sm.pivot_table(index="dataset", columns="strategy", values=measure, aggfunc="mean")
+    table = table.reindex(index=ws.datasets, columns=ws.strategies)
+    table.loc[AVERAGE] = table.mean(axis=0)
+    return table
+
+
+def per_query_matrix(ws: Workspace, measure: str, dataset: str | None = None) -> pd.DataFrame:
+    """Rows = evaluated queries (by row), columns = strategies: the aligned per-query scores."""
+    sm = ws.strategy_metrics
+    if dataset is not None:
+        rows = ws.eval_rows(dataset)["row"]
+        sm = sm[sm["row"].isin(rows)]
+    return sm.pivot(index="row", columns="strategy", values=measure).reindex(columns=ws.strategies)
+
+
+def significance_table(ws: Workspace, measure: str = "nDCG@10", reference: str | None = None,
+                       resamples: int = 2000) -> pd.DataFrame:
+    """Per dataset, every strategy against `reference` (paired t and randomization tests, Holm across strategies).
+    Columns: dataset, system, delta, p_t, p_rand, p_t_holm, p_rand_holm, significant."""
+    reference = reference or ws.manifest.get("reference", "base")
+    if reference not in ws.strategies:
+        raise ValueError(f"reference {reference!r} is not a strategy of this workspace")
+    frames = []
+    for ds in ws.datasets:
+        m = per_query_matrix(ws, measure, ds)
+        t = significance({c: m[c].to_numpy() for c in m.columns}, reference, resamples=resamples)
+        frames.append(t.reset_index().assign(dataset=ds))
+    return pd.concat(frames, ignore_index=True)
+
+
+def marks(sig: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(dataset, strategy) -> '▲' significantly better / '▼' significantly worse than the reference."""
+    out = {}
+    for r in sig.itertuples():
+        if r.significant:
+            out[(r.dataset, r.system)] = "▲" if r.delta > 0 else "▼"
+    return out
+
+
+def _candidate_scores(ws: Workspace, measure: str = "nDCG@10") -> pd.DataFrame:
+    """Evaluated rows x candidate encoders: each candidate's own per-query score."""
+    m = ws.metrics[ws.metrics["system"].isin(ws.candidates)]
+    m = m[m["row"].isin(ws.eval_rows()["row"])]
+    return m.pivot(index="row", columns="system", values=measure).reindex(columns=ws.candidates)
+
+
+def query_table(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:
+    """One row per evaluated query: routed choice, its score, the oracle's, the base's, regret, margin, correct."""
+    cand = _candidate_scores(ws, measure)
+    best = cand.max(axis=1)
+    d = ws.decisions[ws.decisions["strategy"] == strategy].set_index("row")
+    sm = ws.strategy_metrics[ws.strategy_metrics["strategy"] == strategy].set_index("row")[measure]
+    base = ws.metrics[ws.metrics["system"] == "base"].set_index("row")[measure]
+    q = ws.eval_rows().set_index("row")
+    out = pd.DataFrame({
+        "dataset": q["dataset"], "qid": q["qid"], "text": q["text"], "kind": q["kind"],
+        "routed": d["chosen"], "oracle": cand.idxmax(axis=1), "routed_score": sm, "oracle_score": best,
+        "base_score": base.reindex(q.index), "margin": d["margin"]})
+    out["regret"] = out["oracle_score"] - out["routed_score"]
+    is_best = np.isclose(cand.to_numpy(), best.to_numpy()[:, None], atol=1e-9)
+    col = {c: j for j, c in enumerate(cand.columns)}
+    out["correct"] = [bool(is_best[i, col[c]]) if c in col else False for i, c in enumerate(out["routed"])]
+    out["all_tie"] = is_best.all(axis=1)
+    return out
+
+
+def routing_report(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:
+    """Per dataset: routing accuracy against the instance oracle (any tied-best expert counts as right), mean
+    regret, and the share of queries where every expert ties (accuracy is trivially 1 there)."""
+    t = query_table(ws, strategy, measure)
+    g = t.groupby("dataset", sort=False)
+    out = pd.DataFrame({"accuracy": g["correct"].mean(), "regret": g["regret"].mean(),
+                        "all_tie": g["all_tie"].mean(), "queries": g.size()}).reindex(ws.datasets)
+    out.loc[AVERAGE] = out.mean(axis=0)
+    return out
+
+
+def selection_matrix(ws: Workspace, strategy: str) -> pd.DataFrame:
+    """Dataset x encoder: the share of each dataset's queries sent to each encoder (mixtures count by weight)."""
+    d = ws.decisions[ws.decisions["strategy"] == strategy].merge(ws.queries[["row", "dataset"]], on="row")
+    cols = [f"weight:{e}" for e in ws.encoders]
+    m = d.groupby("dataset")[cols].mean().reindex(ws.datasets)
+    m.columns = ws.encoders
+    return m.loc[:, (m > 0).any(axis=0)]
+
+
+class WhatIf:
+    """Recompute the pilot library, every hard routing decision and the per-dataset metrics for any subset of
+    experts, from the stored per-encoder per-query results. Arrays are prepared once; each call is numpy only."""
+
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+
+    @cached_property
+    def _arrays(self) -> dict:
+        ws = self.ws
+        q = ws.queries
+        roles = q["role"].to_numpy()
+        measures = ws.measures
+        cube = np.zeros((len(ws.encoders), len(q), len(measures)))
+        m = ws.metrics
+        enc_index = {e: i for i, e in enumerate(ws.encoders)}
+        cube[m["system"].map(enc_index).to_numpy(), m["row"].to_numpy()] = m[measures].to_numpy()
+        pilot = np.flatnonzero(roles == "pilot")
+        ev = np.flatnonzero(roles == "eval")
+        ds = q["dataset"].to_numpy().astype(object)
+        base = ws.embeddings("base")
+        nd = measures.index("nDCG@10") if "nDCG@10" in measures else 0
+        stored = {}
+        for name, frame in ws.decisions.groupby("strategy", sort=False):
+            frame = frame.set_index("row").reindex(ev)
+            stored[name] = (frame[[f"score:{e}" for e in ws.encoders]].to_numpy(dtype=float),
+                            frame[[f"weight:{e}" for e in ws.encoders]].to_numpy(dtype=float))
+        sm = ws.strategy_metrics
+        strat_values = {n: f.set_index("row").reindex(ev)[measures].to_numpy() for n, f in sm.groupby("strategy")}
+        experts = {e["name"]: e for e in ws.experts}
+        return {"cube": cube, "pilot": pilot, "eval": ev, "ds": ds, "base": base, "nd": nd, "stored": stored,
+                "strat_values": strat_values, "experts": experts,
+                "multitask": next((e["name"] for e in ws.experts if e["multi_task"]), None),
+                "datasets_eval": ds[ev]}
+
+    def context(self, enabled: list[str]) -> RoutingContext:
+        a, ws = self._arrays, self.ws
+        encoders = ws.encoders
+        candidates = [encoders.index(c) for c in ws.candidates if c == "base" or c in enabled]
+        own = {d: encoders.index(e) for d, e in ws.own_expert.items() if e in enabled}
+        nd = a["cube"][:, :, a["nd"]].T
+        return RoutingContext(
+            encoders=encoders, candidates=candidates, own_expert=own, pilot_emb=a["base"][a["pilot"]],
+            pilot_dataset=a["ds"][a["pilot"]], pilot_scores=nd[a["pilot"]], eval_dataset=a["datasets_eval"],
+            eval_scores=nd[a["eval"]],
+            expert_datasets={encoders.index(n): e["datasets"] for n, e in a["experts"].items() if not e["multi_task"]},
+            params=dict(ws.manifest["routing"]))
+
+    def run(self, enabled: list[str], measure: str = "nDCG@10") -> tuple[pd.DataFrame, dict]:
+        """(dataset x strategy table of `measure` with the average row, {strategy: chosen encoder column per
+        evaluated query}). Strategies whose fixed expert is switched off are left out."""
+        a, ws = self._arrays, self.ws
+        ctx = self.context(enabled)
+        mi = ws.measures.index(measure)
+        ev = a["eval"]
+        emb = a["base"][ev]
+        cols, choices = {}, {}
+        routers = all_strategies(ws.encoders, a["multitask"], ws.strategies)
+        off = [ws.encoders.index(e) for e in ws.encoders[1:] if e not in enabled]
+        for router in routers:
+            if not router.available(ctx) or getattr(router, "column_name", None) in [ws.encoders[c] for c in off]:
+                continue
+            scores, weights = a["stored"][router.name]
+            if router.whatif == "recompute":
+                dec = router.decide(ctx, emb)
+                chosen = dec.chosen
+            else:
+                masked = scores.copy()
+                masked[:, off] = np.nan
+                chosen = argmax_decision(masked, ctx.candidates, len(ws.encoders)).chosen
+                if router.family == "fixed":
+                    chosen = weights.argmax(axis=1)
+                kept = (weights.max(axis=1) < 1) & ~np.any(weights[:, off] > 0, axis=1)
+                chosen = np.where(kept, -1, chosen)  # a stored mixture of enabled experts still stands
+            values = np.where(chosen >= 0, a["cube"][np.maximum(chosen, 0), ev, mi], a["strat_values"][router.name][:, mi])
+            cols[router.name] = values
+            choices[router.name] = chosen
+        frame = pd.DataFrame(cols)
+        frame["dataset"] = a["datasets_eval"]
+        table = frame.groupby("dataset", sort=False).mean().reindex(ws.datasets)
+        table.loc[AVERAGE] = table.mean(axis=0)
+        return table, choices

@@ -1,0 +1,475 @@
+"""config -> stages -> workspace.
+
+Heavy stages (document encoding, expert training, query encoding) are cached by content hash in `cache_dir`, so a
+rebuild after adding one expert trains and encodes only that expert. Routing, metrics and what the app reads are
+recomputed every time (seconds). The workspace is written into a temporary folder and swapped in at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import WORKSPACE_FORMAT_VERSION, __version__
+from .config import BuildConfig, ExpertSpec, load_config
+from .data import BeirDataset, load_beir
+from .encoders import Encoder, base_fingerprint
+from .evaluation import per_query, run_dict
+from .index import build_index, save_index, search
+from .pilot import TIE_RULES
+from .projection import pca_layout, umap_layout
+from .routing import RoutingContext, all_strategies
+from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
+from .workspace import Workspace, atomic_dir, encoder_file, save_array, save_table
+
+PILOT_CROP_SEED_OFFSET = 7919  # pilot pseudo-queries use other crops than training
+
+
+def _hash(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class StageLog:
+    """Which stages ran and which came from the cache, kept in the manifest (and read by tests)."""
+
+    entries: dict = field(default_factory=dict)
+    echo: Callable[[str], None] = print
+
+    def record(self, stage: str, key: str, cached: bool, seconds: float) -> None:
+        self.entries[stage] = {"key": key, "cached": cached, "seconds": round(seconds, 3)}
+        self.echo(f"  {stage}: {'cached' if cached else f'done in {seconds:.1f}s'}")
+
+
+@dataclass
+class QuerySet:
+    qids: list[str]
+    datasets: list[str]
+    roles: list[str]
+    texts: list[str]
+    kinds: list[str]
+    qrels: list[tuple[str, str, str, str, int]]  # dataset, role, qid, doc, grade
+
+    def add(self, qid: str, dataset: str, role: str, text: str, kind: str, judged: dict[str, int]) -> None:
+        self.qids.append(qid)
+        self.datasets.append(dataset)
+        self.roles.append(role)
+        self.texts.append(text)
+        self.kinds.append(kind)
+        self.qrels += [(dataset, role, qid, d, g) for d, g in judged.items()]
+
+    def rows(self, dataset: str, role: str) -> np.ndarray:
+        return np.array([i for i, (d, r) in enumerate(zip(self.datasets, self.roles)) if d == dataset and r == role],
+                        dtype=np.int64)
+
+    def digest(self) -> str:
+        return _hash(self.qids, self.datasets, self.roles, self.texts)
+
+
+def _library_versions() -> dict:
+    out = {"python": platform.python_version(), "router-explorer": __version__}
+    for pkg in ("torch", "sentence-transformers", "transformers", "peft", "faiss-cpu", "ir-measures", "numpy",
+                "scikit-learn", "umap-learn"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str], None] = print,
+          progress: bool = True) -> Workspace:
+    """Run every stage of `config` and write the workspace to `out` (atomically)."""
+    cfg = config if isinstance(config, BuildConfig) else load_config(config)
+    start = time.perf_counter()
+    log = StageLog(echo=echo)
+    cache = cfg.cache_dir
+    cache.mkdir(parents=True, exist_ok=True)
+
+    echo(f"Loading {len(cfg.datasets)} dataset(s)")
+    datasets: dict[str, BeirDataset] = {}
+    for spec in cfg.datasets:
+        splits = tuple(s for s in (spec.test_split, spec.train_split) if s)
+        ds = load_beir(spec.path, spec.name, splits=splits)
+        for w in ds.warnings:
+            echo(f"  warning: {w}")
+        datasets[spec.name] = ds
+    hashes = {n: d.content_hash for n, d in datasets.items()}
+
+    echo(f"Loading base encoder {cfg.base!r}")
+    encoder = Encoder(cfg.base, max_seq_length=cfg.max_seq_length, batch_size=cfg.batch_size)
+    base_fp = _hash(base_fingerprint(cfg.base), cfg.max_seq_length)
+
+    echo("Encoding corpora with the base encoder (once per dataset, shared by every expert)")
+    doc_emb: dict[str, np.ndarray] = {}
+    for name, ds in datasets.items():
+        t = time.perf_counter()
+        key = _hash("docs", hashes[name], base_fp)
+        path = cache / "docs" / f"{key}.npy"
+        cached = path.is_file()
+        if cached:
+            doc_emb[name] = np.load(path, allow_pickle=False)
+        else:
+            doc_emb[name] = encoder.encode(ds.corpus.passages(), show_progress=progress)
+            save_array(path.with_suffix(".partial.npy"), doc_emb[name])
+            path.with_suffix(".partial.npy").replace(path)
+        log.record(f"docs:{name}", key, cached, time.perf_counter() - t)
+
+    echo(f"Experts ({len(cfg.experts)})")
+    expert_keys: dict[str, str] = {}
+    cards: dict[str, dict] = {}
+    ordered = [e for e in cfg.experts if not e.multi_task] + [e for e in cfg.experts if e.multi_task]
+    for spec in ordered:
+        if spec.multi_task:
+            spec.sources = [s for e in cfg.experts if not e.multi_task and e.adapter is None for s in e.sources]
+        t = time.perf_counter()
+        folder, key, cached = _expert(spec, cfg, encoder, datasets, doc_emb, hashes, base_fp, progress)
+        expert_keys[spec.name] = key
+        cards[spec.name] = json.loads((folder / "card.json").read_text())
+        cards[spec.name]["_folder"] = str(folder)
+        log.record(f"expert:{spec.name}", key, cached, time.perf_counter() - t)
+
+    encoders = ["base"] + [e.name for e in cfg.experts]
+    enc_keys = [base_fp] + [expert_keys[e.name] for e in cfg.experts]
+    queries = _query_set(cfg, datasets)
+    qdigest = queries.digest()
+
+    echo(f"Encoding {len(queries.qids)} queries under {len(encoders)} encoders")
+    q_emb: list[np.ndarray] = []
+    for name, key in zip(encoders, enc_keys):
+        t = time.perf_counter()
+        ckey = _hash("queries", key, qdigest)
+        path = cache / "queries" / f"{ckey}.npy"
+        cached = path.is_file()
+        if cached:
+            emb = np.load(path, allow_pickle=False)
+        else:
+            emb = encoder.encode(queries.texts, expert=None if name == "base" else name)
+            save_array(path, emb)
+        q_emb.append(emb)
+        log.record(f"queries:{name}", ckey, cached, time.perf_counter() - t)
+
+    echo("Indexing and searching")
+    t = time.perf_counter()
+    indexes = {name: build_index(doc_emb[name], cfg.index_kind) for name in datasets}
+    ds_spec = {s.name: s for s in cfg.datasets}
+    qrels_by = _qrels_lookup(queries)
+    runs_rows, metric_frames = [], []
+    n_enc = len(encoders)
+    measures = cfg.measures
+    metric_arr = np.zeros((n_enc, len(queries.qids), len(measures)))
+    for e, name in enumerate(tqdm(encoders, desc="search+evaluate", disable=not progress)):
+        for ds_name in datasets:
+            for role in ("pilot", "eval"):
+                rows = queries.rows(ds_name, role)
+                if len(rows) == 0:
+                    continue
+                run = search(indexes[ds_name], q_emb[e][rows], cfg.depth, datasets[ds_name].corpus.ids,
+                             [queries.qids[r] for r in rows], ds_spec[ds_name].ignore_identical_ids)
+                runs_rows.append(_run_frame(name, rows, run))
+                pq = per_query(qrels_by[(ds_name, role)], run_dict([queries.qids[r] for r in rows],
+                               datasets[ds_name].corpus.ids, run.docs, run.scores), measures,
+                               [queries.qids[r] for r in rows])
+                metric_arr[e, rows] = pq.to_numpy()
+    for e, name in enumerate(encoders):
+        frame = pd.DataFrame(metric_arr[e], columns=measures)
+        frame.insert(0, "row", np.arange(len(queries.qids)))
+        frame.insert(0, "system", name)
+        metric_frames.append(frame)
+    log.record("search+metrics", _hash(enc_keys, qdigest, cfg.depth, cfg.index_kind), False,
+               time.perf_counter() - t)
+
+    echo("Routing")
+    t = time.perf_counter()
+    roles = np.array(queries.roles)
+    pilot_rows, eval_rows = np.flatnonzero(roles == "pilot"), np.flatnonzero(roles == "eval")
+    ds_arr = np.array(queries.datasets, dtype=object)
+    ndcg = metric_arr[:, :, measures.index("nDCG@10")].T if "nDCG@10" in measures else metric_arr[:, :, 0].T
+    own = {}
+    for spec in cfg.experts:
+        if spec.candidate and not spec.multi_task:
+            for d in spec.datasets:
+                own.setdefault(d, encoders.index(spec.name))
+    candidates = [encoders.index(e.name) for e in cfg.experts if e.candidate]
+    if cfg.routing["base_as_candidate"]:
+        candidates = [0] + candidates
+    ctx = RoutingContext(
+        encoders=encoders, candidates=candidates, own_expert=own, pilot_emb=q_emb[0][pilot_rows],
+        pilot_dataset=ds_arr[pilot_rows], pilot_scores=ndcg[pilot_rows], eval_dataset=ds_arr[eval_rows],
+        eval_scores=ndcg[eval_rows],
+        expert_datasets={encoders.index(e.name): e.datasets for e in cfg.experts if not e.multi_task},
+        params=dict(cfg.routing))
+    multitask = cfg.multitask.name if cfg.multitask else None
+    strategies = [s for s in all_strategies(encoders, multitask, cfg.routing["strategies"] or None)
+                  if s.available(ctx)]
+    decision_frames, strategy_metric_frames = [], []
+    eval_emb = q_emb[0][eval_rows]
+    for strat in strategies:
+        dec = strat.decide(ctx, eval_emb)
+        chosen = dec.chosen
+        values = np.zeros((len(eval_rows), len(measures)))
+        hard = chosen >= 0
+        values[hard] = metric_arr[chosen[hard], eval_rows[hard]]
+        if (~hard).any():
+            values[~hard] = _mixture_runs(strat.name, dec.weights[~hard], eval_rows[~hard], encoders, encoder,
+                                          queries, datasets, indexes, cfg, qrels_by, runs_rows)
+        decision_frames.append(_decision_frame(strat.name, eval_rows, dec, encoders))
+        sm = pd.DataFrame(values, columns=measures)
+        sm.insert(0, "row", eval_rows)
+        sm.insert(0, "strategy", strat.name)
+        strategy_metric_frames.append(sm)
+    log.record("routing", _hash(enc_keys, qdigest, cfg.routing), False, time.perf_counter() - t)
+
+    echo("2-D layouts")
+    t = time.perf_counter()
+    lib = ctx.library
+    layout_key = _hash("layout", base_fp, qdigest, lib.centroids.round(6).tolist(), cfg.layout)
+    layout_path = cache / "layout" / f"{layout_key}.npz"
+    layout_cached = layout_path.is_file()
+    points = np.concatenate([lib.centroids, q_emb[0]]) if len(lib) else q_emb[0]
+    if layout_cached:
+        with np.load(layout_path, allow_pickle=False) as z:
+            coords = {"umap": z["umap"], "pca": z["pca"]}
+            sampled = bool(z["sampled"])
+    else:
+        coords = {"pca": pca_layout(points, cfg.layout["seed"])}
+        sampled = False
+        if cfg.layout["umap"]:
+            coords["umap"], sampled = umap_layout(points, cfg.layout["max_points"], cfg.layout["n_neighbors"],
+                                                  cfg.layout["seed"])
+        else:
+            coords["umap"] = coords["pca"]
+        layout_path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(layout_path, umap=coords["umap"], pca=coords["pca"], sampled=np.array(sampled))
+    log.record("layout", layout_key, layout_cached, time.perf_counter() - t)
+
+    echo(f"Writing workspace {out}")
+    with atomic_dir(Path(out)) as tmp:
+        for name, ds in datasets.items():
+            d = tmp / "datasets" / name
+            save_table(d / "docs.parquet", pd.DataFrame({"doc_id": ds.corpus.ids, "title": ds.corpus.titles,
+                                                         "text": ds.corpus.texts}))
+            save_array(d / "doc_emb.npy", doc_emb[name])
+            save_index(indexes[name], d / "index.faiss")
+        for i, emb in enumerate(q_emb):
+            save_array(tmp / "embeddings" / encoder_file(i), emb)
+        for spec in cfg.experts:
+            src = Path(cards[spec.name].pop("_folder"))
+            shutil.copytree(src, tmp / "experts" / spec.name)
+        save_table(tmp / "queries.parquet", pd.DataFrame({
+            "row": np.arange(len(queries.qids)), "qid": queries.qids, "dataset": queries.datasets,
+            "role": queries.roles, "text": queries.texts, "kind": queries.kinds}))
+        save_table(tmp / "qrels.parquet", pd.DataFrame(queries.qrels,
+                                                       columns=["dataset", "role", "qid", "doc_id", "grade"]))
+        save_table(tmp / "runs.parquet", pd.concat(runs_rows, ignore_index=True))
+        save_table(tmp / "metrics.parquet", pd.concat(metric_frames, ignore_index=True))
+        save_table(tmp / "decisions.parquet", pd.concat(decision_frames, ignore_index=True))
+        save_table(tmp / "strategy_metrics.parquet", pd.concat(strategy_metric_frames, ignore_index=True))
+        save_array(tmp / "pilots.npy", lib.centroids)
+        save_table(tmp / "pilots.parquet", pd.DataFrame({
+            "pilot": np.arange(len(lib)), "dataset": lib.dataset.astype(str), "expert":
+            [encoders[c] for c in lib.expert], "size": lib.size}))
+        labels = ctx.labels
+        save_table(tmp / "pilot_labels.parquet", pd.DataFrame({
+            "row": pilot_rows, "label": [encoders[c] if c >= 0 else "" for c in labels]}))
+        save_table(tmp / "layout.parquet", _layout_frame(coords, len(lib), len(queries.qids)))
+        manifest = _manifest(cfg, datasets, encoders, cards, candidates, own, strategies, log, sampled,
+                             time.perf_counter() - start, len(points))
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    echo(f"Built {out} in {time.perf_counter() - start:.1f}s")
+    return Workspace(out)
+
+
+def _expert(spec: ExpertSpec, cfg: BuildConfig, encoder: Encoder, datasets, doc_emb, hashes, base_fp, progress):
+    """Train (or load) one expert into `encoder`; returns (folder with adapter + card.json, cache key, cached)."""
+    if spec.adapter is not None:
+        from .data import file_hash
+
+        files = sorted(p for p in spec.adapter.glob("*") if p.is_file())
+        key = _hash("adapter", file_hash(files) if files else str(spec.adapter), base_fp)
+        folder = cfg.cache_dir / "experts" / key
+        count = encoder.load_expert(spec.name, spec.adapter, spec.kind)
+        if not (folder / "card.json").is_file():
+            tmp = folder.with_name(folder.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            encoder.save_expert(spec.name, tmp)
+            card = {"name": spec.name, "kind": spec.kind, "origin": "loaded", "adapter": str(spec.adapter),
+                    "trainable_parameters": count, "datasets": spec.datasets}
+            (tmp / "card.json").write_text(json.dumps(card, indent=2))
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.rename(folder)
+            return folder, key, False
+        return folder, key, True
+    key = spec.cache_key(hashes, base_fp)
+    folder = cfg.cache_dir / "experts" / key
+    if (folder / "card.json").is_file():
+        encoder.load_expert(spec.name, folder, spec.kind)
+        return folder, key, True
+    seed = int(spec.train.get("seed", TRAIN_DEFAULTS["seed"]))
+    sets = []
+    for i, s in enumerate(spec.sources):
+        params = {**spec.train, **{k: v for k, v in s.items() if k not in ("dataset", "source")}}
+        sets.append(make_pairs(datasets[s["dataset"]], s["source"], params, seed + i))
+    if spec.multi_task:
+        by_dataset: dict[str, list] = {}
+        for s, pairs in zip(spec.sources, sets):
+            by_dataset.setdefault(s["dataset"], []).extend(pairs)
+        pairs = balanced_union(list(by_dataset.values()), spec.train.get("per_dataset_pairs"), seed)
+    else:
+        pairs = [p for s in sets for p in s]
+    bar = tqdm(total=None, desc=f"train {spec.name}", disable=not progress, leave=False)
+
+    def tick(step, total, loss):
+        bar.total = total
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+
+    result = train_expert(encoder, spec.name, pairs, doc_emb, spec.train, spec.adapter_params, tick)
+    bar.close()
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    encoder.save_expert(spec.name, tmp)
+    card = {
+        "name": spec.name, "kind": spec.kind, "origin": "trained", "multi_task": spec.multi_task,
+        "datasets": spec.datasets, "sources": spec.sources, "pairs": len(pairs), "steps": result.steps,
+        "hyper_parameters": {**{k: spec.train[k] for k in TRAIN_DEFAULTS if k in spec.train},
+                             **_adapter_params(encoder, spec.name)},
+        "trainable_parameters": result.trainable_parameters, "loss_curve": result.loss_curve,
+        "seconds": round(result.seconds, 2),
+    }
+    (tmp / "card.json").write_text(json.dumps(card, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder, key, False
+
+
+def _adapter_params(encoder: Encoder, name: str) -> dict:
+    config = encoder.transformer.peft_config[name]
+    return {"r": config.r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
+            "target_modules": sorted(config.target_modules)}
+
+
+def _query_set(cfg: BuildConfig, datasets: dict[str, BeirDataset]) -> QuerySet:
+    """Pilot queries (training queries, or held-out pseudo-queries) and evaluated queries of every dataset."""
+    qs = QuerySet([], [], [], [], [], [])
+    seed = int(cfg.routing["seed"])
+    for spec in cfg.datasets:
+        ds = datasets[spec.name]
+        if spec.pilot_source == "train":
+            ids = ds.split_queries(spec.train_split)
+            if len(ids) > spec.max_pilot_queries:
+                rng = np.random.default_rng(seed)
+                ids = [ids[i] for i in sorted(rng.choice(len(ids), spec.max_pilot_queries, replace=False))]
+            for q in ids:
+                qs.add(q, ds.name, "pilot", ds.queries[q], ds.query_kinds.get(q, "plain"),
+                       ds.qrels[spec.train_split][q])
+        else:
+            pairs = make_pairs(ds, "crops", {"crops_per_doc": 1, "max_pairs": spec.max_pilot_queries},
+                               seed + PILOT_CROP_SEED_OFFSET)
+            for i, p in enumerate(pairs):
+                qs.add(f"pilot-crop-{i:05d}", ds.name, "pilot", p.query, "crop", {ds.corpus.ids[p.doc]: 1})
+        ids = ds.split_queries(spec.test_split)
+        if spec.max_eval_queries and len(ids) > spec.max_eval_queries:
+            rng = np.random.default_rng(seed)
+            ids = [ids[i] for i in sorted(rng.choice(len(ids), int(spec.max_eval_queries), replace=False))]
+        for q in ids:
+            qs.add(q, ds.name, "eval", ds.queries[q], ds.query_kinds.get(q, "plain"), ds.qrels[spec.test_split][q])
+    return qs
+
+
+def _qrels_lookup(queries: QuerySet) -> dict:
+    out: dict = {}
+    for ds, role, q, d, g in queries.qrels:
+        out.setdefault((ds, role), {}).setdefault(q, {})[d] = g
+    return out
+
+
+def _run_frame(system: str, rows: np.ndarray, run) -> pd.DataFrame:
+    k = run.docs.shape[1]
+    valid = run.docs >= 0
+    return pd.DataFrame({
+        "system": system, "row": np.repeat(rows, k)[valid.ravel()],
+        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(rows))[valid.ravel()],
+        "doc": run.docs[valid], "score": run.scores[valid],
+    })
+
+
+def _mixture_runs(strategy, weights, rows, encoders, encoder, queries, datasets, indexes, cfg, qrels_by, runs_rows):
+    """Encode the queries a strategy merged (e.g. DAR below its margin) under their weighted adapters; evaluate."""
+    values = np.zeros((len(rows), len(cfg.measures)))
+    ds_spec = {s.name: s for s in cfg.datasets}
+    for i, (row, w) in enumerate(zip(rows, weights)):
+        mix = {encoders[c]: float(w[c]) for c in np.flatnonzero(w)}
+        emb = encoder.encode([queries.texts[row]], expert=mix)
+        ds = queries.datasets[row]
+        run = search(indexes[ds], emb, cfg.depth, datasets[ds].corpus.ids, [queries.qids[row]],
+                     ds_spec[ds].ignore_identical_ids)
+        runs_rows.append(_run_frame(f"mix:{strategy}", np.array([row]), run))
+        qid = queries.qids[row]
+        pq = per_query(qrels_by[(ds, "eval")], run_dict([qid], datasets[ds].corpus.ids, run.docs, run.scores),
+                       cfg.measures, [qid])
+        values[i] = pq.to_numpy()[0]
+    return values
+
+
+def _decision_frame(strategy: str, rows: np.ndarray, dec, encoders: list[str]) -> pd.DataFrame:
+    chosen = dec.chosen
+    frame = pd.DataFrame({"strategy": strategy, "row": rows,
+                          "chosen": [encoders[c] if c >= 0 else "mixture" for c in chosen],
+                          "margin": dec.margin})
+    for j, name in enumerate(encoders):
+        frame[f"score:{name}"] = dec.scores[:, j]
+    for j, name in enumerate(encoders):
+        frame[f"weight:{name}"] = dec.weights[:, j]
+    return frame
+
+
+def _layout_frame(coords: dict, n_pilots: int, n_queries: int) -> pd.DataFrame:
+    frames = []
+    for method, xy in coords.items():
+        frames.append(pd.DataFrame({
+            "method": method, "item": ["pilot"] * n_pilots + ["query"] * n_queries,
+            "ref": np.concatenate([np.arange(n_pilots), np.arange(n_queries)]), "x": xy[:, 0], "y": xy[:, 1]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _manifest(cfg, datasets, encoders, cards, candidates, own, strategies, log, sampled, seconds, n_points) -> dict:
+    return {
+        "format_version": WORKSPACE_FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "title": cfg.title, "config": str(cfg.path),
+        "base_model": {"name": cfg.base, "fingerprint": base_fingerprint(cfg.base),
+                       "max_seq_length": cfg.max_seq_length},
+        "datasets": [{
+            "name": s.name, "path": str(s.path), "hash": datasets[s.name].content_hash,
+            "n_docs": len(datasets[s.name].corpus), "test_split": s.test_split, "train_split": s.train_split,
+            "ignore_identical_ids": s.ignore_identical_ids, "pilot_source": s.pilot_source,
+            "warnings": [str(w) for w in datasets[s.name].warnings]} for s in cfg.datasets],
+        "encoders": encoders,
+        "experts": [{"name": e.name, "kind": e.kind, "candidate": e.candidate, "multi_task": e.multi_task,
+                     "datasets": e.datasets, "adapter": f"experts/{e.name}", "card": cards[e.name]}
+                    for e in cfg.experts],
+        "candidates": [encoders[c] for c in candidates],
+        "own_expert": {d: encoders[c] for d, c in own.items()},
+        "strategies": [{"name": s.name, "description": s.description, "family": s.family,
+                        "uses_oracle": s.uses_oracle, "whatif": s.whatif} for s in strategies],
+        "routing": {**cfg.routing, "tie_rule": TIE_RULES[cfg.routing["ties"]]},
+        "measures": cfg.measures, "reference": cfg.reference,
+        "index": {"kind": cfg.index_kind, "depth": cfg.depth},
+        "layout": {**cfg.layout, "sampled": sampled, "points": n_points},
+        "versions": _library_versions(), "stages": log.entries, "build_seconds": round(seconds, 1),
+        "command": " ".join(sys.argv),
+    }

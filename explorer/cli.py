@@ -1,0 +1,161 @@
+"""The `explorer` command: build, eval, export, train, whatif."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _cmd_build(args) -> int:
+    from .build import build
+
+    build(args.config, args.out, progress=not args.quiet)
+    if args.eval:
+        return _cmd_eval(argparse.Namespace(workspace=args.out, json=False, measure="nDCG@10", reference=None,
+                                            resamples=1000))
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from .analysis import AVERAGE, marks, significance_table, summary
+    from .workspace import Workspace
+
+    ws = Workspace(args.workspace)
+    if args.json:
+        out: dict = {}
+        tables = {m: summary(ws, m) for m in ws.measures}
+        for ds in ws.datasets:
+            out[ds] = {s: {m: _num(tables[m].at[ds, s]) for m in ws.measures} for s in ws.strategies}
+        print(json.dumps(out, indent=1))
+        return 0
+    table = summary(ws, args.measure)
+    reference = args.reference or ws.manifest.get("reference", "base")
+    sig = marks(significance_table(ws, args.measure, reference, args.resamples))
+    cols = ws.datasets + [AVERAGE]
+    width = max(len(s) for s in ws.strategies) + 2
+    print(f"{args.measure} x100 (one decimal). ▲/▼: significantly better/worse than {reference!r} "
+          f"(paired t-test and randomization test, both Holm-corrected, p<0.05)")
+    print(" " * width + "".join(f"{c[:11]:>12}" for c in cols))
+    for s in ws.strategies:
+        cells = []
+        for c in cols:
+            v = table.at[c, s]
+            cells.append(f"{('–' if not np.isfinite(v) else f'{100 * v:.1f}') + sig.get((c, s), ''):>12}")
+        print(f"{s:<{width}}" + "".join(cells))
+    return 0
+
+
+def _num(v) -> float | None:
+    return None if v is None or not np.isfinite(v) else round(float(v), 6)
+
+
+def _cmd_export(args) -> int:
+    from .analysis import query_table
+    from .evaluation import write_trec_run
+    from .workspace import Workspace
+
+    ws = Workspace(args.workspace)
+    out = Path(args.out or Path(args.workspace) / "export")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    q = ws.queries.set_index("row")
+    runs = ws.runs
+    for strategy in ws.strategies:
+        d = ws.decisions[ws.decisions["strategy"] == strategy]
+        for ds in ws.datasets:
+            rows = ws.eval_rows(ds)["row"]
+            sel = d[d["row"].isin(rows)]
+            hits: dict[str, dict[str, float]] = {}
+            docs = ws.docs(ds)["doc_id"].to_numpy()
+            for row, chosen in zip(sel["row"], sel["chosen"]):
+                system = f"mix:{strategy}" if chosen == "mixture" else chosen
+                r = runs[(runs["system"] == system) & (runs["row"] == row)]
+                hits[q.at[row, "qid"]] = dict(zip(docs[r["doc"].to_numpy()], r["score"].astype(float)))
+            write_trec_run(out / "runs" / f"{ds}.{strategy.replace(':', '_')}.trec", hits, strategy)
+        query_table(ws, strategy).to_csv(out / f"per_query.{strategy.replace(':', '_')}.csv", index_label="row")
+    print(f"Wrote TREC runs and per-query CSVs to {out}")
+    return 0
+
+
+def _cmd_whatif(args) -> int:
+    from .analysis import WhatIf
+    from .workspace import Workspace
+
+    ws = Workspace(args.workspace)
+    enabled = [e["name"] for e in ws.experts if e["name"] not in set(args.without)]
+    table, _ = WhatIf(ws).run(enabled, args.measure)
+    print((table * 100).round(1).T.to_string())
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from .data import load_beir
+    from .encoders import Encoder
+    from .training import make_pairs, train_expert
+
+    ds = load_beir(args.dataset)
+    encoder = Encoder(args.base)
+    docs = encoder.encode(ds.corpus.passages(), show_progress=True)
+    params = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "split": args.split}
+    pairs = make_pairs(ds, args.source, params, seed=13)
+    result = train_expert(encoder, args.name, pairs, {ds.name: docs}, params)
+    encoder.save_expert(args.name, args.out)
+    print(f"Trained {args.name!r} on {len(pairs)} pairs in {result.steps} steps ({result.seconds:.1f}s); "
+          f"saved the peft folder to {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="explorer", description="Routed dense retrieval over domain experts.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build a workspace from a TOML config")
+    b.add_argument("config")
+    b.add_argument("--out", required=True)
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.add_argument("--eval", action="store_true", help="print the metrics table afterwards")
+    b.set_defaults(func=_cmd_build)
+    e = sub.add_parser("eval", help="print the dataset x strategy table")
+    e.add_argument("workspace")
+    e.add_argument("--json", action="store_true", help="print {dataset: {strategy: {measure: value}}}")
+    e.add_argument("--measure", default="nDCG@10")
+    e.add_argument("--reference", default=None, help="strategy to test against (default: the config's)")
+    e.add_argument("--resamples", type=int, default=2000, help="randomization-test resamples")
+    e.set_defaults(func=_cmd_eval)
+    x = sub.add_parser("export", help="write TREC runs and per-query CSVs")
+    x.add_argument("workspace")
+    x.add_argument("--out", default=None)
+    x.set_defaults(func=_cmd_export)
+    w = sub.add_parser("whatif", help="recompute routing and metrics with some experts switched off")
+    w.add_argument("workspace")
+    w.add_argument("--without", nargs="+", default=[])
+    w.add_argument("--measure", default="nDCG@10")
+    w.set_defaults(func=_cmd_whatif)
+    t = sub.add_parser("train", help="train one expert on a BEIR folder and save it as a peft folder")
+    t.add_argument("dataset")
+    t.add_argument("--name", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--source", default="qrels", choices=["qrels", "generated", "crops", "titles"])
+    t.add_argument("--split", default="train")
+    t.add_argument("--base", default="bundled")
+    t.add_argument("--epochs", type=int, default=3)
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.set_defaults(func=_cmd_train)
+    args = parser.parse_args(argv)
+    from .config import ConfigError
+    from .data import DataError
+    from .experts import AdapterError
+    from .workspace import WorkspaceError
+
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, AdapterError, WorkspaceError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

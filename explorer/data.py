@@ -1,0 +1,220 @@
+"""BEIR-format loading and validation.
+
+Every problem in a folder is collected and reported at once, each with its file, line and fix, so a user repairs
+their data in one pass instead of one error per run. Corpora are read line by line into columnar lists, so a
+100k-document corpus is held once, not as raw lines plus parsed objects plus a table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+Qrels = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: Path
+    line: int | None
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        return f"{where}: {self.message} (fix: {self.fix})"
+
+
+class DataError(ValueError):
+    """A BEIR folder could not be loaded; `problems` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        shown = "\n".join(f"  - {p}" for p in problems[:50])
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"{len(problems)} problem(s) in the dataset:\n{shown}{more}")
+
+
+@dataclass
+class Corpus:
+    ids: list[str]
+    titles: list[str]
+    texts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def passages(self) -> list[str]:
+        """Title and text joined as BEIR's dense models encode them."""
+        return [f"{t} {x}".strip() if t else x for t, x in zip(self.titles, self.texts)]
+
+
+@dataclass
+class BeirDataset:
+    name: str
+    path: Path
+    corpus: Corpus
+    queries: dict[str, str]
+    query_kinds: dict[str, str]
+    qrels: dict[str, Qrels]
+    warnings: list[Problem] = field(default_factory=list)
+    content_hash: str = ""
+
+    def split_queries(self, split: str) -> list[str]:
+        """Query ids judged in `split`, in queries.jsonl order (BEIR keeps only judged queries)."""
+        judged = self.qrels.get(split, {})
+        return [q for q in self.queries if q in judged]
+
+
+def _lines(path: Path, problems: list[Problem]):
+    """Yield (line number, decoded text) for non-empty lines, reporting undecodable bytes per line."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                problems.append(Problem(path, number, f"bytes that are not UTF-8 ({err.reason} at byte {err.start})",
+                                        "re-save the file as UTF-8"))
+                continue
+            if text.strip():
+                yield number, text
+
+
+def _read_jsonl(path: Path, problems: list[Problem], required: tuple[str, ...]):
+    seen: set[str] = set()
+    for number, text in _lines(path, problems):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            problems.append(Problem(path, number, f"not valid JSON ({err.msg})", "write one JSON object per line"))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(Problem(path, number, "a JSON value that is not an object", "write one JSON object per line"))
+            continue
+        missing = [k for k in required if k not in obj or obj[k] is None]
+        if missing:
+            problems.append(Problem(path, number, f"missing field(s) {', '.join(missing)}",
+                                    f"give every line the fields {', '.join(required)}"))
+            continue
+        key = str(obj["_id"])
+        if key in seen:
+            problems.append(Problem(path, number, f"duplicate _id {key!r}", "make every _id unique"))
+            continue
+        seen.add(key)
+        yield key, obj
+
+
+def _read_qrels(path: Path, problems: list[Problem]) -> Qrels:
+    qrels: Qrels = {}
+    header_seen = False
+    for number, text in _lines(path, problems):
+        cols = text.rstrip("\r\n").split("\t")
+        if not header_seen:
+            header_seen = True
+            if [c.strip() for c in cols] != ["query-id", "corpus-id", "score"]:
+                problems.append(Problem(path, number, f"first line is {text.strip()!r}, not the header",
+                                        "start the file with the line 'query-id<TAB>corpus-id<TAB>score'"))
+                if len(cols) != 3:
+                    return qrels
+            else:
+                continue
+        if len(cols) != 3:
+            problems.append(Problem(path, number, f"{len(cols)} tab-separated columns, expected 3",
+                                    "write query-id, corpus-id and an integer score separated by tabs"))
+            continue
+        qid, did, grade = (c.strip() for c in cols)
+        try:
+            value = int(grade)
+        except ValueError:
+            problems.append(Problem(path, number, f"grade {grade!r} is not an integer",
+                                    "use integer relevance grades such as 0, 1, 2"))
+            continue
+        qrels.setdefault(qid, {})[did] = value
+    return qrels
+
+
+def file_hash(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def load_beir(path: str | Path, name: str | None = None, splits: tuple[str, ...] | None = None) -> BeirDataset:
+    """Load and validate a BEIR folder; raise DataError listing every problem found.
+
+    `splits=None` loads every qrels/*.tsv present; a named split that is missing is an error.
+    """
+    root = Path(path)
+    problems: list[Problem] = []
+    if not root.is_dir():
+        raise DataError([Problem(root, None, "not a folder", "point to a BEIR folder with corpus.jsonl, "
+                                 "queries.jsonl and qrels/<split>.tsv")])
+    corpus_path, queries_path = root / "corpus.jsonl", root / "queries.jsonl"
+    for required in (corpus_path, queries_path):
+        if not required.is_file():
+            problems.append(Problem(required, None, "file is missing", f"add {required.name} to {root}"))
+    qrels_dir = root / "qrels"
+    if splits is None:
+        split_files = {p.stem: p for p in sorted(qrels_dir.glob("*.tsv"))} if qrels_dir.is_dir() else {}
+        if not split_files:
+            problems.append(Problem(qrels_dir, None, "no qrels/<split>.tsv file",
+                                    "add at least qrels/test.tsv with header query-id, corpus-id, score"))
+    else:
+        split_files = {s: qrels_dir / f"{s}.tsv" for s in splits}
+        for s, p in split_files.items():
+            if not p.is_file():
+                problems.append(Problem(p, None, f"qrels for split {s!r} are missing",
+                                        f"add qrels/{s}.tsv or remove the split from the config"))
+    if problems:
+        raise DataError(problems)
+
+    ids: list[str] = []
+    titles: list[str] = []
+    texts: list[str] = []
+    for key, obj in _read_jsonl(corpus_path, problems, ("_id", "text")):
+        ids.append(key)
+        titles.append(str(obj.get("title") or ""))
+        texts.append(str(obj["text"]))
+    if not ids and not any(p.file == corpus_path for p in problems):
+        problems.append(Problem(corpus_path, None, "the corpus is empty", "add at least one document"))
+
+    queries: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+    for key, obj in _read_jsonl(queries_path, problems, ("_id", "text")):
+        queries[key] = str(obj["text"])
+        meta = obj.get("metadata")
+        if isinstance(meta, dict) and isinstance(meta.get("kind"), str):
+            kinds[key] = meta["kind"]
+
+    qrels = {split: _read_qrels(p, problems) for split, p in split_files.items()}
+    if problems:
+        raise DataError(problems)
+
+    warnings: list[Problem] = []
+    doc_set = set(ids)
+    for split, table in qrels.items():
+        unknown_q = [q for q in table if q not in queries]
+        unknown_d = sum(1 for q, docs in table.items() if q in queries for d in docs if d not in doc_set)
+        if unknown_q:
+            warnings.append(Problem(split_files[split], None,
+                                    f"{len(unknown_q)} judged query id(s) not in queries.jsonl "
+                                    f"(e.g. {unknown_q[0]!r}); they are left out",
+                                    "add those queries or remove their rows"))
+            for q in unknown_q:
+                del table[q]
+        if unknown_d:
+            warnings.append(Problem(split_files[split], None,
+                                    f"{unknown_d} qrels row(s) name documents not in corpus.jsonl; they count as "
+                                    "relevant but cannot be retrieved (BEIR does the same)",
+                                    "add those documents or remove their rows"))
+    return BeirDataset(
+        name=name or root.name, path=root, corpus=Corpus(ids, titles, texts), queries=queries,
+        query_kinds=kinds, qrels=qrels, warnings=warnings,
+        content_hash=file_hash([corpus_path, queries_path, *split_files.values()]),
+    )

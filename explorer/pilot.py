@@ -1,0 +1,89 @@
+"""RouterRetriever's pilot embedding library (Algorithm 1).
+
+(1) every expert's per-query nDCG@10 on every pilot query; (2) each query's best expert; (3) within each source
+dataset, the centroid(s) of the base embeddings of the queries sharing a label. Tie handling is an option because
+about half of all pilot queries tie across every expert on real data, and first-maximum hands them all to expert 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TIE_RULES = {
+    "first": "ties go to the first expert in config order (the paper)",
+    "skip-all": "queries where every expert ties are left out; other ties go to the first",
+    "skip": "every tied query is left out",
+    "own-dataset": "ties go to the query's own dataset expert when it is among the best, else the first",
+    "random": "ties go to a random best expert (seeded)",
+}
+
+
+def best_labels(scores: np.ndarray, candidates: list[int], datasets: np.ndarray, own_expert: dict[str, int],
+                ties: str = "first", seed: int = 0) -> np.ndarray:
+    """Best candidate column per query (-1 = left out). `scores` is (n, n_encoders); columns outside
+    `candidates` are ignored."""
+    if ties not in TIE_RULES:
+        raise ValueError(f"unknown tie rule {ties!r}; choose one of {', '.join(TIE_RULES)}")
+    cand = np.asarray(candidates)
+    if len(cand) == 0 or len(scores) == 0:
+        return np.full(len(scores), -1, dtype=np.int64)
+    sub = scores[:, cand]
+    best = sub.max(axis=1, keepdims=True)
+    is_best = np.isclose(sub, best, rtol=0, atol=1e-9)
+    n_best = is_best.sum(axis=1)
+    labels = cand[np.argmax(is_best, axis=1)]
+    if ties == "skip-all":
+        labels[n_best == len(cand)] = -1
+    elif ties == "skip":
+        labels[n_best > 1] = -1
+    elif ties == "own-dataset":
+        col = {c: j for j, c in enumerate(cand)}
+        for i in np.flatnonzero(n_best > 1):
+            own = own_expert.get(str(datasets[i]))
+            if own in col and is_best[i, col[own]]:
+                labels[i] = own
+    elif ties == "random":
+        rng = np.random.default_rng(seed)
+        for i in np.flatnonzero(n_best > 1):
+            labels[i] = cand[rng.choice(np.flatnonzero(is_best[i]))]
+    return labels
+
+
+@dataclass
+class PilotLibrary:
+    centroids: np.ndarray  # (m, d), L2-normalised
+    expert: np.ndarray  # (m,) encoder column of the label
+    dataset: np.ndarray  # (m,) source dataset name
+    size: np.ndarray  # (m,) number of pilot queries behind the centroid
+
+    def __len__(self) -> int:
+        return len(self.expert)
+
+
+def build_library(emb: np.ndarray, labels: np.ndarray, datasets: np.ndarray, k: int = 1, seed: int = 0
+                  ) -> PilotLibrary:
+    """k centroids per (source dataset, best expert) group of base query embeddings (k=1: the group mean)."""
+    cents, experts, sources, sizes = [], [], [], []
+    keep = labels >= 0
+    for ds in dict.fromkeys(datasets[keep].tolist()):
+        in_ds = keep & (datasets == ds)
+        for label in np.unique(labels[in_ds]):
+            group = emb[in_ds & (labels == label)]
+            if k <= 1 or len(group) <= 1:
+                parts = [(group.mean(axis=0), len(group))]
+            else:
+                from sklearn.cluster import KMeans
+
+                n = min(k, len(group))
+                fit = KMeans(n_clusters=n, n_init=3, random_state=seed).fit(group)
+                parts = [(fit.cluster_centers_[c], int((fit.labels_ == c).sum())) for c in range(n)]
+            for centre, count in parts:
+                cents.append(centre / max(np.linalg.norm(centre), 1e-12))
+                experts.append(int(label))
+                sources.append(ds)
+                sizes.append(count)
+    d = emb.shape[1] if emb.ndim == 2 else 0
+    return PilotLibrary(np.asarray(cents, dtype=np.float32).reshape(-1, d), np.asarray(experts, dtype=np.int64),
+                        np.asarray(sources, dtype=object), np.asarray(sizes, dtype=np.int64))

@@ -1,0 +1,22 @@
+"""Routing strategies: one module per family, all registered in `ROUTERS` (see base.py)."""
+
+from . import classifiers, dataset_router, oracle, pilot_routers, prototype  # noqa: F401  (registration)
+from .base import ROUTERS, Decision, Router, RoutingContext, argmax_decision, register
+from .fixed import Fixed, fixed_strategies
+
+
+def all_strategies(encoders: list[str], multitask: str | None, only: list[str] | None = None) -> list[Router]:
+    """Every registered router plus the fixed choices, in display order; `only` filters by name."""
+    routers: list[Router] = [cls() for cls in ROUTERS.values()]
+    routers += fixed_strategies(encoders, multitask)
+    if only:
+        unknown = [n for n in only if n not in {r.name for r in routers}]
+        if unknown:
+            names = ", ".join(r.name for r in routers)
+            raise ValueError(f"unknown strategy {unknown[0]!r}; known: {names}")
+        routers = [r for r in routers if r.name in only]
+    return routers
+
+
+__all__ = ["ROUTERS", "Decision", "Router", "RoutingContext", "argmax_decision", "register", "Fixed",
+           "fixed_strategies", "all_strategies"]

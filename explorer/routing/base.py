@@ -1,0 +1,109 @@
+"""The routing-strategy contract and its registry.
+
+A strategy is one small class: a name, a one-line description, and `decide`, which returns weights over the
+encoder columns (one-hot for hard routing), the per-expert scores it chose by, and the margin between the top
+two. Registering a class makes it appear in the CLI, the reports and every page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..pilot import PilotLibrary, best_labels, build_library
+
+ROUTERS: dict[str, type["Router"]] = {}
+
+
+def register(cls: type["Router"]) -> type["Router"]:
+    ROUTERS[cls.name] = cls
+    return cls
+
+
+@dataclass
+class RoutingContext:
+    """What routers may look at. Columns of every matrix are `encoders` (column 0 is the base model)."""
+
+    encoders: list[str]
+    candidates: list[int]  # columns a router may choose (the domain experts; plus 0 if base is a candidate)
+    own_expert: dict[str, int]  # dataset -> column of the expert trained on it
+    pilot_emb: np.ndarray  # (n_pilot, d) base embeddings of pilot queries
+    pilot_dataset: np.ndarray  # (n_pilot,) source dataset of each pilot query
+    pilot_scores: np.ndarray  # (n_pilot, n_encoders) nDCG@10 of every encoder on every pilot query
+    eval_dataset: np.ndarray  # (n_eval,) dataset of each evaluated query
+    eval_scores: np.ndarray  # (n_eval, n_encoders) nDCG@10 per encoder: only oracles may read it
+    expert_datasets: dict[int, list[str]] = field(default_factory=dict)  # column -> datasets it was trained on
+    params: dict = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def param(self, key: str, default):
+        return self.params.get(key, default)
+
+    def cached(self, key: str, make: Callable):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.cached("labels", lambda: best_labels(
+            self.pilot_scores, self.candidates, self.pilot_dataset, self.own_expert,
+            ties=self.param("ties", "first"), seed=self.param("seed", 0)))
+
+    @property
+    def library(self) -> PilotLibrary:
+        return self.cached("library", lambda: build_library(
+            self.pilot_emb, self.labels, self.pilot_dataset, k=self.param("pilot_k", 1), seed=self.param("seed", 0)))
+
+
+@dataclass
+class Decision:
+    weights: np.ndarray  # (n, n_encoders), rows sum to 1; one-hot for hard routing
+    scores: np.ndarray  # (n, n_encoders), NaN where a column was not a candidate
+    margin: np.ndarray  # (n,) top-1 minus top-2 candidate score (NaN with fewer than two candidates)
+
+    @property
+    def chosen(self) -> np.ndarray:
+        """Column of a hard choice, -1 for a mixture."""
+        hard = np.isclose(self.weights.max(axis=1), 1.0)
+        return np.where(hard, self.weights.argmax(axis=1), -1)
+
+
+class Router:
+    name: str = ""
+    description: str = ""
+    family: str = ""
+    uses_oracle: bool = False  # reads the evaluated queries' own scores (an upper bound, not a real router)
+    whatif: str = "recompute"  # "recompute" from the pilot data, or "mask" the scores stored at build time
+
+    def available(self, ctx: RoutingContext) -> bool:
+        return len(ctx.candidates) > 0
+
+    def score(self, ctx: RoutingContext, emb: np.ndarray) -> np.ndarray:
+        """(n, n_encoders) scores; the decision is the best candidate."""
+        raise NotImplementedError
+
+    def decide(self, ctx: RoutingContext, emb: np.ndarray) -> Decision:
+        return argmax_decision(self.score(ctx, emb), ctx.candidates, len(ctx.encoders))
+
+
+def argmax_decision(scores: np.ndarray, candidates: list[int], n_encoders: int) -> Decision:
+    """Hard routing: the candidate with the highest score (ties: the first), one-hot weights."""
+    n = len(scores)
+    full = np.full((n, n_encoders), np.nan)
+    cand = np.asarray(candidates)
+    full[:, cand] = scores[:, cand]
+    sub = np.nan_to_num(full[:, cand], nan=-np.inf)
+    pick = cand[np.argmax(sub, axis=1)] if len(cand) else np.zeros(n, dtype=int)
+    weights = np.zeros((n, n_encoders))
+    weights[np.arange(n), pick] = 1.0
+    return Decision(weights, full, top2_margin(sub))
+
+
+def top2_margin(sub: np.ndarray) -> np.ndarray:
+    if sub.shape[1] < 2:
+        return np.full(len(sub), np.nan)
+    top = -np.sort(-sub, axis=1)[:, :2]
+    return top[:, 0] - top[:, 1]

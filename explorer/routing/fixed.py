@@ -1,0 +1,32 @@
+"""Fixed choices: the base model, the multi-task expert, and one strategy per single expert."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Decision, Router
+
+
+class Fixed(Router):
+    family = "fixed"
+    whatif = "mask"
+
+    def __init__(self, name: str, column_name: str, description: str):
+        self.name, self.column_name, self.description = name, column_name, description
+
+    def available(self, ctx):
+        return self.column_name in ctx.encoders
+
+    def decide(self, ctx, emb):
+        col = ctx.encoders.index(self.column_name)
+        weights = np.zeros((len(emb), len(ctx.encoders)))
+        weights[:, col] = 1.0
+        return Decision(weights, weights.copy(), np.full(len(emb), np.nan))
+
+
+def fixed_strategies(encoders: list[str], multitask: str | None) -> list[Fixed]:
+    out = [Fixed("base", "base", "the base encoder alone, no expert")]
+    if multitask:
+        out.append(Fixed("multi-task", multitask, "one expert trained on the balanced union of all training data"))
+    out += [Fixed(f"fixed:{e}", e, f"always the expert {e!r}") for e in encoders[1:] if e != multitask]
+    return out

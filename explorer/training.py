@@ -1,0 +1,154 @@
+"""Training query-side experts.
+
+Documents stay base-encoded, so a training step is a query forward pass against the precomputed document matrix.
+The loss is a softmax cross-entropy over negatives: `negatives = "corpus"` uses every document of the dataset(s)
+(free, since the matrix is already there), `"in-batch"` only the other positives of the batch.
+Pairs come from qrels (human or generated queries) or, for a domain without labels, from the corpus itself:
+random spans (Contriever-style crops) or titles as pseudo-queries for their own document.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .data import BeirDataset
+from .encoders import Encoder
+
+PAIR_SOURCES = ("qrels", "generated", "crops", "titles")
+
+TRAIN_DEFAULTS = {
+    "epochs": 3, "batch_size": 32, "lr": 5e-4, "temperature": 0.05, "warmup": 0.1, "seed": 13,
+    "negatives": "corpus", "max_pairs": 3000, "crops_per_doc": 2, "crop_min_words": 6, "crop_max_words": 16,
+    "split": "train",
+}
+
+
+@dataclass(frozen=True)
+class Pair:
+    query: str
+    dataset: str
+    doc: int  # row of the document in its dataset's corpus
+
+
+def make_pairs(ds: BeirDataset, source: str, params: Mapping, seed: int) -> list[Pair]:
+    """Training pairs of one dataset from one source, deterministic for a seed."""
+    p = {**TRAIN_DEFAULTS, **params}
+    rng = random.Random(seed)
+    row = {d: i for i, d in enumerate(ds.corpus.ids)}
+    pairs: list[Pair] = []
+    if source in ("qrels", "generated"):
+        split = p["split"]
+        if split not in ds.qrels:
+            raise ValueError(f"dataset {ds.name!r} has no qrels/{split}.tsv for source {source!r} "
+                             f"(fix: use source = \"crops\" for a dataset without training queries)")
+        for qid, docs in ds.qrels[split].items():
+            for did, grade in docs.items():
+                if grade > 0 and did in row:
+                    pairs.append(Pair(ds.queries[qid], ds.name, row[did]))
+    elif source == "crops":
+        lo, hi = int(p["crop_min_words"]), int(p["crop_max_words"])
+        for i, text in enumerate(ds.corpus.passages()):
+            words = text.split()
+            if len(words) < lo:
+                continue
+            for _ in range(int(p["crops_per_doc"])):
+                n = rng.randint(lo, min(hi, len(words)))
+                start = rng.randint(0, len(words) - n)
+                pairs.append(Pair(" ".join(words[start:start + n]), ds.name, i))
+    elif source == "titles":
+        pairs = [Pair(t, ds.name, i) for i, t in enumerate(ds.corpus.titles) if t.strip()]
+    else:
+        raise ValueError(f"unknown pair source {source!r}; choose one of {', '.join(PAIR_SOURCES)}")
+    rng.shuffle(pairs)
+    return pairs[: int(p["max_pairs"])] if p["max_pairs"] else pairs
+
+
+def balanced_union(pair_sets: Sequence[list[Pair]], per_set: int | None, seed: int) -> list[Pair]:
+    """The multi-task training set: the same number of pairs from every source (the smallest, or `per_set`)."""
+    sizes = [len(s) for s in pair_sets if s]
+    take = min(sizes) if per_set is None else min(per_set, *sizes)
+    rng = random.Random(seed)
+    union = [pair for s in pair_sets for pair in s[:take]]
+    rng.shuffle(union)
+    return union
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    loss_curve: list[float]
+    seconds: float
+    trainable_parameters: int
+
+
+def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrices: Mapping[str, np.ndarray],
+                 params: Mapping, adapter_params: Mapping | None = None,
+                 progress: Callable[[int, int, float], None] | None = None) -> TrainResult:
+    """Add expert `name` to `encoder` and train it on `pairs` against the base document embeddings."""
+    if not pairs:
+        raise ValueError(f"expert {name!r} has no training pairs (fix: check its data sources)")
+    p = {**TRAIN_DEFAULTS, **params}
+    if p["negatives"] not in ("corpus", "in-batch"):
+        raise ValueError(f"negatives = {p['negatives']!r}; choose \"corpus\" or \"in-batch\"")
+    seed = int(p["seed"])
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    names = sorted({pair.dataset for pair in pairs})
+    offsets, total = {}, 0
+    for ds in names:
+        offsets[ds] = total
+        total += len(doc_matrices[ds])
+    docs = torch.from_numpy(np.concatenate([doc_matrices[ds] for ds in names]).astype(np.float32))
+    targets = [offsets[pair.dataset] + pair.doc for pair in pairs]
+    count = encoder.add_expert(name, "lora", adapter_params or {})
+    batch_size, epochs = int(p["batch_size"]), int(p["epochs"])
+    steps_per_epoch = math.ceil(len(pairs) / batch_size)
+    total_steps = steps_per_epoch * epochs
+    warmup = max(1, int(total_steps * float(p["warmup"])))
+    trainable = encoder.experts[name].trainable_parameters(name)
+    optimiser = torch.optim.AdamW(trainable, lr=float(p["lr"]), weight_decay=0.01)
+
+    def lr_factor(s: int) -> float:  # linear warm-up, then linear decay to zero
+        return (s + 1) / warmup if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_factor)
+    tau = float(p["temperature"])
+    curve: list[float] = []
+    start = time.perf_counter()
+    order = list(range(len(pairs)))
+    with encoder.using(name):
+        encoder.model.train()
+        try:
+            step = 0
+            for _ in range(epochs):
+                rng.shuffle(order)
+                for b in range(0, len(order), batch_size):
+                    idx = order[b:b + batch_size]
+                    q = encoder.forward_train([pairs[i].query for i in idx])
+                    gold = torch.tensor([targets[i] for i in idx])
+                    if p["negatives"] == "corpus":
+                        logits = q @ docs.T / tau
+                        loss = torch.nn.functional.cross_entropy(logits, gold)
+                    else:
+                        uniq, inverse = torch.unique(gold, return_inverse=True)
+                        logits = q @ docs[uniq].T / tau
+                        loss = torch.nn.functional.cross_entropy(logits, inverse)
+                    loss.backward()
+                    optimiser.step()
+                    schedule.step()
+                    optimiser.zero_grad(set_to_none=True)
+                    curve.append(float(loss.detach()))
+                    step += 1
+                    if progress:
+                        progress(step, total_steps, curve[-1])
+        finally:
+            encoder.model.eval()
+    return TrainResult(steps=len(curve), loss_curve=curve, seconds=time.perf_counter() - start,
+                       trainable_parameters=count)
