@@ -54,28 +54,11 @@ def _num(v) -> float | None:
 
 
 def _cmd_export(args) -> int:
-    from .analysis import query_table
-    from .evaluation import write_trec_run
+    from .export import export_all
     from .workspace import Workspace
 
     ws = Workspace(args.workspace)
-    out = Path(args.out or Path(args.workspace) / "export")
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    q = ws.queries.set_index("row")
-    runs = ws.runs
-    for strategy in ws.strategies:
-        d = ws.decisions[ws.decisions["strategy"] == strategy]
-        for ds in ws.datasets:
-            rows = ws.eval_rows(ds)["row"]
-            sel = d[d["row"].isin(rows)]
-            hits: dict[str, dict[str, float]] = {}
-            docs = ws.docs(ds)["doc_id"].to_numpy()
-            for row, chosen in zip(sel["row"], sel["chosen"]):
-                system = f"mix:{strategy}" if chosen == "mixture" else chosen
-                r = runs[(runs["system"] == system) & (runs["row"] == row)]
-                hits[q.at[row, "qid"]] = dict(zip(docs[r["doc"].to_numpy()], r["score"].astype(float)))
-            write_trec_run(out / "runs" / f"{ds}.{strategy.replace(':', '_')}.trec", hits, strategy)
-        query_table(ws, strategy).to_csv(out / f"per_query.{strategy.replace(':', '_')}.csv", index_label="row")
+    out = export_all(ws, Path(args.out or Path(args.workspace) / "export"))
     print(f"Wrote TREC runs and per-query CSVs to {out}")
     return 0
 

@@ -5,8 +5,9 @@ Values are fractions internally; tables show them x100 with one decimal, as pape
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import IO, Iterable, Mapping, Sequence
 
 import ir_measures
 import numpy as np
@@ -51,12 +52,26 @@ def per_query(qrels: Qrels, run: Mapping[str, Mapping[str, float]], measures: Se
     names = {m: str(m) for m in parsed}
     table = pd.DataFrame(0.0, index=pd.Index(ids, name="qid"), columns=[names[m] for m in parsed])
     sub_qrels = {q: qrels[q] for q in ids}
-    sub_run = {q: dict(run.get(q, {})) for q in ids if run.get(q)}
+    sub_run = {q: _strict_scores(run[q]) for q in ids if run.get(q)}
     if sub_run:
-        for metric in ir_measures.iter_calc(parsed, sub_qrels, sub_run):
+        for metric in _provider(parsed).iter_calc(parsed, sub_qrels, sub_run):
             table.at[metric.query_id, names[metric.measure]] = metric.value
     table.columns = [str(c) for c in measures]
     return table
+
+
+def _provider(parsed: list):
+    """trec_eval itself (pytrec_eval) for every measure it supports; ir_measures' default pipeline otherwise
+    (it would hand RR@10 to the MS MARCO script, whose tie order differs)."""
+    p = ir_measures.pytrec_eval
+    return p if all(p.supports(m) for m in parsed) else ir_measures.DefaultPipeline
+
+
+def _strict_scores(hits: Mapping[str, float]) -> dict[str, float]:
+    """Scores rewritten as n, n-1, ... in trec_eval's order (ties by docid descending), so that every provider,
+    whatever its own tie rule, scores exactly the ranking trec_eval would."""
+    ordered = sorted(hits.items(), key=lambda kv: trec_key(kv[1], kv[0]))
+    return {doc: float(len(ordered) - i) for i, (doc, _) in enumerate(ordered)}
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
@@ -102,9 +117,9 @@ def significance(per_query_scores: Mapping[str, np.ndarray], reference: str, alp
     return table.set_index("system")
 
 
-def write_trec_run(path: Path, runs: Mapping[str, Mapping[str, float]], tag: str) -> None:
+def write_trec_run(target: Path | IO[str], runs: Mapping[str, Mapping[str, float]], tag: str) -> None:
     """TREC format `qid Q0 docid rank score tag`, ranks from 1 in trec_eval's own order (ties: docid descending)."""
-    with open(path, "w", encoding="utf-8") as out:
+    with (open(target, "w", encoding="utf-8") if isinstance(target, (str, Path)) else nullcontext(target)) as out:
         for qid, hits in runs.items():
             ordered = sorted(hits.items(), key=lambda kv: trec_key(kv[1], kv[0]))
             for rank, (docid, score) in enumerate(ordered, start=1):

@@ -8,6 +8,7 @@ peft sums the deltas of every active adapter, so scaling each adapter by its wei
 from __future__ import annotations
 
 import json
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -18,6 +19,8 @@ from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file, save_file
 
 EXPERT_KINDS: dict[str, type["ExpertKind"]] = {}
+# Several adapters in one model is the design, not an accident.
+warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
 
 
 def register_kind(cls: type["ExpertKind"]) -> type["ExpertKind"]:

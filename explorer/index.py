@@ -16,7 +16,8 @@ import numpy as np
 INDEX_KINDS = ("flat", "hnsw", "ivf")
 
 
-def build_index(doc_emb: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ivf_lists: int | None = None) -> faiss.Index:
+def build_index(doc_emb: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ivf_lists: int | None = None,
+                ivf_probe: int | None = None) -> faiss.Index:
     """Exact inner product by default; HNSW or IVF (approximate) for large corpora."""
     emb = np.ascontiguousarray(doc_emb, dtype=np.float32)
     d = emb.shape[1]
@@ -26,10 +27,10 @@ def build_index(doc_emb: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ivf_l
         index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = 128
     elif kind == "ivf":
-        lists = ivf_lists or max(1, int(4 * np.sqrt(len(emb))))
+        lists = ivf_lists or max(1, int(np.sqrt(len(emb))))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
         index.train(emb)
-        index.nprobe = max(1, lists // 16)
+        index.nprobe = ivf_probe or min(lists, max(8, lists // 10))
     else:
         raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
     index.add(emb)

@@ -5,10 +5,14 @@ from .base import ROUTERS, Decision, Router, RoutingContext, argmax_decision, re
 from .fixed import Fixed, fixed_strategies
 
 
+FAMILY_ORDER = ["baseline", "RouterRetriever", "DAR", "oracle"]  # display order: baselines, routers, upper bounds
+
+
 def all_strategies(encoders: list[str], multitask: str | None, only: list[str] | None = None) -> list[Router]:
     """Every registered router plus the fixed choices, in display order; `only` filters by name."""
-    routers: list[Router] = [cls() for cls in ROUTERS.values()]
-    routers += fixed_strategies(encoders, multitask)
+    registered = sorted((cls() for cls in ROUTERS.values()), key=lambda r: FAMILY_ORDER.index(r.family)
+                        if r.family in FAMILY_ORDER else len(FAMILY_ORDER))
+    routers: list[Router] = [*fixed_strategies(encoders, multitask), *registered]
     if only:
         unknown = [n for n in only if n not in {r.name for r in routers}]
         if unknown:

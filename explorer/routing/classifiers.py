@@ -33,7 +33,7 @@ class ClassificationHead(Router):
         if len(classes) == 1:
             out[:, classes[0]] = 1.0
             return out
-        model = _logistic().fit(ctx.pilot_emb[keep], labels[keep])
+        model = ctx.cached(self.name, lambda: _logistic().fit(ctx.pilot_emb[keep], labels[keep]))
         out[:, model.classes_] = model.predict_proba(emb)
         return out
 
@@ -51,11 +51,14 @@ class ExpertClassifier(Router):
         sub = ctx.pilot_scores[:, cand]
         best = np.isclose(sub, sub.max(axis=1, keepdims=True), rtol=0, atol=1e-9)
         informative = best.sum(axis=1) < len(cand)  # all-way ties say nothing about any expert
-        for j, col in enumerate(cand):
+
+        def fit_one(j: int):  # a constant when the expert is never (or always) among the best
             y = best[informative, j]
-            if y.all() or not y.any():
-                out[:, col] = float(y.mean()) if len(y) else 0.0
-                continue
-            model = _logistic().fit(ctx.pilot_emb[informative], y)
-            out[:, col] = model.predict_proba(emb)[:, 1]
+            if 0 < y.sum() < len(y):
+                return _logistic().fit(ctx.pilot_emb[informative], y)
+            return float(y.mean()) if len(y) else 0.0
+
+        models = ctx.cached(self.name, lambda: {col: fit_one(j) for j, col in enumerate(cand)})
+        for col, model in models.items():
+            out[:, col] = model if isinstance(model, float) else model.predict_proba(emb)[:, 1]
         return out

@@ -1,0 +1,118 @@
+"""Live routing of a typed query (the Playground): the only model work the app does.
+
+Base pass -> every strategy's decision (oracles excepted: a new query has no judgements) -> the chosen expert's
+pass -> search of the chosen dataset's index. Routers, the pilot library and fitted classifiers are prepared once
+per workspace and reused for every query.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .analysis import WhatIf
+from .encoders import Encoder, ExpertChoice
+from .index import load_index, search
+from .projection import place
+from .routing import Decision, all_strategies
+from .workspace import Workspace
+
+MAX_QUERY_CHARS = 2000
+
+
+class QueryError(ValueError):
+    pass
+
+
+@dataclass
+class LiveResult:
+    text: str
+    decisions: dict[str, Decision]  # strategy -> decision (one row)
+    pilot_similarity: pd.DataFrame  # expert, dataset, pilot, similarity
+    coords: dict[str, tuple[float, float]]  # layout method -> (x, y)
+    timings: dict[str, float]
+
+
+def check_query(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise QueryError("The query is empty: type a few words to route.")
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"The query has {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,} "
+                         f"(the encoder reads at most 256 tokens anyway). Shorten it.")
+    return text
+
+
+class LiveRouter:
+    """Routes new queries over a workspace with a loaded encoder carrying the workspace's experts."""
+
+    def __init__(self, ws: Workspace, encoder: Encoder):
+        self.ws = ws
+        self.encoder = encoder
+        for expert in ws.experts:
+            if expert["name"] not in encoder.experts:
+                encoder.load_expert(expert["name"], ws.adapter_dir(expert["name"]), expert["kind"])
+
+    @classmethod
+    def open(cls, ws: Workspace) -> "LiveRouter":
+        info = ws.manifest["base_model"]
+        return cls(ws, Encoder(info["name"], max_seq_length=info.get("max_seq_length", 256)))
+
+    @cached_property
+    def context(self):
+        return WhatIf(self.ws).context([e["name"] for e in self.ws.experts])
+
+    @cached_property
+    def routers(self):
+        multitask = next((e["name"] for e in self.ws.experts if e["multi_task"]), None)
+        return [r for r in all_strategies(self.ws.encoders, multitask, self.ws.strategies)
+                if not r.uses_oracle and r.available(self.context)]
+
+    def _index(self, dataset: str):
+        key = f"_index:{dataset}"
+        if key not in self.__dict__:
+            self.__dict__[key] = load_index(self.ws.path / "datasets" / dataset / "index.faiss")
+        return self.__dict__[key]
+
+    def route(self, text: str) -> LiveResult:
+        text = check_query(text)
+        t0 = time.perf_counter()
+        emb = self.encoder.encode([text])
+        t1 = time.perf_counter()
+        decisions = {r.name: r.decide(self.context, emb) for r in self.routers}
+        t2 = time.perf_counter()
+        lib = self.ws.pilots
+        sims = self.ws.pilot_centroids @ emb[0]
+        table = lib.assign(similarity=sims)
+        layout = self.ws.layout
+        coords = {}
+        base = self.ws.embeddings("base")
+        for method in layout["method"].unique():
+            q = layout[(layout["method"] == method) & (layout["item"] == "query")].sort_values("ref")
+            coords[method] = tuple(place(emb, base[q["ref"].to_numpy()], q[["x", "y"]].to_numpy())[0])
+        return LiveResult(text, decisions, table, coords, {"base_encode": t1 - t0, "route": t2 - t1})
+
+    def choice(self, decision: Decision) -> ExpertChoice:
+        """The encoder (or mixture) a decision selects, for `search`."""
+        w = decision.weights[0]
+        picked = {self.ws.encoders[c]: float(w[c]) for c in np.flatnonzero(w)}
+        if len(picked) == 1:
+            name = next(iter(picked))
+            return None if name == "base" else name
+        return picked
+
+    def search(self, text: str, choice: ExpertChoice, dataset: str, k: int = 10) -> pd.DataFrame:
+        """Top-k documents of `dataset` for `text` encoded under `choice`: rank, doc_id, title, text, score."""
+        text = check_query(text)
+        emb = self.encoder.encode([text], choice)
+        docs = self.ws.docs(dataset)
+        run = search(self._index(dataset), emb, k, docs["doc_id"].tolist())
+        rows = run.docs[0][run.docs[0] >= 0]
+        out = docs.iloc[rows][["doc_id", "title", "text"]].reset_index(drop=True)
+        out.insert(0, "rank", np.arange(1, len(rows) + 1))
+        out["score"] = run.scores[0][: len(rows)]
+        return out

@@ -1,0 +1,60 @@
+"""Shared fixtures. Expensive ones (the encoder, the sample workspace) are built once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def write_beir(folder: Path, corpus: list[dict], queries: list[dict], qrels: dict[str, list[tuple]]) -> Path:
+    """A small BEIR folder from Python objects (qrels: split -> [(qid, docid, grade)])."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus), encoding="utf-8")
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries), encoding="utf-8")
+    (folder / "qrels").mkdir(exist_ok=True)
+    for split, rows in qrels.items():
+        body = "".join(f"{q}\t{d}\t{g}\n" for q, d, g in rows)
+        (folder / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + body, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def tiny_beir(tmp_path) -> Path:
+    corpus = [{"_id": f"d{i}", "title": f"Title {i}", "text": f"document number {i} about topic {i % 3}"}
+              for i in range(6)]
+    queries = [{"_id": "q1", "text": "topic 1"}, {"_id": "q2", "text": "topic 2"}]
+    return write_beir(tmp_path / "tiny", corpus, queries, {"test": [("q1", "d1", 2), ("q1", "d4", 1), ("q2", "d2", 1)]})
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from explorer.encoders import Encoder
+
+    return Encoder()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real BEIR datasets beside the repository. Missing data fails (never skips): CI always has them."""
+    assert SHARED_DATA.is_dir(), f"{SHARED_DATA} is missing: the real-data tests need ../shared/data"
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_workspace(tmp_path_factory):
+    """The sample workspace, built once from sample_data/sample.toml with a fresh cache."""
+    from explorer.build import build
+    from explorer.config import load_config
+
+    cfg = load_config(ROOT / "sample_data" / "sample.toml")
+    cfg.cache_dir = tmp_path_factory.mktemp("cache")
+    out = tmp_path_factory.mktemp("ws") / "sample"
+    ws = build(cfg, out, progress=False)
+    return ws
