@@ -147,6 +147,12 @@ def load_config(path: str | Path) -> BuildConfig:
         experts.append(ExpertSpec(name=e["name"], kind=kind, sources=sources, adapter=adapter, multi_task=multi,
                                   candidate=bool(e.get("candidate", not multi)), train=train,
                                   adapter_params=adapter_params))
+    from .encoders import EXPERT_NAME
+
+    for e in experts:
+        if not EXPERT_NAME.fullmatch(e.name):
+            _fail(path, f"experts {e.name!r}", "the name has characters other than letters, digits, '-' and '_'",
+                  "rename the expert")
     enames = [e.name for e in experts]
     if len(set(enames)) != len(enames) or "base" in enames:
         _fail(path, "experts", "expert names must be unique and not 'base'", "rename the experts")

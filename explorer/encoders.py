@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from sentence_transformers import SentenceTransformer
 from .experts import EXPERT_KINDS, ExpertKind
 
 BUNDLED = "bundled"
+EXPERT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # None = the base model; a name = one expert; a mapping = a weighted mixture of experts (DAR's merge).
 ExpertChoice = Union[None, str, Mapping[str, float]]
 
@@ -106,6 +108,9 @@ class Encoder:
             self.experts[name].save(name, Path(folder))
 
     def _check_new(self, name: str) -> None:
+        if not EXPERT_NAME.fullmatch(name):
+            raise ValueError(f"expert name {name!r}: use letters, digits, '-' and '_' only (it names a folder and "
+                             "a module inside the model)")
         if name in self.experts or name == "base":
             raise ValueError(f"an expert named {name!r} is already loaded (or reserved); choose another name")
 

@@ -26,7 +26,7 @@ PAIR_SOURCES = ("qrels", "generated", "crops", "titles")
 TRAIN_DEFAULTS = {
     "epochs": 3, "batch_size": 32, "lr": 5e-4, "temperature": 0.05, "warmup": 0.1, "seed": 13,
     "negatives": "corpus", "max_pairs": 3000, "crops_per_doc": 2, "crop_min_words": 6, "crop_max_words": 16,
-    "split": "train",
+    "split": "train", "per_dataset_pairs": None,
 }
 
 

@@ -1,0 +1,387 @@
+"""Read-side helpers that shape workspace data for the app's pages.
+
+Pure functions over a `Workspace` (and the `explorer.analysis` results): no Streamlit, no model work. The pages
+format and draw what these return; tests compare both against `explorer.analysis`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .analysis import AVERAGE, WhatIf, query_table, routing_report, selection_matrix, summary
+from .workspace import Workspace
+
+ORACLES = ("instance-oracle", "dataset-oracle")
+MIXTURE = "mixture"
+
+
+def x100(value) -> str:
+    """A score as papers show it: ×100, one decimal ('—' when missing)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "—"
+    return f"{100 * float(value):.1f}"
+
+
+def strategy_families(ws: Workspace) -> dict[str, str]:
+    return {s["name"]: s.get("family", "") for s in ws.manifest["strategies"]}
+
+
+def oracle_strategies(ws: Workspace) -> list[str]:
+    return [s["name"] for s in ws.manifest["strategies"] if s.get("uses_oracle")]
+
+
+def real_strategies(ws: Workspace) -> list[str]:
+    """Strategies that do not read the evaluated queries' own judgements."""
+    return [s["name"] for s in ws.manifest["strategies"] if not s.get("uses_oracle")]
+
+
+def default_strategy(ws: Workspace) -> str:
+    for name in ("pilot-mean", "pilot-nearest", "prototype"):
+        if name in ws.strategies:
+            return name
+    return real_strategies(ws)[0] if real_strategies(ws) else ws.strategies[0]
+
+
+def instance_oracle(ws: Workspace) -> str | None:
+    if "instance-oracle" in ws.strategies:
+        return "instance-oracle"
+    oracles = oracle_strategies(ws)
+    return oracles[0] if oracles else None
+
+
+# --- Overview -----------------------------------------------------------------------------------------------------
+def overview(ws: Workspace, measure: str, marks: dict[tuple[str, str], str] | None = None) -> dict:
+    """The dataset x strategy table transposed for reading (rows = strategies, columns = datasets + average),
+    the best real strategy per column, the instance-oracle gap, and a markdown rendering (x100, bold best)."""
+    table = summary(ws, measure)  # rows datasets (+ average), columns strategies
+    marks = marks or {}
+    real = [s for s in real_strategies(ws) if s in table.columns]
+    best = {col: (table.loc[col, real].idxmax() if real and table.loc[col, real].notna().any() else None)
+            for col in table.index}
+    oracle = instance_oracle(ws)
+    gap = {}
+    for col in table.index:
+        if oracle and best[col] is not None:
+            gap[col] = table.loc[col, oracle] - table.loc[col, best[col]]
+        else:
+            gap[col] = np.nan
+    header = ["strategy", *table.index]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for s in table.columns:
+        cells = [f"`{s}`"]
+        for col in table.index:
+            text = x100(table.loc[col, s]) + marks.get((col, s), "")
+            cells.append(f"**{text}**" if best[col] == s else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    if oracle:
+        lines.append("| *gap: " + oracle + " − best* | " + " | ".join(x100(gap[c]) for c in table.index) + " |")
+    return {"table": table, "best": best, "gap": pd.Series(gap), "markdown": "\n".join(lines)}
+
+
+def overview_csv(ws: Workspace, measure: str) -> str:
+    t = summary(ws, measure).T * 100
+    t.index.name = "strategy"
+    return t.round(1).to_csv()
+
+
+def bar_frame(ws: Workspace, measure: str, strategies: list[str]) -> pd.DataFrame:
+    """Long frame for the grouped bar chart: dataset, strategy, score (x100), description."""
+    t = summary(ws, measure)
+    desc = {s["name"]: s.get("description", "") for s in ws.manifest["strategies"]}
+    rows = [{"dataset": d, "strategy": s, "score": 100 * t.loc[d, s], "description": desc.get(s, "")}
+            for d in t.index for s in strategies if s in t.columns]
+    return pd.DataFrame(rows)
+
+
+# --- Routing map --------------------------------------------------------------------------------------------------
+def layout_methods(ws: Workspace) -> list[str]:
+    methods = list(pd.unique(ws.layout["method"]))
+    return sorted(methods, key=lambda m: (m != "umap", m))
+
+
+def map_points(ws: Workspace, method: str, strategy: str, measure: str = "nDCG@10") -> dict[str, pd.DataFrame]:
+    """{'queries': every query with x, y, role, dataset, qid, text, label (pilot queries: their best-expert
+    label), and for evaluated ones routed, oracle, correct, regret, margin; 'pilots': centroids with x, y}."""
+    lay = ws.layout[ws.layout["method"] == method]
+    q = ws.queries.set_index("row")
+    pts = lay[lay["item"] == "query"].set_index("ref")[["x", "y"]]
+    queries = q.loc[pts.index, ["qid", "dataset", "role", "text", "kind"]].join(pts)
+    labels = ws.pilot_labels.set_index("row")["label"]
+    queries["label"] = labels.reindex(queries.index)
+    qt = query_table(ws, strategy, measure)
+    for col in ("routed", "oracle", "correct", "regret", "margin", "routed_score", "oracle_score", "base_score"):
+        queries[col] = qt[col].reindex(queries.index)
+    queries.index.name = "row"
+    queries = queries.reset_index()
+    pil = lay[lay["item"] == "pilot"].set_index("ref")[["x", "y"]]
+    pilots = ws.pilots.set_index("pilot").join(pil).reset_index()
+    return {"queries": queries, "pilots": pilots}
+
+
+def sample_points(frame: pd.DataFrame, limit: int, seed: int = 0) -> tuple[pd.DataFrame, bool]:
+    """At most `limit` rows, a seeded sample (stable across reruns); returns (frame, sampled)."""
+    if len(frame) <= limit:
+        return frame, False
+    return frame.sample(n=limit, random_state=seed).sort_index(), True
+
+
+# --- Routing decisions --------------------------------------------------------------------------------------------
+def selection_shares(ws: Workspace, strategy: str) -> pd.DataFrame:
+    """Dataset x encoder share of queries (all encoders that any strategy shown may use, zeros kept)."""
+    m = selection_matrix(ws, strategy)
+    cols = [e for e in ws.encoders if e in m.columns]
+    return m[cols]
+
+
+def confusion(ws: Workspace, strategy: str, skip_all_ties: bool = False, measure: str = "nDCG@10"
+              ) -> pd.DataFrame:
+    """Counts of oracle expert (rows) x routed expert (columns) over the evaluated queries."""
+    t = query_table(ws, strategy, measure)
+    if skip_all_ties:
+        t = t[~t["all_tie"]]
+    order = [e for e in ws.encoders if e in set(t["oracle"]) | set(t["routed"])]
+    if MIXTURE in set(t["routed"]):
+        order.append(MIXTURE)
+    return pd.crosstab(t["oracle"], t["routed"]).reindex(index=[o for o in order if o != MIXTURE],
+                                                         columns=order, fill_value=0)
+
+
+def confused_pairs(ws: Workspace, strategy: str, measure: str = "nDCG@10", top: int = 10) -> pd.DataFrame:
+    """The (oracle, routed) pairs of wrongly routed queries, most frequent first, with the mean regret and one
+    example query. 'Wrong' = the routed expert is not among the tied best."""
+    t = query_table(ws, strategy, measure)
+    wrong = t[~t["correct"]]
+    if wrong.empty:
+        return pd.DataFrame(columns=["oracle", "routed", "queries", "mean_regret", "example"])
+    g = wrong.groupby(["oracle", "routed"], sort=False)
+    out = pd.DataFrame({"queries": g.size(), "mean_regret": g["regret"].mean(),
+                        "example": g["text"].first()}).reset_index()
+    return out.sort_values(["queries", "mean_regret"], ascending=False).head(top).reset_index(drop=True)
+
+
+def routing_summary(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:
+    return routing_report(ws, strategy, measure)
+
+
+# --- Query inspector ----------------------------------------------------------------------------------------------
+def query_info(ws: Workspace, row: int) -> dict:
+    q = ws.queries.iloc[row]
+    return {"row": int(row), "qid": q["qid"], "dataset": q["dataset"], "role": q["role"], "text": q["text"],
+            "kind": q["kind"]}
+
+
+def pilot_similarity(ws: Workspace, emb: np.ndarray) -> pd.DataFrame:
+    """Similarity of one base embedding to every pilot centroid: pilot, dataset, expert, size, similarity."""
+    return ws.pilots.assign(similarity=ws.pilot_centroids @ np.asarray(emb, dtype=np.float32))
+
+
+def expert_similarity(pilots: pd.DataFrame) -> pd.DataFrame:
+    """Per expert: mean (the paper's pilot-mean score) and max (pilot-nearest) similarity over its pilots."""
+    g = pilots.groupby("expert", sort=False)["similarity"]
+    return pd.DataFrame({"mean": g.mean(), "max": g.max(), "pilots": g.size()}).reset_index()
+
+
+def query_pilot_similarity(ws: Workspace, row: int) -> pd.DataFrame:
+    return pilot_similarity(ws, ws.embeddings("base")[row])
+
+
+def query_decisions(ws: Workspace, row: int, measure: str = "nDCG@10") -> pd.DataFrame:
+    """Every strategy's decision on one evaluated query: strategy, family, chosen, margin, score, best."""
+    d = ws.decisions[ws.decisions["row"] == row].set_index("strategy")
+    sm = ws.strategy_metrics[ws.strategy_metrics["row"] == row].set_index("strategy")[measure]
+    fam = strategy_families(ws)
+    out = pd.DataFrame({"strategy": ws.strategies})
+    out["family"] = out["strategy"].map(fam)
+    out["chosen"] = out["strategy"].map(d["chosen"])
+    out["margin"] = out["strategy"].map(d["margin"])
+    out["score"] = out["strategy"].map(sm)
+    weights = [c for c in d.columns if c.startswith("weight:")]
+    out["weights"] = [", ".join(f"{c[7:]} {d.loc[s, c]:.2f}" for c in weights if d.loc[s, c] > 0)
+                      if s in d.index else "" for s in out["strategy"]]
+    return out
+
+
+def encoder_scores(ws: Workspace, row: int) -> pd.DataFrame:
+    """Each encoder's per-query metrics on one query (index = encoder)."""
+    m = ws.metrics[ws.metrics["row"] == row].set_index("system")
+    return m[ws.measures].reindex(ws.encoders)
+
+
+def oracle_expert(ws: Workspace, row: int, measure: str = "nDCG@10") -> str | None:
+    s = encoder_scores(ws, row)[measure].reindex(ws.candidates)
+    return None if s.isna().all() else str(s.idxmax())
+
+
+def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, str]:
+    """Label -> system for the side-by-side columns: routed (by `strategy`), base, oracle expert, every encoder."""
+    out = {}
+    if row in set(ws.decisions.loc[ws.decisions["strategy"] == strategy, "row"]):
+        out[f"routed ({strategy})"] = ws.strategy_system(strategy, row)
+    out["base"] = "base"
+    oracle = oracle_expert(ws, row)
+    if oracle:
+        out[f"oracle expert ({oracle})"] = oracle
+    for e in ws.encoders[1:]:
+        out[e] = e
+    return out
+
+
+def column_score(ws: Workspace, system: str, row: int, measure: str) -> float:
+    if system.startswith("mix:"):
+        sm = ws.strategy_metrics
+        hit = sm[(sm["strategy"] == system[4:]) & (sm["row"] == row)]
+    else:
+        m = ws.metrics
+        hit = m[(m["system"] == system) & (m["row"] == row)]
+    return float(hit[measure].iloc[0]) if len(hit) else float("nan")
+
+
+def side_by_side(ws: Workspace, row: int, systems: dict[str, str], depth: int = 10, measure: str = "nDCG@10"
+                 ) -> dict:
+    """Rankings of one query under several systems: {'rankings': label -> frame (rank, doc_id, title, text,
+    score, grade), 'scores': label -> per-query metrics, 'moves': long frame of every judged-relevant document's
+    rank in each column (rank = None when it is below the stored run depth)}."""
+    rankings, scores, moves = {}, {}, []
+    q = ws.queries.iloc[row]
+    judged = ws.qrels(q["dataset"], q["role"]).get(q["qid"], {})
+    docs = ws.docs(q["dataset"]).set_index("doc_id")
+    full_depth = int(ws.manifest.get("index", {}).get("depth", 100))
+    for label, system in systems.items():
+        full = ws.ranking(system, row, depth=full_depth)
+        rankings[label] = full.head(depth)
+        scores[label] = {m: column_score(ws, system, row, m) for m in ws.measures}
+        where = dict(zip(full["doc_id"], full["rank"]))
+        for doc, grade in judged.items():
+            if grade <= 0:
+                continue
+            title = docs["title"].get(doc, "") if doc in docs.index else ""
+            text = docs["text"].get(doc, "") if doc in docs.index else ""
+            moves.append({"column": label, "doc_id": doc, "grade": int(grade), "rank": where.get(doc),
+                          "title": title, "text": text})
+    return {"rankings": rankings, "scores": scores, "moves": pd.DataFrame(moves), "judged": judged,
+            "depth": full_depth}
+
+
+def document(ws: Workspace, dataset: str, doc_id: str) -> dict:
+    d = ws.docs(dataset)
+    hit = d[d["doc_id"] == doc_id]
+    if hit.empty:
+        return {}
+    r = hit.iloc[0]
+    return {"doc_id": doc_id, "title": r["title"], "text": r["text"]}
+
+
+# --- Error analysis -----------------------------------------------------------------------------------------------
+def error_table(ws: Workspace, strategy: str, measure: str = "nDCG@10", datasets: list[str] | None = None,
+                wrong_only: bool = False, margin_below: float | None = None, hurt_only: bool = False,
+                skip_all_ties: bool = False) -> pd.DataFrame:
+    """query_table filtered: datasets, routed != oracle (not among the tied best), margin below x, routed worse
+    than base, every-expert-tie rows left out. Index = row."""
+    t = query_table(ws, strategy, measure)
+    if datasets:
+        t = t[t["dataset"].isin(datasets)]
+    if wrong_only:
+        t = t[~t["correct"]]
+    if margin_below is not None:
+        t = t[t["margin"].fillna(np.inf) < margin_below]
+    if hurt_only:
+        t = t[t["routed_score"] < t["base_score"] - 1e-12]
+    if skip_all_ties:
+        t = t[~t["all_tie"]]
+    t = t.assign(delta_base=t["routed_score"] - t["base_score"])
+    return t
+
+
+# --- Experts ------------------------------------------------------------------------------------------------------
+def fixed_strategy(ws: Workspace, expert: str) -> str | None:
+    for name in (f"fixed:{expert}", expert):
+        if name in ws.strategies:
+            return name
+    return None
+
+
+def expert_cards(ws: Workspace, measure: str = "nDCG@10") -> list[dict]:
+    """One dict per expert: name, kind, datasets, sources, pairs, steps, hyper-parameters, loss curve, and the
+    in-domain / out-of-domain means of `measure` of its fixed strategy (with the base's on the same datasets)."""
+    table = summary(ws, measure).drop(index=AVERAGE)
+    cards = []
+    for e in ws.experts:
+        card = {**e.get("card", {}), **ws.expert_card(e["name"])}
+        strat = fixed_strategy(ws, e["name"])
+        own = [d for d in e.get("datasets", []) if d in table.index]
+        other = [d for d in table.index if d not in own]
+
+        def mean(rows, col):
+            return float(table.loc[rows, col].mean()) if rows and col in table.columns else float("nan")
+
+        cards.append({
+            "name": e["name"], "kind": e.get("kind", card.get("kind", "")), "multi_task": e.get("multi_task", False),
+            "candidate": e.get("candidate", True), "datasets": e.get("datasets", []),
+            "sources": card.get("sources", []), "pairs": card.get("pairs"), "steps": card.get("steps"),
+            "origin": card.get("origin", ""), "seconds": card.get("seconds"),
+            "trainable_parameters": card.get("trainable_parameters"),
+            "hyper_parameters": card.get("hyper_parameters", {}), "loss_curve": card.get("loss_curve", []),
+            "strategy": strat, "in_domain": mean(own, strat), "out_of_domain": mean(other, strat),
+            "base_in_domain": mean(own, "base"), "base_out_of_domain": mean(other, "base"),
+        })
+    return cards
+
+
+def whatif_compare(whatif: WhatIf, enabled: list[str], measure: str = "nDCG@10") -> dict:
+    """The what-if table for `enabled` experts, the all-on table, their difference, and the choices."""
+    ws = whatif.ws
+    all_on = [e["name"] for e in ws.experts]
+    full, _ = whatif.run(all_on, measure)
+    now, choices = whatif.run(list(enabled), measure)
+    cols = [c for c in full.columns if c in now.columns]
+    diff = now[cols] - full[cols]
+    return {"now": now, "all_on": full, "diff": diff, "choices": choices, "dropped": [c for c in full.columns
+                                                                                       if c not in now.columns]}
+
+
+def whatif_pilots(whatif: WhatIf, enabled: list[str]) -> pd.DataFrame:
+    """The recomputed pilot library for `enabled`: per (dataset, expert) the number of pilot queries."""
+    ctx = whatif.context(list(enabled))
+    lib = ctx.library
+    names = [ctx.encoders[int(c)] for c in lib.expert]
+    return pd.DataFrame({"dataset": lib.dataset, "expert": names, "size": lib.size})
+
+
+def whatif_shares(whatif: WhatIf, choices: dict, strategy: str) -> pd.DataFrame:
+    """Dataset x encoder share of evaluated queries for one strategy's what-if choices (-1 = stored mixture)."""
+    ws = whatif.ws
+    if strategy not in choices:
+        return pd.DataFrame()
+    chosen = np.asarray(choices[strategy])
+    names = np.array([ws.encoders[c] if c >= 0 else MIXTURE for c in chosen], dtype=object)
+    ds = ws.eval_rows()["dataset"].to_numpy()
+    t = pd.crosstab(pd.Series(ds, name="dataset"), pd.Series(names, name="expert"), normalize="index")
+    cols = [e for e in ws.encoders if e in t.columns] + ([MIXTURE] if MIXTURE in t.columns else [])
+    return t.reindex(index=ws.datasets, columns=cols, fill_value=0)
+
+
+# --- Playground ---------------------------------------------------------------------------------------------------
+def live_decisions(ws: Workspace, result, choice_of) -> pd.DataFrame:
+    """A LiveResult's decisions as a table: strategy, family, choice (an encoder, or 'a 0.6 + b 0.4'), margin."""
+    fam = strategy_families(ws)
+    rows = []
+    for name, dec in result.decisions.items():
+        choice = choice_of(dec)
+        if choice is None:
+            text = "base"
+        elif isinstance(choice, str):
+            text = choice
+        else:
+            text = " + ".join(f"{k} {v:.2f}" for k, v in choice.items())
+        margin = float(dec.margin[0]) if len(dec.margin) else float("nan")
+        rows.append({"strategy": name, "family": fam.get(name, ""), "choice": text, "margin": margin})
+    return pd.DataFrame(rows)
+
+
+def choice_label(choice) -> str:
+    if choice is None:
+        return "base"
+    if isinstance(choice, str):
+        return choice
+    return " + ".join(f"{k} {v:.2f}" for k, v in choice.items())

@@ -1,0 +1,143 @@
+"""End to end on the sample benchmark: one build, then everything read back from the workspace."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+
+import ir_measures
+import numpy as np
+import pytest
+
+from explorer.analysis import WhatIf, query_table, routing_report, selection_matrix, summary
+from explorer.cli import main
+from explorer.export import strategy_run
+from explorer.routing import ROUTERS
+
+from .test_evaluation import reference_metrics
+
+
+def _cli(*args) -> str:
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert main(list(args)) == 0
+    return buffer.getvalue()
+
+
+def test_eval_json_has_every_strategy_on_every_dataset(sample_workspace):
+    ws = sample_workspace
+    out = json.loads(_cli("eval", str(ws.path), "--json"))
+    assert set(out) == set(ws.datasets) and len(out) >= 5
+    expected = set(ROUTERS) | {"base", "multi-task"} | {f"fixed:{e}" for e in ws.candidates}
+    for ds, by_strategy in out.items():
+        assert set(by_strategy) == expected
+        for values in by_strategy.values():
+            assert set(values) == {"nDCG@10", "R@100", "RR@10", "AP"}
+            assert all(0.0 <= v <= 1.0 for v in values.values())
+
+
+def test_eval_table_prints_scores_x100(sample_workspace):
+    text = _cli("eval", str(sample_workspace.path), "--resamples", "200")
+    table = summary(sample_workspace, "nDCG@10")
+    assert "x100" in text and "pilot-mean" in text
+    assert f"{100 * table.at['average', 'base']:.1f}" in text
+
+
+def test_metrics_equal_an_independent_computation_on_the_stored_runs(sample_workspace):
+    ws = sample_workspace
+    for strategy in ("base", "pilot-mean", "prototype-merge"):
+        for ds in ws.datasets[:3]:
+            run = strategy_run(ws, strategy, ds)
+            qrels = ws.qrels(ds)
+            stored = ws.strategy_metrics[ws.strategy_metrics["strategy"] == strategy].merge(
+                ws.queries[["row", "qid", "dataset"]], on="row")
+            stored = stored[stored["dataset"] == ds].set_index("qid")
+            for qid in qrels:
+                ref = reference_metrics(qrels[qid], run[qid])
+                for m, v in ref.items():
+                    assert stored.at[qid, m] == pytest.approx(v, abs=1e-9), (strategy, ds, qid, m)
+            agg = ir_measures.calc_aggregate([ir_measures.nDCG @ 10], qrels, run)
+            assert summary(ws).at[ds, strategy] == pytest.approx(agg[ir_measures.nDCG @ 10], abs=1e-9)
+
+
+def test_manifest_records_the_build(sample_workspace):
+    m = sample_workspace.manifest
+    assert m["format_version"] == 1 and m["base_model"]["name"] == "bundled"
+    assert {d["name"] for d in m["datasets"]} == set(sample_workspace.datasets)
+    assert all(not d["ignore_identical_ids"] for d in m["datasets"])
+    assert "torch" in m["versions"] and "peft" in m["versions"]
+    assert m["candidates"] == [e["name"] for e in m["experts"] if not e["multi_task"]]
+
+
+def test_expert_cards_and_adapters(sample_workspace):
+    ws = sample_workspace
+    for e in ws.experts:
+        card = ws.expert_card(e["name"])
+        assert card["pairs"] > 0 and card["steps"] > 0 and len(card["loss_curve"]) == card["steps"]
+        assert card["hyper_parameters"]["r"] == 8 and card["trainable_parameters"] == 110592
+        assert (ws.adapter_dir(e["name"]) / "adapter_model.safetensors").is_file()
+    multi = ws.expert_card("multi-task")
+    assert set(multi["datasets"]) == set(ws.datasets)
+
+
+def test_hard_routing_is_a_selection_of_precomputed_runs(sample_workspace):
+    ws = sample_workspace
+    d = ws.decisions[ws.decisions["strategy"] == "pilot-mean"]
+    metrics = ws.metrics.set_index(["system", "row"])["nDCG@10"]
+    sm = ws.strategy_metrics[ws.strategy_metrics["strategy"] == "pilot-mean"].set_index("row")["nDCG@10"]
+    for row, chosen in zip(d["row"], d["chosen"]):
+        assert sm[row] == metrics[(chosen, row)]
+
+
+def test_oracles_bound_the_routers(sample_workspace):
+    table = summary(sample_workspace)
+    routers = [s for s in sample_workspace.strategies if s != "instance-oracle"]
+    assert (table["instance-oracle"].to_numpy()[:, None] >= table[routers].to_numpy() - 1e-12).all()
+    report = routing_report(sample_workspace, "instance-oracle")
+    assert (report["accuracy"] == 1.0).all() and (report["regret"].abs() < 1e-12).all()
+
+
+def test_selection_matrix_rows_sum_to_one(sample_workspace):
+    for strategy in ("pilot-mean", "prototype-merge", "base"):
+        m = selection_matrix(sample_workspace, strategy)
+        assert np.allclose(m.sum(axis=1), 1.0)
+    assert list(selection_matrix(sample_workspace, "base").columns) == ["base"]
+
+
+def test_query_table_regret_is_oracle_minus_routed(sample_workspace):
+    t = query_table(sample_workspace, "pilot-mean")
+    assert np.allclose(t["regret"], t["oracle_score"] - t["routed_score"])
+    assert (t["regret"] >= -1e-12).all()
+    assert set(t["kind"]) >= {"plain", "ambiguous", "cross-domain"}
+
+
+def test_whatif_with_every_expert_reproduces_the_build(sample_workspace):
+    ws = sample_workspace
+    table, _ = WhatIf(ws).run([e["name"] for e in ws.experts])
+    built = summary(ws)
+    for strategy in table.columns:
+        assert np.allclose(table[strategy], built[strategy], atol=1e-12), strategy
+
+
+def test_whatif_without_an_expert_never_uses_it(sample_workspace):
+    ws = sample_workspace
+    off = ws.candidates[0]
+    table, choices = WhatIf(ws).run([e["name"] for e in ws.experts if e["name"] != off])
+    column = ws.encoders.index(off)
+    assert f"fixed:{off}" not in table.columns
+    for strategy, chosen in choices.items():
+        assert column not in chosen.tolist(), strategy
+    assert (table["instance-oracle"] <= summary(ws)["instance-oracle"] + 1e-12).all()
+
+
+def test_export_writes_trec_runs_that_trec_eval_scores_identically(sample_workspace, tmp_path):
+    _cli("export", str(sample_workspace.path), "--out", str(tmp_path))
+    ws = sample_workspace
+    ds = ws.datasets[1]
+    run = ir_measures.read_trec_run(str(tmp_path / "runs" / f"{ds}.pilot-mean.trec"))
+    agg = ir_measures.calc_aggregate([ir_measures.AP, ir_measures.RR @ 10], ws.qrels(ds), run)
+    table_ap, table_rr = summary(ws, "AP"), summary(ws, "RR@10")
+    assert agg[ir_measures.AP] == pytest.approx(table_ap.at[ds, "pilot-mean"], abs=1e-9)
+    assert agg[ir_measures.RR @ 10] == pytest.approx(table_rr.at[ds, "pilot-mean"], abs=1e-9)
+    assert (tmp_path / "per_query.pilot-mean.csv").is_file()
