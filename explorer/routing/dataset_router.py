@@ -17,13 +17,18 @@ class DatasetRouter(Router):
         out = np.full((len(emb), len(ctx.encoders)), np.nan)
         rng = np.random.default_rng(ctx.param("seed", 0))
         per_dataset = int(ctx.param("dataset_router_samples", 100))
-        for ds, col in ctx.own_expert.items():
-            if col not in ctx.candidates:
-                continue
+        groups = []  # (expert column, sampled pilot rows), sampled the same way whichever experts are enabled
+        for ds, col in sorted(ctx.own_expert.items()):
             rows = np.flatnonzero(ctx.pilot_dataset == ds)
             if len(rows) > per_dataset:
                 rows = np.sort(rng.choice(rows, per_dataset, replace=False))
-            if len(rows):
-                best = np.max(emb @ ctx.pilot_emb[rows].T, axis=1)
-                out[:, col] = np.fmax(out[:, col], best)
+            if col in ctx.candidates and len(rows):
+                groups.append((col, rows))
+        if not groups:
+            return out
+        sims = emb @ ctx.pilot_emb[np.concatenate([rows for _, rows in groups])].T  # one product for all datasets
+        starts = np.cumsum([0] + [len(rows) for _, rows in groups[:-1]])
+        nearest = np.maximum.reduceat(sims, starts, axis=1)
+        for j, (col, _) in enumerate(groups):
+            out[:, col] = np.fmax(out[:, col], nearest[:, j])
         return out

@@ -1,0 +1,29 @@
+# The two commands of the README: `make run` (install, then start the app on the sample data) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORKSPACE ?=
+
+.PHONY: setup run test bench bench-quick chromium
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+# Debian's chromium drives the browser test (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+run: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/streamlit run app.py --server.headless true -- $(if $(WORKSPACE),--workspace $(WORKSPACE))
+
+test: setup chromium
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m bench.whatif
+	$(PY) -m bench.sample_build
