@@ -28,7 +28,7 @@ from .config import BuildConfig, ExpertSpec, load_config
 from .data import BeirDataset, load_beir
 from .encoders import Encoder, base_fingerprint
 from .evaluation import per_query, run_dict
-from .index import build_index, save_index, search
+from .index import build_index, load_index, save_index, search
 from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
 from .routing import RoutingContext, all_strategies
@@ -115,9 +115,10 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
 
     echo("Encoding corpora with the base encoder (once per dataset, shared by every expert)")
     doc_emb: dict[str, np.ndarray] = {}
+    doc_keys: dict[str, str] = {}
     for name, ds in datasets.items():
         t = time.perf_counter()
-        key = _hash("docs", hashes[name], base_fp)
+        key = doc_keys[name] = _hash("docs", hashes[name], base_fp)
         path = cache / "docs" / f"{key}.npy"
         cached = path.is_file()
         if cached:
@@ -163,8 +164,20 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
         log.record(f"queries:{name}", ckey, cached, time.perf_counter() - t)
 
     echo("Indexing and searching")
+    indexes = {}
+    for name in datasets:
+        t = time.perf_counter()
+        key = _hash("index", doc_keys[name], cfg.index_kind)
+        path = cache / "index" / f"{key}.faiss"
+        cached = path.is_file()
+        if cached:
+            indexes[name] = load_index(path)
+        else:
+            indexes[name] = build_index(doc_emb[name], cfg.index_kind)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_index(indexes[name], path)
+        log.record(f"index:{name}", key, cached, time.perf_counter() - t)
     t = time.perf_counter()
-    indexes = {name: build_index(doc_emb[name], cfg.index_kind) for name in datasets}
     ds_spec = {s.name: s for s in cfg.datasets}
     qrels_by = _qrels_lookup(queries)
     runs_rows, metric_frames = [], []

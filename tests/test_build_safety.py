@@ -67,6 +67,7 @@ def test_adding_an_expert_rebuilds_only_what_depends_on_it(first_build):
     ws = build(small_config(root, cache, ["astronomy", "cooking"]), root / "ws2", progress=False)
     stages = ws.manifest["stages"]
     assert stages["docs:astronomy"]["cached"] and stages["docs:cooking"]["cached"]
+    assert stages["index:astronomy"]["cached"] and stages["index:cooking"]["cached"]
     assert stages["expert:astronomy"]["cached"] and stages["queries:astronomy"]["cached"]
     assert stages["queries:base"]["cached"]
     assert not stages["expert:cooking"]["cached"] and not stages["queries:cooking"]["cached"]
@@ -85,6 +86,7 @@ def test_a_changed_dataset_invalidates_its_stages(first_build, tmp_path):
     cfg.write_text(cfg.read_text().replace(str(SAMPLE / "cooking"), str(copy)))
     stages = build(cfg, tmp_path / "ws", progress=False).manifest["stages"]
     assert stages["docs:astronomy"]["cached"] and not stages["docs:cooking"]["cached"]
+    assert not stages["index:cooking"]["cached"]
 
 
 def test_a_failed_build_leaves_the_previous_workspace_intact(first_build, monkeypatch):

@@ -1,0 +1,30 @@
+"""The `explorer` command: train writes a loadable peft folder; errors are one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from explorer.cli import main
+from explorer.encoders import Encoder
+
+from .conftest import ROOT
+
+
+def test_train_writes_a_peft_folder_that_loads_as_an_expert(tmp_path, capsys):
+    out = tmp_path / "astro"
+    assert main(["train", str(ROOT / "sample_data" / "astronomy"), "--name", "astro", "--out", str(out),
+                 "--epochs", "1"]) == 0
+    assert "saved the peft folder" in capsys.readouterr().out
+    assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    enc = Encoder()
+    enc.load_expert("astro", out)
+    texts = ["the orbit of mars", "neutron stars"]
+    assert np.abs(enc.encode(texts, "astro") - enc.encode(texts)).max() > 1e-4
+
+
+def test_eval_of_a_folder_that_is_not_a_workspace(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a workspace" in err and "fix:" in err
