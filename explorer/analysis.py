@@ -164,7 +164,8 @@ class WhatIf:
         ev = a["eval"]
         emb = a["base"][ev]
         cols, choices = {}, {}
-        routers = all_strategies(ws.encoders, a["multitask"], ws.strategies)
+        routers = all_strategies(ws.encoders, a["multitask"], ws.strategies,
+                                 ws.manifest["routing"].get("variants"))
         off = [ws.encoders.index(e) for e in ws.encoders[1:] if e not in enabled]
         for router in routers:
             if not router.available(ctx) or getattr(router, "column_name", None) in [ws.encoders[c] for c in off]:

@@ -226,7 +226,8 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
         expert_datasets={encoders.index(e.name): e.datasets for e in cfg.experts if not e.multi_task},
         params=dict(cfg.routing))
     multitask = cfg.multitask.name if cfg.multitask else None
-    strategies = [s for s in all_strategies(encoders, multitask, cfg.routing["strategies"] or None)
+    strategies = [s for s in all_strategies(encoders, multitask, cfg.routing["strategies"] or None,
+                                                 cfg.routing["variants"])
                   if s.available(ctx)]
     decision_frames, strategy_metric_frames = [], []
     eval_emb = q_emb[0][eval_rows]

@@ -73,7 +73,7 @@ class BuildConfig:
         return next((e for e in self.experts if e.multi_task), None)
 
 
-ROUTING_DEFAULTS = {"strategies": [], "ties": "first", "pilot_k": 1, "base_as_candidate": False, "gamma": 0.05,
+ROUTING_DEFAULTS = {"strategies": [], "variants": [], "ties": "first", "pilot_k": 1, "base_as_candidate": False, "gamma": 0.05,
                     "tau": 0.05, "dataset_router_samples": 100, "seed": 0}
 LAYOUT_DEFAULTS = {"umap": True, "max_points": 5000, "n_neighbors": 15, "seed": 0}
 
@@ -162,6 +162,18 @@ def load_config(path: str | Path) -> BuildConfig:
     routing = {**ROUTING_DEFAULTS, **raw.get("routing", {})}
     if routing["ties"] not in TIE_RULES:
         _fail(path, "routing", f"ties = {routing['ties']!r}", f"use one of {', '.join(TIE_RULES)}")
+    for v in routing["variants"]:
+        if not isinstance(v, dict) or "name" not in v or "router" not in v:
+            _fail(path, "routing.variants", f"{v!r} lacks a name or a router",
+                  'write [[routing.variants]] with name = "pilot-mean/skip-all", router = "pilot-mean", ties = ...')
+        if "ties" in v and v["ties"] not in TIE_RULES:
+            _fail(path, f"routing.variants {v['name']!r}", f"ties = {v['ties']!r}", f"use one of {', '.join(TIE_RULES)}")
+    try:
+        from .routing import all_strategies
+
+        all_strategies(["base"], None, None, routing["variants"])
+    except ValueError as err:
+        _fail(path, "routing.variants", str(err), "name a registered router and only routing parameters")
     evaluation = raw.get("evaluation", {})
     cache = raw.get("cache_dir")
     return BuildConfig(

@@ -69,7 +69,8 @@ class LiveRouter:
     @cached_property
     def routers(self):
         multitask = next((e["name"] for e in self.ws.experts if e["multi_task"]), None)
-        return [r for r in all_strategies(self.ws.encoders, multitask, self.ws.strategies)
+        return [r for r in all_strategies(self.ws.encoders, multitask, self.ws.strategies,
+                                          self.ws.manifest["routing"].get("variants"))
                 if not r.uses_oracle and r.available(self.context)]
 
     def _index(self, dataset: str):

@@ -29,7 +29,9 @@ def test_eval_json_has_every_strategy_on_every_dataset(sample_workspace):
     ws = sample_workspace
     out = json.loads(_cli("eval", str(ws.path), "--json"))
     assert set(out) == set(ws.datasets) and len(out) >= 5
-    expected = set(ROUTERS) | {"base", "multi-task"} | {f"fixed:{e}" for e in ws.candidates}
+    variants = {v["name"] for v in ws.manifest["routing"]["variants"]}
+    assert variants == {"pilot-mean/skip-all", "pilot-mean/own-dataset"}
+    expected = set(ROUTERS) | {"base", "multi-task"} | {f"fixed:{e}" for e in ws.candidates} | variants
     for ds, by_strategy in out.items():
         assert set(by_strategy) == expected
         for values in by_strategy.values():

@@ -99,3 +99,23 @@ def test_fixed_strategies_ignore_the_query():
 def test_unknown_strategy_name_lists_the_known_ones():
     with pytest.raises(ValueError, match="known: .*pilot-mean"):
         all_strategies(ENCODERS, None, ["pilot-median"])
+
+
+def test_a_variant_overrides_parameters_under_its_own_name():
+    from explorer.routing import Variant
+
+    ctx = _context()
+    ctx.pilot_scores[:30] = 0.5  # the first half of the pilot queries tie across every expert
+    variants = [{"name": "pilot-mean/skip-all", "router": "pilot-mean", "ties": "skip-all"}]
+    names = {r.name: r for r in all_strategies(ENCODERS, "multi", None, variants)}
+    variant = names["pilot-mean/skip-all"]
+    assert isinstance(variant, Variant) and variant.description == "pilot-mean with ties = skip-all"
+    first = ROUTERS["pilot-mean"]().decide(ctx, QUERIES)
+    skipped = variant.decide(ctx, QUERIES)
+    assert ctx.params.get("ties", "first") == "first"  # the shared context is untouched
+    assert (ctx.labels[:30] == 1).all() and (ctx.with_params({"ties": "skip-all"}).labels[:30] == -1).all()
+    assert not np.allclose(np.nan_to_num(first.scores), np.nan_to_num(skipped.scores))
+    with pytest.raises(ValueError, match="cannot be overridden"):
+        all_strategies(ENCODERS, None, None, [{"name": "x", "router": "pilot-mean", "encoders": []}])
+    with pytest.raises(ValueError, match="not registered"):
+        all_strategies(ENCODERS, None, None, [{"name": "x", "router": "pilot-median"}])

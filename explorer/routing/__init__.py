@@ -1,17 +1,25 @@
 """Routing strategies: one module per family, all registered in `ROUTERS` (see base.py)."""
 
 from . import classifiers, dataset_router, oracle, pilot_routers, prototype  # noqa: F401  (registration)
-from .base import ROUTERS, Decision, Router, RoutingContext, argmax_decision, register
+from .base import ROUTERS, Decision, Router, RoutingContext, Variant, argmax_decision, register
 from .fixed import Fixed, fixed_strategies
 
 
 FAMILY_ORDER = ["baseline", "RouterRetriever", "DAR", "oracle"]  # display order: baselines, routers, upper bounds
 
 
-def all_strategies(encoders: list[str], multitask: str | None, only: list[str] | None = None) -> list[Router]:
-    """Every registered router plus the fixed choices, in display order; `only` filters by name."""
-    registered = sorted((cls() for cls in ROUTERS.values()), key=lambda r: FAMILY_ORDER.index(r.family)
-                        if r.family in FAMILY_ORDER else len(FAMILY_ORDER))
+def all_strategies(encoders: list[str], multitask: str | None, only: list[str] | None = None,
+                   variants: list[dict] | None = None) -> list[Router]:
+    """Every registered router, the configured variants and the fixed choices, in display order; `only` filters
+    by name. A variant is {"name": ..., "router": <registered name>, <parameter>: <value>, ...}."""
+    registered: list[Router] = [cls() for cls in ROUTERS.values()]
+    for v in variants or []:
+        if v.get("router") not in ROUTERS:
+            raise ValueError(f"variant {v.get('name')!r}: router {v.get('router')!r} is not registered; "
+                             f"known: {', '.join(ROUTERS)}")
+        overrides = {k: val for k, val in v.items() if k not in ("name", "router")}
+        registered.append(Variant(v["name"], ROUTERS[v["router"]](), overrides))
+    registered.sort(key=lambda r: FAMILY_ORDER.index(r.family) if r.family in FAMILY_ORDER else len(FAMILY_ORDER))
     routers: list[Router] = [*fixed_strategies(encoders, multitask), *registered]
     if only:
         unknown = [n for n in only if n not in {r.name for r in routers}]
@@ -22,5 +30,5 @@ def all_strategies(encoders: list[str], multitask: str | None, only: list[str] |
     return routers
 
 
-__all__ = ["ROUTERS", "Decision", "Router", "RoutingContext", "argmax_decision", "register", "Fixed",
+__all__ = ["ROUTERS", "Decision", "Router", "RoutingContext", "Variant", "argmax_decision", "register", "Fixed",
            "fixed_strategies", "all_strategies"]

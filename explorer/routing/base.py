@@ -7,7 +7,7 @@ two. Registering a class makes it appear in the CLI, the reports and every page.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -41,7 +41,15 @@ class RoutingContext:
     def param(self, key: str, default):
         return self.params.get(key, default)
 
-    def cached(self, key: str, make: Callable):
+    def with_params(self, overrides: dict) -> "RoutingContext":
+        """The same context with some parameters overridden (a strategy variant); kept, so its pilot library and
+        fitted classifiers are computed once like the main context's."""
+        if not overrides:
+            return self
+        key = ("params", tuple(sorted(overrides.items())))
+        return self.cached(key, lambda: replace(self, params={**self.params, **overrides}, _cache={}))
+
+    def cached(self, key, make: Callable):
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
@@ -107,3 +115,34 @@ def top2_margin(sub: np.ndarray) -> np.ndarray:
         return np.full(len(sub), np.nan)
     top = -np.sort(-sub, axis=1)[:, :2]
     return top[:, 0] - top[:, 1]
+
+
+VARIANT_PARAMS = ("ties", "pilot_k", "gamma", "tau", "dataset_router_samples", "seed", "base_as_candidate")
+
+
+class Variant(Router):
+    """A registered router run with parameter overrides under its own name, e.g. pilot-mean with another tie rule,
+    so that a design choice can be compared side by side with the original everywhere."""
+
+    def __init__(self, name: str, inner: Router, overrides: dict):
+        unknown = [k for k in overrides if k not in VARIANT_PARAMS]
+        if unknown:
+            raise ValueError(f"variant {name!r}: {unknown[0]!r} cannot be overridden; use {', '.join(VARIANT_PARAMS)}")
+        self.name, self.inner, self.overrides = name, inner, dict(overrides)
+        self.family, self.uses_oracle, self.whatif = inner.family, inner.uses_oracle, inner.whatif
+        settings = ", ".join(f"{k} = {v}" for k, v in overrides.items())
+        self.description = f"{inner.name} with {settings}"
+
+    def _context(self, ctx: RoutingContext) -> RoutingContext:
+        ctx = ctx.with_params(self.overrides)
+        if "base_as_candidate" in self.overrides:
+            with_base = [0] + [c for c in ctx.candidates if c != 0]
+            without = [c for c in ctx.candidates if c != 0]
+            ctx.candidates = with_base if self.overrides["base_as_candidate"] else without
+        return ctx
+
+    def available(self, ctx: RoutingContext) -> bool:
+        return self.inner.available(self._context(ctx))
+
+    def decide(self, ctx: RoutingContext, emb: np.ndarray) -> Decision:
+        return self.inner.decide(self._context(ctx), emb)
