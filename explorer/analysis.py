@@ -68,7 +68,8 @@ def _candidate_scores(ws: Workspace, measure: str = "nDCG@10") -> pd.DataFrame:
 
 
 def query_table(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:
-    """One row per evaluated query: routed choice, its score, the oracle's, the base's, regret, margin, correct."""
+    """One row per evaluated query: routed choice (an encoder or "mixture"; `primary` is a mixture's largest-weight
+    expert), its score, the oracle's, the base's, regret, margin, and whether the choice is among the best."""
     cand = _candidate_scores(ws, measure)
     best = cand.max(axis=1)
     d = ws.decisions[ws.decisions["strategy"] == strategy].set_index("row")
@@ -80,9 +81,11 @@ def query_table(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.Da
         "routed": d["chosen"], "oracle": cand.idxmax(axis=1), "routed_score": sm, "oracle_score": best,
         "base_score": base.reindex(q.index), "margin": d["margin"]})
     out["regret"] = out["oracle_score"] - out["routed_score"]
+    weights = d[[f"weight:{e}" for e in ws.encoders]].to_numpy()
+    out["primary"] = np.asarray(ws.encoders)[weights.argmax(axis=1)]  # a mixture is judged by its largest weight
     is_best = np.isclose(cand.to_numpy(), best.to_numpy()[:, None], atol=1e-9)
     col = {c: j for j, c in enumerate(cand.columns)}
-    out["correct"] = [bool(is_best[i, col[c]]) if c in col else False for i, c in enumerate(out["routed"])]
+    out["correct"] = [bool(is_best[i, col[c]]) if c in col else False for i, c in enumerate(out["primary"])]
     out["all_tie"] = is_best.all(axis=1)
     return out
 

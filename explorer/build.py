@@ -158,7 +158,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
         if cached:
             emb = np.load(path, allow_pickle=False)
         else:
-            emb = encoder.encode(queries.texts, expert=None if name == "base" else name)
+            emb = encoder.encode(queries.texts, expert=None if name == "base" else name, show_progress=progress)
             save_array(path, emb)
         q_emb.append(emb)
         log.record(f"queries:{name}", ckey, cached, time.perf_counter() - t)

@@ -16,7 +16,7 @@ def _cmd_build(args) -> int:
     build(args.config, args.out, progress=not args.quiet)
     if args.eval:
         return _cmd_eval(argparse.Namespace(workspace=args.out, json=False, measure="nDCG@10", reference=None,
-                                            resamples=1000))
+                                            resamples=1000, routing=False))
     return 0
 
 
@@ -32,6 +32,8 @@ def _cmd_eval(args) -> int:
             out[ds] = {s: {m: _num(tables[m].at[ds, s]) for m in ws.measures} for s in ws.strategies}
         print(json.dumps(out, indent=1))
         return 0
+    if args.routing:
+        return _print_routing(ws)
     table = summary(ws, args.measure)
     reference = args.reference or ws.manifest.get("reference", "base")
     sig = marks(significance_table(ws, args.measure, reference, args.resamples))
@@ -46,6 +48,23 @@ def _cmd_eval(args) -> int:
             v = table.at[c, s]
             cells.append(f"{('–' if not np.isfinite(v) else f'{100 * v:.1f}') + sig.get((c, s), ''):>12}")
         print(f"{s:<{width}}" + "".join(cells))
+    return 0
+
+
+def _print_routing(ws) -> int:
+    """Routing accuracy against the instance oracle (%) and mean nDCG@10 regret (x100), per dataset."""
+    from .analysis import AVERAGE, routing_report
+
+    cols = ws.datasets + [AVERAGE]
+    width = max(len(s) for s in ws.strategies) + 2
+    print("routing accuracy vs the instance oracle, % (any tied-best expert counts) / regret in nDCG@10 x100")
+    print(" " * width + "".join(f"{c[:13]:>14}" for c in cols))
+    for s in ws.strategies:
+        if ws.strategy_info(s)["family"] == "fixed" and s != "base":
+            continue
+        r = routing_report(ws, s)
+        print(f"{s:<{width}}" + "".join(f"{100 * r.at[c, 'accuracy']:>7.1f} /{100 * r.at[c, 'regret']:>5.1f}"
+                                        for c in cols))
     return 0
 
 
@@ -106,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--measure", default="nDCG@10")
     e.add_argument("--reference", default=None, help="strategy to test against (default: the config's)")
     e.add_argument("--resamples", type=int, default=2000, help="randomization-test resamples")
+    e.add_argument("--routing", action="store_true", help="routing accuracy and regret instead of scores")
     e.set_defaults(func=_cmd_eval)
     x = sub.add_parser("export", help="write TREC runs and per-query CSVs")
     x.add_argument("workspace")

@@ -143,3 +143,12 @@ def test_export_writes_trec_runs_that_trec_eval_scores_identically(sample_worksp
     assert agg[ir_measures.AP] == pytest.approx(table_ap.at[ds, "pilot-mean"], abs=1e-9)
     assert agg[ir_measures.RR @ 10] == pytest.approx(table_rr.at[ds, "pilot-mean"], abs=1e-9)
     assert (tmp_path / "per_query.pilot-mean.csv").is_file()
+
+
+def test_eval_routing_view_reports_accuracy_and_regret(sample_workspace):
+    text = _cli("eval", str(sample_workspace.path), "--routing")
+    oracle = next(line for line in text.splitlines() if line.startswith("instance-oracle"))
+    assert oracle.count("100.0 /  0.0") == len(sample_workspace.datasets) + 1
+    merged = query_table(sample_workspace, "prototype-merge")
+    mixtures = merged[merged["routed"] == "mixture"]
+    assert (mixtures["primary"].isin(sample_workspace.candidates)).all()
