@@ -130,8 +130,8 @@ def sample_points(frame: pd.DataFrame, limit: int, seed: int = 0) -> tuple[pd.Da
 def selection_shares(ws: Workspace, strategy: str) -> pd.DataFrame:
     """Dataset x encoder share of queries (all encoders that any strategy shown may use, zeros kept)."""
     m = selection_matrix(ws, strategy)
-    cols = [e for e in ws.encoders if e in m.columns]
-    return m[cols]
+    cols = [e for e in ws.encoders if e in m.columns or e in ws.candidates]
+    return m.reindex(columns=cols, fill_value=0.0).fillna(0.0)
 
 
 def confusion(ws: Workspace, strategy: str, skip_all_ties: bool = False, measure: str = "nDCG@10"
@@ -213,17 +213,19 @@ def oracle_expert(ws: Workspace, row: int, measure: str = "nDCG@10") -> str | No
     return None if s.isna().all() else str(s.idxmax())
 
 
-def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, str]:
-    """Label -> system for the side-by-side columns: routed (by `strategy`), base, oracle expert, every encoder."""
+def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, tuple[str, str]]:
+    """Column key -> (label, system) for the side-by-side rankings: 'routed' (by `strategy`), 'base', 'oracle'
+    (the query's best expert), then every encoder by name. Keys are stable, so they can live in the URL."""
     out = {}
     if row in set(ws.decisions.loc[ws.decisions["strategy"] == strategy, "row"]):
-        out[f"routed ({strategy})"] = ws.strategy_system(strategy, row)
-    out["base"] = "base"
+        system = ws.strategy_system(strategy, row)
+        out["routed"] = (f"routed by {strategy} → {system.replace('mix:', 'merge of ')}", system)
+    out["base"] = ("base", "base")
     oracle = oracle_expert(ws, row)
     if oracle:
-        out[f"oracle expert ({oracle})"] = oracle
+        out["oracle"] = (f"oracle expert ({oracle})", oracle)
     for e in ws.encoders[1:]:
-        out[e] = e
+        out[e] = (e, e)
     return out
 
 

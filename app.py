@@ -1,0 +1,66 @@
+"""Router Explorer: page navigation and the sidebar (the workspace). Pages live in explorer/ui/.
+
+    streamlit run app.py                          # the sample workspace (built on first start if missing)
+    streamlit run app.py -- --workspace DIR       # any workspace made by `explorer build`
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import streamlit as st  # noqa: E402
+
+from explorer.ui import state  # noqa: E402
+from explorer.ui.style import chips, expert_palette  # noqa: E402
+from explorer.workspace import WorkspaceError  # noqa: E402
+
+st.set_page_config(page_title="Router Explorer", page_icon=":material/alt_route:", layout="wide")
+
+pages = [st.Page(path, title=title, icon=icon, url_path=url, default=(key == "overview"))
+         for key, (path, title, icon, url) in state.PAGES.items()]
+page = st.navigation(pages)
+
+# A link may name its page as ?page=<key> (e.g. ?page=inspector&row=12): honour it once, then drop it.
+wanted = st.query_params.get("page")
+if wanted in state.PAGES and state.PAGES[wanted][1] != page.title:
+    rest = {k: st.query_params.get_all(k) for k in st.query_params if k != "page"}
+    st.switch_page(state.PAGES[wanted][0], query_params=rest)
+
+with st.sidebar:
+    st.markdown("### Router Explorer")
+    if "workspace_path" not in st.session_state:
+        st.session_state["workspace_path"] = state.initial_workspace()
+    path = st.text_input("Workspace folder", key="workspace_path",
+                         help="A folder made by `explorer build CONFIG --out DIR`. Default: the sample workspace.")
+    ws = None
+    try:
+        if not path.strip():
+            raise WorkspaceError("Give a workspace folder (one made by `explorer build`).")
+        if Path(path).expanduser().resolve() == state.DEFAULT_WORKSPACE.resolve() and not (
+                state.DEFAULT_WORKSPACE / "manifest.json").is_file():
+            with st.status("Building the sample workspace (first start, a few minutes)…", expanded=True) as box:
+                ws = state.build_default(echo=lambda line: box.write(line))
+                box.update(label="Sample workspace built", state="complete", expanded=False)
+        else:
+            ws = state.open_workspace(path)
+    except WorkspaceError as err:
+        st.error(f"Cannot open this workspace. {err}")
+    except OSError as err:
+        st.error(f"Cannot read {path!r}: {err}")
+    state.set_workspace(ws)
+    if ws is not None:
+        st.caption(f"**{ws.title}**  \n{len(ws.datasets)} datasets · {len(ws.experts)} experts · "
+                   f"{len(ws.strategies)} strategies · built {ws.manifest.get('created', '?')[:16]}")
+        st.markdown("Expert colours  \n" + chips(expert_palette(ws.encoders), ws.encoders), unsafe_allow_html=True)
+
+if ws is None:
+    st.title("Router Explorer")
+    st.error("No workspace is open: fix the folder in the sidebar. A workspace is a folder made by "
+             "`explorer build CONFIG --out DIR` (try `explorer build sample_data/sample.toml --out "
+             "workspaces/sample`).")
+    st.stop()
+
+page.run()

@@ -1,0 +1,82 @@
+"""Error analysis: every test query with its routed, oracle and base scores, regret and margin; filter, sort,
+export, and open any row in the Query inspector."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.ui import state
+
+SORTS = {"regret": "regret (largest first)", "margin": "margin (smallest first)",
+         "delta_base": "routed − base (worst first)", "dataset": "dataset, query id"}
+
+
+def render() -> None:
+    ws = state.workspace()
+    from explorer import views
+
+    st.title("Error analysis")
+    st.caption("Every test query under one strategy: the routed expert's score, the instance oracle's (the best "
+               "expert for that query) and the base model's, with regret (oracle − routed) and the router's margin "
+               "(top-1 − top-2). Click a row to open it in the Query inspector.")
+    state.score_note()
+    c1, c2, c3 = st.columns([2, 1, 3])
+    strategy = state.synced(st.selectbox, "Strategy", "strategy", ws.strategies, views.default_strategy(ws),
+                            container=c1)
+    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.measures[0], container=c2)
+    datasets = state.synced(st.multiselect, "Datasets", "datasets", ws.datasets, [], container=c3,
+                            placeholder="all datasets")
+    f1, f2, f3, f4, f5 = st.columns([1, 1, 1, 1.2, 1.4])
+    as_bool = lambda v: v in ("1", "true", "True")  # noqa: E731
+    wrong = state.synced(st.checkbox, "routed ≠ oracle", "wrong", None, False, container=f1, cast=as_bool,
+                         help="The routed expert is not among the tied best experts of the query.")
+    hurt = state.synced(st.checkbox, "routing hurt vs base", "hurt", None, False, container=f2, cast=as_bool,
+                        help="The routed score is below the base model's score.")
+    skip = state.synced(st.checkbox, "hide all-expert ties", "skip_ties", None, False, container=f3, cast=as_bool)
+    use_margin = state.synced(st.checkbox, "margin below", "use_margin", None, False, container=f4, cast=as_bool)
+    margin = state.synced(st.number_input, "margin below x", "margin", None, 0.05, container=f5, cast=float,
+                          min_value=0.0, step=0.01, format="%.3f", disabled=not use_margin)
+    sort = state.synced(st.selectbox, "Sort by", "sort", list(SORTS), "regret", format_func=SORTS.get,
+                        container=st.columns([1, 2])[0])
+
+    t = state.cached("views:error_table", strategy, measure, list(datasets), bool(wrong),
+                     float(margin) if use_margin else None, bool(hurt), bool(skip))
+    ascending = {"regret": False, "margin": True, "delta_base": True, "dataset": True}[sort]
+    t = t.sort_values(["dataset", "qid"] if sort == "dataset" else sort, ascending=ascending, kind="stable")
+    total = len(ws.eval_rows())
+    st.markdown(f"**{len(t)}** of {total} test queries · mean regret "
+                f"{views.x100(t['regret'].mean()) if len(t) else '—'} · routed worse than base on "
+                f"{int((t['delta_base'] < 0).sum())}")
+    if t.empty:
+        st.info("No query matches these filters: loosen them (untick a box, raise the margin, or clear the "
+                "dataset filter).")
+        return
+    shown = t.reset_index()[["row", "dataset", "qid", "text", "routed", "oracle", "routed_score", "oracle_score",
+                             "base_score", "regret", "delta_base", "margin", "correct"]]
+    for c in ("routed_score", "oracle_score", "base_score", "regret", "delta_base"):
+        shown[c] = (100 * shown[c]).round(1)
+    num = lambda label: st.column_config.NumberColumn(label, format="%.1f")  # noqa: E731
+    event = st.dataframe(shown, hide_index=True, width="stretch", height=460, on_select="rerun",
+                         selection_mode="single-row", key="error_table", column_config={
+                             "row": None, "text": st.column_config.TextColumn("query", width="large"),
+                             "routed_score": num("routed ×100"), "oracle_score": num("oracle ×100"),
+                             "base_score": num("base ×100"), "regret": num("regret ×100"),
+                             "delta_base": num("routed − base ×100"),
+                             "margin": st.column_config.NumberColumn("margin", format="%.3f"),
+                             "correct": st.column_config.CheckboxColumn("routed among best")})
+    picked = event.selection.rows if event and event.selection else []
+    if picked:
+        r = shown.iloc[picked[0]]
+        state.open_query(int(r["row"]), dataset=r["dataset"], strategy=strategy)
+    e1, e2, e3 = st.columns([1.2, 3, 1])
+    e1.download_button("Export selection (CSV)", t.to_csv(index_label="row"), file_name=f"errors_{strategy}.csv",
+                       mime="text/csv", help="The filtered rows, unrounded scores (0–1).")
+    labels = {int(r.row): f"{r.qid} · {r.text[:80]}" for r in shown.itertuples()}
+    pick = e2.selectbox("Open a query", list(labels), format_func=labels.get, key="errors_pick",
+                        label_visibility="collapsed")
+    if e3.button("Open in inspector", key="errors_open"):
+        state.open_query(int(pick), dataset=ws.queries.iloc[int(pick)]["dataset"], strategy=strategy)
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,124 @@
+"""Experts: a card per expert, and the what-if: switch experts off and on and see the pilot library, routing and
+every metric recomputed at once, with the difference from all experts on."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from explorer.ui import state
+from explorer.ui.style import expert_palette, finish
+
+HYPER = ("epochs", "batch_size", "lr", "temperature", "negatives", "r", "alpha", "dropout", "target_modules")
+
+
+def _loss(curve: list[float], colour: str, name: str) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=list(range(1, len(curve) + 1)), y=curve, mode="lines", line=dict(color=colour),
+                               hovertemplate=f"{name}<br>step %{{x}}<br>loss %{{y:.3f}}<extra></extra>"))
+    fig = finish(fig, "training step", "loss", height=180)
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), showlegend=False)
+    return fig
+
+
+def _card(c: dict, colour: str, measure: str) -> None:
+    from explorer.views import x100
+
+    with st.container(border=True):
+        st.markdown(f"<span style='display:inline-block;width:12px;height:12px;border-radius:6px;"
+                    f"background:{colour}'></span> **{c['name']}** · {c['kind']}"
+                    f"{' · multi-task baseline' if c['multi_task'] else ''}", unsafe_allow_html=True)
+        sources = ", ".join(f"{s['dataset']} ({s['source']})" for s in c["sources"]) or "—"
+        st.caption(f"trained on {sources} · {c['pairs'] or '?'} pairs · {c['steps'] or '?'} steps · "
+                   f"{c['trainable_parameters'] or '?'} trainable parameters")
+        m1, m2 = st.columns(2)
+        delta_in = c["in_domain"] - c["base_in_domain"]
+        delta_out = c["out_of_domain"] - c["base_out_of_domain"]
+        m1.metric("in-domain", x100(c["in_domain"]),
+                  None if delta_in != delta_in else f"{100 * delta_in:+.1f} vs base",
+                  help=f"Mean {measure} ×100 over {', '.join(c['datasets'])} of the strategy {c['strategy']}.")
+        m2.metric("out-of-domain", x100(c["out_of_domain"]),
+                  None if delta_out != delta_out else f"{100 * delta_out:+.1f} vs base",
+                  help=f"Mean {measure} ×100 over the other datasets.")
+        if c["loss_curve"]:
+            st.plotly_chart(_loss(c["loss_curve"], colour, c["name"]), width="stretch", key=f"loss_{c['name']}",
+                            config={"displayModeBar": False})
+        hp = c["hyper_parameters"]
+        shown = {k: hp[k] for k in HYPER if k in hp}
+        st.caption(" · ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in shown.items()))
+
+
+def render() -> None:
+    ws = state.workspace()
+    st.title("Experts")
+    state.score_note()
+    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.measures[0])
+    cards = state.cached("views:expert_cards", measure)
+    palette = expert_palette(ws.encoders)
+    if not cards:
+        st.info("This workspace has no experts: add `[[experts]]` to the build config and rebuild.")
+        return
+    per_row = 3
+    for i in range(0, len(cards), per_row):
+        cols = st.columns(per_row)
+        for col, c in zip(cols, cards[i:i + per_row]):
+            with col:
+                _card(c, palette.get(c["name"], "#999"), measure)
+
+    st.header("What if an expert were switched off?")
+    st.caption("Untick experts: the pilot library is rebuilt from the remaining experts, every router re-decides, "
+               "and every metric is recomputed from the stored per-expert runs (no model is run).")
+    names = [c["name"] for c in cards]
+    off_param = set(state.param_list("off"))
+    boxes = st.columns(min(len(names), 7))
+    enabled = []
+    for i, name in enumerate(names):
+        key = f"exp_on_{name}"
+        if key not in st.session_state:
+            st.session_state[key] = name not in off_param
+        if boxes[i % len(boxes)].checkbox(name, key=key):
+            enabled.append(name)
+    state.set_params(off=[n for n in names if n not in enabled] or None)
+    result = state.whatif_compare(enabled, measure)
+    now, diff = result["now"], result["diff"]
+    if result["dropped"]:
+        st.caption("Left out (their fixed expert is off): " + ", ".join(result["dropped"]))
+    focus = [s for s in ("pilot-mean", "pilot-nearest", "dataset-router", "prototype", "classification-head",
+                         "instance-oracle", "dataset-oracle", "base") if s in now.columns]
+    others = [c for c in now.columns if c not in focus]
+    cols = focus + others
+    table = pd.DataFrame(index=now.index)
+    for c in cols:
+        table[c] = (100 * now[c]).round(1)
+    st.markdown(f"**{measure} ×100 with {len(enabled)} of {len(names)} experts on**")
+    st.dataframe(table.style.format("{:.1f}"), width="stretch")
+    st.markdown("**Difference from all experts on** (points ×100)")
+    d = (100 * diff[[c for c in cols if c in diff.columns]]).round(1)
+    st.dataframe(d.style.format("{:+.1f}").map(
+        lambda v: "color: #b00" if v < -0.05 else ("color: #070" if v > 0.05 else "color: #888")), width="stretch")
+    p1, p2 = st.columns(2)
+    with p1:
+        st.markdown("**Pilot library now** (pilot queries behind each centroid)")
+        if enabled:
+            from explorer.views import whatif_pilots
+
+            lib = whatif_pilots(state.whatif(), enabled)
+            st.dataframe(lib.pivot_table(index="dataset", columns="expert", values="size", aggfunc="sum",
+                                         fill_value=0).reindex(ws.datasets), width="stretch")
+        else:
+            st.info("Every expert is off: tick at least one to rebuild the pilot library.")
+    with p2:
+        strategies = [s for s in result["choices"] if s in ws.strategies]
+        if strategies:
+            strat = st.selectbox("Routing now, strategy", strategies,
+                                 index=strategies.index("pilot-mean") if "pilot-mean" in strategies else 0,
+                                 key="exp_strategy")
+            from explorer.views import whatif_shares
+
+            shares = whatif_shares(state.whatif(), result["choices"], strat)
+            st.dataframe((100 * shares).round(0), width="stretch")
+            st.caption("% of each dataset's test queries sent to each expert.")
+
+
+if __name__ == "__main__":
+    render()

@@ -1,0 +1,244 @@
+"""What the pages share: the workspace of this session, cached derived tables, the live router, and the page state
+kept in the URL query parameters (so a link reopens the same view)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import streamlit as st
+
+from .. import WORKSPACE_FORMAT_VERSION
+from ..workspace import Workspace, WorkspaceError
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_WORKSPACE = ROOT / "workspaces" / "sample"
+SAMPLE_CONFIG = ROOT / "sample_data" / "sample.toml"
+ENV_WORKSPACE = "EXPLORER_WORKSPACE"
+
+# Page key -> (file relative to app.py, title, icon, url path). The first is the default page.
+PAGES = {
+    "overview": ("explorer/ui/overview.py", "Overview", ":material/table_chart:", "overview"),
+    "map": ("explorer/ui/routing_map.py", "Routing map", ":material/scatter_plot:", "map"),
+    "decisions": ("explorer/ui/decisions.py", "Routing decisions", ":material/alt_route:", "decisions"),
+    "inspector": ("explorer/ui/inspector.py", "Query inspector", ":material/search:", "inspector"),
+    "errors": ("explorer/ui/errors.py", "Error analysis", ":material/bug_report:", "errors"),
+    "experts": ("explorer/ui/experts.py", "Experts", ":material/school:", "experts"),
+    "playground": ("explorer/ui/playground.py", "Playground", ":material/keyboard:", "playground"),
+}
+
+_build_lock = threading.Lock()
+
+
+# --- the workspace ------------------------------------------------------------------------------------------------
+def cli_workspace(argv: Sequence[str] | None = None) -> str | None:
+    """`streamlit run app.py -- --workspace DIR` (unknown arguments are ignored)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--workspace", "-w")
+    args, _ = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    return args.workspace
+
+
+def initial_workspace() -> str:
+    return cli_workspace() or os.environ.get(ENV_WORKSPACE) or str(DEFAULT_WORKSPACE)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _open(path: str, stamp: int) -> Workspace:
+    return Workspace(path)
+
+
+def open_workspace(path: str | Path) -> Workspace:
+    """A cached Workspace (re-read when its manifest changes); WorkspaceError for a bad folder."""
+    p = Path(path).expanduser()
+    manifest = p / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns if manifest.is_file() else 0
+    if not stamp:
+        Workspace(p)  # raises the explanatory WorkspaceError
+    return _open(str(p.resolve()), stamp)
+
+
+def build_default(echo: Callable[[str], None]) -> Workspace:
+    """Build the sample workspace from sample_data/sample.toml (once, even with several sessions starting)."""
+    from ..build import build
+
+    with _build_lock:
+        if (DEFAULT_WORKSPACE / "manifest.json").is_file():
+            return open_workspace(DEFAULT_WORKSPACE)
+        build(SAMPLE_CONFIG, DEFAULT_WORKSPACE, echo=echo, progress=False)
+    return open_workspace(DEFAULT_WORKSPACE)
+
+
+def ws_key(ws: Workspace) -> str:
+    return f"{ws.path.resolve()}|{ws.manifest.get('created', '')}"
+
+
+def set_workspace(ws: Workspace | None) -> None:
+    st.session_state["_ws"] = ws
+
+
+def workspace() -> Workspace:
+    """The session's workspace; pages stop with an explanation when there is none."""
+    ws = st.session_state.get("_ws")
+    if ws is None:
+        st.info("No workspace is open. Give a workspace folder in the sidebar (one made by `explorer build`), or "
+                "start the app with `streamlit run app.py -- --workspace DIR`.")
+        st.stop()
+    return ws
+
+
+def format_note() -> str:
+    return f"reads workspace format ≤ {WORKSPACE_FORMAT_VERSION}"
+
+
+# --- cached derived data ------------------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=256)
+def _cached(name: str, key: str, args: tuple, kwargs: tuple, _ws: Workspace):
+    from .. import analysis, export, views
+
+    module, fn = name.split(":")
+    func = getattr({"views": views, "analysis": analysis, "export": export}[module], fn)
+    return func(_ws, *args, **dict(kwargs))
+
+
+def cached(name: str, *args, **kwargs):
+    """`views:function` / `analysis:function` / `export:function` applied to the session's workspace, cached by
+    (workspace path + manifest 'created', arguments)."""
+    ws = workspace()
+    return _cached(name, ws_key(ws), tuple(args), tuple(sorted(kwargs.items())), ws)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _whatif(key: str, _ws: Workspace):
+    from ..analysis import WhatIf
+
+    return WhatIf(_ws)
+
+
+def whatif():
+    ws = workspace()
+    return _whatif(ws_key(ws), ws)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _whatif_compare(key: str, enabled: tuple, measure: str, _ws: Workspace):
+    from ..views import whatif_compare
+
+    return whatif_compare(_whatif(key, _ws), list(enabled), measure)
+
+
+def whatif_compare(enabled: Sequence[str], measure: str) -> dict:
+    ws = workspace()
+    return _whatif_compare(ws_key(ws), tuple(enabled), measure, ws)
+
+
+LIVE_TORCH_THREADS = 1
+
+
+def open_live_router(ws: Workspace):
+    """The LiveRouter for the Playground. One query at a time (the encoder is locked) is fastest on one intra-op
+    thread: on 2 cores, 2 OpenMP threads spin against any other load (p95 0.5 s vs 20 ms for one short query)."""
+    import torch
+
+    from ..live import LiveRouter
+
+    torch.set_num_threads(LIVE_TORCH_THREADS)
+    return LiveRouter.open(ws)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _live(key: str, _ws: Workspace):
+    router = open_live_router(_ws)
+    router.route("warm up the routers")  # fits the classifiers once, so the first real query is fast
+    return router
+
+
+def live_router():
+    ws = workspace()
+    return _live(ws_key(ws), ws)
+
+
+# --- page state in the URL ----------------------------------------------------------------------------------------
+def param(name: str, default: Any = None) -> Any:
+    value = st.query_params.get(name)
+    return default if value in (None, "") else value
+
+
+def param_list(name: str, default: list[str] | None = None) -> list[str]:
+    values = st.query_params.get_all(name)
+    if len(values) == 1 and "," in values[0]:
+        values = values[0].split(",")
+    return [v for v in values if v] or list(default or [])
+
+
+def set_params(**values: Any) -> None:
+    """Write page state to the URL (lists as repeated keys; None removes the key)."""
+    for k, v in values.items():
+        if v is None:
+            if k in st.query_params:
+                del st.query_params[k]
+        elif isinstance(v, (list, tuple)):
+            st.query_params[k] = [str(x) for x in v]
+        else:
+            st.query_params[k] = str(v)
+
+
+def synced(widget: Callable, label: str, param_name: str, options: Sequence | None = None, default: Any = None,
+           container=None, cast: Callable = str, **kwargs) -> Any:
+    """A widget whose value starts from the URL parameter `param_name` and is written back to it.
+
+    The URL seeds the widget when the widget is first drawn on the page (e.g. a shared link or a switch from
+    another page); after that the widget's own state leads and the URL follows."""
+    key = f"qp_{param_name}"
+    raw = st.query_params.get(param_name) if widget is not st.multiselect else param_list(param_name)
+    if key not in st.session_state:
+        value: Any = default
+        try:
+            if widget is st.multiselect:
+                value = [cast(v) for v in raw] if raw else default
+                value = [v for v in value if options is None or v in options]
+            elif raw not in (None, ""):
+                value = cast(raw)
+        except (TypeError, ValueError):
+            value = default
+        if options is not None and widget is not st.multiselect and value not in options:
+            value = default if default in options else (options[0] if len(options) else None)
+        st.session_state[key] = value
+    elif options is not None and widget is not st.multiselect and st.session_state[key] not in options:
+        st.session_state[key] = default if default in options else (options[0] if len(options) else None)
+    elif widget is st.multiselect and options is not None:
+        st.session_state[key] = [v for v in st.session_state[key] if v in options]
+    host = container or st
+    fn = getattr(host, widget.__name__)
+    if options is not None:
+        value = fn(label, options, key=key, **kwargs)
+    else:
+        value = fn(label, key=key, **kwargs)
+    if value == default or (isinstance(value, list) and list(value) == list(default or [])):
+        set_params(**{param_name: None})  # defaults stay out of the URL
+    else:
+        set_params(**{param_name: value if not isinstance(value, bool) else int(value)})
+    return value
+
+
+def open_query(row: int, **extra: Any) -> None:
+    """Open one query in the Query inspector (keeps the strategy and dataset of the current view)."""
+    params = {"row": str(int(row))}
+    for k in ("strategy", "measure"):
+        v = st.query_params.get(k)
+        if v:
+            params[k] = v
+    params.update({k: str(v) for k, v in extra.items() if v is not None})
+    for key in ("qp_row", "qp_dataset", "qp_cols"):
+        st.session_state.pop(key, None)
+    st.switch_page(PAGES["inspector"][0], query_params=params)
+
+
+def score_note() -> None:
+    from .style import SCORE_NOTE
+
+    st.caption(SCORE_NOTE)

@@ -1,0 +1,187 @@
+"""End to end in a real browser: `streamlit run app.py` on loopback, driven by Playwright with Debian's chromium.
+
+Visits every page, selects a query on the routing map and in the error table (each opens the Query inspector),
+runs a Playground query, and saves screenshots to docs/screenshots/<page>.png. Missing chromium fails the test.
+Setup once: `apt-get install -y chromium` and `pip install playwright==1.65.2` (never `playwright install`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def workspace_path(request) -> Path:
+    given = os.environ.get("EXPLORER_TEST_WORKSPACE")
+    return Path(given) if given else request.getfixturevalue("sample_workspace").path
+
+
+@pytest.fixture(scope="module")
+def server(workspace_path, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+           "--browser.gatherUsageStats", "false", "--", "--workspace", str(workspace_path)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"streamlit did not start:\n{log.read_text()}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: apt-get install -y chromium (the test needs it)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def settle(pg, title: str | None = None, timeout: float = 90_000) -> None:
+    """Wait until the app has drawn `title` and the script is no longer running."""
+    pg.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    if title:
+        pg.wait_for_selector(f'h1:has-text("{title}")', timeout=timeout)
+    for _ in range(3):  # the status widget can flicker between reruns
+        time.sleep(0.6)
+        pg.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+    assert pg.locator('[data-testid="stException"]').count() == 0, pg.locator(
+        '[data-testid="stException"]').first.inner_text()
+
+
+def shoot(pg, name: str) -> None:
+    """A screenshot of the whole page: the viewport grows to the height of Streamlit's scrolling main area."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    height = pg.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+                         " return m ? m.scrollHeight : document.body.scrollHeight; }")
+    width = pg.viewport_size["width"]
+    pg.set_viewport_size({"width": width, "height": max(800, min(int(height) + 40, 6000))})
+    time.sleep(1.0)  # charts re-layout to the new size
+    pg.screenshot(path=str(SHOTS / f"{name}.png"))
+    pg.set_viewport_size({"width": width, "height": 1000})
+
+
+def test_every_page_and_selection_to_inspector(server, page):
+    pg = page
+    pg.goto(server + "/")
+    settle(pg, "Overview")
+    assert pg.locator("table").first.inner_text().count("\n") > 5
+    shoot(pg, "overview")
+
+    pg.goto(server + "/decisions")
+    settle(pg, "Routing decisions")
+    shoot(pg, "decisions")
+
+    pg.goto(server + "/experts")
+    settle(pg, "Experts")
+    shoot(pg, "experts")
+
+    # Routing map: click a test query; it opens in the Query inspector.
+    pg.goto(server + "/map")
+    settle(pg, "Routing map")
+    pg.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=30_000)
+    shoot(pg, "routing_map")
+    point = pg.evaluate("""() => {
+        const gd = document.querySelector('.js-plotly-plot');
+        const i = gd.data.findIndex(t => (t.name || '').startsWith('test:'));
+        const p = gd.calcdata[i][0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        const r = gd.getBoundingClientRect();
+        return {x: r.left + xa._offset + xa.c2p(p.x), y: r.top + ya._offset + ya.c2p(p.y)};
+    }""")
+    pg.mouse.move(point["x"], point["y"])
+    time.sleep(0.5)
+    pg.mouse.click(point["x"], point["y"])
+    pg.wait_for_url("**/inspector?*row=*", timeout=30_000)
+    settle(pg, "Query inspector")
+    assert pg.locator("h4").first.inner_text().strip().startswith("“")
+    shoot(pg, "inspector")
+
+    # Error analysis: select the first row of the table; it opens in the Query inspector.
+    pg.goto(server + "/errors")
+    settle(pg, "Error analysis")
+    shoot(pg, "errors")
+    grid = pg.locator('[data-testid="stDataFrame"]').first
+    box = grid.bounding_box()
+    pg.mouse.click(box["x"] + 16, box["y"] + 35 + 17)
+    pg.wait_for_url("**/inspector?*row=*", timeout=30_000)
+    settle(pg, "Query inspector")
+
+    # Playground: a typed query, routed live.
+    pg.goto(server + "/playground?dataset=cooking")
+    settle(pg, "Playground")
+    box = pg.get_by_label("Query")
+    box.fill("how long should I rest a steak after grilling")
+    box.press("Enter")
+    pg.wait_for_selector("text=Answered in", timeout=120_000)
+    settle(pg, "Playground")
+    assert pg.locator("text=What each strategy decides").count() == 1
+    shoot(pg, "playground")
+
+    # bad input gets a message, not a traceback
+    box = pg.get_by_label("Query")
+    box.fill("x" * 10_000)
+    box.press("Enter")
+    pg.wait_for_selector("text=the limit is", timeout=30_000)
+    settle(pg)
+
+
+def test_link_reopens_view(server, page, workspace_path):
+    pg = page
+    pg.goto(server + "/errors?strategy=prototype&wrong=1")
+    settle(pg, "Error analysis")
+    assert "prototype" in pg.locator('[data-testid="stSelectbox"]').first.inner_html()
+    assert pg.get_by_role("checkbox", name="routed ≠ oracle").is_checked()
+    pg.goto(server + "/?page=inspector&row=50")
+    settle(pg, "Query inspector")
+    assert "row 50" in pg.locator('[data-testid="stCaptionContainer"]').all_inner_texts().__str__()
