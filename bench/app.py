@@ -3,7 +3,7 @@ latency (route + expert encode + search) over ~50 queries, and app start time (`
 
     python bench/app.py [--workspace workspaces/sample] [--runs 5] [--queries 50] [--json out.json]
 
-Results are written up in docs/benchmarks_app.md.
+Results are written up in docs/benchmarks.md (section "App").
 """
 
 from __future__ import annotations
