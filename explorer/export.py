@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from .analysis import query_table
@@ -34,7 +35,8 @@ def trec_run_text(ws: Workspace, strategy: str, dataset: str) -> str:
 
 
 def safe_name(strategy: str) -> str:
-    return strategy.replace(":", "_")
+    """A strategy name as a file name: fixed:x -> fixed_x, pilot-mean/skip-all -> pilot-mean_skip-all."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", strategy)
 
 
 def export_all(ws: Workspace, out: Path) -> Path:

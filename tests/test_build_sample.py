@@ -143,6 +143,8 @@ def test_export_writes_trec_runs_that_trec_eval_scores_identically(sample_worksp
     assert agg[ir_measures.AP] == pytest.approx(table_ap.at[ds, "pilot-mean"], abs=1e-9)
     assert agg[ir_measures.RR @ 10] == pytest.approx(table_rr.at[ds, "pilot-mean"], abs=1e-9)
     assert (tmp_path / "per_query.pilot-mean.csv").is_file()
+    assert (tmp_path / "runs" / f"{ds}.pilot-mean_skip-all.trec").is_file()
+    assert len(list((tmp_path / "runs").glob("*.trec"))) == len(ws.strategies) * len(ws.datasets)
 
 
 def test_eval_routing_view_reports_accuracy_and_regret(sample_workspace):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
+from explorer.export import safe_name
 from explorer.ui import state
 from explorer.ui.style import finish, strategy_palette
 
@@ -66,7 +67,7 @@ def render() -> None:
     with d4:
         st.write("")
         st.download_button("TREC run", state.cached("export:trec_run_text", run_strategy, run_dataset),
-                           file_name=f"{run_dataset}.{run_strategy.replace(':', '_')}.trec", mime="text/plain")
+                           file_name=f"{run_dataset}.{safe_name(run_strategy)}.trec", mime="text/plain")
 
 
 def _marks(sig):
