@@ -24,6 +24,9 @@ run: setup
 test: setup chromium
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
+# The full benchmark (real-data quality, speed, memory, scale) rewrites its sections of docs/benchmarks.md.
 bench: setup
-	$(PY) -m bench.whatif
-	$(PY) -m bench.sample_build
+	HF_HUB_OFFLINE=1 $(PY) -m bench.report
+
+bench-quick: setup
+	HF_HUB_OFFLINE=1 $(PY) -m bench.report --quick

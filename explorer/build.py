@@ -485,5 +485,5 @@ def _manifest(cfg, datasets, encoders, cards, candidates, own, strategies, log, 
         "index": {"kind": cfg.index_kind, "depth": cfg.depth},
         "layout": {**cfg.layout, "sampled": sampled, "points": n_points},
         "versions": _library_versions(), "stages": log.entries, "build_seconds": round(seconds, 1),
-        "command": " ".join(sys.argv),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }

@@ -73,8 +73,8 @@ class BuildConfig:
         return next((e for e in self.experts if e.multi_task), None)
 
 
-ROUTING_DEFAULTS = {"strategies": [], "variants": [], "ties": "first", "pilot_k": 1, "base_as_candidate": False, "gamma": 0.05,
-                    "tau": 0.05, "dataset_router_samples": 100, "seed": 0}
+ROUTING_DEFAULTS = {"strategies": [], "variants": [], "ties": "first", "pilot_k": 1, "normalize_pilots": True,
+                    "base_as_candidate": False, "gamma": 0.05, "tau": 0.05, "dataset_router_samples": 100, "seed": 0}
 LAYOUT_DEFAULTS = {"umap": True, "max_points": 5000, "n_neighbors": 15, "seed": 0}
 
 

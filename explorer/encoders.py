@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from .experts import EXPERT_KINDS, ExpertKind
+from .experts import EXPERT_KINDS, ExpertKind, switch_adapters
 
 BUNDLED = "bundled"
 EXPERT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -107,6 +107,15 @@ class Encoder:
         with self.lock:
             self.experts[name].save(name, Path(folder))
 
+    def _tuner_layers(self) -> list:
+        """Every adapter layer of any kind, found once per set of loaded experts (not on every query)."""
+        key = tuple(self.experts)
+        if getattr(self, "_tuners", (None,))[0] != key:
+            from peft.tuners.tuners_utils import BaseTunerLayer
+
+            self._tuners = (key, [m for m in self.transformer.modules() if isinstance(m, BaseTunerLayer)])
+        return self._tuners[1]
+
     def _check_new(self, name: str) -> None:
         if not EXPERT_NAME.fullmatch(name):
             raise ValueError(f"expert name {name!r}: use letters, digits, '-' and '_' only (it names a folder and "
@@ -120,8 +129,8 @@ class Encoder:
         with self.lock:
             weights = self._weights(choice)
             if not weights:
-                for layer in _tuner_layers(self.transformer):
-                    layer.enable_adapters(False)
+                for layer in self._tuner_layers():
+                    switch_adapters(layer, None)
                 yield
                 return
             kinds = {id(self.experts[n]) for n in weights}
@@ -160,8 +169,3 @@ class Encoder:
         out = self.model(features)["sentence_embedding"]
         return torch.nn.functional.normalize(out, dim=-1)
 
-
-def _tuner_layers(module: torch.nn.Module):
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    return [m for m in module.modules() if isinstance(m, BaseTunerLayer)]

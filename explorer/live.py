@@ -73,6 +73,16 @@ class LiveRouter:
                                           self.ws.manifest["routing"].get("variants"))
                 if not r.uses_oracle and r.available(self.context)]
 
+    @cached_property
+    def _layouts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per layout method: the stored queries' base embeddings and coordinates, to place a new query."""
+        layout, base = self.ws.layout, self.ws.embeddings("base")
+        out = {}
+        for method in layout["method"].unique():
+            q = layout[(layout["method"] == method) & (layout["item"] == "query")].sort_values("ref")
+            out[method] = (np.ascontiguousarray(base[q["ref"].to_numpy()]), q[["x", "y"]].to_numpy())
+        return out
+
     def _index(self, dataset: str):
         key = f"_index:{dataset}"
         if key not in self.__dict__:
@@ -86,15 +96,8 @@ class LiveRouter:
         t1 = time.perf_counter()
         decisions = {r.name: r.decide(self.context, emb) for r in self.routers}
         t2 = time.perf_counter()
-        lib = self.ws.pilots
-        sims = self.ws.pilot_centroids @ emb[0]
-        table = lib.assign(similarity=sims)
-        layout = self.ws.layout
-        coords = {}
-        base = self.ws.embeddings("base")
-        for method in layout["method"].unique():
-            q = layout[(layout["method"] == method) & (layout["item"] == "query")].sort_values("ref")
-            coords[method] = tuple(place(emb, base[q["ref"].to_numpy()], q[["x", "y"]].to_numpy())[0])
+        table = self.ws.pilots.assign(similarity=self.ws.pilot_centroids @ emb[0])
+        coords = {method: tuple(place(emb, refs, xy)[0]) for method, (refs, xy) in self._layouts.items()}
         return LiveResult(text, decisions, table, coords, {"base_encode": t1 - t0, "route": t2 - t1})
 
     def choice(self, decision: Decision) -> ExpertChoice:

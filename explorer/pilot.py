@@ -53,7 +53,7 @@ def best_labels(scores: np.ndarray, candidates: list[int], datasets: np.ndarray,
 
 @dataclass
 class PilotLibrary:
-    centroids: np.ndarray  # (m, d), L2-normalised
+    centroids: np.ndarray  # (m, d), L2-normalised by default
     expert: np.ndarray  # (m,) encoder column of the label
     dataset: np.ndarray  # (m,) source dataset name
     size: np.ndarray  # (m,) number of pilot queries behind the centroid
@@ -62,9 +62,11 @@ class PilotLibrary:
         return len(self.expert)
 
 
-def build_library(emb: np.ndarray, labels: np.ndarray, datasets: np.ndarray, k: int = 1, seed: int = 0
-                  ) -> PilotLibrary:
-    """k centroids per (source dataset, best expert) group of base query embeddings (k=1: the group mean)."""
+def build_library(emb: np.ndarray, labels: np.ndarray, datasets: np.ndarray, k: int = 1, seed: int = 0,
+                  normalize: bool = True) -> PilotLibrary:
+    """k centroids per (source dataset, best expert) group of base query embeddings (k=1: the group mean).
+    Centroids are L2-normalised (cosine routing) unless `normalize` is off: then a diffuse group's shorter mean
+    counts for less, which weighs the large catch-all groups that tie-breaking creates."""
     cents, experts, sources, sizes = [], [], [], []
     keep = labels >= 0
     for ds in dict.fromkeys(datasets[keep].tolist()):
@@ -80,7 +82,7 @@ def build_library(emb: np.ndarray, labels: np.ndarray, datasets: np.ndarray, k: 
                 fit = KMeans(n_clusters=n, n_init=3, random_state=seed).fit(group)
                 parts = [(fit.cluster_centers_[c], int((fit.labels_ == c).sum())) for c in range(n)]
             for centre, count in parts:
-                cents.append(centre / max(np.linalg.norm(centre), 1e-12))
+                cents.append(centre / max(np.linalg.norm(centre), 1e-12) if normalize else centre)
                 experts.append(int(label))
                 sources.append(ds)
                 sizes.append(count)

@@ -125,6 +125,8 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
     order = list(range(len(pairs)))
     with encoder.using(name):
         encoder.model.train()
+        for t in trainable:
+            t.requires_grad_(True)
         try:
             step = 0
             for _ in range(epochs):
@@ -150,5 +152,7 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
                         progress(step, total_steps, curve[-1])
         finally:
             encoder.model.eval()
+            for t in trainable:
+                t.requires_grad_(False)
     return TrainResult(steps=len(curve), loss_curve=curve, seconds=time.perf_counter() - start,
                        trainable_parameters=count)

@@ -133,6 +133,17 @@ def test_whatif_without_an_expert_never_uses_it(sample_workspace):
     assert (table["instance-oracle"] <= summary(ws)["instance-oracle"] + 1e-12).all()
 
 
+def test_whatif_with_every_domain_expert_off_falls_back_to_the_base_model(sample_workspace):
+    ws = sample_workspace
+    multitask = [e["name"] for e in ws.experts if e["multi_task"]]
+    table, choices = WhatIf(ws).run(multitask)
+    base = summary(ws)["base"]
+    for strategy, chosen in choices.items():
+        if not strategy.startswith("fixed:") and strategy not in ("multi-task",):
+            assert set(chosen.tolist()) <= {0}, strategy
+            assert np.allclose(table[strategy], base, atol=1e-12), strategy
+
+
 def test_export_writes_trec_runs_that_trec_eval_scores_identically(sample_workspace, tmp_path):
     _cli("export", str(sample_workspace.path), "--out", str(tmp_path))
     ws = sample_workspace

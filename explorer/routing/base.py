@@ -63,7 +63,8 @@ class RoutingContext:
     @property
     def library(self) -> PilotLibrary:
         return self.cached("library", lambda: build_library(
-            self.pilot_emb, self.labels, self.pilot_dataset, k=self.param("pilot_k", 1), seed=self.param("seed", 0)))
+            self.pilot_emb, self.labels, self.pilot_dataset, k=self.param("pilot_k", 1), seed=self.param("seed", 0),
+            normalize=self.param("normalize_pilots", True)))
 
 
 @dataclass
@@ -98,10 +99,11 @@ class Router:
 
 
 def argmax_decision(scores: np.ndarray, candidates: list[int], n_encoders: int) -> Decision:
-    """Hard routing: the candidate with the highest score (ties: the first), one-hot weights."""
+    """Hard routing: the candidate with the highest score (ties: the first), one-hot weights; with no candidate
+    left (every expert switched off) the base model, column 0."""
     n = len(scores)
     full = np.full((n, n_encoders), np.nan)
-    cand = np.asarray(candidates)
+    cand = np.asarray(candidates, dtype=np.int64)
     full[:, cand] = scores[:, cand]
     sub = np.nan_to_num(full[:, cand], nan=-np.inf)
     pick = cand[np.argmax(sub, axis=1)] if len(cand) else np.zeros(n, dtype=int)
@@ -117,7 +119,8 @@ def top2_margin(sub: np.ndarray) -> np.ndarray:
     return top[:, 0] - top[:, 1]
 
 
-VARIANT_PARAMS = ("ties", "pilot_k", "gamma", "tau", "dataset_router_samples", "seed", "base_as_candidate")
+VARIANT_PARAMS = ("ties", "pilot_k", "normalize_pilots", "gamma", "tau", "dataset_router_samples", "seed",
+                  "base_as_candidate")
 
 
 class Variant(Router):
