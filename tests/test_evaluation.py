@@ -102,3 +102,19 @@ def test_significance_is_holm_corrected_across_systems():
     table = significance({"ref": ref, "up": ref + 0.2, "noise": ref + rng.normal(0, 0.01, 60)}, "ref")
     assert bool(table.at["up", "significant"])
     assert table.at["up", "p_t_holm"] >= table.at["up", "p_t"]
+
+
+def test_significance_tests_every_system_in_one_vectorized_pass_equal_to_one_by_one():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    ref = rng.uniform(size=50)
+    systems = {"ref": ref, "a": ref + rng.normal(0.05, 0.1, 50), "b": ref + rng.normal(0, 0.1, 50), "same": ref}
+    table = significance(systems, "ref", resamples=4000)
+    for name in ("a", "b"):
+        assert table.loc[name, "p_t"] == pytest.approx(stats.ttest_rel(systems[name], ref).pvalue, rel=1e-12)
+        alone = stats.permutation_test((ref, systems[name]), lambda x, y, axis: np.mean(y - x, axis=axis),
+                                       permutation_type="samples", n_resamples=4000, vectorized=True,
+                                       rng=np.random.default_rng(9)).pvalue
+        assert table.loc[name, "p_rand"] == pytest.approx(alone, abs=0.03)  # same test, other random flips
+    assert table.loc["same", "p_t"] == 1.0 and table.loc["same", "p_rand"] == 1.0
