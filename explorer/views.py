@@ -323,6 +323,7 @@ def expert_cards(ws: Workspace, measure: str = "nDCG@10") -> list[dict]:
             "sources": card.get("sources", []), "pairs": card.get("pairs"), "steps": card.get("steps"),
             "origin": card.get("origin", ""), "seconds": card.get("seconds"),
             "trainable_parameters": card.get("trainable_parameters"),
+            "base_parameters": ws.manifest.get("base_model", {}).get("parameters"),
             "hyper_parameters": card.get("hyper_parameters", {}), "loss_curve": card.get("loss_curve", []),
             "strategy": strat, "in_domain": mean(own, strat), "out_of_domain": mean(other, strat),
             "base_in_domain": mean(own, "base"), "base_out_of_domain": mean(other, "base"),

@@ -76,5 +76,7 @@ def test_speed_ratios_are_numbers(quick_report):
     _, text = quick_report
     encode = next(t for t in _tables(text) if t[0][-1] == "throughput ratio to plain")
     assert float(encode[2][-1]) == 1.0 and all(float(r[-1]) > 0 for r in encode[2:])
-    live = next(t for t in _tables(text) if t[0][1:] == ["p50 ms", "p95 ms"])
-    assert live[-1][0] == "ratio" and all(float(c) > 0 for c in live[-1][1:])
+    live = next(t for t in _tables(text) if t[0][:3] == ["path", "p50 ms", "p95 ms"])
+    assert live[-1][0].startswith("floor") and all(float(c) > 0 for r in live[2:] for c in r[1:3])
+    for row in live[2:-1]:
+        assert all(float(x) > 0 for x in row[3].split(" / "))

@@ -50,6 +50,16 @@ def test_experts_change_the_query_embedding_and_base_is_restored(experts_encoder
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
 
 
+def test_a_live_query_after_adding_an_expert_is_deterministic():
+    """Live queries skip encode()'s eval(); new adapter modules (LoRA dropout) must not start in training mode."""
+    enc = Encoder()
+    enc.add_expert("fresh")
+    _randomise(enc, "fresh", 7)
+    first = enc.encode(TEXTS[:2], "fresh")
+    assert np.array_equal(first, enc.encode(TEXTS[:2], "fresh"))
+    assert np.allclose(first, enc.encode(TEXTS * 2, "fresh")[:2], atol=1e-6)  # the batched encode() path
+
+
 def test_mixture_equals_explicitly_merged_weights(experts_encoder):
     mixed = experts_encoder.encode(TEXTS, {"a": 0.7, "b": 0.3})
     merged = SentenceTransformer(resolve_base("bundled"), device="cpu")

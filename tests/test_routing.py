@@ -119,3 +119,26 @@ def test_a_variant_overrides_parameters_under_its_own_name():
         all_strategies(ENCODERS, None, None, [{"name": "x", "router": "pilot-mean", "encoders": []}])
     with pytest.raises(ValueError, match="not registered"):
         all_strategies(ENCODERS, None, None, [{"name": "x", "router": "pilot-median"}])
+
+
+def test_ddr_routers_mix_the_prefix_modules_by_a_learned_softmax():
+    ctx = _context()
+    assert not ROUTERS["ddr-soft"]().available(ctx)  # no prefix modules: DDR has nothing to route over
+    ctx.expert_kinds = {1: "prefix", 2: "prefix", 3: "prefix", 4: "lora"}
+    soft = ROUTERS["ddr-soft"]().decide(ctx, QUERIES)
+    assert np.allclose(soft.weights.sum(axis=1), 1) and np.all(soft.weights[:, [0, 4]] == 0)
+    assert soft.weights.argmax(axis=1).tolist() == [1, 3]  # each query's own domain module weighs most
+    assert (soft.chosen == -1).all()  # a mixture, not a hard choice
+    top = ROUTERS["ddr-topk"]().decide(ctx, QUERIES)
+    assert ((top.weights > 0).sum(axis=1) == 2).all() and np.allclose(top.weights.sum(axis=1), 1)
+    one = ROUTERS["ddr-topk"]().decide(ctx.with_params({"ddr_top_k": 1}), QUERIES)
+    assert one.chosen.tolist() == [1, 3]
+
+
+def test_expert_classifier_scores_are_each_binary_models_probability():
+    ctx = _context()
+    scores = ROUTERS["expert-classifier"]().score(ctx, QUERIES)
+    models, fitted, _, _ = ctx.cached("expert-classifier", None)
+    assert fitted
+    for col in fitted:
+        assert np.allclose(scores[:, col], models[col].predict_proba(QUERIES)[:, 1], atol=1e-12)

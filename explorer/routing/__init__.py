@@ -1,11 +1,11 @@
 """Routing strategies: one module per family, all registered in `ROUTERS` (see base.py)."""
 
-from . import classifiers, dataset_router, oracle, pilot_routers, prototype  # noqa: F401  (registration)
+from . import classifiers, dataset_router, ddr, oracle, pilot_routers, prototype  # noqa: F401  (registration)
 from .base import ROUTERS, Decision, Router, RoutingContext, Variant, argmax_decision, register
 from .fixed import Fixed, fixed_strategies
 
 
-FAMILY_ORDER = ["baseline", "RouterRetriever", "DAR", "oracle"]  # display order: baselines, routers, upper bounds
+FAMILY_ORDER = ["baseline", "RouterRetriever", "DAR", "DDR", "oracle"]  # display order: baselines, routers, upper bounds
 
 
 def all_strategies(encoders: list[str], multitask: str | None, only: list[str] | None = None,

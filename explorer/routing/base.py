@@ -35,6 +35,7 @@ class RoutingContext:
     eval_dataset: np.ndarray  # (n_eval,) dataset of each evaluated query
     eval_scores: np.ndarray  # (n_eval, n_encoders) nDCG@10 per encoder: only oracles may read it
     expert_datasets: dict[int, list[str]] = field(default_factory=dict)  # column -> datasets it was trained on
+    expert_kinds: dict[int, str] = field(default_factory=dict)  # column -> expert kind ("lora", "prefix", ...)
     params: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -90,6 +91,10 @@ class Router:
     def available(self, ctx: RoutingContext) -> bool:
         return len(ctx.candidates) > 0
 
+    def columns(self, ctx: RoutingContext) -> list[int]:
+        """The encoder columns this router chooses among (what-if re-decides among those still enabled)."""
+        return ctx.candidates
+
     def score(self, ctx: RoutingContext, emb: np.ndarray) -> np.ndarray:
         """(n, n_encoders) scores; the decision is the best candidate."""
         raise NotImplementedError
@@ -120,7 +125,7 @@ def top2_margin(sub: np.ndarray) -> np.ndarray:
 
 
 VARIANT_PARAMS = ("ties", "pilot_k", "normalize_pilots", "gamma", "tau", "dataset_router_samples", "seed",
-                  "base_as_candidate")
+                  "base_as_candidate", "ddr_top_k")
 
 
 class Variant(Router):
@@ -146,6 +151,9 @@ class Variant(Router):
 
     def available(self, ctx: RoutingContext) -> bool:
         return self.inner.available(self._context(ctx))
+
+    def columns(self, ctx: RoutingContext) -> list[int]:
+        return self.inner.columns(self._context(ctx))
 
     def decide(self, ctx: RoutingContext, emb: np.ndarray) -> Decision:
         return self.inner.decide(self._context(ctx), emb)

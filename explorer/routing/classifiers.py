@@ -6,6 +6,7 @@ In the what-if view their stored probabilities are masked to the enabled experts
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 from .base import Router, register
 
@@ -58,7 +59,17 @@ class ExpertClassifier(Router):
                 return _logistic().fit(ctx.pilot_emb[informative], y)
             return float(y.mean()) if len(y) else 0.0
 
-        models = ctx.cached(self.name, lambda: {col: fit_one(j) for j, col in enumerate(cand)})
+        def stacked():  # every fitted classifier as one matrix: one product per query instead of one call per expert
+            models = {col: fit_one(j) for j, col in enumerate(cand)}
+            fitted = [c for c, m in models.items() if not isinstance(m, float)]
+            coef = np.array([models[c].coef_[0] for c in fitted]).reshape(len(fitted), -1)
+            bias = np.array([models[c].intercept_[0] for c in fitted])
+            return models, fitted, coef, bias
+
+        models, fitted, coef, bias = ctx.cached(self.name, stacked)
         for col, model in models.items():
-            out[:, col] = model if isinstance(model, float) else model.predict_proba(emb)[:, 1]
+            if isinstance(model, float):
+                out[:, col] = model
+        if fitted:
+            out[:, fitted] = expit(emb @ coef.T + bias)  # = predict_proba(emb)[:, 1] of each binary model
         return out

@@ -29,8 +29,10 @@ def _card(c: dict, colour: str, measure: str) -> None:
                     f"background:{colour}'></span> **{c['name']}** · {c['kind']}"
                     f"{' · multi-task baseline' if c['multi_task'] else ''}", unsafe_allow_html=True)
         sources = ", ".join(f"{s['dataset']} ({s['source']})" for s in c["sources"]) or "—"
+        params, base = c["trainable_parameters"], c["base_parameters"]
+        share = f" ({100 * params / base:.2f}% of the base model)" if params and base else ""
         st.caption(f"trained on {sources} · {c['pairs'] or '?'} pairs · {c['steps'] or '?'} steps · "
-                   f"{c['trainable_parameters'] or '?'} trainable parameters")
+                   f"{f'{params:,}' if params else '?'} trainable parameters{share}")
         m1, m2 = st.columns(2)
         delta_in = c["in_domain"] - c["base_in_domain"]
         delta_out = c["out_of_domain"] - c["base_out_of_domain"]

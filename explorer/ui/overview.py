@@ -3,10 +3,12 @@ and downloads (CSV of the table, TREC run of any strategy)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import plotly.express as px
 import streamlit as st
 
-from explorer.export import safe_name
+from explorer.export import safe_name, trec_run_text
 from explorer.ui import state
 from explorer.ui.style import finish, strategy_palette
 
@@ -66,7 +68,8 @@ def render() -> None:
     run_dataset = d3.selectbox("on dataset", ws.datasets, key="dl_dataset")
     with d4:
         st.write("")
-        st.download_button("TREC run", state.cached("export:trec_run_text", run_strategy, run_dataset),
+        # generated on click, not on every render (reading the stored runs takes seconds on a large workspace)
+        st.download_button("TREC run", partial(trec_run_text, ws, run_strategy, run_dataset),
                            file_name=f"{run_dataset}.{safe_name(run_strategy)}.trec", mime="text/plain")
 
 

@@ -1,14 +1,11 @@
-"""Expert kinds: how an expert is created, loaded, saved and switched on inside the shared base model.
+"""LoRA experts (RouterRetriever, DAR): peft adapters injected into the shared base transformer.
 
-An expert kind is one small class in `EXPERT_KINDS`. LoRA experts are peft adapters injected into the single base
-transformer, so eight experts cost a few MB, not eight models. Mixtures of LoRA experts (DAR's merge) are exact:
-peft sums the deltas of every active adapter, so scaling each adapter by its weight gives W + sum_i w_i B_i A_i.
+Mixtures (DAR's merge) are exact: peft sums the deltas of every active adapter, so scaling each adapter by its
+weight gives W + sum_i w_i B_i A_i.
 """
 
 from __future__ import annotations
 
-import json
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -18,54 +15,7 @@ from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dic
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file, save_file
 
-EXPERT_KINDS: dict[str, type["ExpertKind"]] = {}
-# Several adapters in one model is the design, not an accident.
-warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-
-
-def register_kind(cls: type["ExpertKind"]) -> type["ExpertKind"]:
-    EXPERT_KINDS[cls.name] = cls
-    return cls
-
-
-def switch_adapters(layer, names: list[str] | None) -> None:
-    """Set which adapters a peft layer applies (None: none). peft's own set_adapter/enable_adapters also walk every
-    parameter to reset requires_grad, ~10 ms per query on this model; training sets requires_grad itself."""
-    layer._disable_adapters = names is None
-    if names is not None:
-        layer._active_adapter = list(names)
-
-
-class AdapterError(ValueError):
-    """An adapter folder cannot be used as an expert; the message names the folder and the fix."""
-
-
-class ExpertKind:
-    """One way of specialising the query side of the base encoder."""
-
-    name: str = ""
-    description: str = ""
-    mixable: bool = False
-
-    def __init__(self, transformer: torch.nn.Module):
-        self.transformer = transformer
-
-    def add(self, expert: str, params: Mapping) -> int:  # returns the number of trainable parameters
-        raise NotImplementedError
-
-    def load(self, expert: str, folder: Path) -> int:
-        raise NotImplementedError
-
-    def save(self, expert: str, folder: Path) -> None:
-        raise NotImplementedError
-
-    def trainable_parameters(self, expert: str) -> list[torch.nn.Parameter]:
-        raise NotImplementedError
-
-    @contextmanager
-    def active(self, weights: Mapping[str, float]) -> Iterator[None]:
-        raise NotImplementedError
-        yield
+from .base import AdapterError, ExpertKind, read_adapter_folder, register_kind, switch_adapters
 
 
 @register_kind
@@ -94,21 +44,8 @@ class LoraKind(ExpertKind):
 
     def load(self, expert: str, folder: Path) -> int:
         folder = Path(folder)
-        config_path = folder / "adapter_config.json"
+        read_adapter_folder(folder, "LORA", self.name)
         weights_path = folder / "adapter_model.safetensors"
-        if not config_path.is_file():
-            raise AdapterError(f"{folder}: no adapter_config.json (fix: point to a peft adapter folder)")
-        if not weights_path.is_file():
-            why = ("only adapter_model.bin, a pickle, which is never loaded"
-                   if (folder / "adapter_model.bin").exists() else "no adapter_model.safetensors")
-            raise AdapterError(f"{folder}: {why} (fix: save the adapter with safe_serialization=True)")
-        try:
-            raw = json.loads(config_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise AdapterError(f"{config_path}: not valid JSON ({err}) (fix: re-save the adapter config)") from err
-        if raw.get("peft_type", "LORA") != "LORA":
-            raise AdapterError(f"{config_path}: peft_type {raw.get('peft_type')!r} is not LORA "
-                               "(fix: use kind = \"lora\" only for LoRA adapters)")
         config = LoraConfig.from_pretrained(str(folder))
         config.inference_mode = True
         self.transformer.add_adapter(config, adapter_name=expert)
@@ -139,6 +76,11 @@ class LoraKind(ExpertKind):
         state = get_peft_model_state_dict(self.transformer, adapter_name=expert)
         save_file({f"base_model.model.{k}": v.detach().contiguous().cpu() for k, v in state.items()},
                   str(folder / "adapter_model.safetensors"))
+
+    def settings(self, expert: str) -> dict:
+        config = self.transformer.peft_config[expert]
+        return {"r": config.r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
+                "target_modules": sorted(config.target_modules)}
 
     def trainable_parameters(self, expert: str) -> list[torch.nn.Parameter]:
         return [p for n, p in self.transformer.named_parameters() if "lora_" in n and f".{expert}." in n]

@@ -1,0 +1,8 @@
+"""Expert kinds, one module each (peft's tuners/ layout); importing this package registers them all."""
+
+from .base import EXPERT_KINDS, AdapterError, ExpertKind, register_kind, switch_adapters
+from .lora import LoraKind
+from .prefix import PrefixKind
+from .query_adapter import QueryAdapterKind
+
+__all__ = ["EXPERT_KINDS", "AdapterError", "ExpertKind", "LoraKind", "PrefixKind", "QueryAdapterKind", "register_kind", "switch_adapters"]
