@@ -42,6 +42,11 @@ def _real_routers(ws: Workspace) -> list[str]:
     return [s for s in ws.strategies if info[s]["family"] != "fixed" and not info[s]["uses_oracle"]]
 
 
+def _candidate_routers(ws: Workspace) -> list[str]:
+    """Real routers that choose among the routing candidates (DDR chooses among its prefix modules instead)."""
+    return [s for s in _real_routers(ws) if ws.strategy_info(s)["family"] != "DDR"]
+
+
 def _oracles(ws: Workspace) -> list[str]:
     return [s for s, i in _families(ws).items() if i["uses_oracle"]]
 
@@ -81,7 +86,7 @@ def score_matrix(ws: Workspace, measure: str, resamples: int, with_marks: bool =
 def routing_tables(ws: Workspace) -> str:
     """Accuracy against the instance oracle (any tied-best expert counts) and mean regret, per dataset."""
     rows = []
-    for strategy in [*_real_routers(ws), "dataset-oracle"]:
+    for strategy in [*_candidate_routers(ws), "dataset-oracle"]:
         if strategy not in ws.strategies:
             continue
         r = routing_report(ws, strategy)
@@ -94,7 +99,7 @@ def routing_tables(ws: Workspace) -> str:
     return table(["strategy", *ws.datasets, AVERAGE], rows)
 
 
-def selection_heatmaps(ws: Workspace, path: Path, strategies=("pilot-mean", "instance-oracle")) -> Path:
+def selection_heatmaps(ws: Workspace, path: Path, strategies=("pilot-mean", "instance-oracle", "ddr-soft")) -> Path:
     """Dataset x expert share of queries, one panel per strategy, saved as a PNG."""
     import matplotlib
 
@@ -102,11 +107,12 @@ def selection_heatmaps(ws: Workspace, path: Path, strategies=("pilot-mean", "ins
     import matplotlib.pyplot as plt
 
     strategies = [s for s in strategies if s in ws.strategies]
-    experts = list(ws.candidates)
     fig, axes = plt.subplots(1, len(strategies), figsize=(5.2 * len(strategies), 0.45 * len(ws.datasets) + 2.2),
                              squeeze=False, constrained_layout=True)
     for ax, strategy in zip(axes[0], strategies):
-        m = selection_matrix(ws, strategy).reindex(index=ws.datasets, columns=experts).fillna(0.0).to_numpy()
+        used = selection_matrix(ws, strategy)
+        experts = list(ws.candidates) if set(used.columns) <= set(ws.candidates) else list(used.columns)
+        m = used.reindex(index=ws.datasets, columns=experts).fillna(0.0).to_numpy()
         ax.imshow(m, cmap="Blues", vmin=0, vmax=1, aspect="auto")
         for (i, j), v in np.ndenumerate(m):
             if v >= 0.005:
@@ -128,7 +134,7 @@ def leave_one_out(ws: Workspace) -> str:
     whatif = WhatIf(ws)
     experts = [e["name"] for e in ws.experts]
     full, _ = whatif.run(experts)
-    shown = [s for s in ["base", "multi-task", *_real_routers(ws), *_oracles(ws)] if s in ws.strategies]
+    shown = [s for s in ["base", "multi-task", *_candidate_routers(ws), *_oracles(ws)] if s in ws.strategies]
     rows, held = [], []
     for dataset in ws.datasets:
         own = ws.own_expert.get(dataset)
@@ -163,10 +169,11 @@ def paper_table(ws: Workspace) -> str:
 def expert_table(ws: Workspace) -> str:
     """Each expert's training (source, pairs, steps, seconds) and what it does on its own dataset."""
     s = summary(ws, "nDCG@10")
+    base_params = ws.manifest["base_model"].get("parameters")
     rows = []
     for e in ws.experts:
         card = e["card"]
-        own = [d for d, x in ws.own_expert.items() if x == e["name"]]
+        own = [d for d in e["datasets"] if d in s.index] if len(e["datasets"]) == 1 else []
         fixed = f"fixed:{e['name']}" if not e["multi_task"] else e["name"]
         gain = "; ".join(f"{d}: {100 * s.loc[d, 'base']:.1f} → {100 * s.loc[d, fixed]:.1f}" for d in own
                          ) if fixed in s.columns else ""
@@ -174,11 +181,37 @@ def expert_table(ws: Workspace) -> str:
             gain = f"average: {100 * s.loc[AVERAGE, 'base']:.1f} → {100 * s.loc[AVERAGE, fixed]:.1f}"
         data = "union of all" if e["multi_task"] else ", ".join(
             f"{x.get('dataset')} {x.get('source')}" for x in card.get("sources", []))
+        params = card.get("trainable_parameters", 0)
+        share = f"{100 * params / base_params:.2f}%" if base_params else "–"
         rows.append([e["name"], e["kind"], data, card.get("pairs", "–"), card.get("steps", "–"),
                      card.get("hyper_parameters", {}).get("epochs", "–"), f"{card.get('seconds', 0):.0f}",
-                     f"{card.get('trainable_parameters', 0):,}", gain])
-    return table(["expert", "kind", "data", "pairs", "steps", "epochs", "train s", "parameters",
-                  "own dataset: base → expert"], rows, "lllrrrrrl")
+                     f"{params:,}", share, gain])
+    return table(["expert", "kind", "data", "pairs", "steps", "epochs", "train s", "parameters", "of the base model",
+                  "own dataset: base → expert"], rows, "lllrrrrrrl")
+
+
+def other_methods(ws: Workspace) -> str:
+    """DDR's prefix modules and router, and ERA's query adapters, beside the LoRA experts, per dataset."""
+    s = summary(ws, "nDCG@10")
+    kinds = {e["name"]: e for e in ws.experts}
+    prefix_of = {e["datasets"][0]: n for n, e in kinds.items() if e["kind"] == "prefix" and len(e["datasets"]) == 1}
+    eras = [f"fixed:{n}" for n, e in kinds.items() if e["kind"] == "query-adapter"]
+    if not prefix_of and not eras:
+        return ""
+    ddr = [x for x in ("ddr-soft", "ddr-topk") if x in s.columns]
+    header = ["dataset", "base", "own LoRA expert", "own prefix module", *ddr, *eras, "pilot-mean"]
+    rows = []
+    for d in [*ws.datasets, AVERAGE]:
+        lora = ws.own_expert.get(d)
+        own = [s.loc[d, f"fixed:{lora}"] if lora and f"fixed:{lora}" in s.columns else np.nan,
+               s.loc[d, f"fixed:{prefix_of[d]}"] if d in prefix_of else np.nan]
+        if d == AVERAGE:
+            own = [np.nanmean([s.loc[x, f"fixed:{ws.own_expert[x]}"] for x in ws.datasets if x in ws.own_expert]),
+                   np.nanmean([s.loc[x, f"fixed:{prefix_of[x]}"] for x in ws.datasets if x in prefix_of])
+                   if prefix_of else np.nan]
+        values = [s.loc[d, "base"], *own, *(s.loc[d, x] for x in [*ddr, *eras, "pilot-mean"])]
+        rows.append([d, *("–" if not np.isfinite(v) else f"{100 * v:.1f}" for v in values)])
+    return table(header, rows)
 
 
 def report(ws: Workspace, figures: Path, resamples: int = 2000, command: str = "python -m bench.quality") -> str:
@@ -223,8 +256,17 @@ def report(ws: Workspace, figures: Path, resamples: int = 2000, command: str = "
         "absolute numbers are not comparable; the gaps are.",
         paper_table(ws),
         "### The experts",
+        "Every expert's training and size; the base model (all-MiniLM-L6-v2) has "
+        f"{ws.manifest['base_model'].get('parameters', 0):,} parameters. ERA's own query encoder is not counted: "
+        "it is a second model (all-mpnet-base-v2: 109M parameters), of which only the map is trained.",
         expert_table(ws),
     ]
+    others = other_methods(ws)
+    if others:
+        parts += ["### DDR and ERA beside the LoRA experts",
+                  "nDCG@10 ×100 per dataset: each dataset's own LoRA expert and own prefix module (same data and "
+                  "budget), DDR's learned router mixing every prefix (soft) or the top 2, ERA's query adapters "
+                  "(alignment only, and alignment then labelled pairs), and RouterRetriever's pilot-mean.", others]
     return "\n\n".join(parts)
 
 
