@@ -89,6 +89,15 @@ def test_prototype_merge_mixes_the_top_two_below_the_margin():
     assert clear.chosen[0] in (1, 2)
 
 
+def test_prototype_merge_never_merges_an_adapter_that_is_not_lora():
+    """An ERA query adapter has its own encoder: no weights to merge, so an ambiguous query takes the top one."""
+    ctx = _context(gamma=0.5, tau=0.05)
+    ctx.expert_kinds = {1: "lora", 2: "query-adapter", 3: "lora"}
+    ambiguous = np.array([[1, 0.95, 0, 0, 0, 0, 0, 0]], dtype=np.float32)
+    dec = ROUTERS["prototype-merge"]().decide(ctx, ambiguous / np.linalg.norm(ambiguous))
+    assert dec.chosen[0] == 1 and dec.weights[0, 1] == 1.0
+
+
 def test_fixed_strategies_ignore_the_query():
     ctx = _context()
     for r in all_strategies(ENCODERS, "multi", ["base", "multi-task", "fixed:e2"]):

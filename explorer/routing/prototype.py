@@ -48,6 +48,8 @@ class PrototypeMerge(Prototype):
         scores = np.nan_to_num(hard.scores, nan=-np.inf)
         for i in np.flatnonzero(hard.margin < gamma):
             top2 = np.argsort(-scores[i])[:2]
+            if any(ctx.expert_kinds.get(int(c), "lora") != "lora" for c in top2):
+                continue  # DAR merges LoRA weights; an ERA query adapter cannot be merged, so keep the top one
             z = scores[i, top2] / tau
             w = np.exp(z - z.max())
             weights[i] = 0.0
