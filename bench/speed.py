@@ -36,7 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def encode_throughput(texts: list[str], repeats: int, experts_folder: Path | None) -> str:
+def shared_base_experts(ws: Workspace) -> list[tuple[str, str, str]]:
+    """(name, folder, kind) of every expert living inside the base model (LoRA, prefix): ERA's query adapters bring
+    their own encoder, a second model by design, so they are left out of the memory and base-pass figures."""
+    return [(e["name"], str(ws.adapter_dir(e["name"])), e["kind"]) for e in ws.experts
+            if e["kind"] in ("lora", "prefix")]
+
+
+def encode_throughput(texts: list[str], repeats: int, experts: list[tuple[str, str, str]] | None) -> str:
     """The build's Encoder against a plain SentenceTransformer on the same texts and batch size, interleaved so
     that machine noise hits both; best of `repeats` each."""
     from sentence_transformers import SentenceTransformer
@@ -45,10 +52,10 @@ def encode_throughput(texts: list[str], repeats: int, experts_folder: Path | Non
     plain.max_seq_length = 256
     ours = Encoder("bundled", max_seq_length=256, batch_size=64)
     with_experts = None
-    if experts_folder is not None:
+    if experts:
         with_experts = Encoder("bundled", max_seq_length=256, batch_size=64)
-        for folder in sorted(p for p in experts_folder.iterdir() if (p / "adapter_config.json").is_file()):
-            with_experts.load_expert(folder.name, folder)
+        for name, folder, kind in experts:
+            with_experts.load_expert(name, folder, kind)
     runs = {"plain SentenceTransformer.encode": lambda t: plain.encode(t, batch_size=64, normalize_embeddings=True),
             "explorer Encoder.encode (the build's path)": ours.encode}
     if with_experts is not None:
@@ -217,26 +224,25 @@ from pathlib import Path
 from explorer.encoders import Encoder
 def rss():
     return int(re.search(r"VmRSS:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
-folders = [Path(p) for p in json.loads(sys.argv[1])]
+experts = json.loads(sys.argv[1])
 enc = Encoder("bundled")
 enc.encode(["warm up the base model"])
 out = {"base": rss()}
-enc.load_expert(folders[0].name, folders[0]); enc.encode(["one expert"], folders[0].name)
-out["1"] = rss()
-for f in folders[1:]:
-    enc.load_expert(f.name, f); enc.encode(["every expert"], f.name)
-out[str(len(folders))] = rss()
+for i, (name, folder, kind) in enumerate(experts):
+    enc.load_expert(name, folder, kind); enc.encode(["warm up this expert"], name)
+    if i == 0:
+        out["1"] = rss()
+out[str(len(experts))] = rss()
 print(json.dumps(out))
 """
 
 
-def memory(experts_folder: Path) -> str:
+def memory(experts: list[tuple[str, str, str]]) -> str:
     """RSS of a fresh process holding the base model, then 1 expert, then all of them (each used once)."""
-    folders = sorted(str(p) for p in experts_folder.iterdir() if (p / "adapter_config.json").is_file())
-    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, json.dumps(folders)], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, json.dumps(experts)], capture_output=True, text=True,
                          check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     rss = json.loads(out.stdout.strip().splitlines()[-1])
-    n = len(folders)
+    n = len(experts)
     rows = [["base model only", f"{rss['base']:.0f}", "–"],
             ["+ 1 expert", f"{rss['1']:.0f}", f"{rss['1'] - rss['base']:+.1f}"],
             [f"+ {n} experts", f"{rss[str(n)]:.0f}", f"{rss[str(n)] - rss['base']:+.1f}"]]
@@ -247,7 +253,7 @@ def memory(experts_folder: Path) -> str:
 def report(ws: Workspace, quick: bool, figures: Path) -> str:
     """The speed section as Markdown (the build-scaling plot is written into `figures`)."""
     largest = max(ws.datasets, key=lambda d: ws.dataset_info(d)["n_docs"])
-    experts_folder = ws.path / "experts"
+    experts = shared_base_experts(ws)
     if quick:
         texts = ws.docs(largest)["text"].tolist()[:128]
         scaling_data, counts, pairs, repeats, n_live = ROOT / "sample_data" / "cooking", [1, 2], 16, 1, 10
@@ -259,7 +265,7 @@ def report(ws: Workspace, quick: bool, figures: Path) -> str:
         "### Corpus encoding throughput",
         f"{len(texts):,} passages, batch 64, max 256 tokens, best of {repeats} interleaved "
         "runs each. Target: the build's path ≥ 0.95× plain.",
-        encode_throughput(texts, repeats, experts_folder),
+        encode_throughput(texts, repeats, experts),
         "### Build time as experts are added",
         f"`{scaling_data.name}` with {', '.join(map(str, counts))} self-supervised experts ({pairs} crop pairs, one "
         "epoch each: training is kept small because this measures the rest), every build from an empty cache, UMAP "
@@ -273,7 +279,9 @@ def report(ws: Workspace, quick: bool, figures: Path) -> str:
         "### What-if recompute on this workspace",
         whatif_latency(ws, 5 if quick else 20),
         "### Memory: one base model, many experts",
-        memory(experts_folder),
+        "Every LoRA and prefix expert of the workspace, loaded one after another into one base model. ERA's query "
+        "adapters are left out: each brings its own query encoder (all-mpnet-base-v2 is ~420 MB), by design.",
+        memory(experts),
     ]
     return "\n\n".join(parts)
 

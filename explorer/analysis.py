@@ -60,17 +60,26 @@ def marks(sig: pd.DataFrame) -> dict[tuple[str, str], str]:
     return out
 
 
-def _candidate_scores(ws: Workspace, measure: str = "nDCG@10") -> pd.DataFrame:
-    """Evaluated rows x candidate encoders: each candidate's own per-query score."""
-    m = ws.metrics[ws.metrics["system"].isin(ws.candidates)]
+def choice_set(ws: Workspace, strategy: str) -> list[str]:
+    """The experts a strategy chooses among, against whose instance oracle it is judged: DDR's routers mix the
+    prefix modules; every other strategy chooses among the routing candidates."""
+    if ws.strategy_info(strategy).get("family") == "DDR":
+        return [e["name"] for e in ws.experts if e["kind"] == "prefix" and not e["multi_task"]]
+    return list(ws.candidates)
+
+
+def _choice_scores(ws: Workspace, experts: list[str], measure: str = "nDCG@10") -> pd.DataFrame:
+    """Evaluated rows x `experts`: each expert's own per-query score."""
+    m = ws.metrics[ws.metrics["system"].isin(experts)]
     m = m[m["row"].isin(ws.eval_rows()["row"])]
-    return m.pivot(index="row", columns="system", values=measure).reindex(columns=ws.candidates)
+    return m.pivot(index="row", columns="system", values=measure).reindex(columns=experts)
 
 
 def query_table(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:
     """One row per evaluated query: routed choice (an encoder or "mixture"; `primary` is a mixture's largest-weight
-    expert), its score, the oracle's, the base's, regret, margin, and whether the choice is among the best."""
-    cand = _candidate_scores(ws, measure)
+    expert), its score, the oracle's over the experts it chooses among, the base's, regret, margin, and whether the
+    choice is among the best."""
+    cand = _choice_scores(ws, choice_set(ws, strategy), measure)
     best = cand.max(axis=1)
     d = ws.decisions[ws.decisions["strategy"] == strategy].set_index("row")
     sm = ws.strategy_metrics[ws.strategy_metrics["strategy"] == strategy].set_index("row")[measure]

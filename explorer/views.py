@@ -136,22 +136,20 @@ def selection_shares(ws: Workspace, strategy: str) -> pd.DataFrame:
 
 def confusion(ws: Workspace, strategy: str, skip_all_ties: bool = False, measure: str = "nDCG@10"
               ) -> pd.DataFrame:
-    """Counts of oracle expert (rows) x routed expert (columns) over the evaluated queries."""
+    """Counts of oracle expert (rows) x routed expert (columns) over the evaluated queries; a mixture counts as its
+    largest-weight expert, as routing accuracy judges it (DDR's routers mix on every query)."""
     t = query_table(ws, strategy, measure)
     if skip_all_ties:
         t = t[~t["all_tie"]]
-    order = [e for e in ws.encoders if e in set(t["oracle"]) | set(t["routed"])]
-    if MIXTURE in set(t["routed"]):
-        order.append(MIXTURE)
-    return pd.crosstab(t["oracle"], t["routed"]).reindex(index=[o for o in order if o != MIXTURE],
-                                                         columns=order, fill_value=0)
+    order = [e for e in ws.encoders if e in set(t["oracle"]) | set(t["primary"])]
+    return pd.crosstab(t["oracle"], t["primary"]).reindex(index=order, columns=order, fill_value=0)
 
 
 def confused_pairs(ws: Workspace, strategy: str, measure: str = "nDCG@10", top: int = 10) -> pd.DataFrame:
     """The (oracle, routed) pairs of wrongly routed queries, most frequent first, with the mean regret and one
-    example query. 'Wrong' = the routed expert is not among the tied best."""
+    example query. 'Wrong' = the routed expert (a mixture's largest weight) is not among the tied best."""
     t = query_table(ws, strategy, measure)
-    wrong = t[~t["correct"]]
+    wrong = t[~t["correct"]].drop(columns="routed").rename(columns={"primary": "routed"})
     if wrong.empty:
         return pd.DataFrame(columns=["oracle", "routed", "queries", "mean_regret", "example"])
     g = wrong.groupby(["oracle", "routed"], sort=False)

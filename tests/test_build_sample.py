@@ -31,7 +31,8 @@ def test_eval_json_has_every_strategy_on_every_dataset(sample_workspace):
     assert set(out) == set(ws.datasets) and len(out) >= 5
     variants = {v["name"] for v in ws.manifest["routing"]["variants"]}
     assert variants == {"pilot-mean/skip-all", "pilot-mean/own-dataset"}
-    expected = set(ROUTERS) | {"base", "multi-task"} | {f"fixed:{e}" for e in ws.candidates} | variants
+    singles = [e["name"] for e in ws.experts if not e["multi_task"]]  # every expert, routing candidate or not
+    expected = set(ROUTERS) | {"base", "multi-task"} | {f"fixed:{e}" for e in singles} | variants
     for ds, by_strategy in out.items():
         assert set(by_strategy) == expected
         for values in by_strategy.values():
@@ -69,7 +70,8 @@ def test_manifest_records_the_build(sample_workspace):
     assert {d["name"] for d in m["datasets"]} == set(sample_workspace.datasets)
     assert all(not d["ignore_identical_ids"] for d in m["datasets"])
     assert "torch" in m["versions"] and "peft" in m["versions"]
-    assert m["candidates"] == [e["name"] for e in m["experts"] if not e["multi_task"]]
+    assert m["candidates"] == [e["name"] for e in m["experts"] if not e["multi_task"] and e["candidate"]]
+    assert {e["kind"] for e in m["experts"]} == {"lora", "prefix", "query-adapter"}
 
 
 def test_expert_cards_and_adapters(sample_workspace):
@@ -77,7 +79,13 @@ def test_expert_cards_and_adapters(sample_workspace):
     for e in ws.experts:
         card = ws.expert_card(e["name"])
         assert card["pairs"] > 0 and card["steps"] > 0 and len(card["loss_curve"]) == card["steps"]
-        assert card["hyper_parameters"]["r"] == 8 and card["trainable_parameters"] == 110592
+        hp = card["hyper_parameters"]
+        if e["kind"] == "lora":  # r=8 on query/key/value of 6 layers: 6 * 3 * 2 * 8 * 384
+            assert hp["r"] == 8 and card["trainable_parameters"] == 110592
+        elif e["kind"] == "prefix":  # a key and a value per virtual token in each of 6 layers
+            assert card["trainable_parameters"] == hp["virtual_tokens"] * 6 * 2 * 384 == 36864
+        else:  # ERA: only the linear map from its own encoder into the base space is trained
+            assert card["trainable_parameters"] == hp["encoder_dim"] * 384 and hp["encoder"] == "bundled:layers=3"
         assert (ws.adapter_dir(e["name"]) / "adapter_model.safetensors").is_file()
     multi = ws.expert_card("multi-task")
     assert set(multi["datasets"]) == set(ws.datasets)
@@ -165,3 +173,17 @@ def test_eval_routing_view_reports_accuracy_and_regret(sample_workspace):
     merged = query_table(sample_workspace, "prototype-merge")
     mixtures = merged[merged["routed"] == "mixture"]
     assert (mixtures["primary"].isin(sample_workspace.candidates)).all()
+
+
+def test_ddr_is_judged_against_the_oracle_over_its_prefix_modules(sample_workspace):
+    """DDR mixes prefix modules, never the LoRA candidates: its accuracy is against the best prefix module."""
+    ws = sample_workspace
+    prefixes = [e["name"] for e in ws.experts if e["kind"] == "prefix"]
+    t = query_table(ws, "ddr-soft")
+    scores = ws.metrics[ws.metrics["system"].isin(prefixes)].pivot(index="row", columns="system", values="nDCG@10")
+    scores = scores.loc[t.index, prefixes]
+    assert set(t["primary"]) <= set(prefixes) and set(t["oracle"]) <= set(prefixes)
+    best = scores.to_numpy() >= scores.max(axis=1).to_numpy()[:, None] - 1e-9
+    expected = best[np.arange(len(t)), [prefixes.index(p) for p in t["primary"]]]
+    assert (t["correct"].to_numpy() == expected).all() and 0 < expected.mean() < 1
+    assert np.allclose(t["regret"], scores.max(axis=1) - t["routed_score"])

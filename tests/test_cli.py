@@ -16,7 +16,7 @@ def test_train_writes_a_peft_folder_that_loads_as_an_expert(tmp_path, capsys):
     out = tmp_path / "astro"
     assert main(["train", str(ROOT / "sample_data" / "astronomy"), "--name", "astro", "--out", str(out),
                  "--epochs", "1"]) == 0
-    assert "saved the peft folder" in capsys.readouterr().out
+    assert "Trained lora expert 'astro'" in (printed := capsys.readouterr().out) and f"saved it to {out}" in printed
     assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
     enc = Encoder()
     enc.load_expert("astro", out)

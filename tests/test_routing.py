@@ -151,3 +151,13 @@ def test_expert_classifier_scores_are_each_binary_models_probability():
     assert fitted
     for col in fitted:
         assert np.allclose(scores[:, col], models[col].predict_proba(QUERIES)[:, 1], atol=1e-12)
+
+
+def test_expert_classifier_without_any_fitted_model_scores_constants():
+    """One expert best on every pilot query (a one-expert build): no binary model can be fitted, and routing still
+    works from the constant rates."""
+    ctx = _context()
+    ctx.pilot_scores = np.tile([0.1, 0.9, 0.2, 0.3, 0.5], (len(ctx.pilot_emb), 1))
+    dec = ROUTERS["expert-classifier"]().decide(ctx, QUERIES)
+    assert (dec.chosen == 1).all()
+    assert np.allclose(dec.scores[:, [1, 2, 3]], [[1.0, 0.0, 0.0]] * len(QUERIES))

@@ -62,7 +62,7 @@ class ExpertClassifier(Router):
         def stacked():  # every fitted classifier as one matrix: one product per query instead of one call per expert
             models = {col: fit_one(j) for j, col in enumerate(cand)}
             fitted = [c for c, m in models.items() if not isinstance(m, float)]
-            coef = np.array([models[c].coef_[0] for c in fitted]).reshape(len(fitted), -1)
+            coef = np.array([models[c].coef_[0] for c in fitted]).reshape(len(fitted), ctx.pilot_emb.shape[1])
             bias = np.array([models[c].intercept_[0] for c in fitted])
             return models, fitted, coef, bias
 

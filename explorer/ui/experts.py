@@ -46,7 +46,7 @@ def _card(c: dict, colour: str, measure: str) -> None:
             st.plotly_chart(_loss(c["loss_curve"], colour, c["name"]), width="stretch", key=f"loss_{c['name']}",
                             config={"displayModeBar": False})
         hp = c["hyper_parameters"]
-        shown = {k: hp[k] for k in HYPER if k in hp}
+        shown = {**{k: hp[k] for k in HYPER if k in hp}, **{k: v for k, v in hp.items() if k not in HYPER}}
         st.caption(" · ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in shown.items()))
 
 
