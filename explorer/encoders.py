@@ -166,7 +166,7 @@ class Encoder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         handler = self.experts.get(expert) if isinstance(expert, str) else None
-        if getattr(handler, "encodes_itself", False):  # an expert with its own query encoder (ERA)
+        if handler is not None and handler.encodes_itself:  # an expert with its own query encoder (ERA)
             with self.lock:
                 return handler.encode(expert, texts, batch_size or self.batch_size)
         with self.using(expert), torch.inference_mode():

@@ -141,7 +141,7 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
     total_steps = steps_per_epoch * epochs
     warmup = max(1, int(total_steps * float(p["warmup"])))
     trainable = handler.trainable_parameters(name)
-    lr = float((adapter_params or {}).get("adapter_lr", getattr(handler, "default_lr", None) or p["lr"]))
+    lr = float((adapter_params or {}).get("adapter_lr", handler.default_lr or p["lr"]))
     optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
 
     def lr_factor(s: int) -> float:  # linear warm-up, then linear decay to zero

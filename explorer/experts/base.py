@@ -67,6 +67,8 @@ class ExpertKind:
     name: str = ""
     description: str = ""
     mixable: bool = False
+    encodes_itself: bool = False  # has its own query encoder (ERA): Encoder.encode hands the texts to its encode()
+    default_lr: float | None = None  # None: the training config's lr
 
     def __init__(self, transformer: torch.nn.Module, holder: torch.nn.Module | None = None):
         self.transformer = transformer
