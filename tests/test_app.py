@@ -180,6 +180,15 @@ def test_inspector_shows_query_decisions_and_rankings(ws):
     assert "Pick at least two rankings" in texts(at)
 
 
+def test_inspector_link_names_its_query_even_the_default_one(ws):
+    row = int(ws.eval_rows(ws.datasets[0])["row"].iloc[0])  # the query the inspector shows when none is given
+    at = app(ws.path, "inspector", params={"row": row, "strategy": "pilot-mean"})
+    assert not at.exception
+    assert at.query_params["row"] == str(row)
+    assert at.query_params["dataset"] == ws.datasets[0]
+    assert "strategy" not in at.query_params or at.query_params["strategy"] != views.default_strategy(ws)
+
+
 def test_inspector_switch_query(ws):
     at = app(ws.path, "inspector")
     ds = ws.datasets[-1]

@@ -136,15 +136,16 @@ def test_every_page_and_selection_to_inspector(server, page):
         const gd = document.querySelector('.js-plotly-plot');
         const i = gd.data.findIndex(t => (t.name || '').startsWith('test:'));
         const p = gd.calcdata[i][0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-        const r = gd.getBoundingClientRect();
-        return {x: r.left + xa._offset + xa.c2p(p.x), y: r.top + ya._offset + ya.c2p(p.y)};
+        const r = gd.getBoundingClientRect(), row = gd.data[i].customdata[0];
+        return {x: r.left + xa._offset + xa.c2p(p.x), y: r.top + ya._offset + ya.c2p(p.y), row: row};
     }""")
     pg.mouse.move(point["x"], point["y"])
     time.sleep(0.5)
     pg.mouse.click(point["x"], point["y"])
-    pg.wait_for_url("**/inspector?*row=*", timeout=30_000)
+    pg.wait_for_url(f"**/inspector?*row={point['row']}*", timeout=30_000)
     settle(pg, "Query inspector")
     assert pg.locator("h4").first.inner_text().strip().startswith("“")
+    assert f"row {point['row']}" in " ".join(pg.locator('[data-testid="stCaptionContainer"]').all_inner_texts())
     shoot(pg, "inspector")
 
     # Error analysis: select the first row of the table; it opens in the Query inspector.

@@ -78,8 +78,9 @@ def render() -> None:
                                    hovertemplate="oracle %{y}<br>routed %{x}<br>%{z} queries<extra></extra>",
                                    colorbar=dict(title="queries")))
         fig.update_yaxes(autorange="reversed")
-        st.plotly_chart(finish(fig, "routed expert (a mixture: its largest weight)", "oracle expert (first of tied best)", height=380),
-                        width="stretch")
+        fig = finish(fig, "routed expert (a mixture: its largest weight)", "oracle expert (first of tied best)",
+                     height=380)
+        st.plotly_chart(fig, width="stretch")
 
     m1, m2 = st.columns(2)
     with m1:

@@ -70,7 +70,8 @@ def render() -> None:
         r = shown.iloc[picked[0]]
         state.open_query(int(r["row"]), dataset=r["dataset"], strategy=strategy)
     e1, e2, e3 = st.columns([1.2, 3, 1])
-    e1.download_button("Export selection (CSV)", t.to_csv(index_label="row"), file_name=f"errors_{safe_name(strategy)}.csv",
+    e1.download_button("Export selection (CSV)", t.to_csv(index_label="row"),
+                       file_name=f"errors_{safe_name(strategy)}.csv",
                        mime="text/csv", help="The filtered rows, unrounded scores (0–1).")
     labels = {int(r.row): f"{r.qid} · {r.text[:80]}" for r in shown.itertuples()}
     pick = e2.selectbox("Open a query", list(labels), format_func=labels.get, key="errors_pick",

@@ -36,14 +36,15 @@ def render() -> None:
         except (ValueError, IndexError):
             pass
     c1, c2, c3 = st.columns([1, 3, 1.5])
-    dataset = state.synced(st.selectbox, "Dataset", "dataset", ws.datasets, ws.datasets[0], container=c1)
+    dataset = state.synced(st.selectbox, "Dataset", "dataset", ws.datasets, ws.datasets[0], container=c1,
+                           keep_in_url=True)
     rows = ev[ev["dataset"] == dataset]
     if rows.empty:
         st.info(f"{dataset} has no test queries: pick another dataset.")
         return
     texts = dict(zip(rows["row"].astype(int), rows["qid"] + " · " + rows["text"].str.slice(0, 100)))
     row = state.synced(st.selectbox, "Query", "row", list(texts), int(rows["row"].iloc[0]), container=c2,
-                       cast=int, format_func=texts.get)
+                       cast=int, format_func=texts.get, keep_in_url=True)
     strategy = state.synced(st.selectbox, "Strategy (for the routed column)", "strategy", ws.strategies,
                             views.default_strategy(ws), container=c3)
     info = views.query_info(ws, row)

@@ -188,11 +188,13 @@ def set_params(**values: Any) -> None:
 
 
 def synced(widget: Callable, label: str, param_name: str, options: Sequence | None = None, default: Any = None,
-           container=None, cast: Callable = str, **kwargs) -> Any:
+           container=None, cast: Callable = str, keep_in_url: bool = False, **kwargs) -> Any:
     """A widget whose value starts from the URL parameter `param_name` and is written back to it.
 
     The URL seeds the widget when the widget is first drawn on the page (e.g. a shared link or a switch from
-    another page); after that the widget's own state leads and the URL follows."""
+    another page); after that the widget's own state leads and the URL follows. Defaults stay out of the URL,
+    unless `keep_in_url`: a value that names the thing shown (the inspected query) stays, so a link still names
+    it when the default changes."""
     key = f"qp_{param_name}"
     raw = st.query_params.get(param_name) if widget is not st.multiselect else param_list(param_name)
     if key not in st.session_state:
@@ -218,7 +220,7 @@ def synced(widget: Callable, label: str, param_name: str, options: Sequence | No
         value = fn(label, options, key=key, **kwargs)
     else:
         value = fn(label, key=key, **kwargs)
-    if value == default or (isinstance(value, list) and list(value) == list(default or [])):
+    if not keep_in_url and (value == default or (isinstance(value, list) and list(value) == list(default or []))):
         set_params(**{param_name: None})  # defaults stay out of the URL
     else:
         set_params(**{param_name: value if not isinstance(value, bool) else int(value)})
