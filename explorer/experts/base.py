@@ -68,6 +68,7 @@ class ExpertKind:
     description: str = ""
     mixable: bool = False
     encodes_itself: bool = False  # has its own query encoder (ERA): Encoder.encode hands the texts to its encode()
+    trains_itself: bool = False  # has its own training (ERA: alignment, then the labelled pairs): calls fit()
     default_lr: float | None = None  # None: the training config's lr
 
     def __init__(self, transformer: torch.nn.Module, holder: torch.nn.Module | None = None):
@@ -89,6 +90,11 @@ class ExpertKind:
     def settings(self, expert: str) -> dict:
         """What this expert was built with, for its card."""
         return {}
+
+    def fit(self, expert: str, query_texts, targets, docs: torch.Tensor, align_texts, align_emb, params: Mapping,
+            progress=None) -> list[float]:
+        """Train the expert itself (kinds with `trains_itself`); returns the loss curve."""
+        raise NotImplementedError
 
     @contextmanager
     def active(self, weights: Mapping[str, float]) -> Iterator[None]:
