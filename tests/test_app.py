@@ -241,6 +241,10 @@ def test_experts_cards_and_whatif(ws):
     assert metrics[0].value == x100(first["in_domain"])
     assert metrics[1].value == x100(first["out_of_domain"])
     assert len(at.get("plotly_chart")) == sum(1 for c in cards if c["loss_curve"])
+    # ERA's two training stages are two traces: a query-adapter card with both stages draws "labelled pairs"
+    two_stage = [c for c in cards if 0 < c["hyper_parameters"].get("alignment_steps", 0) < len(c["loss_curve"])]
+    assert two_stage == [c for c in cards if c["kind"] == "query-adapter"]
+    assert sum("labelled pairs" in chart.proto.spec for chart in at.get("plotly_chart")) == len(two_stage)
     # all on: no difference
     diff = at.dataframe[1].value
     assert (diff.abs() < 1e-9).all().all()

@@ -122,6 +122,8 @@ def test_era_stages_differ_and_alignment_only_needs_no_labels(cooking):
             for s in ("alignment-only", "labels-only", "both")}
     assert runs["alignment-only"].steps == 1  # one least-squares solve
     assert runs["labels-only"].steps == runs["both"].steps - 1
+    # the card tells where the alignment part of the curve ends, so the two losses are drawn apart
+    assert [runs[s].settings["alignment_steps"] for s in ("alignment-only", "labels-only", "both")] == [1, 0, 1]
     maps = {s: enc.experts[s].adapters[s].map.weight.detach().numpy() for s in runs}
     assert not np.allclose(maps["both"], maps["alignment-only"]) and not np.allclose(maps["both"], maps["labels-only"])
     assert runs["alignment-only"].trainable_parameters == 384 * 384

@@ -67,6 +67,7 @@ class QueryAdapterKind(ExpertKind):
     description = "ERA: a stronger query encoder with a linear map into the base document space"
     mixable = False
     encodes_itself = True
+    trains_itself = True
     default_lr = 1e-3
     defaults = {"encoder": MPNET, "stages": "both", "align_passages": 500, "align_loss": "mse"}
 
@@ -166,6 +167,7 @@ class QueryAdapterKind(ExpertKind):
                 curve.append(float(((aq @ a.map.weight.T - target) ** 2).sum(dim=1).mean()))
         elif aq is not None:
             curve += _steps(a.map, lambda _: 1 - (a.project(aq) * target).sum(dim=1).mean(), 300, 1e-2, progress)
+        a.trained_with["alignment_steps"] = len(curve)  # the curve's first part; the labelled pairs follow
         if qq is not None:
             gold = torch.as_tensor(list(targets))
             tau, batch, epochs = float(p["temperature"]), int(p["batch_size"]), int(p["epochs"])

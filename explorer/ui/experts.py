@@ -13,11 +13,21 @@ from explorer.ui.style import expert_palette, finish
 HYPER = ("epochs", "batch_size", "lr", "temperature", "negatives", "r", "alpha", "dropout", "target_modules")
 
 
-def _loss(curve: list[float], colour: str, name: str) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=list(range(1, len(curve) + 1)), y=curve, mode="lines", line=dict(color=colour),
-                               hovertemplate=f"{name}<br>step %{{x}}<br>loss %{{y:.3f}}<extra></extra>"))
+def _loss(curve: list[float], colour: str, name: str, alignment_steps: int = 0) -> go.Figure:
+    """The training loss; an ERA curve is two stages with different losses (alignment, then the labelled pairs),
+    drawn as two traces so the jump between them does not read as a step of one loss."""
+    parts = [("", 0, len(curve))]
+    if 0 < alignment_steps < len(curve):
+        parts = [("alignment", 0, alignment_steps), ("labelled pairs", alignment_steps, len(curve))]
+    fig = go.Figure()
+    for stage, lo, hi in parts:
+        fig.add_trace(go.Scatter(x=list(range(lo + 1, hi + 1)), y=curve[lo:hi], name=stage,
+                                 mode="lines+markers" if hi - lo == 1 else "lines",
+                                 line=dict(color=colour, dash="dot" if stage == "alignment" else "solid"),
+                                 hovertemplate=f"{name} {stage}<br>step %{{x}}<br>loss %{{y:.3f}}<extra></extra>"))
     fig = finish(fig, "training step", "loss", height=180)
-    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), showlegend=False)
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), showlegend=len(parts) > 1,
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return fig
 
 
@@ -43,7 +53,8 @@ def _card(c: dict, colour: str, measure: str) -> None:
                   None if delta_out != delta_out else f"{100 * delta_out:+.1f} vs base",
                   help=f"Mean {measure} ×100 over the other datasets.")
         if c["loss_curve"]:
-            st.plotly_chart(_loss(c["loss_curve"], colour, c["name"]), width="stretch", key=f"loss_{c['name']}",
+            fig = _loss(c["loss_curve"], colour, c["name"], int(c["hyper_parameters"].get("alignment_steps", 0)))
+            st.plotly_chart(fig, width="stretch", key=f"loss_{c['name']}",
                             config={"displayModeBar": False})
         hp = c["hyper_parameters"]
         shown = {**{k: hp[k] for k in HYPER if k in hp}, **{k: v for k, v in hp.items() if k not in HYPER}}
