@@ -132,13 +132,17 @@ def test_every_page_and_selection_to_inspector(server, page):
     settle(pg, "Routing map")
     pg.wait_for_selector(".js-plotly-plot .scatterlayer", timeout=30_000)
     shoot(pg, "routing_map")
+    # the first test query with no other point within 6 px: a click there opens it (identical texts share a spot)
     point = pg.evaluate("""() => {
         const gd = document.querySelector('.js-plotly-plot');
-        const i = gd.data.findIndex(t => (t.name || '').startsWith('test:'));
-        const p = gd.calcdata[i][0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-        const r = gd.getBoundingClientRect(), row = gd.data[i].customdata[0];
-        return {x: r.left + xa._offset + xa.c2p(p.x), y: r.top + ya._offset + ya.c2p(p.y), row: row};
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+        const all = gd.calcdata.flatMap((cd, i) => cd.map((p, j) => (
+            {x: r.left + xa._offset + xa.c2p(p.x), y: r.top + ya._offset + ya.c2p(p.y), i: i, j: j})));
+        const p = all.find(p => (gd.data[p.i].name || '').startsWith('test:') && all.every(
+            q => q === p || Math.hypot(q.x - p.x, q.y - p.y) > 6));
+        return p && {x: p.x, y: p.y, row: gd.data[p.i].customdata[p.j]};
     }""")
+    assert point, "no test query on the routing map stands apart from the other points"
     pg.mouse.move(point["x"], point["y"])
     time.sleep(0.5)
     pg.mouse.click(point["x"], point["y"])
