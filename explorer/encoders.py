@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,10 +21,10 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from .experts import EXPERT_KINDS, ExpertKind, switch_adapters
+from .experts import EXPERT_KINDS, AdapterError, ExpertKind, switch_adapters
+from .names import NAME as EXPERT_NAME
 
 BUNDLED = "bundled"
-EXPERT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # Inputs up to this size go straight through the model: SentenceTransformer.encode() sets eval mode and resolves
 # the device on every call, walking every module (~8 ms a query with ten experts loaded); bigger inputs keep its
 # length-sorted batching.
@@ -86,7 +85,7 @@ class Encoder:
 
     def _kind(self, kind: str) -> ExpertKind:
         if kind not in EXPERT_KINDS:
-            raise ValueError(f"unknown expert kind {kind!r}; known kinds: {', '.join(EXPERT_KINDS)}")
+            raise AdapterError(f"unknown expert kind {kind!r} (fix: use one of {', '.join(EXPERT_KINDS)})")
         if kind not in self._kinds:
             self._kinds[kind] = EXPERT_KINDS[kind](self.transformer, self.model[0])
         return self._kinds[kind]

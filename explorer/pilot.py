@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .settings import Param
+
 TIE_RULES = {
     "first": "ties go to the first expert in config order (the paper)",
     "skip-all": "queries where every expert ties are left out; other ties go to the first",
@@ -18,6 +20,14 @@ TIE_RULES = {
     "own-dataset": "ties go to the query's own dataset expert when it is among the best, else the first",
     "random": "ties go to a random best expert (seeded)",
 }
+
+
+# The pilot library's settings, declared once; every router built on the library's labels declares them.
+PILOT_PARAMS = (
+    Param("ties", str, "first", "how a pilot query tied between experts is labelled", choices=tuple(TIE_RULES)),
+    Param("pilot_k", int, 1, "centroids per (dataset, best expert) group (k-means above 1)", min=1, max=1000),
+    Param("normalize_pilots", bool, True, "cosine to L2-normalised centroids (false: raw means)"),
+)
 
 
 def best_labels(scores: np.ndarray, candidates: list[int], datasets: np.ndarray, own_expert: dict[str, int],

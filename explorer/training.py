@@ -20,14 +20,32 @@ import torch
 
 from .data import BeirDataset
 from .encoders import Encoder
+from .settings import Param, defaults
 
 PAIR_SOURCES = ("qrels", "generated", "crops", "titles")
 
-TRAIN_DEFAULTS = {
-    "epochs": 3, "batch_size": 32, "lr": 5e-4, "temperature": 0.05, "warmup": 0.1, "seed": 13,
-    "negatives": "corpus", "max_pairs": 3000, "crops_per_doc": 2, "crop_min_words": 6, "crop_max_words": 16,
-    "split": "train", "per_dataset_pairs": None,
-}
+TRAIN_PARAMS = (
+    Param("epochs", int, 3, "passes over the expert's training pairs", min=1, max=1000),
+    Param("batch_size", int, 32, "pairs per training step", min=1, max=4096),
+    Param("lr", float, 5e-4, "AdamW learning rate (a kind's `adapter_lr` or own default takes precedence)",
+          above=0, max=1),
+    Param("temperature", float, 0.05, "softmax temperature τ of the contrastive loss", above=0, max=100),
+    Param("warmup", float, 0.1, "share of the steps with linear warm-up", min=0, max=1),
+    Param("seed", int, 13, "seed of pair sampling, shuffling and initialisation"),
+    Param("negatives", str, "corpus", "\"corpus\": softmax over every document; \"in-batch\": the batch's positives",
+          choices=("corpus", "in-batch")),
+    Param("max_pairs", int, 3000, "pairs kept per source (0: all)", min=0, nullable=True),
+    Param("crops_per_doc", int, 2, "crops source: pseudo-queries cut from each document", min=1, max=100),
+    Param("crop_min_words", int, 6, "crops source: shortest span in words", min=1, max=512),
+    Param("crop_max_words", int, 16, "crops source: longest span in words", min=1, max=512),
+    Param("split", str, "train", "qrels split that the qrels and generated sources read"),
+    Param("per_dataset_pairs", int, None, "multi-task: pairs taken from each dataset (none: the smallest set)",
+          min=1, nullable=True),
+)
+TRAIN_DEFAULTS = defaults(TRAIN_PARAMS)
+# The keys a single [[experts]].sources entry may set for itself (make_pairs reads them).
+SOURCE_PARAMS = tuple(p for p in TRAIN_PARAMS if p.name in ("split", "max_pairs", "crops_per_doc", "crop_min_words",
+                                                               "crop_max_words"))
 
 
 @dataclass(frozen=True)

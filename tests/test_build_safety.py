@@ -153,7 +153,7 @@ def test_workspace_errors_are_clear(tmp_path):
 def test_config_errors_name_the_file_and_the_fix(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[[datasets]]\nname = 'x'\n")
-    with pytest.raises(ConfigError, match=r"bad.toml: \[datasets #1\] no path .*fix:"):
+    with pytest.raises(ConfigError, match=r"(?s)bad.toml: .*\[datasets 'x'\] `path` is missing .*fix:"):
         load_config(bad)
     bad.write_text("title = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -162,7 +162,7 @@ def test_config_errors_name_the_file_and_the_fix(tmp_path):
     with pytest.raises(ConfigError, match="letters, digits"):
         load_config(bad)
     bad.write_text(f"[[datasets]]\npath = '{SAMPLE / 'astronomy'}'\n[routing]\nties = 'coin'\n")
-    with pytest.raises(ConfigError, match="ties = 'coin'"):
+    with pytest.raises(ConfigError, match=r"\[routing\] `ties` \"coin\" is not one of"):
         load_config(bad)
 
 

@@ -1,7 +1,8 @@
 """Routing strategies: one module per family, all registered in `ROUTERS` (see base.py)."""
 
 from . import classifiers, dataset_router, ddr, oracle, pilot_routers, prototype  # noqa: F401  (registration)
-from .base import ROUTERS, Decision, Router, RoutingContext, Variant, argmax_decision, register
+from .base import (COMMON_PARAMS, ROUTERS, Decision, Router, RoutingContext, Variant, argmax_decision, register,
+                   routing_params)
 from .fixed import Fixed, fixed_strategies
 
 
@@ -30,5 +31,5 @@ def all_strategies(encoders: list[str], multitask: str | None, only: list[str] |
     return routers
 
 
-__all__ = ["ROUTERS", "Decision", "Router", "RoutingContext", "Variant", "argmax_decision", "register", "Fixed",
+__all__ = ["COMMON_PARAMS", "ROUTERS", "routing_params", "Decision", "Router", "RoutingContext", "Variant", "argmax_decision", "register", "Fixed",
            "fixed_strategies", "all_strategies"]

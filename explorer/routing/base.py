@@ -13,13 +13,32 @@ from typing import Callable
 import numpy as np
 
 from ..pilot import PilotLibrary, best_labels, build_library
+from ..settings import Param
 
 ROUTERS: dict[str, type["Router"]] = {}
+# Settings every router reads: which columns are candidates, and the seed of anything sampled.
+COMMON_PARAMS = (
+    Param("seed", int, 0, "seed of every sampled choice in routing (pilot sampling, k-means, random ties)"),
+    Param("base_as_candidate", bool, False, "the base model (no expert) is a routing candidate too"),
+)
 
 
 def register(cls: type["Router"]) -> type["Router"]:
+    """Register a router under its name (unique); its declared `params` become settings of [routing] and of its
+    variants."""
+    if cls.name in ROUTERS and ROUTERS[cls.name] is not cls:
+        raise ValueError(f"a router named {cls.name!r} is already registered")
     ROUTERS[cls.name] = cls
     return cls
+
+
+def routing_params() -> tuple[Param, ...]:
+    """Every routing setting: the common ones, then each registered router's own (shared ones once)."""
+    out: dict[str, Param] = {p.name: p for p in COMMON_PARAMS}
+    for cls in ROUTERS.values():
+        for p in cls.params:
+            out.setdefault(p.name, p)
+    return tuple(out.values())
 
 
 @dataclass
@@ -87,6 +106,7 @@ class Router:
     family: str = ""
     uses_oracle: bool = False  # reads the evaluated queries' own scores (an upper bound, not a real router)
     whatif: str = "recompute"  # "recompute" from the pilot data, or "mask" the scores stored at build time
+    params: tuple[Param, ...] = ()  # the settings this router reads (besides COMMON_PARAMS)
 
     def available(self, ctx: RoutingContext) -> bool:
         return len(ctx.candidates) > 0
@@ -124,18 +144,16 @@ def top2_margin(sub: np.ndarray) -> np.ndarray:
     return top[:, 0] - top[:, 1]
 
 
-VARIANT_PARAMS = ("ties", "pilot_k", "normalize_pilots", "gamma", "tau", "dataset_router_samples", "seed",
-                  "base_as_candidate", "ddr_top_k")
-
-
 class Variant(Router):
     """A registered router run with parameter overrides under its own name, e.g. pilot-mean with another tie rule,
     so that a design choice can be compared side by side with the original everywhere."""
 
     def __init__(self, name: str, inner: Router, overrides: dict):
-        unknown = [k for k in overrides if k not in VARIANT_PARAMS]
+        allowed = [p.name for p in (*COMMON_PARAMS, *inner.params)]
+        unknown = [k for k in overrides if k not in allowed]
         if unknown:
-            raise ValueError(f"variant {name!r}: {unknown[0]!r} cannot be overridden; use {', '.join(VARIANT_PARAMS)}")
+            raise ValueError(f"variant {name!r}: {unknown[0]!r} cannot be overridden for router {inner.name!r}; "
+                             f"use {', '.join(allowed)}")
         self.name, self.inner, self.overrides = name, inner, dict(overrides)
         self.family, self.uses_oracle, self.whatif = inner.family, inner.uses_oracle, inner.whatif
         settings = ", ".join(f"{k} = {v}" for k, v in overrides.items())

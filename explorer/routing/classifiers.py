@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
+from ..pilot import PILOT_PARAMS
 from .base import Router, register
 
 
@@ -23,6 +24,7 @@ class ClassificationHead(Router):
     description = "one multi-class head on base embeddings predicting the best-expert label"
     family = "baseline"
     whatif = "mask"
+    params = PILOT_PARAMS[:1]  # the tie rule labels its training queries
 
     def score(self, ctx, emb):
         out = np.full((len(emb), len(ctx.encoders)), np.nan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..settings import Param
 from .base import Router, register
 
 
@@ -12,6 +13,8 @@ class DatasetRouter(Router):
     name = "dataset-router"
     description = "nearest of 100 sampled training queries per dataset; route to that dataset's own expert"
     family = "baseline"
+    params = (Param("dataset_router_samples", int, 100, "DatasetRouter: training queries sampled per dataset",
+                    min=1, max=1_000_000),)
 
     def score(self, ctx, emb):
         out = np.full((len(emb), len(ctx.encoders)), np.nan)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..settings import Param
 from .base import Decision, Router, RoutingContext, register, top2_margin
 from .classifiers import _logistic
 
@@ -69,3 +70,4 @@ class DDRTopK(_DDR):
     name = "ddr-topk"
     description = "DDR: the same router keeping the top k prefix modules (k = 2 by default), weights renormalised"
     top_k = 2
+    params = (Param("ddr_top_k", int, 2, "DDR top-k: prefix modules kept per query", min=1, max=64),)

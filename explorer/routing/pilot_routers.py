@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..pilot import PILOT_PARAMS
 from .base import Router, RoutingContext, register
 
 
 class _PilotRouter(Router):
     family = "RouterRetriever"
+    params = PILOT_PARAMS
 
     def _per_expert(self, ctx: RoutingContext, emb: np.ndarray, reduce) -> np.ndarray:
         lib = ctx.library

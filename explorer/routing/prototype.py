@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..pilot import PILOT_PARAMS
+from ..settings import Param
 from .base import Decision, Router, argmax_decision, register
 
 
@@ -27,6 +29,7 @@ class Prototype(Router):
     description = "DAR: the expert whose prototype (mean base embedding of its data) is most similar"
     family = "DAR"
     whatif = "mask"  # prototypes do not depend on which other experts exist
+    params = PILOT_PARAMS[:1]  # an adapter without data of its own takes the pilot queries it is labelled best on
 
     def score(self, ctx, emb):
         out = np.full((len(emb), len(ctx.encoders)), np.nan)
@@ -40,6 +43,9 @@ class PrototypeMerge(Prototype):
     name = "prototype-merge"
     description = "DAR: like prototype, but below margin γ merge the top-2 LoRA adapters, softmax(sim/τ) weights"
     whatif = "mask"
+    params = (*Prototype.params,
+              Param("gamma", float, 0.05, "DAR: merge the top-2 adapters when their margin is below γ", min=0, max=2),
+              Param("tau", float, 0.05, "DAR: softmax temperature τ of the merge weights", above=0, max=100))
 
     def decide(self, ctx, emb):
         hard = argmax_decision(self.score(ctx, emb), ctx.candidates, len(ctx.encoders))
