@@ -11,9 +11,11 @@ import json
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import torch
+
+from ..settings import Param, defaults
 
 EXPERT_KINDS: dict[str, type["ExpertKind"]] = {}
 # Several adapters (and kinds) in one model is the design, not an accident; BERT's token types are all 0 anyway.
@@ -23,6 +25,10 @@ warnings.filterwarnings("ignore", message="Token type ids are not supported for 
 
 
 def register_kind(cls: type["ExpertKind"]) -> type["ExpertKind"]:
+    """Register an expert kind under its name; its declared `params` give its defaults. Names are unique."""
+    if cls.name in EXPERT_KINDS and EXPERT_KINDS[cls.name] is not cls:
+        raise ValueError(f"an expert kind named {cls.name!r} is already registered")
+    cls.defaults = defaults(cls.params)
     EXPERT_KINDS[cls.name] = cls
     return cls
 
@@ -39,25 +45,108 @@ class AdapterError(ValueError):
     """An adapter folder cannot be used as an expert; the message names the folder and the fix."""
 
 
+# Keys peft writes into every adapter_config.json that say where it came from; never acted on.
+PEFT_METADATA = frozenset({"peft_type", "task_type", "base_model_name_or_path", "revision", "inference_mode",
+                           "peft_version", "auto_mapping", "megatron_core"})
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def neutral(value) -> bool:
+    """A value that switches nothing on: peft writes every option it knows, mostly at these."""
+    if isinstance(value, dict):
+        return all(neutral(v) for v in value.values())
+    return value in (None, False, "", "none", [], {})
+
+
 def read_adapter_folder(folder: Path, peft_type: str, kind: str) -> dict:
-    """Check a peft adapter folder before anything is loaded: its config is JSON of the expected peft type and its
-    weights are safetensors (a pickle, adapter_model.bin, is never loaded). Returns the raw config."""
+    """Check a peft adapter folder before anything is loaded: its config is a JSON object of the expected peft type
+    and its weights are safetensors (a pickle, adapter_model.bin, is never loaded). Returns the raw config."""
     folder = Path(folder)
     config_path = folder / "adapter_config.json"
-    if not config_path.is_file():
-        raise AdapterError(f"{folder}: no adapter_config.json (fix: point to a peft adapter folder)")
-    if not (folder / "adapter_model.safetensors").is_file():
-        why = ("only adapter_model.bin, a pickle, which is never loaded"
-               if (folder / "adapter_model.bin").exists() else "no adapter_model.safetensors")
-        raise AdapterError(f"{folder}: {why} (fix: save the adapter with safe_serialization=True)")
     try:
-        raw = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        if not folder.is_dir():
+            raise AdapterError(f"{folder}: not a folder (fix: point to a peft adapter folder)")
+        if not config_path.is_file():
+            raise AdapterError(f"{folder}: no adapter_config.json (fix: point to a peft adapter folder)")
+        if not (folder / "adapter_model.safetensors").is_file():
+            why = ("only adapter_model.bin, a pickle, which is never loaded"
+                   if (folder / "adapter_model.bin").exists() else "no adapter_model.safetensors")
+            raise AdapterError(f"{folder}: {why} (fix: save the adapter with safe_serialization=True)")
+        if config_path.stat().st_size > MAX_CONFIG_BYTES:
+            raise AdapterError(f"{config_path}: larger than 1 MB, not an adapter config (fix: re-save the adapter)")
+        raw = json.loads(config_path.read_text(encoding="utf-8-sig"))
+    except OSError as err:
+        raise AdapterError(f"{folder}: cannot be read ({err.strerror or err}) (fix: check the folder and its "
+                           "permissions)") from err
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise AdapterError(f"{config_path}: not valid JSON ({err}) (fix: re-save the adapter config)") from err
+    if not isinstance(raw, dict):
+        raise AdapterError(f"{config_path}: a JSON {type(raw).__name__}, not an object (fix: re-save the adapter "
+                           "config)")
     if raw.get("peft_type", peft_type) != peft_type:
         raise AdapterError(f"{config_path}: peft_type {raw.get('peft_type')!r} is not {peft_type} "
                            f"(fix: use kind = \"{kind}\" only for {peft_type} adapters)")
     return raw
+
+
+def check_adapter_keys(raw: Mapping, config_path: Path, kind: str, supported: Mapping[str, Callable],
+                       refused: Mapping[str, str], inert: frozenset = frozenset()) -> dict:
+    """Accept only what the kind supports. `supported` maps a key to a check that returns an error text or None;
+    `refused` maps options that alter the base model (or that the kind cannot honour) to why; `inert` keys only
+    matter beside an option that is refused anyway. Any other key must be at a neutral value (peft writes all its
+    options). Returns the supported keys' values."""
+    out = {}
+    for key, value in raw.items():
+        if key in supported:
+            why = supported[key](value)
+            if why:
+                raise AdapterError(f"{config_path}: {key} = {json.dumps(value)[:80]} {why} (fix: re-save the adapter "
+                                   f"with a supported {key})")
+            out[key] = value
+        elif key in PEFT_METADATA or key in inert or neutral(value):
+            continue
+        else:
+            why = refused.get(key, f"is not supported by kind {kind!r}")
+            raise AdapterError(f"{config_path}: {key} = {json.dumps(value)[:80]} is refused: {why}; loading it could "
+                               f"change the shared base model (fix: re-save the adapter without {key})")
+    return out
+
+
+def read_tensors(path: Path, expected: Mapping[str, tuple], rename: Callable[[str], str | None]) -> dict:
+    """The tensors of a safetensors file, checked against `expected` shapes from its header before any tensor is
+    read (a forged header cannot make us allocate), then checked finite. `rename` maps a stored key to an expected
+    key, or None for a key that is not one of this kind's weights (refused)."""
+    from safetensors import safe_open
+
+    out = {}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            keys = list(handle.keys())
+            for key in keys:
+                target = rename(key)
+                if target is None or target not in expected:
+                    raise AdapterError(f"{path}: holds {key!r}, which is not a weight of this adapter kind "
+                                       "(fix: save only the adapter's own weights)")
+                shape = tuple(handle.get_slice(key).get_shape())
+                if shape != tuple(expected[target]):
+                    raise AdapterError(f"{path}: does not fit this base model: {key} has shape {shape}, expected "
+                                       f"{tuple(expected[target])} (fix: load adapters trained on the same base "
+                                       "encoder with the same settings)")
+                out[target] = handle.get_tensor(key)
+    except AdapterError:
+        raise
+    except Exception as err:  # safetensors raises its own error type for a truncated, empty or forged file
+        raise AdapterError(f"{path}: not a readable safetensors file ({str(err)[:200]}) (fix: re-save the adapter "
+                           "with safe_serialization=True)") from err
+    missing = [k for k in expected if k not in out]
+    if missing:
+        raise AdapterError(f"{path}: does not fit this base model: {len(missing)} tensor(s) missing (e.g. "
+                           f"{missing[0]}) (fix: load adapters trained on the same base encoder)")
+    for key, tensor in out.items():
+        if not tensor.is_floating_point() or not bool(torch.isfinite(tensor).all()):
+            raise AdapterError(f"{path}: tensor {key} is not finite floating point (fix: retrain or re-save the "
+                               "adapter)")
+    return out
 
 
 class ExpertKind:
@@ -70,6 +159,20 @@ class ExpertKind:
     encodes_itself: bool = False  # has its own query encoder (ERA): Encoder.encode hands the texts to its encode()
     trains_itself: bool = False  # has its own training (ERA: alignment, then the labelled pairs): calls fit()
     default_lr: float | None = None  # None: the training config's lr
+    params: tuple[Param, ...] = ()  # the kind's own settings in an [[experts]] table (declared once, checked early)
+    defaults: dict = {}  # filled from `params` by register_kind
+
+    @classmethod
+    def check_folder(cls, folder: Path) -> dict:
+        """Validate an adapter folder of this kind without a model (build configs check it before any model
+        loads); raises AdapterError. Returns the accepted settings."""
+        raise AdapterError(f"{folder}: kind {cls.name!r} cannot load adapter folders (fix: train it instead)")
+
+    @classmethod
+    def check_settings(cls, params: Mapping) -> list[tuple[str, str, str]]:
+        """(key, problem, fix) for settings that pass their declared type and range but still cannot work (an
+        encoder that is not installed, say): checked with the config, before any model loads."""
+        return []
 
     def __init__(self, transformer: torch.nn.Module, holder: torch.nn.Module | None = None):
         self.transformer = transformer

@@ -6,6 +6,7 @@ weight gives W + sum_i w_i B_i A_i.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -13,9 +14,67 @@ from typing import Iterator, Mapping
 import torch
 from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from .base import AdapterError, ExpertKind, read_adapter_folder, register_kind, switch_adapters
+from ..settings import Param
+from .base import (AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind,
+                   switch_adapters)
+
+
+def _plain_key(stored: str, expected: Mapping) -> str | None:
+    """A stored tensor name as get_peft_model_state_dict names it (peft prefixes base_model.model. and may keep the
+    adapter name: ...lora_A.<name>.weight)."""
+    key = re.sub(r"\.(lora_[AB])\.[^.]+\.weight$", r".\1.weight", stored.removeprefix("base_model.model."))
+    if key in expected:
+        return key
+    match = [k for k in expected if key.endswith("." + k) or k.endswith("." + key)]
+    return match[0] if len(match) == 1 else None
+
+
+# Linear layers of a BERT-style base that a LoRA may target (attention projections and the feed-forward layers).
+TARGETS = ("query", "key", "value", "dense", "attention.output.dense", "intermediate.dense", "output.dense")
+REFUSED = {  # true, false and "gaussian" initialise A and B only; olora, pissa, corda, loftq... rewrite the base
+    "init_lora_weights": "this initialisation rewrites the base weights",
+    "layer_replication": "it adds and repeats transformer layers of the base model",
+    "modules_to_save": "it replaces whole base modules with trained copies",
+    "use_dora": "DoRA rescales the magnitude of the base weights",
+    "lora_bias": "it adds a trained bias to the base layers",
+    "bias": "it trains the base model's own biases",
+    "fan_in_fan_out": "it transposes weights, which BERT's Linear layers do not need",
+    "trainable_token_indices": "it changes the base model's token embeddings",
+    "target_parameters": "it targets raw base parameters",
+    "rank_pattern": "per-layer ranks are not supported",
+    "alpha_pattern": "per-layer alphas are not supported",
+    "layers_to_transform": "per-layer selection is not supported",
+    "layers_pattern": "per-layer selection is not supported",
+    "exclude_modules": "module exclusion is not supported",
+}
+
+
+def _bad_targets(value) -> str | None:
+    if not isinstance(value, list) or not value or not all(isinstance(t, str) for t in value):
+        return "is not a non-empty list of module names (a string is a regular expression, which is refused)"
+    unknown = [t for t in value if t not in TARGETS]
+    return f"names {unknown[0]!r}; supported: {', '.join(TARGETS)}" if unknown else None
+
+
+def _number(lo: float, hi: float, integer: bool = False, closed_high: bool = True):
+    def check(value) -> str | None:
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok or not (lo <= value and (value <= hi if closed_high else value < hi)):
+            return f"is not {'an integer' if integer else 'a number'} in [{lo:g}, {hi:g}{']' if closed_high else ')'}"
+        return None
+    return check
+
+
+SUPPORTED = {
+    "r": _number(1, 256, integer=True),
+    "lora_alpha": _number(1e-6, 4096),
+    "lora_dropout": _number(0, 1, closed_high=False),
+    "target_modules": _bad_targets,
+    "use_rslora": lambda v: None if isinstance(v, bool) else "is not true or false",
+    "init_lora_weights": lambda v: None if v is True or v is False or v == "gaussian" else REFUSED["init_lora_weights"],
+}
 
 
 @register_kind
@@ -23,7 +82,13 @@ class LoraKind(ExpertKind):
     name = "lora"
     description = "LoRA adapter on the query side (peft), mixable by weighted merge"
     mixable = True
-    defaults = {"r": 8, "alpha": 32, "dropout": 0.1, "target_modules": ["query", "key", "value"]}
+    params = (
+        Param("r", int, 8, "LoRA rank", min=1, max=256),
+        Param("alpha", int, 32, "LoRA scaling α (the update is scaled by α / r)", min=1, max=4096),
+        Param("dropout", float, 0.1, "dropout on the LoRA input while training", min=0, below=1),
+        Param("target_modules", list, ["query", "key", "value"], "the base model's Linear layers that get a LoRA",
+              choices=TARGETS),
+    )
 
     def _layers(self) -> list[LoraLayer]:
         """The LoRA layers, found once per added adapter (walking every module on each query cost ~5 ms)."""
@@ -34,40 +99,56 @@ class LoraKind(ExpertKind):
     def _expected_keys(self, expert: str) -> dict[str, torch.Size]:
         return {k: v.shape for k, v in get_peft_model_state_dict(self.transformer, adapter_name=expert).items()}
 
+    def _check_targets(self, targets: list[str], where: Path | str) -> None:
+        names = [n.removesuffix(".base_layer") for n, m in self.transformer.named_modules()
+                 if isinstance(m, torch.nn.Linear)]  # a layer that already has a LoRA wraps its Linear
+        for t in targets:
+            if not any(n == t or n.endswith("." + t) for n in names):
+                raise AdapterError(f"{where}: target module {t!r} is not a Linear layer of this base model "
+                                   "(fix: target query, key, value or dense layers)")
+
     def add(self, expert: str, params: Mapping) -> int:
         p = {**self.defaults, **params}
+        self._check_targets(list(p["target_modules"]), f"expert {expert!r}")
         config = LoraConfig(r=int(p["r"]), lora_alpha=int(p["alpha"]), lora_dropout=float(p["dropout"]),
                             target_modules=list(p["target_modules"]))
         self.transformer.add_adapter(config, adapter_name=expert)
         self._layer_cache = None
         return sum(t.numel() for t in self.trainable_parameters(expert))
 
-    def load(self, expert: str, folder: Path) -> int:
+    @classmethod
+    def check_folder(cls, folder: Path) -> dict:
         folder = Path(folder)
-        read_adapter_folder(folder, "LORA", self.name)
-        weights_path = folder / "adapter_model.safetensors"
-        config = LoraConfig.from_pretrained(str(folder))
-        config.inference_mode = True
+        raw = read_adapter_folder(folder, "LORA", cls.name)
+        accepted = check_adapter_keys(raw, folder / "adapter_config.json", cls.name, SUPPORTED, REFUSED,
+                                      inert=frozenset({"qalora_group_size"}))  # read only with use_qalora
+        for key in ("r", "target_modules"):
+            if key not in accepted:
+                raise AdapterError(f"{folder / 'adapter_config.json'}: no {key} (fix: save the adapter with peft's "
+                                   "save_pretrained)")
+        return accepted
+
+    def load(self, expert: str, folder: Path) -> int:
+        """Load a LoRA folder as data: the config is rebuilt from the accepted keys only (no initialisation runs,
+        nothing that restructures the base), tensors are checked against the expected shapes and for finite
+        values, and a refused load leaves the model as it was."""
+        folder = Path(folder)
+        s = self.check_folder(folder)
+        self._check_targets(list(s["target_modules"]), folder / "adapter_config.json")
+        config = LoraConfig(r=int(s["r"]), lora_alpha=s.get("lora_alpha", 8), lora_dropout=float(s.get(
+            "lora_dropout", 0.0)), target_modules=list(s["target_modules"]), use_rslora=bool(s.get("use_rslora")),
+            init_lora_weights=False, inference_mode=True)
         self.transformer.add_adapter(config, adapter_name=expert)
         self._layer_cache = None
-        expected = self._expected_keys(expert)
-        loaded = load_file(str(weights_path))
-        mapped: dict[str, torch.Tensor] = {}
-        for key, tensor in loaded.items():
-            plain = key.replace(f".{expert}.", ".")
-            match = [k for k in expected if plain.endswith(k)]
-            if len(match) == 1:
-                mapped[match[0]] = tensor
-        missing = [k for k in expected if k not in mapped]
-        wrong = [k for k, t in mapped.items() if t.shape != expected[k]]
-        if missing or wrong:
+        try:
+            expected = self._expected_keys(expert)
+            tensors = read_tensors(folder / "adapter_model.safetensors", expected, lambda k: _plain_key(k, expected))
+        except BaseException:
             self.transformer.delete_adapter(expert)
-            detail = f"{len(missing)} LoRA tensors missing (e.g. {missing[0]})" if missing else \
-                f"shape mismatch for {wrong[0]}: {tuple(mapped[wrong[0]].shape)} vs {tuple(expected[wrong[0]])}"
-            raise AdapterError(f"{folder}: does not fit this base model: {detail} "
-                               "(fix: load adapters trained on the same base encoder)")
-        set_peft_model_state_dict(self.transformer, mapped, adapter_name=expert)
-        return sum(t.numel() for t in mapped.values())
+            self._layer_cache = None
+            raise
+        set_peft_model_state_dict(self.transformer, tensors, adapter_name=expert)
+        return sum(t.numel() for t in tensors.values())
 
     def save(self, expert: str, folder: Path) -> None:
         folder = Path(folder)
@@ -93,7 +174,8 @@ class LoraKind(ExpertKind):
         for layer in layers:
             switch_adapters(layer, names)
             for n in names:
-                layer.scaling[n] = layer.scaling[n] * float(weights[n])
+                if n in layer.scaling:  # an adapter trained elsewhere may target fewer modules than ours
+                    layer.scaling[n] = layer.scaling[n] * float(weights[n])
         try:
             yield
         finally:

@@ -16,11 +16,17 @@ from typing import Iterator, Mapping
 
 import torch
 from peft import PrefixTuningConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from .base import AdapterError, ExpertKind, read_adapter_folder, register_kind
+from ..settings import Param
+from .base import AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind
 
 MIX = "ddr-mixture"  # the reserved adapter holding the current mixture's prefix
+
+
+def _positive_int(value, most: int = 1 << 16) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most
+    return None if ok else f"is not an integer in [1, {most}]"
 
 
 @register_kind
@@ -29,7 +35,10 @@ class PrefixKind(ExpertKind):
     description = "prefix-tuning module on the query side (peft), mixable by weighting the prefixes (DDR)"
     mixable = True
     default_lr = 1e-2  # prefixes learn far slower than LoRA at LoRA's rate (loss flat after 3 epochs at 5e-4)
-    defaults = {"virtual_tokens": 16}
+    params = (
+        Param("virtual_tokens", int, 16, "virtual key/value tokens per layer", min=1, max=128),
+        Param("adapter_lr", float, 1e-2, "learning rate of the prefix (LoRA's rate leaves it flat)", above=0, max=1),
+    )
 
     peft = None  # the PeftModel around the base transformer, made with the first prefix expert
 
@@ -70,23 +79,44 @@ class PrefixKind(ExpertKind):
         self._initialise(expert)
         return sum(t.numel() for t in self.trainable_parameters(expert))
 
+    @classmethod
+    def check_folder(cls, folder: Path) -> dict:
+        folder = Path(folder)
+        raw = read_adapter_folder(folder, "PREFIX_TUNING", cls.name)
+        sizes = {k: _positive_int for k in ("token_dim", "num_layers", "num_attention_heads",
+                                           "num_transformer_submodules", "encoder_hidden_size")}
+        accepted = check_adapter_keys(raw, folder / "adapter_config.json", cls.name,
+                                      {"num_virtual_tokens": lambda v: _positive_int(v, 128), **sizes},
+                                      {"prefix_projection": "the reparameterisation MLP is not supported"})
+        if "num_virtual_tokens" not in accepted:
+            raise AdapterError(f"{folder / 'adapter_config.json'}: no num_virtual_tokens (fix: save the prefix "
+                               "with peft's save_pretrained)")
+        return accepted
+
     def load(self, expert: str, folder: Path) -> int:
         folder = Path(folder)
-        raw = read_adapter_folder(folder, "PREFIX_TUNING", self.name)
-        if raw.get("prefix_projection"):
-            raise AdapterError(f"{folder}: prefix_projection adapters are not supported "
-                               "(fix: train without the reparameterisation MLP)")
-        self._add_adapter(expert, self._config(raw.get("num_virtual_tokens", self.defaults["virtual_tokens"])))
-        state = load_file(str(folder / "adapter_model.safetensors"))
-        expected = self._table(expert).weight.shape
-        table = next((t for k, t in state.items() if k.endswith("prompt_embeddings")), None)
-        if table is None or table.shape != expected:
-            self.peft.delete_adapter(expert)
-            got = "no prompt_embeddings tensor" if table is None else f"prompt_embeddings {tuple(table.shape)}"
-            raise AdapterError(f"{folder}: does not fit this base model: {got}, expected {tuple(expected)} "
-                               "(fix: load prefixes trained on the same base encoder)")
-        set_peft_model_state_dict(self.peft, {"prompt_embeddings": table}, adapter_name=expert)
-        return table.numel()
+        s = self.check_folder(folder)
+        cfg = self.transformer.config
+        model = {"token_dim": cfg.hidden_size, "num_layers": cfg.num_hidden_layers, "encoder_hidden_size":
+                 cfg.hidden_size, "num_attention_heads": cfg.num_attention_heads, "num_transformer_submodules": 1}
+        wrong = [k for k, v in model.items() if k in s and s[k] != v]
+        if wrong:
+            raise AdapterError(f"{folder / 'adapter_config.json'}: {wrong[0]} = {s[wrong[0]]}, this base model has "
+                               f"{model[wrong[0]]} (fix: load prefixes trained on the same base encoder)")
+        first = self.peft is None
+        self._add_adapter(expert, self._config(s["num_virtual_tokens"]))
+        try:
+            expected = {"prompt_embeddings": tuple(self._table(expert).weight.shape)}
+            state = read_tensors(folder / "adapter_model.safetensors", expected,
+                                 lambda k: "prompt_embeddings" if k.endswith("prompt_embeddings") else None)
+        except BaseException:
+            if first:  # the wrapper holds nothing else: drop it (the base transformer inside is untouched)
+                self.peft = None
+            else:
+                self.peft.delete_adapter(expert)
+            raise
+        set_peft_model_state_dict(self.peft, state, adapter_name=expert)
+        return state["prompt_embeddings"].numel()
 
     def save(self, expert: str, folder: Path) -> None:
         folder = Path(folder)

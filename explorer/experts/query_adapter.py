@@ -16,14 +16,52 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from .base import AdapterError, ExpertKind, read_adapter_folder, register_kind
+from ..settings import Param
+from .base import AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind
 
 PEFT_TYPE = "ERA_QUERY_ADAPTER"
 STAGES = ("alignment-only", "labels-only", "both")
 MPNET = "all-mpnet-base-v2"
 MODELS_DIR = Path(os.environ.get("EXPLORER_MODELS", Path(__file__).resolve().parents[2] / ".models"))
+
+
+BUNDLED_OPTIONS = {"layers": tuple(str(n) for n in range(1, 7)), "pooling": ("mean", "cls", "max")}
+
+
+def _bundled_options(spec: str) -> dict:
+    parts = [p for p in spec.partition(":")[2].split(",") if p]
+    opts = dict(p.split("=", 1) for p in parts if "=" in p)
+    if len(opts) != len(parts) or any(k not in BUNDLED_OPTIONS or v not in BUNDLED_OPTIONS[k] for k, v in opts.items()):
+        raise ValueError(spec)
+    return opts
+
+
+def encoder_spec_problem(spec, from_folder: bool = False) -> str | None:
+    """Why `spec` cannot name a query encoder, or None. An adapter folder from elsewhere may only name the bundled
+    encoder, all-mpnet-base-v2, or a local sentence-transformers folder built from sentence-transformers' own
+    modules (modules.json names classes to import, so a foreign one is refused)."""
+    if not isinstance(spec, str) or not spec:
+        return "is not an encoder name"
+    if spec == "bundled" or spec.startswith("bundled:"):
+        try:
+            _bundled_options(spec)
+        except ValueError:
+            return "is not bundled[:layers=1..6][,pooling=mean|cls|max]"
+        return None
+    if spec == MPNET:
+        return None
+    folder = Path(spec)
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        types = [m["type"] for m in modules]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return ("is not the bundled encoder, all-mpnet-base-v2 or a local sentence-transformers folder"
+                if from_folder else None)  # a config may name a model by name; the load says if it is missing
+    if not all(isinstance(t, str) and t.startswith("sentence_transformers.") for t in types):
+        return "names modules outside sentence-transformers in its modules.json"
+    return None
 
 
 def load_query_encoder(spec: str):
@@ -34,7 +72,7 @@ def load_query_encoder(spec: str):
     from ..encoders import resolve_base
 
     if spec == "bundled" or spec.startswith("bundled:"):
-        opts = dict(part.split("=", 1) for part in spec.partition(":")[2].split(",") if part)
+        opts = _bundled_options(spec)
         model = SentenceTransformer(resolve_base("bundled"), device="cpu")
         layers = int(opts.get("layers", 6))
         model[0].auto_model.encoder.layer = model[0].auto_model.encoder.layer[:layers]
@@ -69,7 +107,16 @@ class QueryAdapterKind(ExpertKind):
     encodes_itself = True
     trains_itself = True
     default_lr = 1e-3
-    defaults = {"encoder": MPNET, "stages": "both", "align_passages": 500, "align_loss": "mse"}
+    params = (
+        Param("encoder", str, MPNET, 'the stronger query encoder: "all-mpnet-base-v2" (make mpnet), '
+              '"bundled:layers=N,pooling=mean|cls|max", or a sentence-transformers folder'),
+        Param("stages", str, "both", "ERA's training stages", choices=STAGES),
+        Param("align_passages", int, 500, "alignment passages per dataset (identical texts under both encoders)",
+              min=1, max=1_000_000),
+        Param("align_loss", str, "mse", "alignment loss: least squares or gradient steps on cosine",
+              choices=("mse", "cosine")),
+        Param("adapter_lr", float, 1e-3, "learning rate of the labelled-pairs stage", above=0, max=1),
+    )
 
     def __init__(self, transformer, holder=None):
         super().__init__(transformer, holder)
@@ -95,21 +142,49 @@ class QueryAdapterKind(ExpertKind):
         self.adapters[expert] = QueryAdapter(p["encoder"], self._model(p["encoder"]), self.transformer.config.hidden_size)
         return sum(t.numel() for t in self.trainable_parameters(expert))
 
+    @classmethod
+    def check_folder(cls, folder: Path) -> dict:
+        folder = Path(folder)
+        raw = read_adapter_folder(folder, PEFT_TYPE, cls.name)
+        config_path = folder / "adapter_config.json"
+        accepted = check_adapter_keys(raw, config_path, cls.name, {
+            "query_encoder": lambda v: encoder_spec_problem(v, from_folder=True),
+            "in_dim": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536
+            else "is not an integer in [1, 65536]",
+            "out_dim": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536
+            else "is not an integer in [1, 65536]"}, {})
+        missing = [k for k in ("query_encoder", "in_dim", "out_dim") if k not in accepted]
+        if missing:
+            raise AdapterError(f"{config_path}: no {missing[0]} (fix: save the query adapter with explorer)")
+        return accepted
+
+    @classmethod
+    def check_settings(cls, params: Mapping) -> list[tuple[str, str, str]]:
+        spec = params.get("encoder", cls.defaults["encoder"])
+        why = encoder_spec_problem(spec)
+        if why:
+            return [("encoder", f"{spec!r} {why}", 'use "all-mpnet-base-v2", "bundled:layers=3" or a local folder')]
+        if spec == MPNET and not (MODELS_DIR / MPNET / "modules.json").is_file():
+            return [("encoder", f"{MPNET!r} is not installed in {MODELS_DIR / MPNET}",
+                     "run `make mpnet` (an optional 420 MB step), or use encoder = \"bundled:layers=3\"")]
+        return []
+
     def load(self, expert: str, folder: Path) -> int:
         folder = Path(folder)
-        raw = read_adapter_folder(folder, PEFT_TYPE, self.name)
-        adapter = QueryAdapter(raw["query_encoder"], self._model(raw["query_encoder"]), int(raw["out_dim"]))
-        weight = load_file(str(folder / "adapter_model.safetensors")).get("map.weight")
-        if weight is None or tuple(weight.shape) != tuple(adapter.map.weight.shape):
-            raise AdapterError(f"{folder}: the map does not fit encoder {raw['query_encoder']!r} and this base model "
-                               f"(expected {tuple(adapter.map.weight.shape)}) (fix: retrain the query adapter)")
-        if int(raw["out_dim"]) != self.transformer.config.hidden_size:
-            raise AdapterError(f"{folder}: maps into {raw['out_dim']} dimensions, the base model has "
+        s = self.check_folder(folder)
+        if s["out_dim"] != self.transformer.config.hidden_size:
+            raise AdapterError(f"{folder}: maps into {s['out_dim']} dimensions, the base model has "
                                f"{self.transformer.config.hidden_size} (fix: train it on this base encoder)")
+        adapter = QueryAdapter(s["query_encoder"], self._model(s["query_encoder"]), s["out_dim"])
+        if adapter.map.in_features != s["in_dim"]:
+            raise AdapterError(f"{folder}: in_dim {s['in_dim']} does not match encoder {s['query_encoder']!r} "
+                               f"({adapter.map.in_features}) (fix: retrain the query adapter)")
+        tensors = read_tensors(folder / "adapter_model.safetensors", {"map.weight": tuple(adapter.map.weight.shape)},
+                               lambda k: k)
         with torch.no_grad():
-            adapter.map.weight.copy_(weight)
+            adapter.map.weight.copy_(tensors["map.weight"])
         self.adapters[expert] = adapter
-        return weight.numel()
+        return adapter.map.weight.numel()
 
     def save(self, expert: str, folder: Path) -> None:
         folder = Path(folder)
