@@ -312,7 +312,8 @@ def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, pro
                 try:
                     EXPERT_KINDS[kind].check_folder(adapter)
                 except AdapterError as err:
-                    problems.add(where, "adapter", str(err), "point to an adapter folder of this kind")
+                    message, _, fix = str(err).rpartition(" (fix: ")
+                    problems.add(where, "adapter", message or str(err), fix.rstrip(")") or "use another adapter")
         adapter_params = {p.name: e[p.name] for p in own if p.name in e and p.name in v}
         for key, message, fix in EXPERT_KINDS[kind].check_settings(adapter_params):
             problems.add(where, key, message, fix)

@@ -100,8 +100,8 @@ def check_adapter_keys(raw: Mapping, config_path: Path, kind: str, supported: Ma
         if key in supported:
             why = supported[key](value)
             if why:
-                raise AdapterError(f"{config_path}: {key} = {json.dumps(value)[:80]} {why} (fix: re-save the adapter "
-                                   f"with a supported {key})")
+                raise AdapterError(f"{config_path}: {key} = {json.dumps(value)[:80]} is refused: {why} (fix: re-save "
+                                   f"the adapter with a supported {key})")
             out[key] = value
         elif key in PEFT_METADATA or key in inert or neutral(value):
             continue
