@@ -7,8 +7,11 @@ their data in one pass instead of one error per run. Corpora are read line by li
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +33,12 @@ class Problem:
 class DataError(ValueError):
     """A BEIR folder could not be loaded; `problems` lists every problem found."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], datasets: int = 1):
         self.problems = problems
         shown = "\n".join(f"  - {p}" for p in problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"{len(problems)} problem(s) in the dataset:\n{shown}{more}")
+        where = "the dataset" if datasets == 1 else f"{datasets} datasets"
+        super().__init__(f"{len(problems)} problem(s) in {where}:\n{shown}{more}")
 
 
 @dataclass
@@ -68,18 +72,65 @@ class BeirDataset:
         return [q for q in self.queries if q in judged]
 
 
+def path_kind(path: Path) -> str:
+    """What is at `path`: "file", "folder", "missing", "loop" (a symbolic link loop), "broken link" or "special"
+    (a device, pipe or socket), without following a loop or raising."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "loop"
+        if os.path.islink(path):
+            return "broken link"
+        return "missing"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    return "file" if stat.S_ISREG(mode) else "special"
+
+
+NOT_A_FILE = {
+    "folder": "is a folder, not a file",
+    "loop": "is a symbolic link loop, not a file",
+    "broken link": "is a symbolic link to nothing",
+    "special": "is not a regular file (a device, pipe or socket)",
+}
+NOT_A_FOLDER = {
+    "file": "is a file, not a folder",
+    "loop": "is a symbolic link loop, not a folder",
+    "broken link": "is a symbolic link to nothing, not a folder",
+    "special": "is not a folder (a device, pipe or socket)",
+    "missing": "not a folder (nothing is there)",
+}
+
+
+def _file_problem(path: Path, missing: str, fix: str) -> Problem | None:
+    """A Problem when `path` is not a readable regular file (`missing` is the message for nothing there)."""
+    kind = path_kind(path)
+    if kind == "file":
+        return None
+    if kind == "missing":
+        return Problem(path, None, missing, fix)
+    return Problem(path, None, NOT_A_FILE[kind], f"replace it with the file itself ({fix})")
+
+
 def _lines(path: Path, problems: list[Problem]):
-    """Yield (line number, decoded text) for non-empty lines, reporting undecodable bytes per line."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                problems.append(Problem(path, number, f"bytes that are not UTF-8 ({err.reason} at byte {err.start})",
-                                        "re-save the file as UTF-8"))
-                continue
-            if text.strip():
-                yield number, text
+    """Yield (line number, decoded text) for non-empty lines, reporting undecodable bytes per line.
+
+    A UTF-8 byte order mark at the start of the file (as some editors write) is dropped."""
+    try:
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as err:
+                    problems.append(Problem(path, number, f"bytes that are not UTF-8 ({err.reason} at byte "
+                                            f"{err.start})", "re-save the file as UTF-8"))
+                    continue
+                if text.strip():
+                    yield number, text
+    except OSError as err:
+        problems.append(Problem(path, None, f"cannot be read ({err.strerror or err})",
+                                "check that the file exists and is readable"))
 
 
 def _read_jsonl(path: Path, problems: list[Problem], required: tuple[str, ...]):
@@ -89,6 +140,10 @@ def _read_jsonl(path: Path, problems: list[Problem], required: tuple[str, ...]):
             obj = json.loads(text)
         except json.JSONDecodeError as err:
             problems.append(Problem(path, number, f"not valid JSON ({err.msg})", "write one JSON object per line"))
+            continue
+        except RecursionError:
+            problems.append(Problem(path, number, "JSON nested too deeply to read",
+                                    "write one flat JSON object per line"))
             continue
         if not isinstance(obj, dict):
             problems.append(Problem(path, number, "a JSON value that is not an object", "write one JSON object per line"))
@@ -103,7 +158,7 @@ def _read_jsonl(path: Path, problems: list[Problem], required: tuple[str, ...]):
             problems.append(Problem(path, number, f"duplicate _id {key!r}", "make every _id unique"))
             continue
         seen.add(key)
-        yield key, obj
+        yield number, key, obj
 
 
 def _read_qrels(path: Path, problems: list[Problem]) -> Qrels:
@@ -131,6 +186,10 @@ def _read_qrels(path: Path, problems: list[Problem]) -> Qrels:
             problems.append(Problem(path, number, f"grade {grade!r} is not an integer",
                                     "use integer relevance grades such as 0, 1, 2"))
             continue
+        if value < 0:
+            problems.append(Problem(path, number, f"grade {value} is negative",
+                                    "use relevance grades of 0 or more (0 = judged not relevant)"))
+            continue
         qrels.setdefault(qid, {})[did] = value
     return qrels
 
@@ -152,32 +211,44 @@ def load_beir(path: str | Path, name: str | None = None, splits: tuple[str, ...]
     """
     root = Path(path)
     problems: list[Problem] = []
-    if not root.is_dir():
-        raise DataError([Problem(root, None, "not a folder", "point to a BEIR folder with corpus.jsonl, "
+    root_kind = path_kind(root)
+    if root_kind != "folder":
+        raise DataError([Problem(root, None, NOT_A_FOLDER[root_kind], "point to a BEIR folder with corpus.jsonl, "
                                  "queries.jsonl and qrels/<split>.tsv")])
     corpus_path, queries_path = root / "corpus.jsonl", root / "queries.jsonl"
     for required in (corpus_path, queries_path):
-        if not required.is_file():
-            problems.append(Problem(required, None, "file is missing", f"add {required.name} to {root}"))
+        problem = _file_problem(required, "file is missing", f"add {required.name} to {root}")
+        if problem:
+            problems.append(problem)
     qrels_dir = root / "qrels"
-    if splits is None:
-        split_files = {p.stem: p for p in sorted(qrels_dir.glob("*.tsv"))} if qrels_dir.is_dir() else {}
+    qrels_kind = path_kind(qrels_dir)
+    if qrels_kind not in ("folder", "missing"):
+        problems.append(Problem(qrels_dir, None, NOT_A_FOLDER[qrels_kind],
+                                "make qrels a folder holding <split>.tsv files"))
+        split_files = {}
+    elif splits is None:
+        split_files = {p.stem: p for p in sorted(qrels_dir.glob("*.tsv"))} if qrels_kind == "folder" else {}
         if not split_files:
             problems.append(Problem(qrels_dir, None, "no qrels/<split>.tsv file",
                                     "add at least qrels/test.tsv with header query-id, corpus-id, score"))
+        for p in split_files.values():
+            problem = _file_problem(p, "file is missing", "write the split's judgements as a tab-separated file")
+            if problem:
+                problems.append(problem)
     else:
         split_files = {s: qrels_dir / f"{s}.tsv" for s in splits}
         for s, p in split_files.items():
-            if not p.is_file():
-                problems.append(Problem(p, None, f"qrels for split {s!r} are missing",
-                                        f"add qrels/{s}.tsv or remove the split from the config"))
+            problem = _file_problem(p, f"qrels for split {s!r} are missing",
+                                    f"add qrels/{s}.tsv or remove the split from the config")
+            if problem:
+                problems.append(problem)
     if problems:
         raise DataError(problems)
 
     ids: list[str] = []
     titles: list[str] = []
     texts: list[str] = []
-    for key, obj in _read_jsonl(corpus_path, problems, ("_id", "text")):
+    for _, key, obj in _read_jsonl(corpus_path, problems, ("_id", "text")):
         ids.append(key)
         titles.append(str(obj.get("title") or ""))
         texts.append(str(obj["text"]))
@@ -186,11 +257,19 @@ def load_beir(path: str | Path, name: str | None = None, splits: tuple[str, ...]
 
     queries: dict[str, str] = {}
     kinds: dict[str, str] = {}
-    for key, obj in _read_jsonl(queries_path, problems, ("_id", "text")):
-        queries[key] = str(obj["text"])
+    for number, key, obj in _read_jsonl(queries_path, problems, ("_id", "text")):
+        text = str(obj["text"])
+        if not text.strip():
+            problems.append(Problem(queries_path, number, f"query {key!r} has an empty text",
+                                    "give every query its text, or remove the line"))
+            continue
+        queries[key] = text
         meta = obj.get("metadata")
         if isinstance(meta, dict) and isinstance(meta.get("kind"), str):
             kinds[key] = meta["kind"]
+    if not queries and not any(p.file == queries_path for p in problems):
+        problems.append(Problem(queries_path, None, "no queries (the file has no query lines)",
+                                "add at least one query line with _id and text"))
 
     qrels = {split: _read_qrels(p, problems) for split, p in split_files.items()}
     if problems:

@@ -37,14 +37,30 @@ def build_index(doc_emb: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ivf_l
     return index
 
 
+class IndexFileError(ValueError):
+    """A faiss index file is missing, truncated or not a faiss index; the message names the file."""
+
+
 def save_index(index: faiss.Index, path: Path) -> None:
-    tmp = path.with_suffix(".partial")
-    faiss.write_index(index, str(tmp))
-    tmp.replace(path)
+    """Write atomically: a killed write never leaves a truncated index under `path`."""
+    from .workspace import atomic_write
+
+    atomic_write(Path(path), lambda tmp: faiss.write_index(index, str(tmp)))
 
 
 def load_index(path: Path) -> faiss.Index:
-    return faiss.read_index(str(path))
+    """Read a faiss index; IndexFileError naming the file (not faiss's C++ trace) when it cannot be read."""
+    from .data import NOT_A_FILE, path_kind
+
+    path = Path(path)
+    kind = path_kind(path)
+    if kind != "file":
+        raise IndexFileError(f"{path}: {'is missing' if kind == 'missing' else NOT_A_FILE[kind]}")
+    try:
+        return faiss.read_index(str(path))
+    except (RuntimeError, OSError, MemoryError) as err:
+        reason = str(err).rsplit("Error: ", 1)[-1].split(" at /", 1)[0].replace(str(path), "the file").strip()[:160]
+        raise IndexFileError(f"{path}: not a readable faiss index, truncated or damaged ({reason})") from err
 
 
 @dataclass

@@ -6,32 +6,119 @@ Layout and columns are documented in docs/workspace.md. Tables are Parquet, vect
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from . import WORKSPACE_FORMAT_VERSION
+from .data import NOT_A_FILE, NOT_A_FOLDER, path_kind
+from .names import name_problem, strategy_name_problem
+
+REBUILD = "rebuild the workspace with `explorer build CONFIG --out DIR`"
 
 
 class WorkspaceError(ValueError):
     pass
 
 
+# --- processes that own temporary folders --------------------------------------------------------------------
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a process of another user counts as running)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs under another user
+        return True
+    return True
+
+
+def _stale(entry: Path, prefix: str) -> bool:
+    """Whether `entry`, named `<prefix><pid>[-...]`, belongs to a process that is gone (or to this one: a folder
+    of our own pid left over from an earlier process that had it). A name without a pid is not ours to judge."""
+    pid = entry.name[len(prefix):].split("-", 1)[0].split(".", 1)[0]
+    if not pid.isdigit():
+        return False
+    return int(pid) == os.getpid() or not pid_alive(int(pid))
+
+
+def _starting(parent: Path, prefix: str) -> list[Path]:
+    """Entries of `parent` whose name starts with `prefix` (no glob: a name may hold '[' or '*')."""
+    try:
+        return [parent / name for name in os.listdir(parent) if name.startswith(prefix)]
+    except FileNotFoundError:
+        return []
+
+
+def remove_stale(parent: Path, prefix: str) -> None:
+    """Delete the entries `<prefix><pid>...` of `parent` whose process is gone; a live build's are left alone."""
+    for entry in _starting(Path(parent), prefix):
+        if _stale(entry, prefix):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+# --- writing -------------------------------------------------------------------------------------------------
+def inside(root: Path, *parts: str, what: str = "workspace") -> Path:
+    """`root / parts...`, refused (WorkspaceError) when its resolved path leaves `root`: a name with '..' or '/', an
+    absolute name, or a symbolic link pointing out. Every join of a name to a workspace path goes through here."""
+    path = Path(root).joinpath(*parts)
+    try:
+        real_root, real = os.path.realpath(root), os.path.realpath(path)
+    except (ValueError, OSError) as err:  # an embedded NUL byte
+        raise WorkspaceError(f"{root}: the name {'/'.join(map(str, parts))!r} cannot be a path ({err}) "
+                             f"(fix: use names of letters, digits, '-' and '_')") from err
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise WorkspaceError(f"{path}: leads outside the {what} folder {root} (fix: use names of letters, digits, "
+                             f"'-' and '_', and no symbolic links that point out of the {what})")
+    return path
+
+
+_WRITES = itertools.count()
+
+
+def atomic_write(path: Path, writer: Callable[[Path], Any]) -> Path:
+    """Write a file all at once: `writer(tmp)` writes a temporary sibling (same suffix, so numpy keeps the name),
+    which then replaces `path`. A failed or killed write never leaves a half-written `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.stem}.tmp-"
+    remove_stale(path.parent, prefix)
+    tmp = path.with_name(f"{prefix}{os.getpid()}-{next(_WRITES)}{path.suffix}")
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 @contextmanager
 def atomic_dir(out: Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces `out`, on failure or a kill `out` is untouched."""
-    out = Path(out).resolve()
+    """Yield a temporary sibling folder; on success it replaces `out`, on failure or a kill `out` is untouched.
+
+    Temporary folders of other builds are deleted only once their process is gone: a live build's is left alone."""
+    kind = path_kind(Path(out))
+    if kind not in ("folder", "missing"):
+        raise WorkspaceError(f"{out}: {NOT_A_FOLDER[kind]} (fix: remove it, or choose another --out)")
+    out = Path(os.path.realpath(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     recover_interrupted_swap(out)
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_stale(out.parent, f".{out.name}.tmp-")
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     tmp.mkdir()
     try:
@@ -47,9 +134,12 @@ def atomic_dir(out: Path) -> Iterator[Path]:
 
 
 def recover_interrupted_swap(out: Path) -> None:
-    """If a build died between its two renames, put the previous workspace back."""
+    """If a build died between its two renames, put the previous workspace back (never one a live build is
+    swapping right now)."""
     if not out.exists():
-        olds = sorted(out.parent.glob(f".{out.name}.old-*"), key=lambda p: p.stat().st_mtime)
+        prefix = f".{out.name}.old-"
+        olds = sorted((p for p in _starting(out.parent, prefix) if _stale(p, prefix)),
+                      key=lambda p: p.stat().st_mtime)
         if olds:
             olds[-1].rename(out)
 
@@ -59,42 +149,306 @@ def save_array(path: Path, array: np.ndarray) -> None:
     np.save(path, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def load_array(path: Path, mmap: bool = False) -> np.ndarray:
-    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-
-
 def save_table(path: Path, frame: pd.DataFrame) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
+
+
+# --- reading -------------------------------------------------------------------------------------------------
+def _not_a_file(path: Path) -> WorkspaceError | None:
+    kind = path_kind(path)
+    if kind == "file":
+        return None
+    what = "is missing" if kind == "missing" else NOT_A_FILE[kind]
+    return WorkspaceError(f"{path}: {what} (fix: {REBUILD})")
+
+
+def load_array(path: Path, mmap: bool = False, ndim: int | None = None) -> np.ndarray:
+    """A `.npy` read without pickles; WorkspaceError naming the file when it is missing, truncated, holds objects
+    (refused by allow_pickle=False) or is not a numeric array of `ndim` dimensions."""
+    problem = _not_a_file(path)
+    if problem:
+        raise problem
+    try:
+        array = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except (ValueError, OSError, EOFError) as err:
+        raise WorkspaceError(f"{path}: not a readable .npy array ({err}) (fix: {REBUILD})") from err
+    if not isinstance(array, np.ndarray):  # an .npz archive under a .npy name
+        getattr(array, "close", lambda: None)()
+        raise WorkspaceError(f"{path}: not a .npy array (fix: {REBUILD})")
+    if array.dtype.kind not in "biuf" or (ndim is not None and array.ndim != ndim):
+        raise WorkspaceError(f"{path}: holds a {array.ndim}-D {array.dtype} array, expected {ndim or 'a'}-D numbers "
+                             f"(fix: {REBUILD})")
+    return array
+
+
+def load_parquet(path: Path, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A Parquet table; WorkspaceError naming the file when it is missing, truncated, not Parquet, or lacks one of
+    `columns`."""
+    import pyarrow
+
+    problem = _not_a_file(path)
+    if problem:
+        raise problem
+    try:
+        frame = pd.read_parquet(path)
+    except (ValueError, OSError, EOFError, pyarrow.ArrowException) as err:
+        reason = str(err).replace(f" '{path}'", "").replace(str(path), "the file")[:200]
+        raise WorkspaceError(f"{path}: not a readable Parquet table ({reason}) (fix: {REBUILD})") from err
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise WorkspaceError(f"{path}: no column(s) {', '.join(map(repr, missing))} (fix: {REBUILD})")
+    return frame
 
 
 def encoder_file(index: int) -> str:
     return f"enc{index:02d}.npy"
 
 
+# --- the manifest --------------------------------------------------------------------------------------------
+def _is(kind: str, value: object) -> bool:
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, {"bool": bool, "str": str, "dict": dict, "list": list, "null": type(None)}[kind])
+
+
+TYPE_WORDS = {"int": "an integer", "number": "a number", "bool": "true or false", "str": "a string",
+              "dict": "an object", "list": "a list", "null": "null"}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One manifest value: its type(s), whether it must be there, a check of the value (message or None), and for
+    a list its items, for an object its fields (a record) or the rule of its keys and values (a mapping)."""
+
+    type: str | tuple[str, ...]
+    required: bool = True
+    check: Callable[[Any], str | None] | None = None
+    items: "Key | None" = None
+    fields: "dict[str, Key] | None" = None
+    keys: Callable[[Any], str | None] | None = None
+    values: "Key | None" = None
+
+
+def _version(v: int) -> str | None:
+    if not 1 <= v <= WORKSPACE_FORMAT_VERSION:
+        return f"is {v}, expected 1 to {WORKSPACE_FORMAT_VERSION}"
+    return None
+
+
+def _measure(m: str) -> str | None:
+    import ir_measures
+
+    if len(m) > 100:
+        return f"{m[:40]!r}... is too long for a measure"
+    try:
+        ir_measures.parse_measure(m)
+    except Exception as err:  # the parser raises ValueError, NameError, ...
+        return f"{m!r} is not an ir_measures measure ({err})"
+    return None
+
+
+def _dataset(n) -> str | None:
+    return name_problem(n, "dataset")
+
+
+def _expert(n) -> str | None:
+    return name_problem(n, "expert")
+
+
+def _encoder(n) -> str | None:
+    return None if n == "base" else name_problem(n, "expert")
+
+
+def _kind(n) -> str | None:
+    return name_problem(n, "expert kind")
+
+
+STRINGS = Key("list", items=Key("str"))
+STRATEGY_NAMES = Key("list", items=Key("str", check=strategy_name_problem))
+MANIFEST: dict[str, Key] = {
+    "format_version": Key("int", check=_version),
+    "title": Key("str", required=False),
+    "created": Key("str", required=False),
+    "base_model": Key("dict", fields={
+        "name": Key("str"), "max_seq_length": Key("int", required=False), "parameters": Key("int", required=False),
+        "fingerprint": Key("str", required=False)}),
+    "datasets": Key("list", items=Key("dict", fields={
+        "name": Key("str", check=_dataset), "n_docs": Key("int", required=False),
+        "test_split": Key("str", required=False), "train_split": Key(("str", "null"), required=False),
+        "ignore_identical_ids": Key("bool", required=False), "pilot_source": Key("str", required=False),
+        "warnings": Key("list", required=False, items=Key("str"))})),
+    "encoders": Key("list", items=Key("str", check=_encoder)),
+    "experts": Key("list", items=Key("dict", fields={
+        "name": Key("str", check=_expert), "kind": Key("str", check=_kind), "multi_task": Key("bool"),
+        "datasets": Key("list", items=Key("str", check=_dataset)), "candidate": Key("bool", required=False),
+        "adapter": Key("str", required=False), "card": Key("dict", required=False)})),
+    "candidates": Key("list", items=Key("str", check=_encoder)),
+    "own_expert": Key("dict", keys=_dataset, values=Key("str", check=_expert)),
+    "strategies": Key("list", items=Key("dict", fields={
+        "name": Key("str", check=strategy_name_problem), "family": Key("str"),
+        "description": Key("str", required=False), "uses_oracle": Key("bool", required=False),
+        "whatif": Key("str", required=False)})),
+    "routing": Key("dict", fields={
+        "strategies": Key("list", required=False, items=Key("str", check=strategy_name_problem)),
+        "variants": Key("list", required=False, items=Key("dict", fields={
+            "name": Key("str", check=strategy_name_problem), "router": Key("str", check=strategy_name_problem)})),
+        "ties": Key("str", required=False), "pilot_k": Key("int", required=False),
+        "normalize_pilots": Key("bool", required=False), "base_as_candidate": Key("bool", required=False),
+        "gamma": Key("number", required=False), "tau": Key("number", required=False),
+        "dataset_router_samples": Key("int", required=False), "seed": Key("int", required=False),
+        "ddr_top_k": Key("int", required=False), "tie_rule": Key("str", required=False)}),
+    "measures": Key("list", check=lambda v: None if v else "is empty", items=Key("str", check=_measure)),
+    "reference": Key("str", required=False, check=strategy_name_problem),
+    "index": Key("dict", required=False, fields={"kind": Key("str", required=False),
+                                                 "depth": Key("int", required=False)}),
+    "layout": Key("dict", required=False, fields={"sampled": Key("bool", required=False),
+                                                  "points": Key("int", required=False)}),
+    "stages": Key("dict", required=False),
+    "versions": Key("dict", required=False),
+}
+
+
+def _check(value: object, key: Key, where: str, out: list[str]) -> None:
+    types = key.type if isinstance(key.type, tuple) else (key.type,)
+    if not any(_is(t, value) for t in types):
+        shown = json.dumps(value)[:60] if value is None or isinstance(value, (bool, int, float, str)) else \
+            type(value).__name__
+        out.append(f"{where!r} is {shown}, expected {' or '.join(TYPE_WORDS[t] for t in types)}")
+        return
+    if key.check and value is not None and (problem := key.check(value)):
+        out.append(f"{where!r}: {problem}")
+    if key.items and isinstance(value, list):
+        for i, item in enumerate(value):
+            _check(item, key.items, f"{where}[{i}]", out)
+    if key.fields and isinstance(value, dict):
+        _check_fields(value, key.fields, f"{where}.", out)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if key.keys and (problem := key.keys(k)):
+                out.append(f"{where!r}: {problem}")
+            if key.values:
+                _check(v, key.values, f"{where}.{k}", out)
+
+
+def _check_fields(record: dict, fields: dict[str, Key], prefix: str, out: list[str]) -> None:
+    for name, key in fields.items():
+        if name in record:
+            _check(record[name], key, f"{prefix}{name}", out)
+        elif key.required:
+            out.append(f"{prefix + name!r} is missing")
+
+
+def _consistency(m: dict, out: list[str]) -> None:
+    """What the types alone cannot say: names that must agree between keys."""
+    encoders, experts = m["encoders"], [e["name"] for e in m["experts"]]
+    datasets = [d["name"] for d in m["datasets"]]
+    if encoders[:1] != ["base"] or encoders[1:] != experts:
+        out.append("'encoders' must be 'base' followed by the experts' names in order")
+    for key, names in (("datasets", datasets), ("experts", experts),
+                       ("strategies", [s["name"] for s in m["strategies"]])):
+        if len(set(names)) != len(names):
+            out.append(f"{key!r} repeats a name")
+    if not datasets:
+        out.append("'datasets' is empty")
+    for c in m["candidates"]:
+        if c not in encoders:
+            out.append(f"'candidates': {c!r} is not among the encoders")
+    for d, e in m["own_expert"].items():
+        if d not in datasets or e not in encoders:
+            out.append(f"'own_expert': {d!r} -> {e!r} names an unknown dataset or expert")
+    for e in m["experts"]:
+        for d in e["datasets"]:
+            if d not in datasets:
+                out.append(f"'experts': {e['name']!r} was trained on {d!r}, which is not among the datasets")
+
+
+def validate_manifest(manifest: object, path: Path) -> None:
+    """Raise one WorkspaceError naming `path`, every bad key and the fix, unless `manifest` has every key the
+    readers use, of the right type, with names that cannot leave the workspace."""
+    if not isinstance(manifest, dict):
+        raise WorkspaceError(f"{path}: the manifest is not a JSON object (fix: {REBUILD})")
+    version = manifest.get("format_version")
+    if _is("int", version) and version > WORKSPACE_FORMAT_VERSION:
+        raise WorkspaceError(f"{path.parent}: workspace format {version} is newer than this explorer reads "
+                             f"({WORKSPACE_FORMAT_VERSION}) (fix: upgrade router-explorer, or rebuild the "
+                             f"workspace with this version)")
+    problems: list[str] = []
+    _check_fields(manifest, MANIFEST, "", problems)
+    if not problems:
+        _consistency(manifest, problems)
+    if problems:
+        shown = "\n".join(f"  - key {p}" for p in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise WorkspaceError(f"{path}: {len(problems)} problem(s) in the manifest:\n{shown}{more}\n(fix: {REBUILD}; "
+                             f"a workspace made by another version of router-explorer may need that version)")
+
+
+# column each table must have (the measure, score: and weight: columns are checked against the manifest)
+TABLE_COLUMNS = {
+    "queries.parquet": ("row", "qid", "dataset", "role", "text", "kind"),
+    "qrels.parquet": ("dataset", "role", "qid", "doc_id", "grade"),
+    "runs.parquet": ("system", "row", "rank", "doc", "score"),
+    "metrics.parquet": ("system", "row"),
+    "strategy_metrics.parquet": ("strategy", "row"),
+    "decisions.parquet": ("strategy", "row", "chosen", "margin"),
+    "pilots.parquet": ("pilot", "dataset", "expert", "size"),
+    "pilot_labels.parquet": ("row", "label"),
+    "layout.parquet": ("method", "item", "ref", "x", "y"),
+    "docs.parquet": ("doc_id", "title", "text"),
+}
+
+
 class Workspace:
-    """Read API over a built workspace; every table is loaded on first use and kept."""
+    """Read API over a built workspace; every table is loaded on first use and kept.
+
+    The manifest is validated whole on opening; every read names its file and the fix when the file is missing,
+    truncated or not what the format says, and no read follows a name or a link out of the workspace folder."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         manifest_path = self.path / "manifest.json"
-        if not self.path.is_dir():
+        kind = path_kind(self.path)
+        if kind == "missing":
             raise WorkspaceError(f"{self.path}: no such folder (fix: build one with `explorer build CONFIG --out "
                                  f"{self.path}`)")
-        if not manifest_path.is_file():
+        if kind != "folder":
+            raise WorkspaceError(f"{self.path}: {NOT_A_FOLDER[kind]} (fix: point to a workspace folder made by "
+                                 f"`explorer build`)")
+        manifest_kind = path_kind(manifest_path)
+        if manifest_kind == "missing":
             raise WorkspaceError(f"{self.path}: not a workspace, it has no manifest.json (fix: point to a folder "
                                  f"made by `explorer build`)")
+        if manifest_kind != "file":
+            raise WorkspaceError(f"{manifest_path}: {NOT_A_FILE[manifest_kind]} (fix: {REBUILD})")
         try:
             self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise WorkspaceError(f"{manifest_path}: unreadable ({err}) (fix: rebuild the workspace)") from err
-        version = self.manifest.get("format_version")
-        if not isinstance(version, int):
-            raise WorkspaceError(f"{manifest_path}: no format_version (fix: rebuild the workspace)")
-        if version > WORKSPACE_FORMAT_VERSION:
-            raise WorkspaceError(f"{self.path}: workspace format {version} is newer than this explorer reads "
-                                 f"({WORKSPACE_FORMAT_VERSION}) (fix: upgrade router-explorer, or rebuild the "
-                                 f"workspace with this version)")
+            raise WorkspaceError(f"{manifest_path}: unreadable ({err}) (fix: {REBUILD})") from err
+        except RecursionError as err:
+            raise WorkspaceError(f"{manifest_path}: unreadable (JSON nested too deeply) (fix: {REBUILD})") from err
+        except OSError as err:
+            raise WorkspaceError(f"{manifest_path}: cannot be read ({err.strerror or err}) (fix: check the file's "
+                                 f"permissions, or {REBUILD})") from err
+        validate_manifest(self.manifest, manifest_path)
+
+    def file(self, *parts: str) -> Path:
+        """The path of a workspace file, refused when it would lead outside the workspace folder."""
+        return inside(self.path, *parts)
+
+    def _dataset_dir(self, dataset: str) -> tuple[str, ...]:
+        if dataset not in self.datasets:
+            raise WorkspaceError(f"{self.path}: no dataset {str(dataset)[:80]!r} in manifest.json (fix: use one of "
+                                 f"{', '.join(self.datasets)}, or {REBUILD})")
+        return ("datasets", dataset)
+
+    def _expert_dir(self, name: str) -> tuple[str, ...]:
+        if name not in self.encoders[1:]:
+            raise WorkspaceError(f"{self.path}: no expert {str(name)[:80]!r} in manifest.json (fix: use one of "
+                                 f"{', '.join(self.encoders[1:]) or '(none)'}, or {REBUILD})")
+        return ("experts", name)
 
     # --- manifest views -------------------------------------------------------------------------------------
     @property
@@ -118,6 +472,7 @@ class Workspace:
         return [d["name"] for d in self.manifest["datasets"]]
 
     def dataset_info(self, name: str) -> dict:
+        self._dataset_dir(name)
         return next(d for d in self.manifest["datasets"] if d["name"] == name)
 
     @property
@@ -125,6 +480,9 @@ class Workspace:
         return [s["name"] for s in self.manifest["strategies"]]
 
     def strategy_info(self, name: str) -> dict:
+        if name not in self.strategies:
+            raise WorkspaceError(f"{self.path}: no strategy {str(name)[:80]!r} in manifest.json (fix: use one of "
+                                 f"{', '.join(self.strategies)})")
         return next(s for s in self.manifest["strategies"] if s["name"] == name)
 
     @property
@@ -136,15 +494,43 @@ class Workspace:
         return dict(self.manifest["own_expert"])
 
     def expert_card(self, name: str) -> dict:
-        path = self.path / "experts" / name / "card.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        path = self.file(*self._expert_dir(name), "card.json")
+        if path_kind(path) == "missing":
+            return {}
+        if (problem := _not_a_file(path)) is not None:
+            raise problem
+        try:
+            card = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError, OSError) as err:
+            raise WorkspaceError(f"{path}: unreadable ({str(err)[:200]}) (fix: {REBUILD})") from err
+        if not isinstance(card, dict):
+            raise WorkspaceError(f"{path}: not a JSON object (fix: {REBUILD})")
+        return card
 
     def adapter_dir(self, name: str) -> Path:
-        return self.path / "experts" / name
+        return self.file(*self._expert_dir(name))
+
+    def index(self, dataset: str):
+        """The faiss index of a dataset's documents (WorkspaceError when unreadable or not of its corpus)."""
+        from .index import IndexFileError, load_index
+
+        key = f"_index:{dataset}"
+        if key not in self.__dict__:
+            path = self.file(*self._dataset_dir(dataset), "index.faiss")
+            try:
+                index = load_index(path)
+            except IndexFileError as err:
+                raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
+            if index.ntotal != len(self.docs(dataset)):
+                raise WorkspaceError(f"{path}: holds {index.ntotal} documents, docs.parquet {len(self.docs(dataset))} "
+                                     f"(fix: {REBUILD})")
+            self.__dict__[key] = index
+        return self.__dict__[key]
 
     # --- tables ---------------------------------------------------------------------------------------------
-    def _table(self, name: str) -> pd.DataFrame:
-        return pd.read_parquet(self.path / name)
+    def _table(self, name: str, *parts: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+        path = self.file(*parts, name)
+        return load_parquet(path, TABLE_COLUMNS.get(name, ()) + tuple(columns or ()))
 
     @cached_property
     def queries(self) -> pd.DataFrame:
@@ -158,17 +544,18 @@ class Workspace:
     @cached_property
     def metrics(self) -> pd.DataFrame:
         """Per-query metrics of every encoder on every query: system, row, one column per measure."""
-        return self._table("metrics.parquet")
+        return self._table("metrics.parquet", columns=self.measures)
 
     @cached_property
     def strategy_metrics(self) -> pd.DataFrame:
         """Per-query metrics of every strategy on the evaluated queries: strategy, row, measures."""
-        return self._table("strategy_metrics.parquet")
+        return self._table("strategy_metrics.parquet", columns=self.measures)
 
     @cached_property
     def decisions(self) -> pd.DataFrame:
         """strategy, row, chosen, margin, score:<encoder>..., weight:<encoder>..."""
-        return self._table("decisions.parquet")
+        return self._table("decisions.parquet", columns=tuple(f"{c}:{e}" for c in ("score", "weight")
+                                                              for e in self.encoders))
 
     @cached_property
     def runs(self) -> pd.DataFrame:
@@ -189,25 +576,33 @@ class Workspace:
 
     @cached_property
     def pilot_centroids(self) -> np.ndarray:
-        return load_array(self.path / "pilots.npy")
+        return load_array(self.file("pilots.npy"), ndim=2)
 
     def embeddings(self, encoder: str = "base") -> np.ndarray:
+        if encoder not in self.encoders:
+            raise WorkspaceError(f"{self.path}: no encoder {str(encoder)[:80]!r} in manifest.json (fix: use one of "
+                                 f"{', '.join(self.encoders)})")
         return self._embeddings(self.encoders.index(encoder))
 
     def _embeddings(self, index: int) -> np.ndarray:
         key = f"_emb{index}"
         if key not in self.__dict__:
-            self.__dict__[key] = load_array(self.path / "embeddings" / encoder_file(index))
+            path = self.file("embeddings", encoder_file(index))
+            array = load_array(path, ndim=2)
+            if len(array) != len(self.queries):
+                raise WorkspaceError(f"{path}: {len(array)} rows for {len(self.queries)} queries in queries.parquet "
+                                     f"(fix: {REBUILD})")
+            self.__dict__[key] = array
         return self.__dict__[key]
 
     def docs(self, dataset: str) -> pd.DataFrame:
         key = f"_docs:{dataset}"
         if key not in self.__dict__:
-            self.__dict__[key] = self._table(f"datasets/{dataset}/docs.parquet")
+            self.__dict__[key] = self._table("docs.parquet", *self._dataset_dir(dataset))
         return self.__dict__[key]
 
     def doc_embeddings(self, dataset: str) -> np.ndarray:
-        return load_array(self.path / "datasets" / dataset / "doc_emb.npy")
+        return load_array(self.file(*self._dataset_dir(dataset), "doc_emb.npy"), ndim=2)
 
     def qrels(self, dataset: str, role: str = "eval") -> dict[str, dict[str, int]]:
         t = self.qrels_table
