@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 import sys
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import WORKSPACE_FORMAT_VERSION, __version__
 from .config import BuildConfig, ExpertSpec, load_config
-from .data import BeirDataset, load_beir
+from .data import BeirDataset, DataError, load_beir
 from .encoders import Encoder, base_fingerprint
 from .evaluation import per_query, run_dict
 from .index import build_index, load_index, save_index, search
@@ -33,7 +34,8 @@ from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
 from .routing import RoutingContext, all_strategies
 from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
-from .workspace import Workspace, atomic_dir, encoder_file, save_array, save_table
+from .workspace import (Workspace, atomic_dir, atomic_write, encoder_file, inside, load_array, remove_stale,
+                        save_array, save_table)
 
 PILOT_CROP_SEED_OFFSET = 7919  # pilot pseudo-queries use other crops than training
 
@@ -97,17 +99,24 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     start = time.perf_counter()
     log = StageLog(echo=echo)
     cache = cfg.cache_dir
-    cache.mkdir(parents=True, exist_ok=True)
 
     echo(f"Loading {len(cfg.datasets)} dataset(s)")
     datasets: dict[str, BeirDataset] = {}
+    failed: list[DataError] = []  # every dataset's problems, reported together (before any model is loaded)
     for spec in cfg.datasets:
         splits = tuple(s for s in (spec.test_split, spec.train_split) if s)
-        ds = load_beir(spec.path, spec.name, splits=splits)
+        try:
+            ds = load_beir(spec.path, spec.name, splits=splits)
+        except DataError as err:
+            failed.append(err)
+            continue
         for w in ds.warnings:
             echo(f"  warning: {w}")
         datasets[spec.name] = ds
+    if failed:
+        raise DataError([p for err in failed for p in err.problems], datasets=len(failed))
     hashes = {n: d.content_hash for n, d in datasets.items()}
+    cache.mkdir(parents=True, exist_ok=True)  # after the data checks: a refused build writes nothing
 
     echo(f"Loading base encoder {cfg.base!r}")
     encoder = Encoder(cfg.base, max_seq_length=cfg.max_seq_length, batch_size=cfg.batch_size)
@@ -121,13 +130,12 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
         t = time.perf_counter()
         key = doc_keys[name] = _hash("docs", hashes[name], base_fp)
         path = cache / "docs" / f"{key}.npy"
-        cached = path.is_file()
-        if cached:
-            doc_emb[name] = np.load(path, allow_pickle=False)
-        else:
-            doc_emb[name] = encoder.encode(ds.corpus.passages(), show_progress=progress)
-            save_array(path.with_suffix(".partial.npy"), doc_emb[name])
-            path.with_suffix(".partial.npy").replace(path)
+        emb = _read_cache(path, lambda p, n=len(ds.corpus): _cached_array(p, n), echo)
+        cached = emb is not None
+        if not cached:
+            emb = encoder.encode(ds.corpus.passages(), show_progress=progress)
+            atomic_write(path, lambda p, a=emb: save_array(p, a))
+        doc_emb[name] = emb
         log.record(f"docs:{name}", key, cached, time.perf_counter() - t)
 
     echo(f"Experts ({len(cfg.experts)})")
@@ -157,28 +165,26 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
         t = time.perf_counter()
         ckey = _hash("queries", key, qdigest)
         path = cache / "queries" / f"{ckey}.npy"
-        cached = path.is_file()
-        if cached:
-            emb = np.load(path, allow_pickle=False)
-        else:
+        emb = _read_cache(path, lambda p: _cached_array(p, len(queries.qids)), echo)
+        cached = emb is not None
+        if not cached:
             emb = encoder.encode(queries.texts, expert=None if name == "base" else name, show_progress=progress)
-            save_array(path, emb)
+            atomic_write(path, lambda p, a=emb: save_array(p, a))
         q_emb.append(emb)
         log.record(f"queries:{name}", ckey, cached, time.perf_counter() - t)
 
     echo("Indexing and searching")
     indexes = {}
-    for name in datasets:
+    for name, ds in datasets.items():
         t = time.perf_counter()
         key = _hash("index", doc_keys[name], cfg.index_kind)
         path = cache / "index" / f"{key}.faiss"
-        cached = path.is_file()
-        if cached:
-            indexes[name] = load_index(path)
-        else:
-            indexes[name] = build_index(doc_emb[name], cfg.index_kind)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_index(indexes[name], path)
+        index = _read_cache(path, lambda p, n=len(ds.corpus): _cached_index(p, n), echo)
+        cached = index is not None
+        if not cached:
+            index = build_index(doc_emb[name], cfg.index_kind)
+            save_index(index, path)
+        indexes[name] = index
         log.record(f"index:{name}", key, cached, time.perf_counter() - t)
     t = time.perf_counter()
     ds_spec = {s.name: s for s in cfg.datasets}
@@ -255,12 +261,11 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     lib = ctx.library
     layout_key = _hash("layout", base_fp, qdigest, lib.centroids.round(6).tolist(), cfg.layout)
     layout_path = cache / "layout" / f"{layout_key}.npz"
-    layout_cached = layout_path.is_file()
     points = np.concatenate([lib.centroids, q_emb[0]]) if len(lib) else q_emb[0]
+    stored = _read_cache(layout_path, lambda p: _cached_layout(p, len(points)), echo)
+    layout_cached = stored is not None
     if layout_cached:
-        with np.load(layout_path, allow_pickle=False) as z:
-            coords = {"umap": z["umap"], "pca": z["pca"]}
-            sampled = bool(z["sampled"])
+        coords, sampled = stored
     else:
         coords = {"pca": pca_layout(points, cfg.layout["seed"])}
         sampled = False
@@ -269,14 +274,14 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
                                                   cfg.layout["seed"])
         else:
             coords["umap"] = coords["pca"]
-        layout_path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(layout_path, umap=coords["umap"], pca=coords["pca"], sampled=np.array(sampled))
+        atomic_write(layout_path, lambda p: np.savez(p, umap=coords["umap"], pca=coords["pca"],
+                                                     sampled=np.array(sampled)))
     log.record("layout", layout_key, layout_cached, time.perf_counter() - t)
 
     echo(f"Writing workspace {out}")
     with atomic_dir(Path(out)) as tmp:
         for name, ds in datasets.items():
-            d = tmp / "datasets" / name
+            d = inside(tmp, "datasets", name)  # a name can never write outside the workspace
             save_table(d / "docs.parquet", pd.DataFrame({"doc_id": ds.corpus.ids, "title": ds.corpus.titles,
                                                          "text": ds.corpus.texts}))
             save_array(d / "doc_emb.npy", doc_emb[name])
@@ -285,7 +290,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
             save_array(tmp / "embeddings" / encoder_file(i), emb)
         for spec in cfg.experts:
             src = Path(cards[spec.name].pop("_folder"))
-            shutil.copytree(src, tmp / "experts" / spec.name)
+            shutil.copytree(src, inside(tmp, "experts", spec.name))
         save_table(tmp / "queries.parquet", pd.DataFrame({
             "row": np.arange(len(queries.qids)), "qid": queries.qids, "dataset": queries.datasets,
             "role": queries.roles, "text": queries.texts, "kind": queries.kinds}))
@@ -321,14 +326,12 @@ def _expert(spec: ExpertSpec, cfg: BuildConfig, encoder: Encoder, datasets, doc_
         folder = cfg.cache_dir / "experts" / key
         count = encoder.load_expert(spec.name, spec.adapter, spec.kind)
         if not (folder / "card.json").is_file():
-            tmp = folder.with_name(folder.name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
+            tmp = _partial_dir(folder)
             encoder.save_expert(spec.name, tmp)
             card = {"name": spec.name, "kind": spec.kind, "origin": "loaded", "adapter": str(spec.adapter),
                     "trainable_parameters": count, "datasets": spec.datasets}
             (tmp / "card.json").write_text(json.dumps(card, indent=2))
-            shutil.rmtree(folder, ignore_errors=True)
-            tmp.rename(folder)
+            _finish_dir(tmp, folder)
             return folder, key, False
         return folder, key, True
     key = spec.cache_key(hashes, base_fp)
@@ -358,8 +361,7 @@ def _expert(spec: ExpertSpec, cfg: BuildConfig, encoder: Encoder, datasets, doc_
     result = train_expert(encoder, spec.name, pairs, doc_emb, spec.train, spec.adapter_params, tick, spec.kind,
                           corpora={d: datasets[d].corpus.passages() for d in spec.datasets})
     bar.close()
-    tmp = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = _partial_dir(folder)
     encoder.save_expert(spec.name, tmp)
     card = {
         "name": spec.name, "kind": spec.kind, "origin": "trained", "multi_task": spec.multi_task,
@@ -369,9 +371,62 @@ def _expert(spec: ExpertSpec, cfg: BuildConfig, encoder: Encoder, datasets, doc_
         "seconds": round(result.seconds, 2),
     }
     (tmp / "card.json").write_text(json.dumps(card, indent=2))
+    _finish_dir(tmp, folder)
+    return folder, key, False
+
+
+def _partial_dir(folder: Path) -> Path:
+    """`<key>.partial-<pid>` beside `folder`, after deleting those of builds that are gone (never a live one's):
+    two builds training the same expert at once never share one."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder.with_name(folder.name + ".partial"), ignore_errors=True)  # the old name, without a pid
+    remove_stale(folder.parent, f"{folder.name}.partial-")
+    return folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+
+
+def _finish_dir(tmp: Path, folder: Path) -> None:
+    """Move a finished partial folder into place; if another build finished the same entry first, keep theirs."""
+    if (folder / "card.json").is_file():
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
-    return folder, key, False
+
+
+def _read_cache(path: Path, read: Callable[[Path], object], echo: Callable[[str], None]):
+    """A cache entry, or None to recompute it: when it is not there, or fails to read (a truncated or damaged
+    file, of the wrong shape), which is warned about and then overwritten."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    try:
+        return read(path)
+    except Exception as err:  # any failure of a cache read means: compute it again
+        reason = str(err).replace(f"{path}: ", "").split(" (fix:")[0][:200]
+        echo(f"  warning: the cache file {path} cannot be used ({reason}); computing it again")
+        return None
+
+
+def _cached_array(path: Path, rows: int) -> np.ndarray:
+    array = load_array(path, ndim=2)
+    if len(array) != rows:
+        raise ValueError(f"{len(array)} rows, expected {rows}")
+    return array
+
+
+def _cached_index(path: Path, rows: int):
+    index = load_index(path)
+    if index.ntotal != rows:
+        raise ValueError(f"{index.ntotal} documents, expected {rows}")
+    return index
+
+
+def _cached_layout(path: Path, points: int) -> tuple[dict, bool]:
+    with np.load(path, allow_pickle=False) as z:
+        coords = {"umap": np.asarray(z["umap"]), "pca": np.asarray(z["pca"])}
+        sampled = bool(z["sampled"])
+    if any(c.shape != (points, 2) for c in coords.values()):
+        raise ValueError(f"layouts of shape {coords['pca'].shape}, expected ({points}, 2)")
+    return coords, sampled
 
 
 def _query_set(cfg: BuildConfig, datasets: dict[str, BeirDataset]) -> QuerySet:

@@ -1,0 +1,215 @@
+"""The build cache and the workspace writer under damage: a cache entry that fails to read is recomputed with a
+warning, a write that fails midway leaves no half-written entry, no name writes outside the workspace, and other
+builds' temporary folders are deleted only once their process is gone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explorer.build import _partial_dir, build
+from explorer.config import load_config
+from explorer.data import DataError
+from explorer.workspace import Workspace, WorkspaceError, atomic_dir, atomic_write, recover_interrupted_swap
+
+from .test_hostile_workspace import digest, listing, tiny_config
+
+KINDS = ("docs", "queries", "index", "layout")
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile-cache")
+    config = tiny_config(root)
+    ws = build(config, root / "ws", echo=lambda _: None, progress=False)
+    return config, ws
+
+
+def rebuild(config: Path, cache: Path, out: Path, **changes):
+    cfg = load_config(config)
+    cfg.cache_dir = cache
+    for key, value in changes.items():
+        setattr(cfg, key, value)
+    said: list[str] = []
+    return build(cfg, out, echo=said.append, progress=False), said
+
+
+def entries(cache: Path) -> dict[str, Path]:
+    """The one cache file of each kind of a build without experts."""
+    found = {kind: sorted((cache / kind).iterdir()) for kind in KINDS}
+    assert all(len(files) == 1 for files in found.values()), found
+    return {kind: files[0] for kind, files in found.items()}
+
+
+def same_results(a: Workspace, b: Workspace) -> None:
+    for table in ("runs", "metrics", "strategy_metrics", "decisions", "layout"):
+        pd.testing.assert_frame_equal(getattr(a, table), getattr(b, table))
+    np.testing.assert_array_equal(a.embeddings("base"), b.embeddings("base"))
+    np.testing.assert_array_equal(a.doc_embeddings("a"), b.doc_embeddings("a"))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGES = {
+    "truncated": {kind: truncate for kind in KINDS},
+    "garbage": {
+        "docs": lambda p: np.save(p, np.zeros((3, 384), dtype=np.float32)),  # rows of another corpus
+        "queries": lambda p: np.save(p, np.array([{"x": 1}], dtype=object), allow_pickle=True),
+        "index": lambda p: p.write_bytes(b""),
+        "layout": lambda p: np.savez(p, umap=np.zeros((2, 2)), pca=np.zeros((2, 2)), sampled=np.array(False)),
+    },
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_cache_entry_is_recomputed_with_a_warning(first, tmp_path, damage):
+    config, ws = first
+    cache = tmp_path / "cache"
+    shutil.copytree(Path(config).parent / "cache", cache)
+    files = entries(cache)
+    for kind, path in files.items():
+        DAMAGES[damage][kind](path)
+    again, said = rebuild(config, cache, tmp_path / "ws")
+    warnings = [line for line in said if "warning" in line]
+    assert len(warnings) == 4
+    for kind, path in files.items():
+        assert any(f"the cache file {path} cannot be used" in w and "computing it again" in w for w in warnings), kind
+    stages = again.manifest["stages"]
+    assert not any(stages[s]["cached"] for s in ("docs:a", "queries:base", "index:a", "layout"))
+    same_results(ws, again)
+    assert entries(cache).keys() == files.keys()  # rewritten in place, nothing beside them
+    third, said = rebuild(config, cache, tmp_path / "ws")
+    assert not [line for line in said if "warning" in line]
+    assert all(third.manifest["stages"][s]["cached"] for s in ("docs:a", "queries:base", "index:a", "layout"))
+
+
+def _failing(path, *args, **kwargs):
+    Path(path).write_bytes(b"half a file")
+    raise OSError("disk full (simulated)")
+
+
+@pytest.mark.parametrize("kind", ["queries", "index", "layout"])
+def test_a_cache_write_that_fails_midway_leaves_no_entry(first, tmp_path, monkeypatch, kind):
+    import faiss
+
+    import explorer.build as build_module
+
+    config, ws = first
+    cache = tmp_path / "cache"
+    real_save = build_module.save_array
+    if kind == "queries":
+        monkeypatch.setattr(build_module, "save_array",
+                            lambda p, a: _failing(p) if p.parent.name == "queries" else real_save(p, a))
+    elif kind == "index":
+        monkeypatch.setattr(faiss, "write_index", lambda index, p: _failing(p))
+    else:
+        monkeypatch.setattr(np, "savez", _failing)
+    with pytest.raises(OSError, match="disk full"):
+        rebuild(config, cache, tmp_path / "ws")
+    assert not list((cache / kind).iterdir())  # no half-written entry, no temporary file
+    assert not (tmp_path / "ws").exists()
+    monkeypatch.undo()
+    again, said = rebuild(config, cache, tmp_path / "ws")
+    assert not [line for line in said if "warning" in line]
+    assert again.manifest["stages"]["docs:a"]["cached"]  # what was written before the failure is whole
+    same_results(ws, again)
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "entry.npy"
+    atomic_write(target, lambda p: np.save(p, np.arange(3)))
+    with pytest.raises(OSError):
+        atomic_write(target, _failing)
+    assert np.load(target).tolist() == [0, 1, 2] and os.listdir(tmp_path) == ["entry.npy"]
+
+
+def test_a_dataset_name_cannot_write_outside_the_workspace(first, tmp_path):
+    config, ws = first
+    out = tmp_path / "ws"
+    shutil.copytree(ws.path, out)
+    before, previous = listing(tmp_path), digest(out)
+    cfg = load_config(config)
+    cfg.cache_dir = tmp_path / "cache"
+    cfg.datasets[0].name = "../../escape"  # what a config check refuses; the writer refuses it too
+    with pytest.raises(WorkspaceError, match="leads outside the workspace folder"):
+        build(cfg, out, echo=lambda _: None, progress=False)
+    assert [p for p in listing(tmp_path) if not p.startswith("cache")] == before
+    assert digest(out) == previous and Workspace(out).datasets == ["a"]
+
+
+def test_a_build_with_bad_data_leaves_the_previous_workspace(first, tmp_path):
+    config, ws = first
+    out = tmp_path / "ws"
+    shutil.copytree(ws.path, out)
+    data = tmp_path / "a"
+    shutil.copytree(Path(config).parent / "a", data)
+    (data / "corpus.jsonl").write_text("{broken\n")
+    before, previous = listing(tmp_path), digest(out)
+    cfg = load_config(config)
+    cfg.cache_dir = tmp_path / "cache"
+    cfg.datasets[0].path = data
+    with pytest.raises(DataError, match=r"corpus.jsonl:1: not valid JSON"):
+        build(cfg, out, echo=lambda _: None, progress=False)
+    assert listing(tmp_path) == before and digest(out) == previous
+    assert Workspace(out).strategies == ["base"]
+
+
+def test_an_output_path_that_is_a_symbolic_link_loop_is_refused(tmp_path):
+    loop = tmp_path / "ws"
+    loop.symlink_to(loop)
+    with pytest.raises(WorkspaceError, match="is a symbolic link loop, not a folder"):
+        with atomic_dir(loop):
+            pass
+
+
+@pytest.fixture
+def pids():
+    """The pid of a running process and of one that has exited."""
+    live = subprocess.Popen(["sleep", "60"])
+    done = subprocess.Popen(["true"])
+    done.wait()
+    yield live.pid, done.pid
+    live.kill()
+    live.wait()
+
+
+def test_atomic_dir_leaves_a_live_builds_temporary_folder_alone(tmp_path, pids):
+    live, dead = pids
+    out = tmp_path / "ws"
+    for name in (f".ws.tmp-{live}", f".ws.tmp-{dead}", ".ws.tmp-nopid"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "part.parquet").write_text("x")
+    with atomic_dir(out) as tmp:
+        (tmp / "manifest.json").write_text("{}")
+    assert sorted(os.listdir(tmp_path)) == sorted([".ws.tmp-nopid", f".ws.tmp-{live}", "ws"])
+    assert (tmp_path / f".ws.tmp-{live}" / "part.parquet").is_file()
+
+
+def test_a_swap_in_progress_is_not_undone(tmp_path, pids):
+    live, dead = pids
+    out = tmp_path / "ws"
+    (tmp_path / f".ws.old-{live}").mkdir()
+    recover_interrupted_swap(out)  # a live build between its two renames: not ours to put back
+    assert not out.exists() and (tmp_path / f".ws.old-{live}").is_dir()
+    (tmp_path / f".ws.old-{dead}").mkdir()
+    (tmp_path / f".ws.old-{dead}" / "manifest.json").write_text("{}")
+    recover_interrupted_swap(out)
+    assert (out / "manifest.json").is_file() and (tmp_path / f".ws.old-{live}").is_dir()
+
+
+def test_expert_partial_folders_carry_the_pid_and_only_dead_ones_are_removed(tmp_path, pids):
+    live, dead = pids
+    folder = tmp_path / "experts" / "0123abcd"
+    for suffix in (".partial", f".partial-{live}", f".partial-{dead}"):
+        (tmp_path / "experts" / f"0123abcd{suffix}").mkdir(parents=True)
+    tmp = _partial_dir(folder)
+    assert tmp.name == f"0123abcd.partial-{os.getpid()}"
+    assert sorted(os.listdir(tmp_path / "experts")) == [f"0123abcd.partial-{live}"]

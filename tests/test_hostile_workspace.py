@@ -1,0 +1,243 @@
+"""Hostile workspaces: a bad manifest is refused whole when the workspace opens, every damaged file is a
+WorkspaceError naming it and the fix, no read leaves the workspace folder, and the real workspace beside the hostile
+copies stays as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explorer.cli import main
+from explorer.workspace import Workspace, WorkspaceError, inside
+
+from .conftest import write_beir
+
+FIX = "fix: rebuild the workspace with `explorer build"
+
+
+def tiny_config(root: Path) -> Path:
+    """One tiny dataset and no experts: a build of about a second that gives the base strategy alone."""
+    corpus = [{"_id": f"d{i}", "title": f"T{i}", "text": f"document {i} about topic {i % 3}"} for i in range(8)]
+    queries = [{"_id": f"q{i}", "text": f"topic {i % 3} question {i}"} for i in range(6)]
+    write_beir(root / "a", corpus, queries, {"test": [("q0", "d0", 1), ("q1", "d1", 1), ("q2", "d2", 2)],
+                                             "train": [("q3", "d3", 1), ("q4", "d4", 1), ("q5", "d5", 1)]})
+    config = root / "tiny.toml"
+    config.write_text(f'title = "tiny"\ncache_dir = "{root / "cache"}"\n[layout]\numap = false\n'
+                      f'[[datasets]]\nname = "a"\npath = "{root / "a"}"\ntrain_split = "train"\n')
+    return config
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def listing(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from explorer.build import build
+
+    root = tmp_path_factory.mktemp("hostile-ws")
+    ws = build(tiny_config(root), root / "ws", echo=lambda _: None, progress=False)
+    return ws, digest(ws.path)
+
+
+@pytest.fixture
+def copy(built, tmp_path):
+    """A fresh copy of the built workspace, to damage."""
+    ws, _ = built
+    target = tmp_path / "copy"
+    shutil.copytree(ws.path, target)
+    return target
+
+
+@pytest.fixture(autouse=True)
+def original_untouched(built):
+    """Whatever a test did to its copy, the workspace it was copied from opens and is byte-for-byte the same."""
+    yield
+    ws, before = built
+    assert digest(ws.path) == before
+    again = Workspace(ws.path)
+    assert again.strategies == ["base"] and len(again.queries) == 6 and len(again.index("a").reconstruct_n(0, 1))
+
+
+def edit_manifest(folder: Path, change) -> None:
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def refused(folder: Path) -> str:
+    with pytest.raises(WorkspaceError) as err:
+        Workspace(folder)
+    return str(err.value)
+
+
+def test_a_build_without_experts_gives_the_base_strategy(built):
+    ws, _ = built
+    assert ws.encoders == ["base"] and ws.strategies == ["base"] and ws.experts == []
+    assert ws.docs("a")["doc_id"].tolist() == [f"d{i}" for i in range(8)]
+
+
+def _expert(m):
+    m["encoders"].append("e1")
+    m["experts"].append({"name": "e1", "kind": "lora", "multi_task": False, "datasets": ["a"]})
+
+
+BAD_MANIFESTS = {
+    "version-as-string": (lambda m: m.update(format_version="1"),
+                          "key 'format_version' is \"1\", expected an integer"),
+    "version-as-bool": (lambda m: m.update(format_version=True), "key 'format_version' is true, expected an integer"),
+    "version-zero": (lambda m: m.update(format_version=0), "key 'format_version': is 0, expected 1 to 1"),
+    "no-version": (lambda m: m.pop("format_version"), "key 'format_version' is missing"),
+    "no-encoders": (lambda m: m.pop("encoders"), "key 'encoders' is missing"),
+    "strategies-not-a-list": (lambda m: m.update(strategies={"name": "base"}),
+                              "key 'strategies' is dict, expected a list"),
+    "strategy-without-family": (lambda m: m["strategies"][0].pop("family"), "key 'strategies[0].family' is missing"),
+    "dataset-name-climbs": (lambda m: m["datasets"][0].update(name="../../etc"),
+                            "key 'datasets[0].name': the dataset name '../../etc' is not"),
+    "expert-name-climbs": (lambda m: (_expert(m), m["experts"][0].update(name="../x"), m["encoders"].pop()),
+                           "key 'experts[0].name': the expert name '../x' is not"),
+    "expert-without-kind": (lambda m: (_expert(m), m["experts"][0].pop("kind")), "key 'experts[0].kind' is missing"),
+    "encoder-name": (lambda m: m["encoders"].append("a/b"), "key 'encoders[1]': the expert name 'a/b' is not"),
+    "candidate-name": (lambda m: m.update(candidates=["<script>"]),
+                       "key 'candidates[0]': the expert name '<script>' is not"),
+    "own-expert-name": (lambda m: m.update(own_expert={"a": "/etc/passwd"}),
+                        "key 'own_expert.a': the expert name '/etc/passwd' is not"),
+    "strategy-name": (lambda m: m["strategies"][0].update(name="base <b>"),
+                      "key 'strategies[0].name': the strategy name 'base <b>' is not"),
+    "measure": (lambda m: m["measures"].append("bogus@10"), "key 'measures[4]': 'bogus@10' is not an ir_measures"),
+    "no-measures": (lambda m: m.update(measures=[]), "key 'measures': is empty"),
+    "routing-type": (lambda m: m["routing"].update(gamma="high"), "key 'routing.gamma' is \"high\", expected a number"),
+    "base-model-name": (lambda m: m["base_model"].update(name=7), "key 'base_model.name' is 7, expected a string"),
+    "unknown-candidate": (lambda m: m.update(candidates=["ghost"]), "'candidates': 'ghost' is not among the encoders"),
+    "experts-disagree": (lambda m: m["encoders"].append("ghost"), "'encoders' must be 'base' followed by the experts"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_MANIFESTS)
+def test_a_bad_manifest_is_refused_naming_the_key_and_the_fix(copy, case):
+    change, expected = BAD_MANIFESTS[case]
+    edit_manifest(copy, change)
+    message = refused(copy)
+    assert message.startswith(f"{copy / 'manifest.json'}: ")
+    assert expected in message
+    assert FIX in message
+
+
+def test_every_manifest_problem_is_reported_at_once(copy):
+    edit_manifest(copy, lambda m: (m.pop("candidates"), m.update(measures="nDCG@10"),
+                                   m["datasets"][0].update(name="..")))
+    message = refused(copy)
+    assert "3 problem(s) in the manifest" in message
+    assert "'candidates' is missing" in message and "'measures' is \"nDCG@10\", expected a list" in message
+
+
+def test_a_newer_format_asks_for_an_upgrade_and_bad_json_for_a_rebuild(copy):
+    edit_manifest(copy, lambda m: m.update(format_version=2))
+    assert "newer than this explorer reads" in (message := refused(copy)) and "upgrade router-explorer" in message
+    (copy / "manifest.json").write_text("[" * 100000)
+    assert "manifest.json: unreadable" in (message := refused(copy)) and FIX in message
+    (copy / "manifest.json").write_text("[1, 2]")
+    assert "manifest.json: the manifest is not a JSON object" in refused(copy)
+    (copy / "manifest.json").unlink()
+    (copy / "manifest.json").mkdir()
+    assert "manifest.json: is a folder, not a file" in refused(copy)
+
+
+def test_the_workspace_path_as_a_symbolic_link_loop(tmp_path):
+    loop = tmp_path / "ws"
+    loop.symlink_to(loop)
+    assert refused(loop).startswith(f"{loop}: is a symbolic link loop, not a folder (fix: point to a workspace")
+    code = main(["eval", str(loop)])
+    assert code == 2
+
+
+DAMAGE = {
+    "truncated-parquet": ("queries.parquet", lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+                          lambda ws: ws.queries, "not a readable Parquet table"),
+    "garbage-parquet": ("datasets/a/docs.parquet", lambda p: p.write_bytes(b"not parquet at all" * 10),
+                        lambda ws: ws.docs("a"), "not a readable Parquet table"),
+    "parquet-missing-a-column": ("runs.parquet", lambda p: __import__("pandas").read_parquet(p).drop(
+        columns=["score"]).to_parquet(p), lambda ws: ws.runs, "no column(s) 'score'"),
+    "truncated-npy": ("embeddings/enc00.npy", lambda p: p.write_bytes(p.read_bytes()[:200]),
+                      lambda ws: ws.embeddings("base"), "not a readable .npy array"),
+    "object-npy": ("pilots.npy", lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True),
+                   lambda ws: ws.pilot_centroids, "Object arrays cannot be loaded when allow_pickle=False"),
+    "one-dimensional-npy": ("datasets/a/doc_emb.npy", lambda p: np.save(p, np.zeros(8, dtype=np.float32)),
+                            lambda ws: ws.doc_embeddings("a"), "holds a 1-D float32 array, expected 2-D numbers"),
+    "rows-do-not-match": ("embeddings/enc00.npy", lambda p: np.save(p, np.zeros((2, 384), dtype=np.float32)),
+                          lambda ws: ws.embeddings("base"), "2 rows for 6 queries in queries.parquet"),
+    "truncated-faiss": ("datasets/a/index.faiss", lambda p: p.write_bytes(p.read_bytes()[:100]),
+                        lambda ws: ws.index("a"), "not a readable faiss index"),
+    "garbage-faiss": ("datasets/a/index.faiss", lambda p: p.write_bytes(b"hello world" * 10),
+                      lambda ws: ws.index("a"), "not a readable faiss index"),
+    "missing-table": ("layout.parquet", lambda p: p.unlink(), lambda ws: ws.layout, "is missing"),
+    "file-is-a-loop": ("metrics.parquet", lambda p: (p.unlink(), p.symlink_to(p)), lambda ws: ws.metrics,
+                       "is a symbolic link loop, not a file"),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGE)
+def test_a_damaged_file_names_itself_and_the_fix(copy, case):
+    name, damage, read, expected = DAMAGE[case]
+    damage(copy / name)
+    ws = Workspace(copy)  # the manifest is fine: the damage shows on the read
+    with pytest.raises(WorkspaceError) as err:
+        read(ws)
+    message = str(err.value)
+    assert message.startswith(f"{copy / name}: ") and expected in message and FIX in message
+
+
+def test_the_cli_exits_2_with_the_message_for_a_damaged_table(copy, capsys):
+    (copy / "strategy_metrics.parquet").write_bytes(b"PAR1 truncated")
+    assert main(["eval", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"{copy / 'strategy_metrics.parquet'}: not a readable Parquet table" in err and FIX in err
+    assert "Traceback" not in err
+
+
+def test_no_read_leaves_the_workspace(copy, tmp_path):
+    outside = tmp_path / "outside"
+    shutil.copytree(copy / "datasets" / "a", outside)
+    shutil.rmtree(copy / "datasets" / "a")
+    (copy / "datasets" / "a").symlink_to(outside)  # a link planted in a workspace from someone else
+    shutil.copytree(copy / "embeddings", tmp_path / "emb-outside")
+    shutil.rmtree(copy / "embeddings")
+    (copy / "embeddings").symlink_to(tmp_path / "emb-outside")
+    edit_manifest(copy, _expert)
+    (copy / "experts").mkdir()
+    (copy / "experts" / "e1").symlink_to(tmp_path)
+    before = listing(tmp_path)
+    ws = Workspace(copy)
+    for read in (lambda: ws.docs("a"), lambda: ws.doc_embeddings("a"), lambda: ws.index("a"),
+                 lambda: ws.embeddings("base"), lambda: ws.expert_card("e1"), lambda: ws.adapter_dir("e1")):
+        with pytest.raises(WorkspaceError, match="leads outside the workspace folder"):
+            read()
+    with pytest.raises(WorkspaceError, match=r"no dataset '\.\./\.\./outside' in manifest.json \(fix: use one of a"):
+        ws.docs("../../outside")
+    with pytest.raises(WorkspaceError, match="no expert '../e1' in manifest.json"):
+        ws.adapter_dir("../e1")
+    assert listing(tmp_path) == before  # reading wrote nothing anywhere
+
+
+def test_inside_refuses_names_that_climb_out(tmp_path):
+    assert inside(tmp_path, "datasets", "a") == tmp_path / "datasets" / "a"
+    for parts in (("..",), ("datasets", "../../x"), ("/etc/passwd",), ("a\0b",)):
+        with pytest.raises(WorkspaceError):
+            inside(tmp_path, *parts)
+    (tmp_path / "link").symlink_to("/")
+    with pytest.raises(WorkspaceError, match="leads outside"):
+        inside(tmp_path, "link", "etc")
+    os.mkdir(tmp_path / "real")
+    assert inside(tmp_path, "real", "..", "real") == tmp_path / "real" / ".." / "real"
