@@ -52,7 +52,9 @@ class Param:
             parts.append(" / ".join(f'"{c}"' if isinstance(c, str) else str(c) for c in self.choices))
         for bound, op in ((self.min, "≥"), (self.above, ">"), (self.max, "≤"), (self.below, "<")):
             if bound is not None:
-                parts.append(f"{op} {bound:g}")
+                parts.append(f"{op} {int(bound):,}" if float(bound).is_integer() else f"{op} {bound:g}")
+        if self.type is bool:
+            parts.append("true / false")
         return ", ".join(parts)
 
     def default_text(self) -> str:
