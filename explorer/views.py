@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import AVERAGE, WhatIf, query_table, routing_report, selection_matrix, summary
+from .ui.safe import code, md
 from .workspace import Workspace
 
 ORACLES = ("instance-oracle", "dataset-oracle")
@@ -66,16 +67,17 @@ def overview(ws: Workspace, measure: str, marks: dict[tuple[str, str], str] | No
             gap[col] = table.loc[col, oracle] - table.loc[col, best[col]]
         else:
             gap[col] = np.nan
-    header = ["strategy", *table.index]
+    # names come from the workspace: escaped (`md`, or inline code when plain) so none can be Markdown
+    header = ["strategy", *(md(c) for c in table.index)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in table.columns:
-        cells = [f"`{s}`"]
+        cells = [code(s)]
         for col in table.index:
             text = x100(table.loc[col, s]) + marks.get((col, s), "")
             cells.append(f"**{text}**" if best[col] == s else text)
         lines.append("| " + " | ".join(cells) + " |")
     if oracle:
-        lines.append("| *gap: " + oracle + " − best* | " + " | ".join(x100(gap[c]) for c in table.index) + " |")
+        lines.append("| *gap: " + md(oracle) + " − best* | " + " | ".join(x100(gap[c]) for c in table.index) + " |")
     return {"table": table, "best": best, "gap": pd.Series(gap), "markdown": "\n".join(lines)}
 
 

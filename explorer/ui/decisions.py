@@ -7,18 +7,20 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer.ui import state
+from explorer.ui import safe, state
+from explorer.ui.safe import plot as esc
 from explorer.ui.style import CORRECT_COLOURS, dataset_palette, finish, wrap
 
 
 def _heatmap(frame, title: str) -> go.Figure:
+    """Dataset x expert shares; the names (axes, hover) and the title are escaped for Plotly."""
     z = 100 * frame.to_numpy()
     fig = go.Figure(go.Heatmap(
-        z=z, x=list(frame.columns), y=list(frame.index), colorscale="Blues", zmin=0, zmax=100,
+        z=z, x=[esc(c) for c in frame.columns], y=[esc(i) for i in frame.index], colorscale="Blues", zmin=0, zmax=100,
         text=[[f"{v:.0f}%" for v in r] for r in z], texttemplate="%{text}",
         hovertemplate="dataset %{y}<br>expert %{x}<br>%{z:.1f}% of its queries<extra></extra>",
         colorbar=dict(title="% of queries")))
-    fig.update_layout(title=title)
+    fig.update_layout(title=esc(title))
     fig.update_yaxes(autorange="reversed")
     return finish(fig, "expert chosen", "dataset", height=360)
 
@@ -62,7 +64,9 @@ def render() -> None:
     a1, a2 = st.columns([1, 1])
     a1.dataframe(shown, width="stretch")
     per = report.drop(index="average").reset_index().rename(columns={"index": "dataset"})
-    fig = px.bar(per, x="dataset", y=100 * per["regret"], color="dataset", color_discrete_map=dataset_palette(ws),
+    per = per.assign(dataset=per["dataset"].map(esc))
+    fig = px.bar(per, x="dataset", y=100 * per["regret"], color="dataset",
+                 color_discrete_map={esc(k): v for k, v in dataset_palette(ws).items()},
                  hover_data={"accuracy": ":.2f", "queries": True})
     fig.update_traces(hovertemplate="dataset %{x}<br>mean regret %{y:.1f}<br>accuracy %{customdata[0]:.2f}"
                                     "<extra></extra>")
@@ -73,7 +77,8 @@ def render() -> None:
     if conf.empty:
         st.info("No queries left: untick 'Leave out queries where every expert ties'.")
     else:
-        fig = go.Figure(go.Heatmap(z=conf.to_numpy(), x=list(conf.columns), y=list(conf.index), colorscale="Oranges",
+        fig = go.Figure(go.Heatmap(z=conf.to_numpy(), x=[esc(c) for c in conf.columns], y=[esc(i) for i in conf.index],
+                                   colorscale="Oranges",
                                    text=conf.to_numpy(), texttemplate="%{text}",
                                    hovertemplate="oracle %{y}<br>routed %{x}<br>%{z} queries<extra></extra>",
                                    colorbar=dict(title="queries")))
@@ -87,10 +92,10 @@ def render() -> None:
         st.subheader("Routing margins")
         margins = qt.dropna(subset=["margin"])
         if margins.empty:
-            st.info(f"{strategy} has no margin (it does not score experts): pick a router.")
+            st.info(f"{safe.md(strategy)} has no margin (it does not score experts): pick a router.")
         else:
             margins = margins.assign(outcome=margins["correct"].map({True: "correct", False: "wrong"}),
-                                     hover=[wrap(t, 60) for t in margins["text"]])
+                                     hover=[wrap(t, 60) for t in margins["text"]], qid=margins["qid"].map(esc))
             fig = px.histogram(margins, x="margin", color="outcome", marginal="rug", nbins=30,
                                color_discrete_map=CORRECT_COLOURS, hover_data={"hover": True, "qid": True})
             fig.update_traces(selector=dict(type="box"), hovertemplate="%{customdata[0]}<extra></extra>")

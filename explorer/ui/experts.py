@@ -3,13 +3,16 @@ every metric recomputed at once, with the difference from all experts on."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer.ui import state
-from explorer.ui.style import expert_palette, finish
+from explorer.ui import safe, state
+from explorer.ui.style import OTHER_COLOUR, expert_palette, finish
 
+_HEX = re.compile(r"#[0-9A-Fa-f]{3,8}")
 HYPER = ("epochs", "batch_size", "lr", "temperature", "negatives", "r", "alpha", "dropout", "target_modules")
 
 
@@ -24,7 +27,8 @@ def _loss(curve: list[float], colour: str, name: str, alignment_steps: int = 0) 
         fig.add_trace(go.Scatter(x=list(range(lo + 1, hi + 1)), y=curve[lo:hi], name=stage,
                                  mode="lines+markers" if hi - lo == 1 else "lines",
                                  line=dict(color=colour, dash="dot" if stage == "alignment" else "solid"),
-                                 hovertemplate=f"{name} {stage}<br>step %{{x}}<br>loss %{{y:.3f}}<extra></extra>"))
+                                 hovertext=[f"{safe.plot(name)} {stage}"] * (hi - lo),  # never in the template
+                                 hovertemplate="%{hovertext}<br>step %{x}<br>loss %{y:.3f}<extra></extra>"))
     fig = finish(fig, "training step", "loss", height=180)
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), showlegend=len(parts) > 1,
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
@@ -35,30 +39,37 @@ def _card(c: dict, colour: str, measure: str) -> None:
     from explorer.views import x100
 
     with st.container(border=True):
-        st.markdown(f"<span style='display:inline-block;width:12px;height:12px;border-radius:6px;"
-                    f"background:{colour}'></span> **{c['name']}** · {c['kind']}"
-                    f"{' · multi-task baseline' if c['multi_task'] else ''}", unsafe_allow_html=True)
-        sources = ", ".join(f"{s['dataset']} ({s['source']})" for s in c["sources"]) or "—"
+        # one HTML block built here: the colour is a palette hex code, the name and kind escaped text
+        colour = colour if _HEX.fullmatch(str(colour)) else OTHER_COLOUR
+        st.markdown(f"<div><span style='display:inline-block;width:12px;height:12px;border-radius:6px;"
+                    f"background:{colour}'></span> <b>{safe.html(c['name'])}</b> · {safe.html(c['kind'])}"
+                    f"{' · multi-task baseline' if c['multi_task'] is True else ''}</div>", unsafe_allow_html=True)
+        sources = ", ".join(f"{safe.md(s.get('dataset'))} ({safe.md(s.get('source'))})" if isinstance(s, dict)
+                            else safe.md(s) for s in c["sources"]) or "—"
         params, base = c["trainable_parameters"], c["base_parameters"]
-        share = f" ({100 * params / base:.2f}% of the base model)" if params and base else ""
-        st.caption(f"trained on {sources} · {c['pairs'] or '?'} pairs · {c['steps'] or '?'} steps · "
-                   f"{f'{params:,}' if params else '?'} trainable parameters{share}")
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (params, base))
+        share = f" ({100 * params / base:.2f}% of the base model)" if numbers and params and base else ""
+        shown_params = f"{params:,}" if numbers and params else safe.md(params or "?")
+        st.caption(f"trained on {sources} · {safe.md(c['pairs'] or '?')} pairs · {safe.md(c['steps'] or '?')} "
+                   f"steps · {shown_params} trainable parameters{share}")
         m1, m2 = st.columns(2)
         delta_in = c["in_domain"] - c["base_in_domain"]
         delta_out = c["out_of_domain"] - c["base_out_of_domain"]
         m1.metric("in-domain", x100(c["in_domain"]),
                   None if delta_in != delta_in else f"{100 * delta_in:+.1f} vs base",
-                  help=f"Mean {measure} ×100 over {', '.join(c['datasets'])} of the strategy {c['strategy']}.")
+                  help=f"Mean {safe.md(measure)} ×100 over {', '.join(safe.md(d) for d in c['datasets'])} of the "
+                       f"strategy {safe.md(c['strategy'])}.")
         m2.metric("out-of-domain", x100(c["out_of_domain"]),
                   None if delta_out != delta_out else f"{100 * delta_out:+.1f} vs base",
-                  help=f"Mean {measure} ×100 over the other datasets.")
+                  help=f"Mean {safe.md(measure)} ×100 over the other datasets.")
         if c["loss_curve"]:
             fig = _loss(c["loss_curve"], colour, c["name"], int(c["hyper_parameters"].get("alignment_steps", 0)))
             st.plotly_chart(fig, width="stretch", key=f"loss_{c['name']}",
                             config={"displayModeBar": False})
         hp = c["hyper_parameters"]
         shown = {**{k: hp[k] for k in HYPER if k in hp}, **{k: v for k, v in hp.items() if k not in HYPER}}
-        st.caption(" · ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in shown.items()))
+        st.caption(" · ".join(f"{safe.md(k)} {', '.join(map(safe.md, v)) if isinstance(v, list) else safe.md(v)}"
+                              for k, v in shown.items()))
 
 
 def render() -> None:
@@ -89,13 +100,13 @@ def render() -> None:
         key = f"exp_on_{name}"
         if key not in st.session_state:
             st.session_state[key] = name not in off_param
-        if boxes[i % len(boxes)].checkbox(name, key=key):
+        if boxes[i % len(boxes)].checkbox(safe.md(name), key=key):
             enabled.append(name)
     state.set_params(off=[n for n in names if n not in enabled] or None)
     result = state.whatif_compare(enabled, measure)
     now, diff = result["now"], result["diff"]
     if result["dropped"]:
-        st.caption("Left out (their fixed expert is off): " + ", ".join(result["dropped"]))
+        st.caption("Left out (their fixed expert is off): " + ", ".join(safe.md(d) for d in result["dropped"]))
     focus = [s for s in ("pilot-mean", "pilot-nearest", "dataset-router", "prototype", "classification-head",
                          "instance-oracle", "dataset-oracle", "base") if s in now.columns]
     others = [c for c in now.columns if c not in focus]
@@ -103,7 +114,7 @@ def render() -> None:
     table = pd.DataFrame(index=now.index)
     for c in cols:
         table[c] = (100 * now[c]).round(1)
-    st.markdown(f"**{measure} ×100 with {len(enabled)} of {len(names)} experts on**")
+    st.markdown(f"**{safe.md(measure)} ×100 with {len(enabled)} of {len(names)} experts on**")
     st.dataframe(table.style.format("{:.1f}"), width="stretch")
     st.markdown("**Difference from all experts on** (points ×100)")
     d = (100 * diff[[c for c in cols if c in diff.columns]]).round(1)

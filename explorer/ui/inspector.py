@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.ui import state
+from explorer.ui import safe, state
 from explorer.ui.figures import missing_pilots, movement_figure, similarity_figure
 from explorer.ui.style import expert_palette
 
@@ -28,19 +28,21 @@ def render() -> None:
     if ev.empty:
         st.info("This workspace has no evaluated (test) queries to inspect.")
         return
-    # A row given in the URL picks its dataset.
+    # A row given in the URL picks its dataset (the URL is untrusted: only a row of a test query counts).
     url_row = state.param("row")
     if url_row is not None and "qp_dataset" not in st.session_state:
         try:
-            st.query_params["dataset"] = ws.queries.iloc[int(url_row)]["dataset"]
-        except (ValueError, IndexError):
-            pass
+            hit = ev[ev["row"] == int(url_row)]
+        except (ValueError, OverflowError):
+            hit = ev.iloc[:0]
+        if len(hit):
+            st.query_params["dataset"] = str(hit["dataset"].iloc[0])
     c1, c2, c3 = st.columns([1, 3, 1.5])
     dataset = state.synced(st.selectbox, "Dataset", "dataset", ws.datasets, ws.datasets[0], container=c1,
                            keep_in_url=True)
     rows = ev[ev["dataset"] == dataset]
     if rows.empty:
-        st.info(f"{dataset} has no test queries: pick another dataset.")
+        st.info(f"{safe.md(dataset)} has no test queries: pick another dataset.")
         return
     texts = dict(zip(rows["row"].astype(int), rows["qid"] + " · " + rows["text"].str.slice(0, 100)))
     row = state.synced(st.selectbox, "Query", "row", list(texts), int(rows["row"].iloc[0]), container=c2,
@@ -48,8 +50,10 @@ def render() -> None:
     strategy = state.synced(st.selectbox, "Strategy (for the routed column)", "strategy", ws.strategies,
                             views.default_strategy(ws), container=c3)
     info = views.query_info(ws, row)
-    st.markdown(f"#### “{info['text']}”")
-    st.caption(f"query {info['qid']} · dataset {info['dataset']} · kind {info['kind']} · row {row}")
+    # the query text as one HTML block of escaped text: nothing in it is read as Markdown or HTML
+    st.markdown(f"<h4>“{safe.html(info['text'], quote=False)}”</h4>", unsafe_allow_html=True)
+    st.caption(f"query {safe.md(info['qid'])} · dataset {safe.md(info['dataset'])} · kind {safe.md(info['kind'])} · "
+               f"row {row}")
 
     palette = expert_palette(ws.encoders)
     left, right = st.columns([1, 1])
@@ -59,7 +63,8 @@ def render() -> None:
         st.plotly_chart(similarity_figure(sims, palette, info["text"]), width="stretch", key="insp_sim")
         none = missing_pilots(sims, ws.candidates)
         if none:
-            st.caption("No pilot centroid (no pilot query had them as best expert): " + ", ".join(none))
+            st.caption("No pilot centroid (no pilot query had them as best expert): "
+                       + ", ".join(safe.md(n) for n in none))
     with right:
         st.markdown("**Every strategy's decision**")
         dec = state.cached("views:query_decisions", row)
@@ -83,9 +88,9 @@ def render() -> None:
     measure_cols = st.columns(len(systems))
     for col, label in zip(measure_cols, systems):
         with col:
-            st.markdown(f"**{label}**")
+            st.markdown(f"**{safe.md(label)}**")
             sc = sbs["scores"][label]
-            st.caption(" · ".join(f"{m} {views.x100(v)}" for m, v in sc.items()))
+            st.caption(" · ".join(f"{safe.md(m)} {views.x100(v)}" for m, v in sc.items()))
             r = sbs["rankings"][label]
             table = r.assign(rel=[_grade(g) for g in r["grade"]])[["rank", "rel", "title", "score", "doc_id"]]
             styled = table.style.apply(
@@ -117,9 +122,9 @@ def render() -> None:
         doc = views.document(ws, info["dataset"], doc_id)
         grade = sbs["judged"].get(doc_id)
         with st.container(border=True):
-            st.markdown(f"**{doc.get('title', '')}** · `{doc_id}` · "
+            st.markdown(f"**{safe.md(doc.get('title', ''))}** · {safe.code(doc_id)} · "
                         f"{_grade(grade) or ('judged not relevant' if grade == 0 else 'not judged')}")
-            st.write(doc.get("text", ""))
+            st.text(safe.text(doc.get("text")))  # plain text, never Markdown
 
 
 if __name__ == "__main__":

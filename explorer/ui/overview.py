@@ -9,7 +9,7 @@ import plotly.express as px
 import streamlit as st
 
 from explorer.export import safe_name, trec_run_text
-from explorer.ui import state
+from explorer.ui import safe, state
 from explorer.ui.style import finish, strategy_palette
 
 
@@ -38,7 +38,7 @@ def render() -> None:
     st.markdown(view["markdown"])
     gap = view["gap"]
     if "average" in gap.index:
-        st.caption(f"Gap to the instance oracle on average: {100 * gap['average']:.1f} points of {measure} "
+        st.caption(f"Gap to the instance oracle on average: {100 * gap['average']:.1f} points of {safe.md(measure)} "
                    "(what a perfect per-query router would add over the best real strategy).")
 
     st.subheader("Grouped bars")
@@ -49,19 +49,22 @@ def render() -> None:
         st.info("Pick one or more strategies above to draw the chart.")
     else:
         frame = state.cached("views:bar_frame", measure, list(chosen))
+        # names and descriptions from the manifest, escaped for Plotly (the palette keyed alike)
+        frame = frame.assign(**{c: frame[c].map(safe.plot) for c in ("dataset", "strategy", "description")})
+        palette = {safe.plot(k): v for k, v in strategy_palette(ws).items()}
         fig = px.bar(frame, x="dataset", y="score", color="strategy", barmode="group",
-                     color_discrete_map=strategy_palette(ws), hover_data={"description": True, "score": ":.1f"},
-                     category_orders={"strategy": list(chosen)})
+                     color_discrete_map=palette, hover_data={"description": True, "score": ":.1f"},
+                     category_orders={"strategy": [safe.plot(s) for s in chosen]})
         lo = max(0.0, frame["score"].min() - 5)
         fig.update_yaxes(range=[lo, min(100.0, frame["score"].max() + 2)])
-        st.plotly_chart(finish(fig, "dataset", f"{measure} ×100", height=420, legend="strategy"),
+        st.plotly_chart(finish(fig, "dataset", f"{safe.plot(measure)} ×100", height=420, legend="strategy"),
                         width="stretch")
 
     st.subheader("Downloads")
     d1, d2, d3, d4 = st.columns([1, 1, 1, 1])
     with d1:
         st.download_button("Table (CSV, ×100)", state.cached("views:overview_csv", measure),
-                           file_name=f"overview_{measure}.csv", mime="text/csv")
+                           file_name=f"overview_{safe_name(measure)}.csv", mime="text/csv")
     run_strategy = d2.selectbox("Run of strategy", ws.strategies, key="dl_strategy",
                                 index=ws.strategies.index(state.param("strategy", ws.strategies[0]))
                                 if state.param("strategy") in ws.strategies else 0)
@@ -70,7 +73,7 @@ def render() -> None:
         st.write("")
         # generated on click, not on every render (reading the stored runs takes seconds on a large workspace)
         st.download_button("TREC run", partial(trec_run_text, ws, run_strategy, run_dataset),
-                           file_name=f"{run_dataset}.{safe_name(run_strategy)}.trec", mime="text/plain")
+                           file_name=f"{safe_name(run_dataset)}.{safe_name(run_strategy)}.trec", mime="text/plain")
 
 
 def _marks(sig):

@@ -8,7 +8,8 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer.ui import state
+from explorer.ui import safe, state
+from explorer.ui.safe import plot as esc
 from explorer.ui.figures import missing_pilots, similarity_figure
 from explorer.ui.style import OTHER_COLOUR, dataset_palette, expert_palette, finish, wrap
 
@@ -37,8 +38,8 @@ def render() -> None:
     other = state.synced(st.selectbox, "Also compare with", "other", ["(none)", *experts],
                          ws.own_expert.get(dataset, "(none)"), container=c3)
     methods = views.layout_methods(ws)
-    method = state.synced(st.radio, "Map", "layout", methods, methods[0], container=c4, format_func=str.upper) \
-        if methods else None
+    method = state.synced(st.radio, "Map", "layout", methods, methods[0], container=c4,
+                          format_func=lambda m: safe.md(str(m).upper())) if methods else None  # options: Markdown
     if not (text or "").strip():
         st.info("Type a query above (and press Enter) to route it. Try: " + " · ".join(f"“{e}”"
                                                                                            for e in EXAMPLES))
@@ -48,7 +49,7 @@ def render() -> None:
     try:
         text = check_query(text)
     except QueryError as err:
-        st.error(str(err))
+        st.error(safe.md(err))
         return
     with st.spinner("Loading the encoder and the experts (once per server)…"):
         router = state.live_router()
@@ -56,7 +57,7 @@ def render() -> None:
     try:
         result = router.route(text)
     except QueryError as err:
-        st.error(str(err))
+        st.error(safe.md(err))
         return
     decisions = views.live_decisions(ws, result, router.choice)
     decisions = decisions.sort_values("family", key=lambda f: f.eq("fixed"), kind="stable")  # routers first
@@ -80,15 +81,16 @@ def render() -> None:
             dcol = dataset_palette(ws)
             fig = go.Figure()
             for ds, part in pts.groupby("dataset", sort=False):
-                fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="markers", name=ds, opacity=0.45,
+                fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="markers", name=esc(ds), opacity=0.45,
                                          marker=dict(size=7, color=dcol.get(ds, OTHER_COLOUR)),
-                                         text=[f"{r.qid} ({r.dataset})<br>{wrap(r.text)}" for r in part.itertuples()],
+                                         text=[f"{esc(r.qid)} ({esc(r.dataset)})<br>{wrap(r.text)}"
+                                               for r in part.itertuples()],
                                          hovertemplate="%{text}<extra></extra>"))
             pil = data["pilots"]
             fig.add_trace(go.Scatter(x=pil["x"], y=pil["y"], mode="markers", name="pilot centroids",
                                      marker=dict(size=14, symbol="diamond", color=[palette.get(e, OTHER_COLOUR)
                                                                                    for e in pil["expert"]]),
-                                     text=[f"pilot centroid: expert {r.expert} ({r.dataset})"
+                                     text=[f"pilot centroid: expert {esc(r.expert)} ({esc(r.dataset)})"
                                            for r in pil.itertuples()], hovertemplate="%{text}<extra></extra>"))
             x, y = result.coords[method]
             fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", name="your query", text=["your query"],
@@ -96,7 +98,8 @@ def render() -> None:
                                      marker=dict(size=22, symbol="star", color="gold", line=dict(width=2, color="black")),
                                      hovertext=[wrap(text)], hovertemplate="<b>your query</b><br>%{hovertext}"
                                                                            "<extra></extra>"))
-            st.plotly_chart(finish(fig, f"{method.upper()} 1", f"{method.upper()} 2", height=400, legend="dataset"),
+            axis = esc(str(method).upper())
+            st.plotly_chart(finish(fig, f"{axis} 1", f"{axis} 2", height=400, legend="dataset"),
                             width="stretch", key="pg_map")
         else:
             st.info("This workspace has no 2-D layout to place the query on.")
@@ -105,22 +108,25 @@ def render() -> None:
         st.plotly_chart(similarity_figure(result.pilot_similarity, palette, text), width="stretch", key="pg_sim")
         none = missing_pilots(result.pilot_similarity, ws.candidates)
         if none:
-            st.caption("No pilot centroid (no pilot query had them as best expert): " + ", ".join(none))
+            st.caption("No pilot centroid (no pilot query had them as best expert): "
+                       + ", ".join(safe.md(n) for n in none))
     st.markdown("**What each strategy decides**")
     st.dataframe(decisions, hide_index=True, width="stretch",
                  column_config={"margin": st.column_config.NumberColumn("margin", format="%.3f")})
-    st.markdown(f"**Top documents of {dataset}**")
+    st.markdown(f"**Top documents of {safe.md(dataset)}**")
     cols = st.columns(len(searches))
     for col, (label, frame) in zip(cols, searches.items()):
         with col:
-            st.markdown(f"**{label}**")
+            st.markdown(f"**{safe.md(label)}**")
             st.dataframe(frame[["rank", "title", "score", "doc_id"]], hide_index=True, width="stretch",
                          column_config={"rank": st.column_config.NumberColumn("#", width=30),
                                         "score": st.column_config.NumberColumn("score", format="%.3f", width=60),
                                         "title": st.column_config.TextColumn("title", width="medium")})
             with st.expander("Document texts"):
-                for r in frame.itertuples():
-                    st.markdown(f"**{r.rank}. {r.title}** — {r.text[:300]}{'…' if len(r.text) > 300 else ''}")
+                for r in frame.itertuples():  # titles and texts are untrusted: escaped, cut before escaping
+                    body = safe.text(r.text)
+                    st.markdown(f"**{r.rank}\\. {safe.md(r.title)}** — {safe.md(body[:300])}"
+                                f"{'…' if len(body) > 300 else ''}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer.ui import state
+from explorer.ui import safe, state
+from explorer.ui.safe import plot as esc
 from explorer.ui.style import CORRECT_COLOURS, OTHER_COLOUR, dataset_palette, expert_palette, finish, wrap
 
 MAX_DRAWN = 3000
@@ -29,7 +30,7 @@ def render() -> None:
         return
     c1, c2, c3, c4 = st.columns([1, 2, 2, 3])
     method = state.synced(st.radio, "Layout", "layout", methods, methods[0], container=c1,
-                          format_func=str.upper)
+                          format_func=lambda m: safe.md(str(m).upper()))  # radio options are Markdown
     strategy = state.synced(st.selectbox, "Strategy", "strategy", ws.strategies, views.default_strategy(ws),
                             container=c2)
     colour = state.synced(st.selectbox, "Colour test queries by", "colour", list(COLOUR_BY), "routed",
@@ -67,13 +68,15 @@ def render() -> None:
         rank = {e: i for i, e in enumerate(ws.encoders)}
         for label, part in sorted(train.groupby(labels, sort=False), key=lambda kv: rank.get(kv[0], 99)):
             fig.add_trace(go.Scatter(
-                x=part["x"], y=part["y"], mode="markers", name=f"pilot queries → {label}", legendgroup="pilotq",
+                x=part["x"], y=part["y"], mode="markers", name=f"pilot queries → {esc(label)}", legendgroup="pilotq",
                 marker=dict(size=5, color=experts.get(label, OTHER_COLOUR), opacity=0.35),
                 customdata=[int(r) for r in part["row"]],
-                text=[f"<b>pilot query</b> {r.qid} ({r.dataset})<br>best expert: {r.label}<br>{wrap(r.text)}"
-                      for r in part.itertuples()], hovertemplate="%{text}<extra></extra>"))
-    hover = [f"<b>{r.qid}</b> ({r.dataset}, {r.kind})<br>{wrap(r.text)}<br>routed: {r.routed} · oracle: "
-             f"{r.oracle}<br>regret {100 * r.regret:.1f} · margin {r.margin:.3f}" for r in tests.itertuples()]
+                text=[f"<b>pilot query</b> {esc(r.qid)} ({esc(r.dataset)})<br>best expert: {esc(r.label)}<br>"
+                      f"{wrap(r.text)}" for r in part.itertuples()], hovertemplate="%{text}<extra></extra>"))
+    # every workspace text in a hover is escaped for Plotly (wrap escapes the query text)
+    hover = [f"<b>{esc(r.qid)}</b> ({esc(r.dataset)}, {esc(r.kind)})<br>{wrap(r.text)}<br>routed: {esc(r.routed)} · "
+             f"oracle: {esc(r.oracle)}<br>regret {100 * r.regret:.1f} · margin {r.margin:.3f}"
+             for r in tests.itertuples()]
     tests = tests.assign(hover=hover)
     if colour == "regret":
         fig.add_trace(go.Scatter(
@@ -92,7 +95,8 @@ def render() -> None:
         order = {k: i for i, k in enumerate(list(palette) + sorted(set(keys) - set(palette)))}
         for key, part in sorted(tests.groupby(keys, sort=False), key=lambda kv: order.get(kv[0], 99)):
             fig.add_trace(go.Scatter(
-                x=part["x"], y=part["y"], mode="markers", name=f"test: {key}", customdata=[int(r) for r in part["row"]],
+                x=part["x"], y=part["y"], mode="markers", name=f"test: {esc(key)}",
+                customdata=[int(r) for r in part["row"]],
                 marker=dict(size=9, color=palette.get(key, OTHER_COLOUR), line=dict(width=1, color="#333")),
                 text=part["hover"], hovertemplate="%{text}<extra></extra>"))
     if not pilots.empty:
@@ -100,10 +104,13 @@ def render() -> None:
             x=pilots["x"], y=pilots["y"], mode="markers+text", name="pilot centroids",
             marker=dict(size=22, symbol="diamond", color=[experts.get(e, OTHER_COLOUR) for e in pilots["expert"]],
                         line=dict(width=2, color="white")),
-            text=pilots["expert"], textposition="top center", customdata=[-1 - int(p) for p in pilots["pilot"]],
-            hovertext=[f"<b>pilot centroid</b> {r.pilot}: expert {r.expert}<br>from {r.size} {r.dataset} pilot "
-                       f"queries" for r in pilots.itertuples()], hovertemplate="%{hovertext}<extra></extra>"))
-    fig = finish(fig, f"{method.upper()} 1", f"{method.upper()} 2", height=620, legend="")
+            text=[esc(e) for e in pilots["expert"]], textposition="top center",
+            customdata=[-1 - int(p) for p in pilots["pilot"]],
+            hovertext=[f"<b>pilot centroid</b> {esc(r.pilot)}: expert {esc(r.expert)}<br>from {esc(r.size)} "
+                       f"{esc(r.dataset)} pilot queries" for r in pilots.itertuples()],
+            hovertemplate="%{hovertext}<extra></extra>"))
+    axis = esc(str(method).upper())
+    fig = finish(fig, f"{axis} 1", f"{axis} 2", height=620, legend="")
     fig.update_layout(dragmode="pan", clickmode="event+select")
     event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
                             key="routing_map")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import plotly.graph_objects as go
+
+from explorer.ui import safe
 
 BASE_COLOUR = "#7f7f7f"
 MIXTURE_COLOUR = "#222222"
@@ -68,8 +72,9 @@ def finish(fig: go.Figure, x: str, y: str, height: int | None = None, legend: st
 
 
 def wrap(text: str, width: int = 80, limit: int = 400) -> str:
-    """Hover text: wrapped with <br> so long queries and documents stay readable."""
-    text = str(text or "")
+    """Hover text: wrapped with <br> so long queries and documents stay readable. The text is untrusted: each
+    line is escaped for Plotly (its HTML subset) before the <br> go in."""
+    text = "" if text is None or text != text else str(text)
     if len(text) > limit:
         text = text[:limit] + "…"
     words, lines, line = text.split(), [], ""
@@ -81,10 +86,19 @@ def wrap(text: str, width: int = 80, limit: int = 400) -> str:
             line = f"{line} {w}" if line else w
     if line:
         lines.append(line)
-    return "<br>".join(lines).replace("<br><br>", "<br>")
+    return "<br>".join(safe.plot(line) for line in lines)
+
+
+_COLOUR = re.compile(r"#[0-9A-Fa-f]{3,8}")
 
 
 def chips(palette: dict[str, str], names: list[str]) -> str:
-    """An HTML legend: one coloured chip per name (used in the sidebar)."""
-    return " ".join(f"<span style='display:inline-block;margin:1px 4px 1px 0;padding:0 6px;border-radius:8px;"
-                    f"background:{palette[n]};color:white;font-size:0.8em'>{n}</span>" for n in names)
+    """An HTML legend: one coloured chip per name (used in the sidebar, with unsafe_allow_html). The markup is
+    this function's own; a name is escaped text, a colour one of the palette's hex codes (anything else grey)."""
+    out = []
+    for n in names:
+        colour = palette.get(n, OTHER_COLOUR)
+        colour = colour if _COLOUR.fullmatch(str(colour)) else OTHER_COLOUR
+        out.append(f"<span style='display:inline-block;margin:1px 4px 1px 0;padding:0 6px;border-radius:8px;"
+                   f"background:{colour};color:white;font-size:0.8em'>{safe.html(n)}</span>")
+    return " ".join(out)
