@@ -12,12 +12,16 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import streamlit as st  # noqa: E402
+from streamlit.logger import get_logger  # noqa: E402
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException  # noqa: E402
 
-from explorer.ui import state  # noqa: E402
+from explorer.ui import safe, state  # noqa: E402
 from explorer.ui.style import chips, expert_palette  # noqa: E402
 from explorer.workspace import WorkspaceError  # noqa: E402
 
+log = get_logger("explorer.app")
 st.set_page_config(page_title="Router Explorer", page_icon=":material/alt_route:", layout="wide")
+state.preload()  # torch & co. imported once, before any session's page can import them half-way
 
 pages = [st.Page(path, title=title, icon=icon, url_path=url, default=(key == "overview"))
          for key, (path, title, icon, url) in state.PAGES.items()]
@@ -36,7 +40,7 @@ with st.sidebar:
     path = st.text_input("Workspace folder", key="workspace_path",
                          help="A folder made by `explorer build CONFIG --out DIR`. Default: the sample workspace.")
     ws = None
-    try:
+    try:  # everything read from the workspace here is untrusted: any failure leaves no workspace open
         if not path.strip():
             raise WorkspaceError("Give a workspace folder (one made by `explorer build`).")
         if Path(path).expanduser().resolve() == state.DEFAULT_WORKSPACE.resolve() and not (
@@ -46,15 +50,25 @@ with st.sidebar:
                 box.update(label="Sample workspace built", state="complete", expanded=False)
         else:
             ws = state.open_workspace(path)
+        summary = (f"**{safe.md(ws.title)}**  \n{len(ws.datasets)} datasets · {len(ws.experts)} experts · "
+                   f"{len(ws.strategies)} strategies · built {safe.md(str(ws.manifest.get('created', '?'))[:16])}")
+        legend = chips(expert_palette(ws.encoders), ws.encoders)
     except WorkspaceError as err:
-        st.error(f"Cannot open this workspace. {err}")
+        ws = None
+        st.error(f"Cannot open this workspace. {safe.md(err)}")
     except OSError as err:
-        st.error(f"Cannot read {path!r}: {err}")
+        ws = None
+        st.error(f"Cannot read {safe.md(repr(path))}: {safe.md(err)}")
+    except Exception as err:  # noqa: BLE001 - a hostile or broken workspace must not take the app down
+        ws = None
+        log.exception("Could not open the workspace %r", path)
+        st.error(f"Cannot open this workspace: {safe.md(state.one_line(err))}. Rebuild it with `explorer build`, "
+                 "or give another folder.")
     state.set_workspace(ws)
     if ws is not None:
-        st.caption(f"**{ws.title}**  \n{len(ws.datasets)} datasets · {len(ws.experts)} experts · "
-                   f"{len(ws.strategies)} strategies · built {ws.manifest.get('created', '?')[:16]}")
-        st.markdown("Expert colours  \n" + chips(expert_palette(ws.encoders), ws.encoders), unsafe_allow_html=True)
+        st.caption(summary)
+        st.caption("Expert colours")
+        st.markdown(f"<div>{legend}</div>", unsafe_allow_html=True)  # one HTML block of escaped names
 
 if ws is None:
     st.title("Router Explorer")
@@ -63,4 +77,13 @@ if ws is None:
              "workspaces/sample`).")
     st.stop()
 
-page.run()
+# The error boundary: a page that fails on this workspace says so in one line and how to get out; the traceback
+# goes to the server log only. st.stop / st.rerun / st.switch_page raise ScriptControlException: let them through.
+try:
+    page.run()
+except ScriptControlException:
+    raise
+except Exception as err:  # noqa: BLE001
+    log.exception("The page %r failed on the workspace %s", page.title, ws.path)
+    st.error(f"This page could not be drawn from this workspace: {safe.md(state.one_line(err))}. Rebuild the "
+             "workspace with `explorer build`, or open another in the sidebar.")

@@ -4,6 +4,7 @@ kept in the URL query parameters (so a link reopens the same view)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import threading
@@ -32,6 +33,47 @@ PAGES = {
 }
 
 _build_lock = threading.Lock()
+
+# Libraries the pages and explorer.live import lazily. Two sessions starting at once could otherwise both import
+# torch and one of them see it half imported (seen: 1 of 6 cold-start sessions failed that way).
+HEAVY_MODULES = ("torch", "sentence_transformers", "peft", "faiss", "sklearn.cluster", "sklearn.decomposition",
+                 "sklearn.linear_model", "scipy.special", "scipy.stats", "explorer.live")
+_preload_lock = threading.Lock()
+_preloaded: dict[str, str] = {}
+
+
+def preload() -> dict[str, str]:
+    """Import the heavy libraries once per server process, one session at a time (app.py calls it before any
+    page runs). Returns module -> "ok" or the import error; a failed import is logged and left for the page that
+    needs the module to report."""
+    if _preloaded:
+        return _preloaded
+    with _preload_lock:
+        if not _preloaded:
+            result = {}
+            for name in HEAVY_MODULES:
+                try:
+                    importlib.import_module(name)
+                    result[name] = "ok"
+                except Exception as err:  # noqa: BLE001 - reported by the page that needs it
+                    result[name] = f"{type(err).__name__}: {err}"
+                    _log().warning("could not import %s: %s", name, result[name])
+            _preloaded.update(result)
+    return _preloaded
+
+
+def _log():
+    from streamlit.logger import get_logger
+
+    return get_logger("explorer.ui")
+
+
+def one_line(err: BaseException, limit: int = 200) -> str:
+    """An exception as one short line for the page (the traceback goes to the server log only)."""
+    text = " ".join(str(err).split())
+    if not isinstance(err, WorkspaceError):  # its messages explain themselves; others need their kind
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 # --- the workspace ------------------------------------------------------------------------------------------------
@@ -187,6 +229,16 @@ def set_params(**values: Any) -> None:
             st.query_params[k] = str(v)
 
 
+def _within(value: Any, kwargs: dict) -> bool:
+    """A number from the URL is finite and inside the widget's min_value/max_value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return True
+    if value != value or value in (float("inf"), float("-inf")):
+        return False
+    lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
 def synced(widget: Callable, label: str, param_name: str, options: Sequence | None = None, default: Any = None,
            container=None, cast: Callable = str, keep_in_url: bool = False, **kwargs) -> Any:
     """A widget whose value starts from the URL parameter `param_name` and is written back to it.
@@ -199,13 +251,17 @@ def synced(widget: Callable, label: str, param_name: str, options: Sequence | No
     raw = st.query_params.get(param_name) if widget is not st.multiselect else param_list(param_name)
     if key not in st.session_state:
         value: Any = default
-        try:
+        try:  # the URL is untrusted: any value it gives that the widget cannot take falls back to the default
             if widget is st.multiselect:
                 value = [cast(v) for v in raw] if raw else default
-                value = [v for v in value if options is None or v in options]
+                value = list(dict.fromkeys(v for v in value if options is None or v in options))
+                if kwargs.get("max_selections"):
+                    value = value[:kwargs["max_selections"]]
             elif raw not in (None, ""):
                 value = cast(raw)
-        except (TypeError, ValueError):
+                if not _within(value, kwargs):
+                    value = default
+        except Exception:  # noqa: BLE001 - a cast of any text from the URL
             value = default
         if options is not None and widget is not st.multiselect and value not in options:
             value = default if default in options else (options[0] if len(options) else None)
