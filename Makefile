@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKSPACE ?=
+HOST ?=
+PORT ?=
 
 .PHONY: setup run test bench bench-quick chromium mpnet
 
@@ -18,8 +20,10 @@ $(VENV)/.installed: pyproject.toml
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
+# The app listens on 127.0.0.1:8501 (.streamlit/config.toml); `make run PORT=8600`, `make run HOST=0.0.0.0` to open it wider.
 run: setup
-	HF_HUB_OFFLINE=1 $(VENV)/bin/streamlit run app.py --server.headless true -- $(if $(WORKSPACE),--workspace $(WORKSPACE))
+	HF_HUB_OFFLINE=1 $(VENV)/bin/streamlit run app.py --server.headless true $(if $(HOST),--server.address $(HOST)) \
+		$(if $(PORT),--server.port $(PORT)) -- $(if $(WORKSPACE),--workspace $(WORKSPACE))
 
 test: setup chromium
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
