@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import WORKSPACE_FORMAT_VERSION, __version__
 from .config import BuildConfig, ExpertSpec, load_config
-from .data import BeirDataset, DataError, load_beir
+from .data import NOT_A_FOLDER, BeirDataset, DataError, load_beir, path_kind
 from .encoders import Encoder, base_fingerprint
 from .evaluation import per_query, run_dict
 from .index import build_index, load_index, save_index, search
@@ -34,8 +34,8 @@ from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
 from .routing import RoutingContext, all_strategies
 from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
-from .workspace import (Workspace, atomic_dir, atomic_write, encoder_file, inside, load_array, remove_stale,
-                        save_array, save_table)
+from .workspace import (Workspace, WorkspaceError, atomic_dir, atomic_write, check_output, encoder_file, inside,
+                        load_array, remove_stale, save_array, save_table)
 
 PILOT_CROP_SEED_OFFSET = 7919  # pilot pseudo-queries use other crops than training
 
@@ -116,6 +116,10 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     if failed:
         raise DataError([p for err in failed for p in err.problems], datasets=len(failed))
     hashes = {n: d.content_hash for n, d in datasets.items()}
+    check_output(Path(out))  # before any model work: an --out that must not be replaced is refused now
+    if path_kind(cache) not in ("folder", "missing"):
+        raise WorkspaceError(f"{cache}: {NOT_A_FOLDER[path_kind(cache)]} (fix: set cache_dir in the config to a "
+                             f"folder)")
     cache.mkdir(parents=True, exist_ok=True)  # after the data checks: a refused build writes nothing
 
     echo(f"Loading base encoder {cfg.base!r}")

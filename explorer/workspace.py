@@ -107,14 +107,24 @@ def atomic_write(path: Path, writer: Callable[[Path], Any]) -> Path:
     return path
 
 
+def check_output(out: Path) -> None:
+    """Refuse an output path a build must not replace: anything but a folder, or a folder that is not a workspace
+    (no manifest.json) and not empty, such as a home folder given as --out by mistake."""
+    out = Path(out)
+    kind = path_kind(out)
+    if kind not in ("folder", "missing"):
+        raise WorkspaceError(f"{out}: {NOT_A_FOLDER[kind]} (fix: remove it, or choose another --out)")
+    if kind == "folder" and path_kind(out / "manifest.json") != "file" and any(os.scandir(out)):
+        raise WorkspaceError(f"{out}: a folder that is not a workspace (no manifest.json), so a build will not "
+                             f"replace it (fix: choose another --out, or empty the folder)")
+
+
 @contextmanager
 def atomic_dir(out: Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces `out`, on failure or a kill `out` is untouched.
 
     Temporary folders of other builds are deleted only once their process is gone: a live build's is left alone."""
-    kind = path_kind(Path(out))
-    if kind not in ("folder", "missing"):
-        raise WorkspaceError(f"{out}: {NOT_A_FOLDER[kind]} (fix: remove it, or choose another --out)")
+    check_output(Path(out))
     out = Path(os.path.realpath(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     recover_interrupted_swap(out)

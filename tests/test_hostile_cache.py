@@ -213,3 +213,33 @@ def test_expert_partial_folders_carry_the_pid_and_only_dead_ones_are_removed(tmp
     tmp = _partial_dir(folder)
     assert tmp.name == f"0123abcd.partial-{os.getpid()}"
     assert sorted(os.listdir(tmp_path / "experts")) == [f"0123abcd.partial-{live}"]
+
+
+def test_an_output_that_is_not_a_workspace_is_never_replaced(first, tmp_path, monkeypatch, capsys):
+    """A folder of other files given as --out (a home folder, by mistake) is refused before any model loads."""
+    import explorer.build as build_module
+    from explorer.cli import main
+
+    config, _ = first
+    monkeypatch.setattr(build_module, "Encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    (tmp_path / "file").write_text("x")
+    before = listing(tmp_path)
+    for out, expected in ((mine, "a folder that is not a workspace (no manifest.json), so a build will not replace"),
+                          (tmp_path / "file", "is a file, not a folder (fix: remove it, or choose another --out)")):
+        assert main(["build", str(config), "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert f"{out}: {expected}" in err and "Traceback" not in err
+    assert listing(tmp_path) == before and (mine / "thesis.tex").read_text() == "years of work"
+
+
+def test_a_cache_dir_that_is_a_file_is_refused(first, tmp_path, monkeypatch):
+    import explorer.build as build_module
+
+    config, _ = first
+    monkeypatch.setattr(build_module, "Encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+    (tmp_path / "cache").write_text("x")
+    with pytest.raises(WorkspaceError, match=r"cache: is a file, not a folder \(fix: set cache_dir"):
+        rebuild(config, tmp_path / "cache", tmp_path / "ws")
