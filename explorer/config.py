@@ -196,16 +196,22 @@ def load_config(path: str | Path) -> BuildConfig:
     _check_strategies(routing, evaluation, experts, problems)
     _check_measures(evaluation.get("measures", []), problems)
     _check_base(model.get("base", "bundled"), problems)
+    cache = top.get("cache_dir")
+    try:
+        cache_dir = (root / os.path.expanduser(cache)).resolve() if cache else Path.home() / ".cache" / "router-explorer"
+        if cache_dir.exists() and not cache_dir.is_dir():
+            problems.add("the config file", "cache_dir", f"{cache_dir} is a file, not a folder", "name a folder")
+    except (OSError, RuntimeError):
+        problems.add("the config file", "cache_dir", f"{cache} is a symbolic link loop", "name a folder")
     if problems:
         head = f"{path}: {len(problems)} problem(s) in the config"
         raise ConfigError(head + ":\n" + "\n".join(f"  - {p}" for p in problems), problems)
-    cache = top.get("cache_dir")
     return BuildConfig(
         path=path.resolve(), title=top.get("title") or path.stem, base=model["base"],
         max_seq_length=model["max_seq_length"], batch_size=model["batch_size"], index_kind=index["kind"],
         depth=index["depth"], datasets=datasets, experts=experts, routing=routing,
         measures=list(evaluation["measures"]), reference=evaluation["reference"], layout=layout,
-        cache_dir=(root / cache).resolve() if cache else Path.home() / ".cache" / "router-explorer",
+        cache_dir=cache_dir,
     )
 
 

@@ -16,10 +16,11 @@ import pandas as pd
 
 from .analysis import WhatIf
 from .encoders import Encoder, ExpertChoice
-from .index import load_index, search
+from .index import search
+from .model_folders import model_folder_problem
 from .projection import place
 from .routing import Decision, all_strategies
-from .workspace import Workspace
+from .workspace import Workspace, WorkspaceError
 
 MAX_QUERY_CHARS = 2000
 
@@ -59,8 +60,15 @@ class LiveRouter:
 
     @classmethod
     def open(cls, ws: Workspace) -> "LiveRouter":
+        """The workspace's base model and experts; a base model named by the manifest is loaded only if it is the
+        bundled one or a safe local sentence-transformers folder (the manifest is someone else's file)."""
         info = ws.manifest["base_model"]
-        return cls(ws, Encoder(info["name"], max_seq_length=info.get("max_seq_length", 256)))
+        name = info["name"]
+        why = None if name == "bundled" else model_folder_problem(name)
+        if why:
+            raise WorkspaceError(f"{ws.path / 'manifest.json'}: base_model.name {name[:80]!r} {why} (fix: rebuild "
+                                 "the workspace with a base model of your own)")
+        return cls(ws, Encoder(name, max_seq_length=info.get("max_seq_length", 256)))
 
     @cached_property
     def context(self):
@@ -84,10 +92,7 @@ class LiveRouter:
         return out
 
     def _index(self, dataset: str):
-        key = f"_index:{dataset}"
-        if key not in self.__dict__:
-            self.__dict__[key] = load_index(self.ws.path / "datasets" / dataset / "index.faiss")
-        return self.__dict__[key]
+        return self.ws.index(dataset)  # checked: inside the workspace, readable, one row per document
 
     def route(self, text: str) -> LiveResult:
         text = check_query(text)

@@ -369,6 +369,11 @@ def _consistency(m: dict, out: list[str]) -> None:
     for d, e in m["own_expert"].items():
         if d not in datasets or e not in encoders:
             out.append(f"'own_expert': {d!r} -> {e!r} names an unknown dataset or expert")
+    from .routing import ROUTERS
+
+    for v in m["routing"].get("variants", []):
+        if v["router"] not in ROUTERS:
+            out.append(f"'routing.variants': {v['name']!r} names router {v['router']!r}, which is not registered")
     for e in m["experts"]:
         for d in e["datasets"]:
             if d not in datasets:

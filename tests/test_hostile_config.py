@@ -166,9 +166,12 @@ def test_qrels_source_on_a_real_dataset_without_train_split(tmp_path):
      "'pilot-mean' is not a strategy of this build"),
     ('[datasets]\npath = "beta"\n', "is not a list of tables"),
     ('[[datasets]]\npath = "beta"\ntest_split = "dev"\n', "'dev' has no qrels/dev.tsv"),
+    ('cache_dir = "loop"\n[[datasets]]\npath = "beta"\n', "loop is a symbolic link loop"),
+    ('cache_dir = "beta/corpus.jsonl"\n[[datasets]]\npath = "beta"\n', "corpus.jsonl is a file, not a folder"),
 ])
 def test_single_mistakes(tmp_path, text, message):
     _dataset(tmp_path, "beta")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
     cfg = tmp_path / "c.toml"
     cfg.write_text(text)
     with pytest.raises(ConfigError) as err:

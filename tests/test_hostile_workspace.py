@@ -122,6 +122,8 @@ BAD_MANIFESTS = {
     "base-model-name": (lambda m: m["base_model"].update(name=7), "key 'base_model.name' is 7, expected a string"),
     "unknown-candidate": (lambda m: m.update(candidates=["ghost"]), "'candidates': 'ghost' is not among the encoders"),
     "experts-disagree": (lambda m: m["encoders"].append("ghost"), "'encoders' must be 'base' followed by the experts"),
+    "variant-router": (lambda m: m["routing"].update(variants=[{"name": "v/x", "router": "ghost"}]),
+                       "'routing.variants': 'v/x' names router 'ghost', which is not registered"),
 }
 
 
@@ -241,3 +243,27 @@ def test_inside_refuses_names_that_climb_out(tmp_path):
         inside(tmp_path, "link", "etc")
     os.mkdir(tmp_path / "real")
     assert inside(tmp_path, "real", "..", "real") == tmp_path / "real" / ".." / "real"
+
+
+@pytest.mark.parametrize("name, message", [
+    ("foreign", "names modules outside sentence-transformers"),
+    ("pickled", "holds pickled weights only"),
+    ("nowhere", "is not a local sentence-transformers folder"),
+])
+def test_a_base_model_named_by_the_manifest_is_loaded_only_when_safe(copy, tmp_path, name, message, monkeypatch):
+    """The Playground loads the manifest's base model: someone else's workspace cannot make it import a class of
+    its choosing or unpickle weights. Refused before any model is built."""
+    import explorer.encoders
+    from explorer.live import LiveRouter
+
+    folder = tmp_path / name
+    if name != "nowhere":
+        folder.mkdir()
+        types = ["os.system"] if name == "foreign" else ["sentence_transformers.models.Transformer"]
+        (folder / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": t}
+                                                         for t in types]))
+        (folder / "pytorch_model.bin").write_bytes(b"not loaded")
+    edit_manifest(copy, lambda m: m["base_model"].update(name=str(folder)))
+    monkeypatch.setattr(explorer.encoders, "SentenceTransformer", None)  # any model load would fail loudly
+    with pytest.raises(WorkspaceError, match=f"base_model.name .*{message}.*fix: rebuild"):
+        LiveRouter.open(Workspace(copy))

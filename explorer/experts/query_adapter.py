@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from ..model_folders import model_folder_problem
 from ..settings import Param
 from .base import AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind
 
@@ -52,16 +53,10 @@ def encoder_spec_problem(spec, from_folder: bool = False) -> str | None:
         return None
     if spec == MPNET:
         return None
-    folder = Path(spec)
-    try:
-        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
-        types = [m["type"] for m in modules]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
-        return ("is not the bundled encoder, all-mpnet-base-v2 or a local sentence-transformers folder"
-                if from_folder else None)  # a config may name a model by name; the load says if it is missing
-    if not all(isinstance(t, str) and t.startswith("sentence_transformers.") for t in types):
-        return "names modules outside sentence-transformers in its modules.json"
-    return None
+    if not from_folder and not (Path(spec) / "modules.json").is_file():
+        return None  # a config may name a model by name; the load says if it is missing
+    why = model_folder_problem(spec)
+    return f"{why}; use the bundled encoder, all-mpnet-base-v2 or a local sentence-transformers folder" if why else None
 
 
 def load_query_encoder(spec: str):
