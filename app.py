@@ -20,7 +20,7 @@ from explorer.ui.style import chips, expert_palette  # noqa: E402
 from explorer.workspace import WorkspaceError  # noqa: E402
 
 log = get_logger("explorer.app")
-st.set_page_config(page_title="Router Explorer", page_icon=":material/alt_route:", layout="wide")
+st.set_page_config(page_title="Router Explorer", page_icon="🔀", layout="wide")
 state.preload()  # torch & co. imported once, before any session's page can import them half-way
 
 pages = [st.Page(path, title=title, icon=icon, url_path=url, default=(key == "overview"))
