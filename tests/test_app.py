@@ -31,6 +31,18 @@ def ws(request):
     return request.getfixturevalue("sample_workspace")
 
 
+BOUNDARY = "could not be drawn from this workspace"
+
+
+def assert_drawn(at) -> bool:
+    """The page ran to its end: no exception, and no message from app.py's error boundary (which turns a page's
+    exception into a short st.error)."""
+    assert not at.exception, [e.value for e in at.exception]
+    failed = [e.value for e in at.error if BOUNDARY in e.value]
+    assert not failed, failed
+    return True
+
+
 def app(ws_path, page: str | None = None, params: dict | None = None, timeout: float = 120):
     """An AppTest on app.py with the workspace given, opened on `page` with URL `params`."""
     from streamlit.testing.v1 import AppTest
@@ -42,7 +54,7 @@ def app(ws_path, page: str | None = None, params: dict | None = None, timeout: f
     at.run()
     if page:
         at.switch_page(PAGE[page]).run()
-    assert not at.exception, [e.value for e in at.exception]
+    assert_drawn(at)
     return at
 
 
@@ -94,7 +106,7 @@ def test_overview_measure_reference_and_chart_controls(ws):
     row = next(line for line in md.splitlines() if line.startswith("| `pilot-mean`"))
     assert x100(table.loc["average", "pilot-mean"]) in row
     by_label(at.selectbox, "Reference for significance").set_value("pilot-mean").run()
-    assert not at.exception
+    assert_drawn(at)
     assert at.query_params["reference"] == "pilot-mean"
     by_label(at.multiselect, "Strategies in the chart").set_value([]).run()
     assert "Pick one or more strategies" in texts(at)
@@ -113,16 +125,16 @@ def test_routing_map_controls_and_open_in_inspector(ws):
     assert at.get("plotly_chart")
     for colour in ("oracle", "dataset", "correct", "regret", "routed"):
         by_label(at.selectbox, "Colour test queries by").set_value(colour).run()
-        assert not at.exception, colour
+        assert_drawn(at)
     by_label(at.radio, "Layout").set_value("pca").run()
     assert at.query_params["layout"] == "pca"
     by_label(at.multiselect, "Datasets").set_value([ws.datasets[1]]).run()
-    assert not at.exception
+    assert_drawn(at)
     by_label(at.selectbox, "Strategy").set_value("prototype").run()
     row = ws.eval_rows(ws.datasets[1])["row"].iloc[2]
     at.selectbox(key="map_pick").set_value(int(row)).run()
     at.button(key="map_open").click().run()
-    assert not at.exception
+    assert_drawn(at)
     assert at.title[0].value == "Query inspector"
     assert at.query_params["row"] == str(row)
     assert at.query_params["strategy"] == "prototype"
@@ -142,9 +154,9 @@ def test_decisions_page(ws):
     if len(pairs):
         assert at.dataframe[1].value["queries"].tolist() == pairs["queries"].tolist()
     by_label(at.checkbox, "Leave out queries where every expert ties").check().run()
-    assert not at.exception
+    assert_drawn(at)
     by_label(at.selectbox, "Strategy").set_value("base").run()
-    assert not at.exception
+    assert_drawn(at)
     assert at.query_params["strategy"] == "base" and at.query_params["skip_ties"] == "1"
 
 
@@ -167,7 +179,7 @@ def test_inspector_shows_query_decisions_and_rankings(ws):
     # four columns, including a fixed expert
     ms = by_label(at.multiselect, "Compare (2–4 rankings)")
     ms.set_value(["routed", "base", "oracle", ws.candidates[-1]]).run()
-    assert not at.exception
+    assert_drawn(at)
     assert at.query_params["cols"] == ["routed", "base", "oracle", ws.candidates[-1]]
     top = ws.ranking(ws.candidates[-1], row).iloc[0]
     assert any(top["title"] in str(df.value["title"].tolist()) for df in at.dataframe[1:])
@@ -183,7 +195,7 @@ def test_inspector_shows_query_decisions_and_rankings(ws):
 def test_inspector_link_names_its_query_even_the_default_one(ws):
     row = int(ws.eval_rows(ws.datasets[0])["row"].iloc[0])  # the query the inspector shows when none is given
     at = app(ws.path, "inspector", params={"row": row, "strategy": "pilot-mean"})
-    assert not at.exception
+    assert_drawn(at)
     assert at.query_params["row"] == str(row)
     assert at.query_params["dataset"] == ws.datasets[0]
     assert "strategy" not in at.query_params or at.query_params["strategy"] != views.default_strategy(ws)
@@ -250,7 +262,7 @@ def test_experts_cards_and_whatif(ws):
     assert (diff.abs() < 1e-9).all().all()
     off = ws.candidates[0]
     at.checkbox(key=f"exp_on_{off}").uncheck().run()
-    assert not at.exception
+    assert_drawn(at)
     assert at.query_params["off"] == off
     enabled = [e["name"] for e in ws.experts if e["name"] != off]
     now, _ = analysis.WhatIf(ws).run(enabled)
@@ -272,10 +284,10 @@ def test_playground_empty_long_and_real_query(ws):
     assert "Type a query above" in texts(at)
     at.main.text_input[0].set_value("x" * 10_000).run()
     assert "10,000 characters" in errors(at)
-    assert not at.exception
+    assert_drawn(at)
     by_label(at.selectbox, "Search the corpus of").set_value("cooking").run()
     at.main.text_input[0].set_value("how long should I rest a steak after grilling").run()
-    assert not at.exception and not at.error
+    assert_drawn(at) and not at.error
     assert at.query_params["q"] == "how long should I rest a steak after grilling"
     decisions = at.dataframe[0].value
     assert "pilot-mean" in decisions["strategy"].tolist()
@@ -341,7 +353,7 @@ def test_default_workspace_built_on_first_start(ws, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    assert not at.exception, [e.value for e in at.exception]
+    assert_drawn(at)
     assert calls == [(state.SAMPLE_CONFIG, target)]
     assert (target / "manifest.json").is_file()
     assert at.title[0].value == "Overview"
