@@ -34,8 +34,8 @@ from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
 from .routing import RoutingContext, all_strategies
 from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
-from .workspace import (Workspace, WorkspaceError, atomic_dir, atomic_write, check_output, encoder_file, inside,
-                        load_array, remove_stale, save_array, save_table)
+from .workspace import (META_PREFIX, Workspace, WorkspaceError, atomic_dir, atomic_write, check_output, encoder_file,
+                        inside, load_array, remove_stale, save_array, save_table)
 
 PILOT_CROP_SEED_OFFSET = 7919  # pilot pseudo-queries use other crops than training
 
@@ -64,14 +64,27 @@ class QuerySet:
     texts: list[str]
     kinds: list[str]
     qrels: list[tuple[str, str, str, str, int]]  # dataset, role, qid, doc, grade
+    meta: list[dict[str, str]] = field(default_factory=list)  # per query: metadata fields other than kind
 
-    def add(self, qid: str, dataset: str, role: str, text: str, kind: str, judged: dict[str, int]) -> None:
+    def add(self, qid: str, dataset: str, role: str, text: str, kind: str, judged: dict[str, int],
+            meta: dict[str, str] | None = None) -> None:
         self.qids.append(qid)
         self.datasets.append(dataset)
         self.roles.append(role)
         self.texts.append(text)
         self.kinds.append(kind)
+        self.meta.append(dict(meta or {}))
         self.qrels += [(dataset, role, qid, d, g) for d, g in judged.items()]
+
+    def frame(self) -> pd.DataFrame:
+        """queries.parquet: row, qid, dataset, role, text, kind, then one `meta:<field>` column of strings per
+        metadata field any query carries (in order of first appearance; "" where a query has no such field)."""
+        out = pd.DataFrame({"row": np.arange(len(self.qids)), "qid": self.qids, "dataset": self.datasets,
+                            "role": self.roles, "text": self.texts, "kind": self.kinds})
+        fields = list(dict.fromkeys(f for m in self.meta for f in m))
+        for f in fields:
+            out[f"{META_PREFIX}{f}"] = [m.get(f, "") for m in self.meta]
+        return out
 
     def rows(self, dataset: str, role: str) -> np.ndarray:
         return np.array([i for i, (d, r) in enumerate(zip(self.datasets, self.roles)) if d == dataset and r == role],
@@ -295,9 +308,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
         for spec in cfg.experts:
             src = Path(cards[spec.name].pop("_folder"))
             shutil.copytree(src, inside(tmp, "experts", spec.name))
-        save_table(tmp / "queries.parquet", pd.DataFrame({
-            "row": np.arange(len(queries.qids)), "qid": queries.qids, "dataset": queries.datasets,
-            "role": queries.roles, "text": queries.texts, "kind": queries.kinds}))
+        save_table(tmp / "queries.parquet", queries.frame())
         save_table(tmp / "qrels.parquet", pd.DataFrame(queries.qrels,
                                                        columns=["dataset", "role", "qid", "doc_id", "grade"]))
         save_table(tmp / "runs.parquet", pd.concat(runs_rows, ignore_index=True))
@@ -446,7 +457,7 @@ def _query_set(cfg: BuildConfig, datasets: dict[str, BeirDataset]) -> QuerySet:
                 ids = [ids[i] for i in sorted(rng.choice(len(ids), spec.max_pilot_queries, replace=False))]
             for q in ids:
                 qs.add(q, ds.name, "pilot", ds.queries[q], ds.query_kinds.get(q, "plain"),
-                       ds.qrels[spec.train_split][q])
+                       ds.qrels[spec.train_split][q], ds.query_metadata.get(q))
         else:
             pairs = make_pairs(ds, "crops", {"crops_per_doc": 1, "max_pairs": spec.max_pilot_queries},
                                seed + PILOT_CROP_SEED_OFFSET)
@@ -457,7 +468,8 @@ def _query_set(cfg: BuildConfig, datasets: dict[str, BeirDataset]) -> QuerySet:
             rng = np.random.default_rng(seed)
             ids = [ids[i] for i in sorted(rng.choice(len(ids), int(spec.max_eval_queries), replace=False))]
         for q in ids:
-            qs.add(q, ds.name, "eval", ds.queries[q], ds.query_kinds.get(q, "plain"), ds.qrels[spec.test_split][q])
+            qs.add(q, ds.name, "eval", ds.queries[q], ds.query_kinds.get(q, "plain"), ds.qrels[spec.test_split][q],
+                   ds.query_metadata.get(q))
     return qs
 
 

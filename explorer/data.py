@@ -65,6 +65,8 @@ class BeirDataset:
     qrels: dict[str, Qrels]
     warnings: list[Problem] = field(default_factory=list)
     content_hash: str = ""
+    # qid -> {field: value as a string}: every string or number field of the query's `metadata` but `kind`
+    query_metadata: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def split_queries(self, split: str) -> list[str]:
         """Query ids judged in `split`, in queries.jsonl order (BEIR keeps only judged queries)."""
@@ -257,6 +259,9 @@ def load_beir(path: str | Path, name: str | None = None, splits: tuple[str, ...]
 
     queries: dict[str, str] = {}
     kinds: dict[str, str] = {}
+    metadata: dict[str, dict[str, str]] = {}
+    metadata_fields: dict[str, None] = {}  # kept fields, in order of first appearance
+    warnings_meta: dict[str, Problem] = {}  # one warning per field left out
     for number, key, obj in _read_jsonl(queries_path, problems, ("_id", "text")):
         text = str(obj["text"])
         if not text.strip():
@@ -267,6 +272,10 @@ def load_beir(path: str | Path, name: str | None = None, splits: tuple[str, ...]
         meta = obj.get("metadata")
         if isinstance(meta, dict) and isinstance(meta.get("kind"), str):
             kinds[key] = meta["kind"]
+        if isinstance(meta, dict):
+            fields = _metadata_fields(meta, key, number, queries_path, metadata_fields, warnings_meta)
+            if fields:
+                metadata[key] = fields
     if not queries and not any(p.file == queries_path for p in problems):
         problems.append(Problem(queries_path, None, "no queries (the file has no query lines)",
                                 "add at least one query line with _id and text"))
@@ -275,7 +284,7 @@ def load_beir(path: str | Path, name: str | None = None, splits: tuple[str, ...]
     if problems:
         raise DataError(problems)
 
-    warnings: list[Problem] = []
+    warnings: list[Problem] = list(warnings_meta.values())
     doc_set = set(ids)
     for split, table in qrels.items():
         unknown_q = [q for q in table if q not in queries]
@@ -295,5 +304,58 @@ def load_beir(path: str | Path, name: str | None = None, splits: tuple[str, ...]
     return BeirDataset(
         name=name or root.name, path=root, corpus=Corpus(ids, titles, texts), queries=queries,
         query_kinds=kinds, qrels=qrels, warnings=warnings,
-        content_hash=file_hash([corpus_path, queries_path, *split_files.values()]),
+        content_hash=file_hash([corpus_path, queries_path, *split_files.values()]), query_metadata=metadata,
     )
+
+
+MAX_METADATA_FIELDS = 32
+METADATA_VALUE_LIMIT = 200
+
+
+def metadata_field_problem(name: object) -> str | None:
+    """Why `name` cannot be a query metadata field (it becomes the `meta:<name>` column of queries.parquet, a URL
+    parameter and a label), or None: the dataset/expert name rule (letters, digits, '-', '_')."""
+    from .names import NAME, NAME_RULE
+
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        return f"a field name is {NAME_RULE}"
+    return None
+
+
+def metadata_value(value: object) -> str | None:
+    """A metadata value as the string the workspace stores, or None when it is not a string or a finite number
+    (lists, objects, booleans and null are not slicing values)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        return value[:METADATA_VALUE_LIMIT]
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else None
+    return None
+
+
+def _metadata_fields(meta: dict, qid: str, line: int, path: Path, kept: dict[str, None],
+                     left_out: dict[str, Problem]) -> dict[str, str]:
+    """The query's metadata fields other than `kind`, values as strings; a field whose name breaks the name rule,
+    or beyond the first MAX_METADATA_FIELDS fields of the file, is left out with one warning per field."""
+    out = {}
+    for name, value in meta.items():
+        if name == "kind" or name in left_out:
+            continue
+        text = metadata_value(value)
+        if text is None:
+            continue
+        if name not in kept:
+            problem = metadata_field_problem(name)
+            if problem is None and len(kept) >= MAX_METADATA_FIELDS:
+                problem = f"the file has more than {MAX_METADATA_FIELDS} metadata fields"
+            if problem:
+                shown = name if len(name) <= 40 else name[:37] + "..."
+                left_out[name] = Problem(path, line, f"metadata field {shown!r} (first in query {qid!r}) is left "
+                                         f"out: {problem}", "rename the field (letters, digits, '-', '_'), or drop it")
+                continue
+            kept[name] = None
+        out[name] = text
+    return out

@@ -401,6 +401,10 @@ def validate_manifest(manifest: object, path: Path) -> None:
                              f"a workspace made by another version of router-explorer may need that version)")
 
 
+# queries.parquet: `meta:<field>` columns hold the queries' metadata fields (strings; "" = the query has none)
+META_PREFIX = "meta:"
+KIND = "kind"  # metadata.kind has a column of its own in every workspace
+
 # column each table must have (the measure, score: and weight: columns are checked against the manifest)
 TABLE_COLUMNS = {
     "queries.parquet": ("row", "qid", "dataset", "role", "text", "kind"),
@@ -551,6 +555,23 @@ class Workspace:
     def queries(self) -> pd.DataFrame:
         """One row per query (`row` = its position in every embedding array): qid, dataset, role, text, kind."""
         return self._table("queries.parquet")
+
+    @cached_property
+    def metadata_fields(self) -> list[str]:
+        """The query metadata fields a slice can be taken by: `kind`, then every `meta:<field>` column of
+        queries.parquet whose field name keeps the name rule (a workspace built before those columns: `kind`)."""
+        from .names import NAME
+
+        fields = [c[len(META_PREFIX):] for c in self.queries.columns if str(c).startswith(META_PREFIX)]
+        return [KIND, *(f for f in fields if NAME.fullmatch(f) and f != KIND)]
+
+    def metadata(self, field: str) -> pd.Series:
+        """One metadata field of every query as strings, indexed like `queries` ("" where a query has none)."""
+        if field not in self.metadata_fields:
+            raise KeyError(f"{field!r} is not a query metadata field of this workspace "
+                           f"(it has: {', '.join(self.metadata_fields)})")
+        column = self.queries[KIND if field == KIND else META_PREFIX + field]
+        return column.fillna("").astype(str)
 
     @cached_property
     def qrels_table(self) -> pd.DataFrame:
