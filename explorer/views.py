@@ -388,3 +388,163 @@ def choice_label(choice) -> str:
     if isinstance(choice, str):
         return choice
     return " + ".join(f"{k} {v:.2f}" for k, v in choice.items())
+
+
+# --- Query inspector: decision table, URL rows, two strategies (issue 13) ------------------------------------------
+DASH = "–"
+
+
+def strategy_order(ws: Workspace) -> list[str]:
+    """Strategies as the inspector lists them: routers first (manifest order), then the oracles, then the fixed
+    experts (base, multi-task, fixed:<expert>)."""
+    fam = strategy_families(ws)
+    oracles = set(oracle_strategies(ws))
+    fixed = [s for s in ws.strategies if fam.get(s) == "fixed" and s not in oracles]
+    routers = [s for s in ws.strategies if s not in oracles and s not in fixed]
+    return routers + [s for s in ws.strategies if s in oracles] + fixed
+
+
+def margin_text(value) -> str:
+    """A routing margin as shown in tables: three decimals, '–' when the strategy has none (fixed experts)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return DASH
+    return f"{float(value):.3f}"
+
+
+def decision_table(ws: Workspace, row: int, measure: str = "nDCG@10") -> pd.DataFrame:
+    """query_decisions in strategy_order: strategy, chosen, score (×100, one decimal), margin (text, '–' when
+    none), weights, family."""
+    d = query_decisions(ws, row, measure).set_index("strategy").reindex(strategy_order(ws)).reset_index()
+    return pd.DataFrame({"strategy": d["strategy"], "chosen": d["chosen"], "score": (100 * d["score"]).round(1),
+                         "margin": [margin_text(m) for m in d["margin"]], "weights": d["weights"].fillna(""),
+                         "family": d["family"]})
+
+
+def inspect_row(ws: Workspace, raw) -> tuple[int | None, str | None]:
+    """The test query a URL's `row` names: (row, None), or (None, why not) for a value that is not a number, a
+    row the workspace does not have, or a pilot (training) query's row."""
+    if raw is None or str(raw).strip() == "":
+        return None, None
+    shown = str(raw).strip()[:40]
+    try:
+        row = int(shown)
+    except (TypeError, ValueError, OverflowError):
+        return None, f"row {shown!r} is not a row number"
+    q = ws.queries
+    hit = q[q["row"] == row]
+    if hit.empty:
+        return None, f"row {row} is not a test query of this workspace (it has rows 0–{len(q) - 1})"
+    if hit["role"].iloc[0] != "eval":
+        return None, (f"row {row} is a pilot query ({hit['qid'].iloc[0]} of {hit['dataset'].iloc[0]}), not a test "
+                      "query of this workspace: pilot queries have no evaluated rankings")
+    return row, None
+
+
+def strategy_pair(ws: Workspace, a: str, b: str, measure: str = "nDCG@10") -> pd.DataFrame:
+    """Every evaluated query under two strategies: row, qid, dataset, kind, text, chosen_a, chosen_b (an
+    encoder, or 'mixture'), score_a, score_b (fractions), delta = score_b − score_a, and outcome ('B better',
+    'A better', 'tie')."""
+    q = ws.eval_rows().set_index("row")[["qid", "dataset", "kind", "text"]]
+    sm, d = ws.strategy_metrics, ws.decisions
+    out = q.copy()
+    for side, s in (("a", a), ("b", b)):
+        out[f"chosen_{side}"] = d[d["strategy"] == s].set_index("row")["chosen"].reindex(q.index)
+        out[f"score_{side}"] = sm[sm["strategy"] == s].set_index("row")[measure].reindex(q.index)
+    out["delta"] = out["score_b"] - out["score_a"]
+    out["outcome"] = np.where(out["delta"] > 1e-9, "B better", np.where(out["delta"] < -1e-9, "A better", "tie"))
+    out.index.name = "row"
+    return out.reset_index()
+
+
+def pair_counts(pair: pd.DataFrame) -> dict[str, int]:
+    """How many queries B wins, A wins and they tie."""
+    counts = pair["outcome"].value_counts()
+    return {k: int(counts.get(k, 0)) for k in ("B better", "A better", "tie")}
+
+
+def query_strategy(ws: Workspace, strategy: str, row: int, measure: str = "nDCG@10") -> dict:
+    """One strategy on one query: chosen, margin (text), weights, score (fraction), system (its run)."""
+    d = query_decisions(ws, row, measure).set_index("strategy")
+    if strategy not in d.index or row not in set(ws.decisions.loc[ws.decisions["strategy"] == strategy, "row"]):
+        return {}
+    r = d.loc[strategy]
+    return {"strategy": strategy, "chosen": r["chosen"], "margin": margin_text(r["margin"]), "weights": r["weights"],
+            "score": float(r["score"]), "system": ws.strategy_system(strategy, row)}
+
+
+# --- Routing map: selections and query metadata (issue 13) ---------------------------------------------------------
+def metadata_fields(ws: Workspace) -> list[str]:
+    """Query metadata fields to slice by: `kind`, then any `meta:<field>` the workspace declares or its queries
+    table has."""
+    fields = ["kind"] if "kind" in ws.queries.columns else []
+    declared = getattr(ws, "metadata_fields", None)
+    if callable(declared):
+        declared = declared()
+    names = list(declared or []) + [c[5:] for c in ws.queries.columns if c.startswith("meta:")]
+    return fields + [n for n in dict.fromkeys(names) if f"meta:{n}" in ws.queries.columns and n != "kind"]
+
+
+def metadata_column(field: str) -> str:
+    return field if field == "kind" else f"meta:{field}"
+
+
+def metadata_values(ws: Workspace, field: str, role: str | None = "eval") -> list[str]:
+    """The values a metadata field takes (on the queries of `role`; None: all), sorted, missing ones as ''."""
+    q = ws.queries if role is None else ws.queries[ws.queries["role"] == role]
+    col = metadata_column(field)
+    if col not in q.columns:
+        return []
+    return sorted({"" if v is None or (isinstance(v, float) and v != v) else str(v) for v in q[col]})
+
+
+def metadata_filter(ws: Workspace, chosen: dict[str, list[str]]) -> set[int]:
+    """Rows of the queries whose metadata matches every field's chosen values (a field with none chosen: all)."""
+    q = ws.queries
+    keep = np.ones(len(q), dtype=bool)
+    for field, values in chosen.items():
+        col = metadata_column(field)
+        if not values or col not in q.columns:
+            continue
+        as_text = q[col].map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v))
+        keep &= as_text.isin(values).to_numpy()
+    return set(q.loc[keep, "row"].astype(int))
+
+
+def selected_queries(ws: Workspace, rows, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:
+    """The evaluated queries among `rows` (in that order): row, qid, dataset, kind, text, routed, oracle,
+    regret (fraction), routed_score, oracle_score."""
+    t = query_table(ws, strategy, measure)
+    keep = [int(r) for r in dict.fromkeys(rows) if int(r) in t.index]
+    out = t.loc[keep, ["qid", "dataset", "kind", "text", "routed", "oracle", "regret", "routed_score",
+                       "oracle_score"]]
+    out.index.name = "row"
+    return out.reset_index()
+
+
+# --- Playground: how far a typed query is from the pilots (issue 13) -----------------------------------------------
+def pilot_best_similarity(ws: Workspace, role: str = "pilot") -> np.ndarray:
+    """Each query of `role` (pilot or eval): its best cosine similarity to any pilot centroid (base embeddings)."""
+    rows = ws.queries.loc[ws.queries["role"] == role, "row"].to_numpy()
+    if not len(rows) or not len(ws.pilot_centroids):
+        return np.zeros(0, dtype=np.float32)
+    emb = np.asarray(ws.embeddings("base")[rows], dtype=np.float32)
+    return (emb @ ws.pilot_centroids.T).max(axis=1)
+
+
+OOD_PERCENTILE = 5.0
+
+
+def out_of_domain(ws: Workspace, best: float, low: float = OOD_PERCENTILE) -> dict:
+    """A typed query's best similarity to any pilot centroid against the pilot queries' own best similarities:
+    best, percentile (share of pilot queries at or below it, %), the `low`-th percentile, the test queries'
+    percentile too, and `likely_ood` (below the `low`-th percentile of pilot queries)."""
+    ref = pilot_best_similarity(ws, "pilot")
+    test = pilot_best_similarity(ws, "eval")
+    if not len(ref):
+        return {"best": float(best), "percentile": float("nan"), "threshold": float("nan"),
+                "test_percentile": float("nan"), "likely_ood": False, "pilots": 0}
+    threshold = float(np.percentile(ref, low))
+    return {"best": float(best), "percentile": float(100 * np.mean(ref <= best)), "threshold": threshold,
+            "test_percentile": float(100 * np.mean(test <= best)) if len(test) else float("nan"),
+            "likely_ood": bool(best < threshold), "pilots": int(len(ref)), "low": float(low),
+            "median": float(np.median(ref))}

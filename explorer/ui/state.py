@@ -8,6 +8,7 @@ import importlib
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -32,7 +33,6 @@ PAGES = {
     "playground": ("explorer/ui/playground.py", "Playground", ":material/keyboard:", "playground"),
 }
 
-_build_lock = threading.Lock()
 
 # Libraries the pages and explorer.live import lazily. Two sessions starting at once could otherwise both import
 # torch and one of them see it half imported (seen: 1 of 6 cold-start sessions failed that way).
@@ -104,15 +104,56 @@ def open_workspace(path: str | Path) -> Workspace:
     return _open(str(p.resolve()), stamp)
 
 
-def build_default(echo: Callable[[str], None]) -> Workspace:
-    """Build the sample workspace from sample_data/sample.toml (once, even with several sessions starting)."""
-    from ..build import build
+def sample_build():
+    """The first start's build of the sample workspace, in its own process (closing the tab does not stop it)."""
+    from ..background import BackgroundBuild
 
-    with _build_lock:
-        if (DEFAULT_WORKSPACE / "manifest.json").is_file():
-            return open_workspace(DEFAULT_WORKSPACE)
-        build(SAMPLE_CONFIG, DEFAULT_WORKSPACE, echo=echo, progress=False)
-    return open_workspace(DEFAULT_WORKSPACE)
+    return BackgroundBuild(SAMPLE_CONFIG, DEFAULT_WORKSPACE)
+
+
+def needs_sample_build(path: str) -> bool:
+    return Path(path).expanduser().resolve() == DEFAULT_WORKSPACE.resolve() and not (
+        DEFAULT_WORKSPACE / "manifest.json").is_file()
+
+
+@st.cache_data(show_spinner=False)
+def _sample_outline(config: str) -> str:
+    from ..config import load_config
+
+    cfg = load_config(config)
+    return (f"When it is done, the app opens on {len(cfg.datasets)} datasets ({', '.join(d.name for d in cfg.datasets)}) "
+            f"and {len(cfg.experts)} experts: the Overview table of every routing strategy, the routing map, the "
+            "decisions, the query inspector, error analysis, the experts with what-if, and the playground.")
+
+
+def show_sample_build() -> None:
+    """The main area while the sample workspace is being built: which stage of how many, its own progress, what
+    will appear. Starts the build if none runs; reruns every second until it is done."""
+    job = sample_build()
+    job.start()
+    status = job.status()
+    st.title("Router Explorer")
+    if status["state"] == "done":
+        st.rerun()
+    if status["state"] in ("failed", "not started"):
+        st.error("Building the sample workspace failed. The end of its log is below; fix the cause and reload the "
+                 f"page to try again (the log is {job.log_path}).")
+        st.code(status.get("log", ""), language=None)
+        st.stop()
+    stage, stages = int(status.get("stage", 0)), int(status.get("stages", 9))
+    st.subheader("Building the sample workspace (first start)")
+    st.progress(stage / stages if stages else 0.0,
+                text=f"Stage {stage} of {stages}: {status.get('label', 'starting')}" if stage else "Starting")
+    items, done = int(status.get("items", 0)), int(status.get("done", 0))
+    if items:
+        st.progress(min(done / items, 1.0), text=f"{done} of {items} done in this stage")
+    st.caption("It runs in its own process: you can close this tab and come back. Later starts open at once.")
+    try:
+        st.caption(_sample_outline(str(SAMPLE_CONFIG)))
+    except Exception:  # noqa: BLE001 - the outline is a courtesy; the build reports config problems itself
+        pass
+    time.sleep(1.0)
+    st.rerun()
 
 
 def ws_key(ws: Workspace) -> str:
@@ -300,3 +341,19 @@ def score_note() -> None:
     from .style import SCORE_NOTE
 
     st.caption(SCORE_NOTE)
+
+
+def as_bool(value: Any) -> bool:
+    """A boolean from the URL ('1', 'true': True; anything else False)."""
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def queue_query(row: int, dataset: str | None = None) -> None:
+    """From a widget callback on the Query inspector: show another query on the next run (its row and dataset
+    widgets take the new values before they are drawn; the rankings picked stay, the document read closes)."""
+    st.session_state["qp_row"] = int(row)
+    if dataset is not None:
+        st.session_state["qp_dataset"] = str(dataset)
+        st.query_params["dataset"] = str(dataset)
+    st.query_params["row"] = str(int(row))
+    st.session_state.pop("qp_doc", None)
