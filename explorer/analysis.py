@@ -18,18 +18,47 @@ from .workspace import Workspace
 AVERAGE = "average"
 
 
-def summary(ws: Workspace, measure: str = "nDCG@10") -> pd.DataFrame:
-    """Mean per dataset (rows, plus the macro average over datasets) for every strategy (columns)."""
-    sm = ws.strategy_metrics.merge(ws.queries[["row", "dataset"]], on="row")
+Slice = tuple[str, str]  # (metadata field, value): the evaluated queries whose field has that value
+
+
+def metadata_values(ws: Workspace, field: str) -> pd.DataFrame:
+    """The values one metadata field takes on the evaluated queries: value, queries (count), most frequent first
+    ("" = queries without the field)."""
+    values = ws.metadata(field)[ws.queries["role"] == "eval"]
+    counts = values.value_counts(sort=False)
+    out = pd.DataFrame({"value": counts.index.astype(str), "queries": counts.to_numpy()})
+    return out.sort_values(["queries", "value"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def slice_rows(ws: Workspace, field: str, value: str) -> np.ndarray:
+    """Rows (positions in queries.parquet) of the evaluated queries whose metadata `field` equals `value` (a
+    string, as the workspace stores it; "" selects the queries without the field). KeyError for an unknown field."""
+    values = ws.metadata(field)
+    keep = (ws.queries["role"] == "eval").to_numpy() & (values == str(value)).to_numpy()
+    return ws.queries["row"].to_numpy()[keep]
+
+
+def _sliced(frame: pd.DataFrame, ws: Workspace, slice_by: Slice | None) -> pd.DataFrame:
+    if not slice_by:
+        return frame
+    return frame[frame["row"].isin(slice_rows(ws, *slice_by))]
+
+
+def summary(ws: Workspace, measure: str = "nDCG@10", slice_by: Slice | None = None) -> pd.DataFrame:
+    """Mean per dataset (rows, plus the macro average over datasets) for every strategy (columns). With
+    `slice_by` (field, value), over those evaluated queries only: a dataset without any is NaN, and the average is
+    over the datasets that have some."""
+    sm = _sliced(ws.strategy_metrics, ws, slice_by).merge(ws.queries[["row", "dataset"]], on="row")
     table = sm.pivot_table(index="dataset", columns="strategy", values=measure, aggfunc="mean")
     table = table.reindex(index=ws.datasets, columns=ws.strategies)
     table.loc[AVERAGE] = table.mean(axis=0)
     return table
 
 
-def per_query_matrix(ws: Workspace, measure: str, dataset: str | None = None) -> pd.DataFrame:
+def per_query_matrix(ws: Workspace, measure: str, dataset: str | None = None, slice_by: Slice | None = None
+                     ) -> pd.DataFrame:
     """Rows = evaluated queries (by row), columns = strategies: the aligned per-query scores."""
-    sm = ws.strategy_metrics
+    sm = _sliced(ws.strategy_metrics, ws, slice_by)
     if dataset is not None:
         rows = ws.eval_rows(dataset)["row"]
         sm = sm[sm["row"].isin(rows)]
@@ -37,15 +66,16 @@ def per_query_matrix(ws: Workspace, measure: str, dataset: str | None = None) ->
 
 
 def significance_table(ws: Workspace, measure: str = "nDCG@10", reference: str | None = None,
-                       resamples: int = 2000) -> pd.DataFrame:
+                       resamples: int = 2000, slice_by: Slice | None = None) -> pd.DataFrame:
     """Per dataset, every strategy against `reference` (paired t and randomization tests, Holm across strategies).
-    Columns: dataset, system, delta, p_t, p_rand, p_t_holm, p_rand_holm, significant."""
+    Columns: dataset, system, delta, p_t, p_rand, p_t_holm, p_rand_holm, significant. With `slice_by`, on that
+    slice's queries of each dataset."""
     reference = reference or ws.manifest.get("reference", "base")
     if reference not in ws.strategies:
         raise ValueError(f"reference {reference!r} is not a strategy of this workspace")
     frames = []
     for ds in ws.datasets:
-        m = per_query_matrix(ws, measure, ds)
+        m = per_query_matrix(ws, measure, ds, slice_by)
         t = significance({c: m[c].to_numpy() for c in m.columns}, reference, resamples=resamples)
         frames.append(t.reset_index().assign(dataset=ds))
     return pd.concat(frames, ignore_index=True)
@@ -57,6 +87,44 @@ def marks(sig: pd.DataFrame) -> dict[tuple[str, str], str]:
     for r in sig.itertuples():
         if r.significant:
             out[(r.dataset, r.system)] = "▲" if r.delta > 0 else "▼"
+    return out
+
+
+ALL_QUERIES = "all queries"
+
+
+def win_tie_loss(ws: Workspace, measure: str = "nDCG@10", reference: str | None = None,
+                 slice_by: Slice | None = None, tolerance: float = 1e-9) -> pd.DataFrame:
+    """Per dataset (and ALL_QUERIES, the sum over datasets) and strategy: on how many evaluated queries the
+    strategy scores above (`wins`), level with (`ties`, within `tolerance`) and below (`losses`) the reference, as
+    PyTerrier's improved/degraded counts and ranx's win-tie-loss count them. Columns: dataset, strategy, wins,
+    ties, losses, queries. The reference itself is left out."""
+    reference = reference or ws.manifest.get("reference", "base")
+    if reference not in ws.strategies:
+        raise ValueError(f"reference {reference!r} is not a strategy of this workspace")
+    m = per_query_matrix(ws, measure, slice_by=slice_by)
+    datasets = ws.queries.set_index("row")["dataset"].reindex(m.index)
+    others = [s for s in ws.strategies if s != reference]
+    diff = m[others].to_numpy() - m[[reference]].to_numpy()
+    sign = np.where(diff > tolerance, 1, np.where(diff < -tolerance, -1, 0))
+    rows = []
+    for ds in [*ws.datasets, ALL_QUERIES]:
+        pick = np.ones(len(m), bool) if ds == ALL_QUERIES else (datasets == ds).to_numpy()
+        s = sign[pick]
+        for j, name in enumerate(others):
+            rows.append({"dataset": ds, "strategy": name, "wins": int((s[:, j] > 0).sum()),
+                         "ties": int((s[:, j] == 0).sum()), "losses": int((s[:, j] < 0).sum()),
+                         "queries": int(pick.sum())})
+    return pd.DataFrame(rows, columns=["dataset", "strategy", "wins", "ties", "losses", "queries"])
+
+
+def tied_best(table: pd.DataFrame, strategies: list[str], decimals: int = 1) -> dict[str, list[str]]:
+    """Per row of `table` (a summary: rows datasets + average, columns strategies): every one of `strategies`
+    whose score, as shown (x100 rounded to `decimals`), equals the best shown score; [] when none has a score."""
+    out = {}
+    for col in table.index:
+        values = (100 * table.loc[col, [s for s in strategies if s in table.columns]]).round(decimals).dropna()
+        out[col] = [s for s, v in values.items() if v == values.max()] if len(values) else []
     return out
 
 
@@ -73,6 +141,15 @@ def _choice_scores(ws: Workspace, experts: list[str], measure: str = "nDCG@10") 
     m = ws.metrics[ws.metrics["system"].isin(experts)]
     m = m[m["row"].isin(ws.eval_rows()["row"])]
     return m.pivot(index="row", columns="system", values=measure).reindex(columns=experts)
+
+
+def oracle_weights(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:
+    """Evaluated rows x the strategy's choice set: the instance oracle over that same choice set as weights, each
+    query's weight split equally among its tied-best experts (a query where every expert ties counts for each)."""
+    cand = _choice_scores(ws, choice_set(ws, strategy), measure)
+    values = cand.to_numpy()
+    best = np.isclose(values, np.nanmax(values, axis=1, keepdims=True), atol=1e-9) & ~np.isnan(values)
+    return pd.DataFrame(best / np.maximum(best.sum(axis=1, keepdims=True), 1), index=cand.index, columns=cand.columns)
 
 
 def query_table(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:

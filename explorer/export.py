@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from pathlib import Path
 
-from .analysis import query_table
+from .analysis import AVERAGE, Slice, marks, query_table, significance_table, summary, tied_best
 from .evaluation import write_trec_run
 from .workspace import Workspace
+
+TABLE_FORMATS = ("latex", "markdown", "csv")
+UP, DOWN = "▲", "▼"
 
 
 def strategy_run(ws: Workspace, strategy: str, dataset: str) -> dict[str, dict[str, float]]:
@@ -47,3 +51,101 @@ def export_all(ws: Workspace, out: Path) -> Path:
             (out / "runs" / f"{ds}.{safe_name(strategy)}.trec").write_text(trec_run_text(ws, strategy, ds))
         query_table(ws, strategy).to_csv(out / f"per_query.{safe_name(strategy)}.csv", index_label="row")
     return out
+
+
+# --- paper-ready tables -------------------------------------------------------------------------------------------
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
+          ">": r"\textgreater{}", "|": r"\textbar{}"}
+_LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX))
+_MARKDOWN_RE = re.compile(r"([\\`*_{}\[\]<>|#!~$])")
+
+
+def latex_escape(text: object) -> str:
+    """`text` for LaTeX text mode: its special characters (\\ & % $ # _ { } ~ ^, and < > | which the default
+    font encoding draws as other glyphs) as commands; line breaks as spaces."""
+    return _LATEX_RE.sub(lambda m: _LATEX[m.group(0)], " ".join(str(text).split()))
+
+
+def markdown_escape(text: object) -> str:
+    """`text` for a Markdown table cell: characters that start emphasis, code, links, HTML or split the cell
+    backslash-escaped; line breaks as spaces."""
+    return _MARKDOWN_RE.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def paper_data(ws: Workspace, measure: str = "nDCG@10", reference: str | None = None, resamples: int = 2000,
+               slice_by: Slice | None = None, with_marks: bool = True) -> dict:
+    """What a paper table shows: `table` (strategies x datasets + average, x100 rounded to one decimal), `marks`
+    {(dataset, strategy): '▲'/'▼'} (Holm-corrected paired t-test and randomization test, both p < 0.05, against
+    `reference`), `best` {column: strategies tied for the best shown score among those that do not read the
+    answers}, `oracles` (strategies that do), `reference`, `measure` and `slice_by`."""
+    reference = reference or ws.manifest.get("reference", "base")
+    raw = summary(ws, measure, slice_by=slice_by)
+    oracles = [s["name"] for s in ws.manifest["strategies"] if s.get("uses_oracle")]
+    real = [s for s in ws.strategies if s not in oracles]
+    sig = marks(significance_table(ws, measure, reference, resamples, slice_by=slice_by)) if with_marks else {}
+    return {"table": (100 * raw.T).round(1), "marks": sig, "best": tied_best(raw, real), "oracles": oracles,
+            "reference": reference, "measure": measure, "slice_by": slice_by, "with_marks": with_marks}
+
+
+def _caption(d: dict, name=str, times: str = "×", p_below: str = "p < 0.05", up: str = UP, down: str = DOWN) -> str:
+    """The table's caption; every name from the workspace goes through `name` (the format's escape)."""
+    where = (f" Only the queries whose {name(d['slice_by'][0])} is “{name(d['slice_by'][1])}”."
+             if d["slice_by"] else "")
+    marks = (f" {up}/{down}: significantly better/worse than {name(d['reference'])} (paired t-test and paired "
+             f"randomization test, both Holm-corrected across strategies, {p_below})." if d["with_marks"] else "")
+    oracles = ", ".join(name(o) for o in d["oracles"]) or "none"
+    return (f"{name(d['measure'])} {times}100 on the test queries of each dataset, and the macro average over "
+            f"datasets.{where} Bold: the best strategy per column that does not read the relevance judgements "
+            f"(every one tied at the shown precision); oracles: {oracles}.{marks}")
+
+
+def _cell(d: dict, strategy: str, column: str) -> tuple[str, str]:
+    value = d["table"].at[strategy, column]
+    return ("–" if value != value else f"{value:.1f}"), d["marks"].get((column, strategy), "")
+
+
+def paper_table(ws: Workspace, measure: str = "nDCG@10", reference: str | None = None, fmt: str = "latex",
+                resamples: int = 2000, slice_by: Slice | None = None, with_marks: bool = True) -> str:
+    """The Overview table as LaTeX (booktabs, amssymb triangles), Markdown or CSV, with the significance marks:
+    strategies as rows, datasets and the average as columns, the best real strategy per column in bold."""
+    if fmt not in TABLE_FORMATS:
+        raise ValueError(f"format {fmt!r} is not one of {', '.join(TABLE_FORMATS)}")
+    d = paper_data(ws, measure, reference, resamples, slice_by, with_marks)
+    columns = [*ws.datasets, AVERAGE]
+    if fmt == "csv":
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["strategy", *columns, *(f"{c} mark" for c in ws.datasets), "best in"])
+        for s in ws.strategies:
+            cells = [_cell(d, s, c) for c in columns]
+            w.writerow([s, *(v for v, _ in cells), *(m for _, m in cells[:-1]),
+                        " ".join(c for c in columns if s in d["best"][c])])
+        return out.getvalue()
+    if fmt == "markdown":
+        lines = ["| strategy | " + " | ".join(markdown_escape(c) for c in columns) + " |",
+                 "|---|" + "---:|" * len(columns)]
+        for s in ws.strategies:
+            cells = []
+            for c in columns:
+                value, mark = _cell(d, s, c)
+                cells.append(f"**{value}**{mark}" if s in d["best"][c] else value + mark)
+            lines.append(f"| {markdown_escape(s)} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n\n" + _caption(d, markdown_escape) + "\n"
+    up, down = r"\textsuperscript{$\blacktriangle$}", r"\textsuperscript{$\blacktriangledown$}"
+    lines = [r"% requires \usepackage{booktabs} and \usepackage{amssymb}", r"\begin{table}[t]", r"\centering",
+             r"\caption{" + _caption(d, latex_escape, r"$\times$", r"$p < 0.05$", r"$\blacktriangle$",
+                                      r"$\blacktriangledown$") + "}",
+             r"\begin{tabular}{l" + "r" * len(columns) + "}", r"\toprule",
+             "Strategy & " + " & ".join(latex_escape(c) for c in columns) + r" \\", r"\midrule"]
+    for i, s in enumerate(ws.strategies):
+        if i and s in d["oracles"] and ws.strategies[i - 1] not in d["oracles"]:  # the oracles apart
+            lines.append(r"\midrule")
+        cells = []
+        for c in columns:
+            value, mark = _cell(d, s, c)
+            text = rf"\textbf{{{value}}}" if s in d["best"][c] else value
+            cells.append(text + {UP: up, DOWN: down}.get(mark, ""))
+        lines.append(latex_escape(s) + " & " + " & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"

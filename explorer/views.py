@@ -548,3 +548,155 @@ def out_of_domain(ws: Workspace, best: float, low: float = OOD_PERCENTILE) -> di
             "test_percentile": float(100 * np.mean(test <= best)) if len(test) else float("nan"),
             "likely_ood": bool(best < threshold), "pilots": int(len(ref)), "low": float(low),
             "median": float(np.median(ref))}
+
+
+# --- Slices, wins/ties/losses, and the pages' consistent views (issue 13) -----------------------------------------
+def slice_options(ws: Workspace) -> dict[str, pd.DataFrame]:
+    """Every metadata field a slice can be taken by (`kind`, then the workspace's `meta:` fields) -> its values on
+    the evaluated queries with their counts (analysis.metadata_values)."""
+    from .analysis import metadata_values
+
+    return {f: metadata_values(ws, f) for f in ws.metadata_fields}
+
+
+def slice_label(slice_by: tuple[str, str] | None) -> str:
+    """A slice in words for the page (plain text: escape it before drawing)."""
+    if not slice_by:
+        return "all test queries"
+    field, value = slice_by
+    return f"{field} = {value}" if value != "" else f"no {field}"
+
+
+def overview_table(ws: Workspace, measure: str, reference: str | None = None, with_marks: bool = True,
+                   slice_by: tuple[str, str] | None = None, resamples: int = 2000) -> dict:
+    """The Overview: the dataset x strategy table (on a slice of the queries if given) with every real strategy
+    tied for best in bold (at the shown precision), the significance marks, the instance-oracle gap (negative
+    where the oracle, which picks each query's expert by nDCG@10, scores below a real strategy under `measure`:
+    marked †), the number of queries per column, and its Markdown (names escaped). Keys: table, best, gap,
+    negative_gap, queries, marks, markdown."""
+    from .analysis import marks as sig_marks
+    from .analysis import significance_table, slice_rows, tied_best
+
+    table = summary(ws, measure, slice_by=slice_by)  # rows datasets (+ average), columns strategies
+    reference = reference or ws.manifest.get("reference", "base")
+    marks = sig_marks(significance_table(ws, measure, reference, resamples, slice_by=slice_by)) if with_marks else {}
+    real = [s for s in real_strategies(ws) if s in table.columns]
+    best = tied_best(table, real)
+    oracle = instance_oracle(ws)
+    gap = pd.Series({col: (table.loc[col, oracle] - table.loc[col, best[col][0]]) if oracle and best[col]
+                     else np.nan for col in table.index})
+    negative = [c for c in table.index if gap[c] == gap[c] and round(100 * gap[c], 1) < 0]
+    rows = ws.eval_rows() if not slice_by else ws.eval_rows()[ws.eval_rows()["row"].isin(slice_rows(ws, *slice_by))]
+    counts = rows.groupby("dataset").size().reindex(ws.datasets, fill_value=0)
+    queries = {**{d: int(counts[d]) for d in ws.datasets}, AVERAGE: int(counts.sum())}
+    header = ["strategy", *(md(c) for c in table.index)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for s in table.columns:
+        cells = [code(s)]
+        for col in table.index:
+            text = x100(table.loc[col, s]) + marks.get((col, s), "")
+            cells.append(f"**{text}**" if s in best[col] else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    if oracle:
+        lines.append("| *gap: " + md(oracle) + " − best* | " + " | ".join(
+            x100(gap[c]) + (" †" if c in negative else "") for c in table.index) + " |")
+    return {"table": table, "best": best, "gap": gap, "negative_gap": negative, "queries": queries, "marks": marks,
+            "reference": reference, "markdown": "\n".join(lines)}
+
+
+def win_tie_loss_table(ws: Workspace, measure: str, reference: str | None = None,
+                       slice_by: tuple[str, str] | None = None) -> dict:
+    """Per-query wins / ties / losses of every strategy against `reference` (analysis.win_tie_loss), as a wide
+    frame (strategies x datasets + all queries, cells 'W / T / L') and as Markdown (names escaped)."""
+    from .analysis import ALL_QUERIES, win_tie_loss
+
+    long = win_tie_loss(ws, measure, reference, slice_by=slice_by)
+    cols = [*ws.datasets, ALL_QUERIES]
+    long = long.assign(cell=[f"{w} / {t} / {lo}" for w, t, lo in zip(long["wins"], long["ties"], long["losses"])])
+    wide = long.pivot(index="strategy", columns="dataset", values="cell").reindex(
+        index=[s for s in ws.strategies if s in set(long["strategy"])], columns=cols)
+    header = ["strategy", *(md(c) for c in cols)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for s, r in wide.iterrows():
+        lines.append("| " + " | ".join([code(s), *(str(r[c]) for c in cols)]) + " |")
+    return {"long": long.drop(columns="cell"), "wide": wide, "markdown": "\n".join(lines)}
+
+
+def sliced_bar_frame(ws: Workspace, measure: str, strategies: list[str], slice_by: tuple[str, str] | None = None
+                     ) -> pd.DataFrame:
+    """bar_frame on a slice of the queries: dataset, strategy, score (x100), description."""
+    t = summary(ws, measure, slice_by=slice_by)
+    desc = {s["name"]: s.get("description", "") for s in ws.manifest["strategies"]}
+    rows = [{"dataset": d, "strategy": s, "score": 100 * t.loc[d, s], "description": desc.get(s, "")}
+            for d in t.index for s in strategies if s in t.columns]
+    return pd.DataFrame(rows, columns=["dataset", "strategy", "score", "description"])
+
+
+def sliced_overview_csv(ws: Workspace, measure: str, slice_by: tuple[str, str] | None = None) -> str:
+    t = summary(ws, measure, slice_by=slice_by).T * 100
+    t.index.name = "strategy"
+    return t.round(1).to_csv()
+
+
+def decisions_view(ws: Workspace, strategy: str, skip_all_ties: bool = False, measure: str = "nDCG@10") -> dict:
+    """Everything the Routing decisions page draws, over one set of queries (all test queries, or those where not
+    every expert of the strategy's choice set ties): `queries` (analysis.query_table rows kept), `experts` (the
+    choice set, analysis.choice_set), `shares` (dataset x encoder share of the kept queries sent to each encoder,
+    mixtures by weight), `oracle_shares` (dataset x expert: the instance oracle over the same choice set, a query's
+    share split equally among its tied-best experts, analysis.oracle_weights), `report` (per dataset accuracy, regret, all_tie share, queries; the
+    average row: the mean over datasets, and the total of queries), `confusion` (oracle x routed counts, a
+    mixture by its largest weight), `pairs` (every (oracle, routed) pair of wrongly routed queries, most frequent
+    first), `left_out` (queries where every expert ties, when they are left out)."""
+    from .analysis import choice_set, oracle_weights
+
+    t = query_table(ws, strategy, measure)
+    left_out = int(t["all_tie"].sum()) if skip_all_ties else 0
+    if skip_all_ties:
+        t = t[~t["all_tie"]]
+    experts = choice_set(ws, strategy)
+    d = ws.decisions[ws.decisions["strategy"] == strategy].set_index("row").reindex(t.index)
+    weights = d[[f"weight:{e}" for e in ws.encoders]].set_axis(ws.encoders, axis=1).assign(dataset=t["dataset"])
+    shares = weights.groupby("dataset").mean().reindex(ws.datasets)
+    shares = shares.loc[:, [e for e in ws.encoders if e in experts or (shares[e] > 0).any()]].fillna(0.0)
+    oracle = oracle_weights(ws, strategy, measure).reindex(t.index).assign(dataset=t["dataset"])
+    oracle_shares = oracle.groupby("dataset").mean().reindex(index=ws.datasets, columns=experts).fillna(0.0)
+    g = t.groupby("dataset", sort=False)
+    report = pd.DataFrame({"accuracy": g["correct"].mean(), "regret": g["regret"].mean(),
+                           "all_tie": g["all_tie"].mean(), "queries": g.size()}).reindex(ws.datasets)
+    report["queries"] = report["queries"].fillna(0).astype(int)
+    average = report[["accuracy", "regret", "all_tie"]].mean(axis=0)
+    report.loc[AVERAGE] = [average["accuracy"], average["regret"], average["all_tie"], int(report["queries"].sum())]
+    report["queries"] = report["queries"].astype(int)
+    order = [e for e in ws.encoders if e in set(t["oracle"]) | set(t["primary"])]
+    conf = pd.crosstab(t["oracle"], t["primary"]).reindex(index=order, columns=order, fill_value=0)
+    wrong = t[~t["correct"]].drop(columns="routed").rename(columns={"primary": "routed"})
+    if wrong.empty:
+        pairs = pd.DataFrame(columns=["oracle", "routed", "queries", "mean_regret", "example"])
+    else:
+        pg = wrong.groupby(["oracle", "routed"], sort=False)
+        pairs = pd.DataFrame({"queries": pg.size(), "mean_regret": pg["regret"].mean(),
+                              "example": pg["text"].first()}).reset_index()
+        pairs = pairs.sort_values(["queries", "mean_regret"], ascending=False, kind="stable").reset_index(drop=True)
+    return {"queries": t, "experts": experts, "shares": shares, "oracle_shares": oracle_shares, "report": report,
+            "confusion": conf, "pairs": pairs, "left_out": left_out}
+
+
+def metadata_columns(ws: Workspace) -> dict[str, str]:
+    """Column name in the error table -> metadata field: `kind`, then `meta:<field>` for every other field."""
+    return {("kind" if f == "kind" else f"meta:{f}"): f for f in ws.metadata_fields}
+
+
+def error_view(ws: Workspace, strategy: str, measure: str = "nDCG@10", datasets: list[str] | None = None,
+               wrong_only: bool = False, margin_below: float | None = None, hurt_only: bool = False,
+               skip_all_ties: bool = False, metadata: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> pd.DataFrame:
+    """error_table with every metadata field as a column (`kind`, `meta:<field>`) and filtered by `metadata`:
+    ((field, (value, ...)), ...) keeps the queries whose field takes one of the values (an empty tuple: any)."""
+    t = error_table(ws, strategy, measure, datasets, wrong_only, margin_below, hurt_only, skip_all_ties)
+    for column, field in metadata_columns(ws).items():
+        if column != "kind":
+            t[column] = ws.metadata(field).to_numpy()[t.index.to_numpy()]
+    for field, values in metadata:
+        if values and field in ws.metadata_fields:
+            column = "kind" if field == "kind" else f"meta:{field}"
+            t = t[t[column].astype(str).isin([str(v) for v in values])]
+    return t
