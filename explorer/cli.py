@@ -55,12 +55,20 @@ def _cmd_eval(args) -> int:
         return 0
     if args.routing:
         return _print_routing(ws)
-    table = summary(ws, args.measure)
+    slice_by = _slice(ws, getattr(args, "slice", None))
     reference = args.reference or ws.manifest.get("reference", "base")
-    sig = marks(significance_table(ws, args.measure, reference, args.resamples))
+    fmt = getattr(args, "format", "text") or "text"
+    if fmt != "text":
+        from .export import paper_table
+
+        sys.stdout.write(paper_table(ws, args.measure, reference, fmt, args.resamples, slice_by=slice_by))
+        return 0
+    table = summary(ws, args.measure, slice_by=slice_by)
+    sig = marks(significance_table(ws, args.measure, reference, args.resamples, slice_by=slice_by))
     cols = ws.datasets + [AVERAGE]
     width = max(len(s) for s in ws.strategies) + 2
-    print(f"{args.measure} x100 (one decimal). ▲/▼: significantly better/worse than {reference!r} "
+    where = f", queries whose {slice_by[0]} is {slice_by[1]!r}" if slice_by else ""
+    print(f"{args.measure} x100 (one decimal{where}). ▲/▼: significantly better/worse than {reference!r} "
           f"(paired t-test and randomization test, both Holm-corrected, p<0.05)")
     print(" " * width + "".join(f"{c[:11]:>12}" for c in cols))
     for s in ws.strategies:
@@ -70,6 +78,20 @@ def _cmd_eval(args) -> int:
             cells.append(f"{('–' if not np.isfinite(v) else f'{100 * v:.1f}') + sig.get((c, s), ''):>12}")
         print(f"{s:<{width}}" + "".join(cells))
     return 0
+
+
+def _slice(ws, text: str | None) -> tuple[str, str] | None:
+    """--slice FIELD=VALUE: the field is one of the workspace's query metadata fields, the value one it takes."""
+    if not text:
+        return None
+    from .analysis import metadata_values
+
+    field, sep, value = text.partition("=")
+    if not sep:
+        raise UsageError(f"--slice {text!r} is not FIELD=VALUE (fix: e.g. --slice kind=ambiguous)")
+    field = _choose(field, ws.metadata_fields, "--slice field")
+    _choose(value, list(metadata_values(ws, field)["value"]), f"--slice value of {field!r}")
+    return (field, value)
 
 
 def _print_routing(ws) -> int:
@@ -181,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--reference", default=None, help="strategy to test against (default: the config's)")
     e.add_argument("--resamples", type=int, default=2000, help="randomization-test resamples")
     e.add_argument("--routing", action="store_true", help="routing accuracy and regret instead of scores")
+    e.add_argument("--format", default="text", choices=["text", "latex", "markdown", "csv"],
+                   help="text (default): the table for a terminal; latex, markdown, csv: the paper-ready table "
+                        "with the significance marks")
+    e.add_argument("--slice", default=None, metavar="FIELD=VALUE",
+                   help="only the test queries whose metadata field has this value (e.g. kind=ambiguous)")
     e.set_defaults(func=_cmd_eval)
     x = sub.add_parser("export", help="write TREC runs and per-query CSVs")
     x.add_argument("workspace")

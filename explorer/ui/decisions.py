@@ -1,5 +1,6 @@
-"""Routing decisions: expert-selection heatmaps beside the instance oracle, the routed × oracle confusion matrix,
-accuracy and regret per dataset, the margin histogram, and the expert pairs confused most."""
+"""Routing decisions: expert-selection heatmaps beside the instance oracle over the same choice set, the routed ×
+oracle confusion matrix, accuracy and regret per dataset, the margin histogram, and the expert pairs confused most.
+One query set for the whole page: every test query, or those where not every expert ties."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ from explorer.ui.safe import plot as esc
 from explorer.ui.style import CORRECT_COLOURS, dataset_palette, finish, wrap
 
 
+def _axes(fig: go.Figure, labels: list[str]) -> go.Figure:
+    """Long axis labels never overlap: angled when there are many, margins grown to fit (automargin)."""
+    longest = max((len(s) for s in labels), default=0)
+    fig.update_xaxes(tickangle=-40 if len(labels) * max(longest, 4) > 60 else 0, automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
 def _heatmap(frame, title: str) -> go.Figure:
     """Dataset x expert shares; the names (axes, hover) and the title are escaped for Plotly."""
     z = 100 * frame.to_numpy()
@@ -20,9 +29,9 @@ def _heatmap(frame, title: str) -> go.Figure:
         text=[[f"{v:.0f}%" for v in r] for r in z], texttemplate="%{text}",
         hovertemplate="dataset %{y}<br>expert %{x}<br>%{z:.1f}% of its queries<extra></extra>",
         colorbar=dict(title="% of queries")))
-    fig.update_layout(title=esc(title))
+    fig.update_layout(title=dict(text=esc(title), font=dict(size=14)))
     fig.update_yaxes(autorange="reversed")
-    return finish(fig, "expert chosen", "dataset", height=360)
+    return _axes(finish(fig, "expert chosen", "dataset", height=400), list(frame.columns))
 
 
 def render() -> None:
@@ -31,49 +40,57 @@ def render() -> None:
 
     st.title("Routing decisions")
     st.caption("Where each strategy sends each dataset's test queries, and how that compares with the instance "
-               "oracle (the best expert for each query, by its own score).")
+               "oracle over the same experts (the best expert for each query, by its own score).")
     state.score_note()
     c1, c2 = st.columns([2, 2])
     strategy = state.synced(st.selectbox, "Strategy", "strategy", ws.strategies, views.default_strategy(ws),
                             container=c1)
     skip = state.synced(st.checkbox, "Leave out queries where every expert ties", "skip_ties", None, False,
-                        container=c2, cast=lambda v: v in ("1", "true", "True"))
-    oracle = views.instance_oracle(ws)
+                        container=c2, cast=state.as_bool,
+                        help="Every table and chart of this page then counts only the queries where the experts "
+                             "differ (where every expert ties, any choice is right).")
+    view = state.cached("views:decisions_view", strategy, bool(skip))
+    qt, report, experts = view["queries"], view["report"], view["experts"]
+    counted = f"{len(qt)} test queries" + (f" ({view['left_out']} where every expert ties left out)" if skip else "")
+    st.markdown(f"Every table and chart below counts the same **{counted}**.")
 
     h1, h2 = st.columns(2)
     with h1:
-        st.plotly_chart(_heatmap(state.cached("views:selection_shares", strategy), f"{strategy}: share of queries"),
-                        width="stretch")
+        st.plotly_chart(_heatmap(view["shares"], f"{strategy}: share of queries"), width="stretch")
     with h2:
-        if oracle:
-            st.plotly_chart(_heatmap(state.cached("views:selection_shares", oracle), f"{oracle}: share of queries"),
-                            width="stretch")
-        else:
-            st.info("This workspace has no instance oracle to compare with.")
+        st.plotly_chart(_heatmap(view["oracle_shares"], f"instance oracle over the same {len(experts)} experts"),
+                        width="stretch")
+    st.caption(f"Right: the best of {safe.md(strategy)}'s own choice set ({', '.join(safe.md(e) for e in experts)}) "
+               "for each query, by its nDCG@10; a query where several experts tie counts for each equally. A mixture "
+               "(left) counts by its weights.")
 
-    qt = state.cached("analysis:query_table", strategy)
-    if skip:
-        qt = qt[~qt["all_tie"]]
-    report = state.cached("views:routing_summary", strategy)
     st.subheader("Accuracy and regret per dataset")
-    st.caption("Accuracy: the routed expert is among the tied best experts of the query (every-expert ties count "
-               "as right; their share is shown). Regret: oracle score − routed score, ×100.")
-    shown = report.assign(accuracy=(100 * report["accuracy"]).round(1), regret=(100 * report["regret"]).round(1),
-                          all_tie=(100 * report["all_tie"]).round(1), queries=report["queries"].round(0))
+    st.caption("Accuracy: the routed expert (a mixture: its largest weight) is among the tied best experts of the "
+               "query (every-expert ties count as right; their share is shown). Regret: oracle score − routed score, "
+               "×100. The average row is the mean over datasets; its queries are the total.")
+    shown = report.assign(accuracy=100 * report["accuracy"], regret=100 * report["regret"],
+                          all_tie=100 * report["all_tie"])
     shown.columns = ["accuracy %", "regret ×100", "every expert ties %", "queries"]
+    if skip:
+        shown = shown.drop(columns="every expert ties %")
     a1, a2 = st.columns([1, 1])
-    a1.dataframe(shown, width="stretch")
-    per = report.drop(index="average").reset_index().rename(columns={"index": "dataset"})
-    per = per.assign(dataset=per["dataset"].map(esc))
-    fig = px.bar(per, x="dataset", y=100 * per["regret"], color="dataset",
+    one = st.column_config.NumberColumn(format="%.1f")
+    a1.dataframe(shown, width="stretch", column_config={
+        "accuracy %": one, "regret ×100": one, "every expert ties %": one,
+        "queries": st.column_config.NumberColumn(format="%d")})
+    per = report.drop(index="average").reset_index().rename(columns={"index": "dataset"}).dropna(subset=["regret"])
+    per = per.assign(dataset=per["dataset"].map(esc), regret100=100 * per["regret"])
+    fig = px.bar(per, x="dataset", y="regret100", color="dataset",
                  color_discrete_map={esc(k): v for k, v in dataset_palette(ws).items()},
-                 hover_data={"accuracy": ":.2f", "queries": True})
-    fig.update_traces(hovertemplate="dataset %{x}<br>mean regret %{y:.1f}<br>accuracy %{customdata[0]:.2f}"
-                                    "<extra></extra>")
-    a2.plotly_chart(finish(fig, "dataset", "mean regret ×100", height=300, legend="dataset"), width="stretch")
+                 custom_data=["accuracy", "queries"])
+    fig.update_traces(hovertemplate="dataset %{x}<br>mean regret %{y:.1f}<br>accuracy %{customdata[0]:.3f}"
+                                    "<br>%{customdata[1]} queries<extra></extra>")
+    fig.update_layout(showlegend=False)  # the axis names the datasets
+    a2.plotly_chart(_axes(finish(fig, "dataset", "mean regret ×100", height=320), list(per["dataset"])),
+                    width="stretch")
 
     st.subheader("Confusion: oracle expert × routed expert")
-    conf = state.cached("views:confusion", strategy, skip)
+    conf = view["confusion"]
     if conf.empty:
         st.info("No queries left: untick 'Leave out queries where every expert ties'.")
     else:
@@ -84,8 +101,8 @@ def render() -> None:
                                    colorbar=dict(title="queries")))
         fig.update_yaxes(autorange="reversed")
         fig = finish(fig, "routed expert (a mixture: its largest weight)", "oracle expert (first of tied best)",
-                     height=380)
-        st.plotly_chart(fig, width="stretch")
+                     height=420)
+        st.plotly_chart(_axes(fig, list(conf.columns)), width="stretch")
 
     m1, m2 = st.columns(2)
     with m1:
@@ -103,13 +120,16 @@ def render() -> None:
                                    legend="routing"), width="stretch")
     with m2:
         st.subheader("Most confused expert pairs")
-        pairs = state.cached("views:confused_pairs", strategy)
+        pairs = view["pairs"]
         if pairs.empty:
             st.success("No wrongly routed query: every routed expert is among the tied best.")
         else:
-            st.dataframe(pairs.assign(mean_regret=(100 * pairs["mean_regret"]).round(1)), hide_index=True,
-                         width="stretch", column_config={
+            st.caption(f"{int(pairs['queries'].sum())} wrongly routed queries in {len(pairs)} (oracle, routed) "
+                       "pairs, most frequent first.")
+            st.dataframe(pairs.assign(mean_regret=100 * pairs["mean_regret"]), hide_index=True,
+                         width="stretch", height=min(36 + 35 * len(pairs), 420), column_config={
                              "oracle": "oracle expert", "routed": "routed to",
+                             "queries": st.column_config.NumberColumn("queries", format="%d"),
                              "mean_regret": st.column_config.NumberColumn("mean regret ×100", format="%.1f"),
                              "example": st.column_config.TextColumn("example query", width="large")})
 

@@ -1,15 +1,42 @@
-"""Error analysis: every test query with its routed, oracle and base scores, regret and margin; filter, sort,
-export, and open any row in the Query inspector."""
+"""Error analysis: every test query with its routed, oracle and base scores, regret and margin; filter (datasets,
+routing outcome, margin, query metadata), sort, download, and open any row in the Query inspector."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from explorer.export import safe_name
-from explorer.ui import state
+from explorer.ui import safe, state
 
-SORTS = {"regret": "regret (largest first)", "margin": "margin (smallest first)",
-         "delta_base": "routed − base (worst first)", "dataset": "dataset, query id"}
+SORTS = {"regret": "regret (largest first)", "delta_base": "routed − base (worst first)",
+         "margin": "margin (smallest first)", "dataset": "dataset, query id"}
+# the sort keys come first after the query text, so they are visible without scrolling
+LEADING = ["text", "regret", "delta_base", "margin", "kind"]
+TRAILING = ["routed", "oracle", "routed_score", "oracle_score", "base_score", "correct", "dataset", "qid"]
+
+
+def _param(field: str) -> str:
+    """The URL parameter of a metadata filter: `kind`, or `meta_<field>` (field names are letters, digits, - and
+    _, so they are safe in a URL)."""
+    return "kind" if field == "kind" else f"meta_{field}"
+
+
+def _metadata_filters(ws, options) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """One multiselect per metadata field (kind first), four to a row; each keeps its choice in the URL."""
+    chosen = []
+    fields = list(options)
+    for start in range(0, len(fields), 4):
+        cols = st.columns(4)
+        for col, field in zip(cols, fields[start:start + 4]):
+            values = list(options[field]["value"])
+            label = "Query kind" if field == "kind" else f"Query {field}"
+            picked = state.synced(st.multiselect, safe.md(label), _param(field), values, [], container=col,
+                                  format_func=lambda v: v if v != "" else "(no value)",
+                                  placeholder="any", help=f"Keep the queries whose metadata field "
+                                                          f"{safe.md(field)} takes one of these values.")
+            if picked:
+                chosen.append((field, tuple(picked)))
+    return tuple(chosen)
 
 
 def render() -> None:
@@ -28,7 +55,7 @@ def render() -> None:
     datasets = state.synced(st.multiselect, "Datasets", "datasets", ws.datasets, [], container=c3,
                             placeholder="all datasets")
     f1, f2, f3, f4, f5 = st.columns([1, 1, 1, 1.2, 1.4])
-    as_bool = lambda v: v in ("1", "true", "True")  # noqa: E731
+    as_bool = state.as_bool
     wrong = state.synced(st.checkbox, "routed ≠ oracle", "wrong", None, False, container=f1, cast=as_bool,
                          help="The routed expert is not among the tied best experts of the query.")
     hurt = state.synced(st.checkbox, "routing hurt vs base", "hurt", None, False, container=f2, cast=as_bool,
@@ -36,12 +63,21 @@ def render() -> None:
     skip = state.synced(st.checkbox, "hide all-expert ties", "skip_ties", None, False, container=f3, cast=as_bool)
     use_margin = state.synced(st.checkbox, "margin below", "use_margin", None, False, container=f4, cast=as_bool)
     margin = state.synced(st.number_input, "margin below x", "margin", None, 0.05, container=f5, cast=float,
-                          min_value=0.0, step=0.01, format="%.3f", disabled=not use_margin)
+                          step=0.01, format="%.3f", disabled=not use_margin,
+                          help="A margin is top-1 − top-2 router score, never negative: give a value ≥ 0.")
+    metadata = _metadata_filters(ws, state.cached("views:slice_options"))
     sort = state.synced(st.selectbox, "Sort by", "sort", list(SORTS), "regret", format_func=SORTS.get,
                         container=st.columns([1, 2])[0])
+    margin_below = None
+    if use_margin:
+        if margin < 0:
+            st.error(f"The margin filter is off: {margin:.3f} is negative, and a margin (top-1 − top-2 router "
+                     "score) never is. Give a value ≥ 0.")
+        else:
+            margin_below = float(margin)
 
-    t = state.cached("views:error_table", strategy, measure, list(datasets), bool(wrong),
-                     float(margin) if use_margin else None, bool(hurt), bool(skip))
+    t = state.cached("views:error_view", strategy, measure, list(datasets), bool(wrong), margin_below, bool(hurt),
+                     bool(skip), metadata)
     ascending = {"regret": False, "margin": True, "delta_base": True, "dataset": True}[sort]
     t = t.sort_values(["dataset", "qid"] if sort == "dataset" else sort, ascending=ascending, kind="stable")
     total = len(ws.eval_rows())
@@ -50,29 +86,31 @@ def render() -> None:
                 f"{int((t['delta_base'] < 0).sum())}")
     if t.empty:
         st.info("No query matches these filters: loosen them (untick a box, raise the margin, or clear the "
-                "dataset filter).")
+                "dataset and metadata filters).")
         return
-    shown = t.reset_index()[["row", "dataset", "qid", "text", "routed", "oracle", "routed_score", "oracle_score",
-                             "base_score", "regret", "delta_base", "margin", "correct"]]
+    meta = [c for c in views.metadata_columns(ws) if c != "kind"]
+    shown = t.reset_index()[["row", *LEADING, *meta, *TRAILING]]
     for c in ("routed_score", "oracle_score", "base_score", "regret", "delta_base"):
         shown[c] = (100 * shown[c]).round(1)
     num = lambda label: st.column_config.NumberColumn(label, format="%.1f")  # noqa: E731
     event = st.dataframe(shown, hide_index=True, width="stretch", height=460, on_select="rerun",
                          selection_mode="single-row", key="error_table", column_config={
                              "row": None, "text": st.column_config.TextColumn("query", width="large"),
-                             "routed_score": num("routed ×100"), "oracle_score": num("oracle ×100"),
-                             "base_score": num("base ×100"), "regret": num("regret ×100"),
-                             "delta_base": num("routed − base ×100"),
+                             "regret": num("regret ×100"), "delta_base": num("routed − base ×100"),
                              "margin": st.column_config.NumberColumn("margin", format="%.3f"),
+                             "kind": st.column_config.TextColumn("kind"),
+                             **{c: st.column_config.TextColumn(c[len("meta:"):]) for c in meta},
+                             "routed_score": num("routed ×100"), "oracle_score": num("oracle ×100"),
+                             "base_score": num("base ×100"),
                              "correct": st.column_config.CheckboxColumn("routed among best")})
     picked = event.selection.rows if event and event.selection else []
     if picked:
         r = shown.iloc[picked[0]]
         state.open_query(int(r["row"]), dataset=r["dataset"], strategy=strategy)
-    e1, e2, e3 = st.columns([1.2, 3, 1])
-    e1.download_button("Export selection (CSV)", t.to_csv(index_label="row"),
-                       file_name=f"errors_{safe_name(strategy)}.csv",
-                       mime="text/csv", help="The filtered rows, unrounded scores (0–1).")
+    e1, e2, e3 = st.columns([1.4, 3, 1])
+    e1.download_button(f"Download these {len(t)} queries (CSV)", t.to_csv(index_label="row"),
+                       file_name=f"errors_{safe_name(strategy)}.csv", mime="text/csv",
+                       help="The rows of the table under the filters above, every column, unrounded scores (0–1).")
     labels = {int(r.row): f"{r.qid} · {r.text[:80]}" for r in shown.itertuples()}
     pick = e2.selectbox("Open a query", list(labels), format_func=labels.get, key="errors_pick",
                         label_visibility="collapsed")

@@ -1,5 +1,6 @@
-"""Overview: the dataset × strategy table, significance against a reference, the oracle gap, a grouped bar chart,
-and downloads (CSV of the table, TREC run of any strategy)."""
+"""Overview: the dataset × strategy table, significance against a reference, per-query wins / ties / losses, the
+oracle gap, a slice by query metadata, a grouped bar chart, and downloads (CSV, LaTeX and Markdown of the table,
+TREC run of any strategy)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,37 @@ from explorer.export import safe_name, trec_run_text
 from explorer.ui import safe, state
 from explorer.ui.style import finish, strategy_palette
 
+ALL = ""  # the slice selector's "no slice"
+
+
+def _slice(ws, options) -> tuple[str, str] | None:
+    """The 'slice by' selector: a metadata field and one of its values (both in the URL)."""
+    c1, c2 = st.columns([1, 2])
+    fields = [ALL, *options]
+    field = state.synced(st.selectbox, "Slice by query metadata", "slice", fields, ALL, container=c1,
+                         format_func=lambda f: "all test queries" if f == ALL else f,
+                         help="Recompute the table, the significance marks, the wins/ties/losses and the chart on "
+                              "the test queries whose metadata field has one value (metadata in queries.jsonl).")
+    if field == ALL:
+        return None
+    values = options[field]
+    counts = dict(zip(values["value"], values["queries"]))
+    value = state.synced(st.selectbox, f"{safe.md(field)} is", "slice_value", list(values["value"]),
+                         values["value"].iloc[0], container=c2,
+                         format_func=lambda v: f"{v if v != '' else '(no value)'} · {counts.get(v, 0)} queries")
+    return (field, value)
+
 
 def render() -> None:
     ws = state.workspace()
+    from explorer import views
+
     st.title("Overview")
     st.caption("Mean per-query score of every routing strategy on every dataset (test queries), with the macro "
-               "average over datasets. Bold: the best strategy per dataset that does not read the answers "
-               "(oracles excluded). ▲/▼: significantly better/worse than the reference (paired t-test, Holm).")
+               "average over datasets. Bold: every strategy tied for the best score of its column, at the shown "
+               "precision, among those that do not read the answers (oracles excluded). ▲/▼: significantly "
+               "better/worse than the reference: a paired t-test and a paired randomization test (2,000 "
+               "resamples) both at p < 0.05 after Holm correction across strategies.")
     state.score_note()
     c1, c2, c3 = st.columns([1, 1, 2])
     measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.measures[0], container=c1)
@@ -27,19 +52,39 @@ def render() -> None:
                              ref_default if ref_default in ws.strategies else ws.strategies[0], container=c2)
     with c3:
         st.write("")
-        show_sig = st.toggle("Significance marks", value=True, key="overview_sig",
-                             help="Paired t-test per dataset against the reference, Holm-corrected across "
-                                  "strategies (2,000 resamples for the randomization test).")
-    marks = {}
-    if show_sig:
-        sig = state.cached("analysis:significance_table", measure, reference)
-        marks = _marks(sig)
-    view = state.cached("views:overview", measure, marks)
+        show_sig = state.synced(st.toggle, "Significance marks", "sig", None, True, cast=state.as_bool,
+                                help="▲/▼ when both a paired t-test and a paired randomization test against the "
+                                     "reference are significant at p < 0.05, Holm-corrected across strategies.")
+    slice_by = _slice(ws, state.cached("views:slice_options"))
+
+    view = state.cached("views:overview_table", measure, reference, bool(show_sig), slice_by)
+    if slice_by:
+        n = view["queries"]
+        per = ", ".join(f"{safe.md(d)} {n[d]}" for d in ws.datasets)
+        st.info(f"Slice **{safe.md(views.slice_label(slice_by))}**: {n['average']} of {len(ws.eval_rows())} test "
+                f"queries ({per}). A dataset without any shows —; the average is over the datasets that have some.")
     st.markdown(view["markdown"])
     gap = view["gap"]
-    if "average" in gap.index:
-        st.caption(f"Gap to the instance oracle on average: {100 * gap['average']:.1f} points of {safe.md(measure)} "
-                   "(what a perfect per-query router would add over the best real strategy).")
+    notes = []
+    if "average" in gap.index and gap["average"] == gap["average"]:
+        notes.append(f"Gap to the instance oracle on average: {100 * gap['average']:.1f} points of "
+                     f"{safe.md(measure)} (what a perfect per-query router would add over the best real strategy).")
+    if view["negative_gap"]:
+        notes.append(f"† A negative gap is shown as it is: the instance oracle picks each query's expert among the "
+                     f"routing candidates by its nDCG@10, so under {safe.md(measure)}, or against a strategy outside "
+                     f"its choice (the base model, the multi-task expert, a merged adapter), a real strategy can "
+                     f"score higher ({', '.join(safe.md(c) for c in view['negative_gap'])}).")
+    if notes:
+        st.caption(" ".join(notes))
+
+    st.subheader("Wins / ties / losses per query")
+    st.caption(f"On how many test queries each strategy scores above / level with / below the reference "
+               f"{safe.md(reference)} under {safe.md(measure)} (PyTerrier's improved/degraded counts, ranx's "
+               "win-tie-loss); the last column sums the datasets. The marks above say which differences are "
+               "significant.")
+    wtl = state.cached("views:win_tie_loss_table", measure, reference, slice_by)
+    with st.container(height=420):
+        st.markdown(wtl["markdown"])
 
     st.subheader("Grouped bars")
     defaults = [s for s in ("base", "multi-task", "dataset-router", "pilot-mean", "pilot-nearest", "prototype-merge",
@@ -48,38 +93,40 @@ def render() -> None:
     if not chosen:
         st.info("Pick one or more strategies above to draw the chart.")
     else:
-        frame = state.cached("views:bar_frame", measure, list(chosen))
+        frame = state.cached("views:sliced_bar_frame", measure, list(chosen), slice_by).dropna(subset=["score"])
         # names and descriptions from the manifest, escaped for Plotly (the palette keyed alike)
         frame = frame.assign(**{c: frame[c].map(safe.plot) for c in ("dataset", "strategy", "description")})
         palette = {safe.plot(k): v for k, v in strategy_palette(ws).items()}
         fig = px.bar(frame, x="dataset", y="score", color="strategy", barmode="group",
                      color_discrete_map=palette, hover_data={"description": True, "score": ":.1f"},
                      category_orders={"strategy": [safe.plot(s) for s in chosen]})
-        lo = max(0.0, frame["score"].min() - 5)
-        fig.update_yaxes(range=[lo, min(100.0, frame["score"].max() + 2)])
+        if len(frame):
+            lo = max(0.0, frame["score"].min() - 5)
+            fig.update_yaxes(range=[lo, min(100.0, frame["score"].max() + 2)])
         st.plotly_chart(finish(fig, "dataset", f"{safe.plot(measure)} ×100", height=420, legend="strategy"),
                         width="stretch")
 
     st.subheader("Downloads")
-    d1, d2, d3, d4 = st.columns([1, 1, 1, 1])
-    with d1:
-        st.download_button("Table (CSV, ×100)", state.cached("views:overview_csv", measure),
-                           file_name=f"overview_{safe_name(measure)}.csv", mime="text/csv")
-    run_strategy = d2.selectbox("Run of strategy", ws.strategies, key="dl_strategy",
+    tag = safe_name(measure) + (f"_{safe_name(slice_by[0])}-{safe_name(slice_by[1])}" if slice_by else "")
+    d1, d2, d3 = st.columns([1, 1, 1])
+    d1.download_button("Table (CSV, ×100)", state.cached("views:sliced_overview_csv", measure, slice_by),
+                       file_name=f"overview_{tag}.csv", mime="text/csv")
+    paper = partial(state.cached, "export:paper_table", measure, reference, with_marks=bool(show_sig),
+                    slice_by=slice_by)
+    d2.download_button("Table for a paper (LaTeX)", paper(fmt="latex"), file_name=f"overview_{tag}.tex",
+                       mime="text/x-tex", help="booktabs and amssymb; best in bold, ▲/▼ as superscript triangles.")
+    d3.download_button("Table for a paper (Markdown)", paper(fmt="markdown"), file_name=f"overview_{tag}.md",
+                       mime="text/markdown", help="The table above with its caption, names escaped.")
+    d4, d5, d6 = st.columns([1, 1, 1])
+    run_strategy = d4.selectbox("Run of strategy", ws.strategies, key="dl_strategy",
                                 index=ws.strategies.index(state.param("strategy", ws.strategies[0]))
                                 if state.param("strategy") in ws.strategies else 0)
-    run_dataset = d3.selectbox("on dataset", ws.datasets, key="dl_dataset")
-    with d4:
+    run_dataset = d5.selectbox("on dataset", ws.datasets, key="dl_dataset")
+    with d6:
         st.write("")
         # generated on click, not on every render (reading the stored runs takes seconds on a large workspace)
         st.download_button("TREC run", partial(trec_run_text, ws, run_strategy, run_dataset),
                            file_name=f"{safe_name(run_dataset)}.{safe_name(run_strategy)}.trec", mime="text/plain")
-
-
-def _marks(sig):
-    from explorer.analysis import marks
-
-    return marks(sig)
 
 
 if __name__ == "__main__":
