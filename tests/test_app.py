@@ -93,7 +93,7 @@ def test_overview_table_matches_summary(ws):
     assert f"**{x100(table.loc[ds, best])}" in best_row
     assert "gap: instance-oracle" in md
     assert "×100" in texts(at)
-    assert len(at.get("download_button")) == 2
+    assert len(at.get("download_button")) == 4  # CSV, LaTeX, Markdown, TREC run
     assert at.get("plotly_chart")
 
 
@@ -150,7 +150,7 @@ def test_decisions_page(ws):
     assert shown.loc[ws.datasets[0], "accuracy %"] == pytest.approx(100 * report.loc[ws.datasets[0], "accuracy"],
                                                                     abs=0.051)
     assert len(at.get("plotly_chart")) >= 4  # two heatmaps, regret bars, confusion, margins
-    pairs = views.confused_pairs(ws, "pilot-nearest")
+    pairs = views.decisions_view(ws, "pilot-nearest")["pairs"]
     if len(pairs):
         assert at.dataframe[1].value["queries"].tolist() == pairs["queries"].tolist()
     by_label(at.checkbox, "Leave out queries where every expert ties").check().run()

@@ -21,6 +21,13 @@ def _param(field: str) -> str:
     return "kind" if field == "kind" else f"meta_{field}"
 
 
+def _negative(text) -> bool:
+    try:
+        return float(text) < 0
+    except (TypeError, ValueError):
+        return False
+
+
 def _metadata_filters(ws, options) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """One multiselect per metadata field (kind first), four to a row; each keeps its choice in the URL."""
     chosen = []
@@ -62,6 +69,8 @@ def render() -> None:
                         help="The routed score is below the base model's score.")
     skip = state.synced(st.checkbox, "hide all-expert ties", "skip_ties", None, False, container=f3, cast=as_bool)
     use_margin = state.synced(st.checkbox, "margin below", "use_margin", None, False, container=f4, cast=as_bool)
+    if "qp_margin" not in st.session_state and _negative(st.query_params.get("margin")):
+        state.set_params(margin=None)  # a link's negative margin falls back to the default, as any bad URL value
     margin = state.synced(st.number_input, "margin below x", "margin", None, 0.05, container=f5, cast=float,
                           step=0.01, format="%.3f", disabled=not use_margin,
                           help="A margin is top-1 − top-2 router score, never negative: give a value ≥ 0.")
