@@ -16,6 +16,24 @@ _HEX = re.compile(r"#[0-9A-Fa-f]{3,8}")
 HYPER = ("epochs", "batch_size", "lr", "temperature", "negatives", "r", "alpha", "dropout", "target_modules")
 
 
+def one_decimal(value) -> str:
+    """×100 scores with one decimal; a value that rounds to zero is 0.0 (never −0.0)."""
+    r = round(float(value), 1)
+    return "0.0" if r == 0 else f"{r:.1f}"
+
+
+def signed(value) -> str:
+    """A difference with its sign and one decimal; one that rounds to zero is 0.0 (not +0.0 or −0.0)."""
+    r = round(float(value), 1)
+    return "0.0" if r == 0 else f"{r:+.1f}"
+
+
+def expert_order(ws, names) -> list[str]:
+    """`names` in the workspace's expert order (base first), any other name (a mixture) after them."""
+    names = list(names)
+    return [e for e in ws.encoders if e in names] + [n for n in names if n not in ws.encoders]
+
+
 def _loss(curve: list[float], colour: str, name: str, alignment_steps: int = 0) -> go.Figure:
     """The training loss; an ERA curve is two stages with different losses (alignment, then the labelled pairs),
     drawn as two traces so the jump between them does not read as a step of one loss."""
@@ -68,6 +86,7 @@ def _card(c: dict, colour: str, measure: str) -> None:
                             config={"displayModeBar": False})
         hp = c["hyper_parameters"]
         shown = {**{k: hp[k] for k in HYPER if k in hp}, **{k: v for k, v in hp.items() if k not in HYPER}}
+        shown = {k: v for k, v in shown.items() if v is not None and v != [] and v != ""}  # unset: left out
         st.caption(" · ".join(f"{safe.md(k)} {', '.join(map(safe.md, v)) if isinstance(v, list) else safe.md(v)}"
                               for k, v in shown.items()))
 
@@ -115,11 +134,14 @@ def render() -> None:
     for c in cols:
         table[c] = (100 * now[c]).round(1)
     st.markdown(f"**{safe.md(measure)} ×100 with {len(enabled)} of {len(names)} experts on**")
-    st.dataframe(table.style.format("{:.1f}"), width="stretch")
+    # wide tables scroll inside their frame with the dataset column pinned
+    pinned = {"_index": st.column_config.Column("dataset", pinned=True)}
+    st.dataframe(table.style.format(one_decimal), width="stretch", column_config=pinned)
     st.markdown("**Difference from all experts on** (points ×100)")
     d = (100 * diff[[c for c in cols if c in diff.columns]]).round(1)
-    st.dataframe(d.style.format("{:+.1f}").map(
-        lambda v: "color: #b00" if v < -0.05 else ("color: #070" if v > 0.05 else "color: #888")), width="stretch")
+    st.dataframe(d.style.format(signed).map(
+        lambda v: "color: #b00" if v < -0.05 else ("color: #070" if v > 0.05 else "color: #888")), width="stretch",
+        column_config=pinned)
     p1, p2 = st.columns(2)
     with p1:
         st.markdown("**Pilot library now** (pilot queries behind each centroid)")
@@ -127,20 +149,21 @@ def render() -> None:
             from explorer.views import whatif_pilots
 
             lib = whatif_pilots(state.whatif(), enabled)
-            st.dataframe(lib.pivot_table(index="dataset", columns="expert", values="size", aggfunc="sum",
-                                         fill_value=0).reindex(ws.datasets), width="stretch")
+            lib = lib.pivot_table(index="dataset", columns="expert", values="size", aggfunc="sum", fill_value=0)
+            lib = lib.reindex(index=ws.datasets, columns=expert_order(ws, lib.columns))  # as Routing now
+            st.dataframe(lib, width="stretch", column_config=pinned)
         else:
             st.info("Every expert is off: tick at least one to rebuild the pilot library.")
     with p2:
         strategies = [s for s in result["choices"] if s in ws.strategies]
         if strategies:
-            strat = st.selectbox("Routing now, strategy", strategies,
-                                 index=strategies.index("pilot-mean") if "pilot-mean" in strategies else 0,
-                                 key="exp_strategy")
+            strat = state.synced(st.selectbox, "Routing now, strategy", "routing", strategies,
+                                 "pilot-mean" if "pilot-mean" in strategies else strategies[0])
             from explorer.views import whatif_shares
 
             shares = whatif_shares(state.whatif(), result["choices"], strat)
-            st.dataframe((100 * shares).round(0), width="stretch")
+            shares = shares.reindex(columns=expert_order(ws, shares.columns))
+            st.dataframe((100 * shares).round(0), width="stretch", column_config=pinned)
             st.caption("% of each dataset's test queries sent to each expert.")
 
 
