@@ -100,15 +100,15 @@ def settle(pg, title: str | None = None, timeout: float = 90_000) -> None:
         '[data-testid="stException"]').first.inner_text()
 
 
-def shoot(pg, name: str) -> None:
+def shoot(pg, name: str, folder: Path = SHOTS) -> None:
     """A screenshot of the whole page: the viewport grows to the height of Streamlit's scrolling main area."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     height = pg.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
                          " return m ? m.scrollHeight : document.body.scrollHeight; }")
     width = pg.viewport_size["width"]
     pg.set_viewport_size({"width": width, "height": max(800, min(int(height) + 40, 6000))})
     time.sleep(1.0)  # charts re-layout to the new size
-    pg.screenshot(path=str(SHOTS / f"{name}.png"))
+    pg.screenshot(path=str(folder / f"{name}.png"))
     pg.set_viewport_size({"width": width, "height": 1000})
 
 
@@ -190,3 +190,86 @@ def test_link_reopens_view(server, page, workspace_path):
     pg.goto(server + "/?page=inspector&row=50")
     settle(pg, "Query inspector")
     assert "row 50" in pg.locator('[data-testid="stCaptionContainer"]').all_inner_texts().__str__()
+
+
+# x tick labels of every Plotly chart on the page that overlap a neighbour: [[chart, label a, label b], ...].
+# Level labels overlap when their boxes do; labels turned by an angle θ when two neighbours' parallel baselines lie
+# closer than the font size (their x distance times sin θ).
+OVERLAPPING_TICKS = """() => {
+    const out = [];
+    document.querySelectorAll('.js-plotly-plot').forEach((gd, i) => {
+        const ticks = [...gd.querySelectorAll('.xaxislayer-above .xtick text')].map(t => {
+            const r = t.getBoundingClientRect();
+            const m = /rotate\\((-?[0-9.]+)/.exec(t.getAttribute('transform') || '');
+            return {text: t.textContent, r: r, x: r.left + r.width / 2, angle: m ? Math.abs(+m[1]) : 0,
+                    size: parseFloat(getComputedStyle(t).fontSize) || 12};
+        }).filter(t => t.r.width > 0).sort((a, b) => a.x - b.x);
+        for (let k = 1; k < ticks.length; k++) {
+            const [p, q] = [ticks[k - 1], ticks[k]];
+            const clash = p.angle ? (q.x - p.x) * Math.sin(p.angle * Math.PI / 180) < 0.9 * p.size
+                                  : p.r.right > q.r.left + 1;
+            if (clash) out.push([i, p.text, q.text]);
+        }
+    });
+    return out;
+}"""
+
+
+def test_research_views_overview_decisions_errors(server, page, workspace_path, tmp_path):
+    """Issue 13: the Overview on a metadata slice with the significance toggle in the URL and a LaTeX download
+    equal to `explorer eval --format latex`; Routing decisions with the ties filter on and no overlapping axis
+    labels; Error analysis filtered by query kind, its download named for what it holds, a negative margin refused.
+    Screenshots go to a temporary folder (printed)."""
+    from urllib.parse import quote
+
+    from explorer import analysis, export
+    from explorer.workspace import Workspace
+
+    ws = Workspace(workspace_path)
+    shots = tmp_path / "shots"
+    print(f"screenshots: {shots}")
+    pg = page
+    kinds = analysis.metadata_values(ws, "kind")
+    kind = kinds["value"].iloc[-1]  # the rarest kind
+    n = int(kinds["queries"].iloc[-1])
+
+    # Overview on a slice; the significance toggle goes into the URL; the LaTeX table is the CLI's
+    pg.goto(server + f"/?measure=RR%4010&slice=kind&slice_value={quote(kind)}")
+    settle(pg, "Overview")
+    assert pg.get_by_text(f"of {len(ws.eval_rows())} test queries").count() >= 1
+    assert pg.get_by_text("Wins / ties / losses per query").count() == 1
+    shoot(pg, "overview_slice", shots)
+    pg.get_by_text("Significance marks").click()
+    pg.wait_for_url("**sig=0**", timeout=30_000)
+    settle(pg, "Overview")
+    table = pg.locator("table").first.inner_text()
+    assert "▲" not in table and "▼" not in table and table.count("\n") > 5
+    with pg.expect_download(timeout=60_000) as download:
+        pg.get_by_role("button", name="Table for a paper (LaTeX)").click()
+    latex = Path(download.value.path()).read_text(encoding="utf-8")
+    assert latex == export.paper_table(ws, "RR@10", None, "latex", with_marks=False, slice_by=("kind", kind))
+
+    # Routing decisions: one query set for the page, labels that do not overlap
+    ddr = [s for s in ws.strategies if ws.strategy_info(s).get("family") == "DDR"]
+    for strategy in ["base", *ddr[:1]]:
+        pg.goto(server + f"/decisions?strategy={quote(strategy)}&skip_ties=1")
+        settle(pg, "Routing decisions")
+        pg.wait_for_selector(".js-plotly-plot .xaxislayer-above .xtick text", state="attached", timeout=30_000)
+        kept = analysis.query_table(ws, strategy)
+        assert pg.get_by_text(f"{int((~kept['all_tie']).sum())} test queries").count() >= 1
+        assert pg.evaluate(OVERLAPPING_TICKS) == []
+        shoot(pg, f"decisions_{strategy}", shots)
+
+    # Error analysis by query kind; the download says what it holds; a negative margin is refused
+    pg.goto(server + f"/errors?kind={quote(kind)}")
+    settle(pg, "Error analysis")
+    assert pg.get_by_role("button", name=f"Download these {n} queries (CSV)").count() == 1
+    pg.get_by_text("margin below", exact=True).click()
+    settle(pg, "Error analysis")
+    box = pg.get_by_role("spinbutton", name="margin below x")
+    box.fill("-0.1")
+    box.press("Enter")
+    pg.wait_for_selector("text=is negative", timeout=30_000)
+    settle(pg, "Error analysis")
+    assert pg.get_by_role("button", name=f"Download these {n} queries (CSV)").count() == 1  # the filter stayed off
+    shoot(pg, "errors_kind", shots)

@@ -13,10 +13,12 @@ from explorer.ui.safe import plot as esc
 from explorer.ui.style import CORRECT_COLOURS, dataset_palette, finish, wrap
 
 
-def _axes(fig: go.Figure, labels: list[str]) -> go.Figure:
-    """Long axis labels never overlap: angled when there are many, margins grown to fit (automargin)."""
-    longest = max((len(s) for s in labels), default=0)
-    fig.update_xaxes(tickangle=-40 if len(labels) * max(longest, 4) > 60 else 0, automargin=True)
+def _axes(fig: go.Figure, labels: list[str], width: float = 480) -> go.Figure:
+    """Long axis labels never overlap: turned when the longest (about 7 px a character) is wider than the room
+    each label has in a plot area about `width` px wide, with margins grown to fit (automargin)."""
+    longest = max((len(str(s)) for s in labels), default=0)
+    turned = labels and 7 * longest > width / len(labels)
+    fig.update_xaxes(tickangle=-40 if turned else 0, automargin=True)
     fig.update_yaxes(automargin=True)
     return fig
 
@@ -31,7 +33,7 @@ def _heatmap(frame, title: str) -> go.Figure:
         colorbar=dict(title="% of queries")))
     fig.update_layout(title=dict(text=esc(title), font=dict(size=14)))
     fig.update_yaxes(autorange="reversed")
-    return _axes(finish(fig, "expert chosen", "dataset", height=400), list(frame.columns))
+    return _axes(finish(fig, "expert chosen", "dataset", height=400), list(frame.columns), width=400)
 
 
 def render() -> None:
@@ -65,9 +67,10 @@ def render() -> None:
                "(left) counts by its weights.")
 
     st.subheader("Accuracy and regret per dataset")
+    ties = "left out here" if skip else "count as right; their share is shown"
     st.caption("Accuracy: the routed expert (a mixture: its largest weight) is among the tied best experts of the "
-               "query (every-expert ties count as right; their share is shown). Regret: oracle score − routed score, "
-               "×100. The average row is the mean over datasets; its queries are the total.")
+               f"query (every-expert ties {ties}). Regret: oracle score − routed score, ×100. The average row is the "
+               "mean over datasets; its queries are the total.")
     shown = report.assign(accuracy=100 * report["accuracy"], regret=100 * report["regret"],
                           all_tie=100 * report["all_tie"])
     shown.columns = ["accuracy %", "regret ×100", "every expert ties %", "queries"]
@@ -102,7 +105,7 @@ def render() -> None:
         fig.update_yaxes(autorange="reversed")
         fig = finish(fig, "routed expert (a mixture: its largest weight)", "oracle expert (first of tied best)",
                      height=420)
-        st.plotly_chart(_axes(fig, list(conf.columns)), width="stretch")
+        st.plotly_chart(_axes(fig, list(conf.columns), width=700), width="stretch")
 
     m1, m2 = st.columns(2)
     with m1:
