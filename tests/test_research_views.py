@@ -92,6 +92,32 @@ def test_every_string_and_number_metadata_field_is_kept(tmp_path):
     assert evals.loc["q3", "meta:source"] == "" and evals.loc["q3", "kind"] == "plain"
 
 
+def test_a_build_writes_meta_columns_that_the_workspace_offers(tmp_path):
+    """One tiny dataset and no experts (a build of about a second): its queries' metadata reach queries.parquet."""
+    from explorer.build import build
+
+    corpus = [{"_id": f"d{i}", "title": f"T{i}", "text": f"document {i} about topic {i % 3}"} for i in range(8)]
+    queries = [{"_id": f"q{i}", "text": f"topic {i % 3} question {i}",
+                "metadata": {"kind": ["plain", "ambiguous"][i % 2], "level": i % 3, "source": f"s{i % 2}"}}
+               for i in range(6)]
+    write_beir(tmp_path / "a", corpus, queries, {"test": [("q0", "d0", 1), ("q1", "d1", 1), ("q2", "d2", 2)],
+                                                 "train": [("q3", "d3", 1), ("q4", "d4", 1), ("q5", "d5", 1)]})
+    config = tmp_path / "tiny.toml"
+    config.write_text(f'title = "tiny"\ncache_dir = "{tmp_path / "cache"}"\n[layout]\numap = false\n'
+                      f'[[datasets]]\nname = "a"\npath = "{tmp_path / "a"}"\ntrain_split = "train"\n')
+    w = build(config, tmp_path / "ws", echo=lambda _: None, progress=False)
+    assert w.metadata_fields == ["kind", "level", "source"]
+    q = w.queries.set_index("qid")
+    for item in queries:
+        assert q.loc[item["_id"], "kind"] == item["metadata"]["kind"]
+        assert q.loc[item["_id"], "meta:level"] == str(item["metadata"]["level"])
+        assert q.loc[item["_id"], "meta:source"] == item["metadata"]["source"]
+    evals = {r["_id"]: r["metadata"] for r in queries[:3]}
+    assert sorted(analysis.metadata_values(w, "level")["value"]) == sorted({str(m["level"]) for m in evals.values()})
+    rows = analysis.slice_rows(w, "source", "s0")
+    assert sorted(w.queries.loc[rows, "qid"]) == sorted(k for k, m in evals.items() if m["source"] == "s0")
+
+
 def test_too_many_metadata_fields_are_left_out_with_a_warning(tmp_path):
     from explorer.data import MAX_METADATA_FIELDS, load_beir
 
