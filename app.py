@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -39,23 +38,23 @@ with st.sidebar:
         st.session_state["workspace_path"] = state.initial_workspace()
     path = st.text_input("Workspace folder", key="workspace_path",
                          help="A folder made by `explorer build CONFIG --out DIR`. Default: the sample workspace.")
-    ws = None
+    ws, building = None, False
     try:  # everything read from the workspace here is untrusted: any failure leaves no workspace open
         if not path.strip():
             raise WorkspaceError("Give a workspace folder (one made by `explorer build`).")
-        if Path(path).expanduser().resolve() == state.DEFAULT_WORKSPACE.resolve() and not (
-                state.DEFAULT_WORKSPACE / "manifest.json").is_file():
-            with st.status("Building the sample workspace (first start, a few minutes)…", expanded=True) as box:
-                ws = state.build_default(echo=lambda line: box.write(line))
-                box.update(label="Sample workspace built", state="complete", expanded=False)
-        else:
-            ws = state.open_workspace(path)
+        building = state.needs_sample_build(path)
+        if building:
+            raise WorkspaceError("The sample workspace is being built (progress on the right).")
+        ws = state.open_workspace(path)
         summary = (f"**{safe.md(ws.title)}**  \n{len(ws.datasets)} datasets · {len(ws.experts)} experts · "
                    f"{len(ws.strategies)} strategies · built {safe.md(str(ws.manifest.get('created', '?'))[:16])}")
         legend = chips(expert_palette(ws.encoders), ws.encoders)
     except WorkspaceError as err:
         ws = None
-        st.error(f"Cannot open this workspace. {safe.md(err)}")
+        if building:
+            st.info(safe.md(err))
+        else:
+            st.error(f"Cannot open this workspace. {safe.md(err)}")
     except OSError as err:
         ws = None
         st.error(f"Cannot read {safe.md(repr(path))}: {safe.md(err)}")
@@ -70,6 +69,8 @@ with st.sidebar:
         st.caption("Expert colours")
         st.markdown(f"<div>{legend}</div>", unsafe_allow_html=True)  # one HTML block of escaped names
 
+if building:
+    state.show_sample_build()
 if ws is None:
     st.title("Router Explorer")
     st.error("No workspace is open: fix the folder in the sidebar. A workspace is a folder made by "

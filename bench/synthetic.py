@@ -88,7 +88,9 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
                     for e, d in zip(experts, datasets)]
         + [{"name": "multi-task", "kind": "lora", "candidate": False, "multi_task": True, "datasets": datasets}],
         "candidates": experts, "own_expert": dict(zip(datasets, experts)),
-        "strategies": [{"name": r.name, "whatif": r.whatif} for r in routers],
+        "base_model": {"name": "bundled"},
+        "strategies": [{"name": r.name, "family": r.family, "description": r.description,
+                        "uses_oracle": r.uses_oracle, "whatif": r.whatif} for r in routers],
         "routing": dict(ROUTING_DEFAULTS), "measures": MEASURES, "reference": "base",
     }
     (out / "manifest.json").write_text(json.dumps(manifest))

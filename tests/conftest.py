@@ -49,12 +49,12 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def sample_workspace(tmp_path_factory):
-    """The sample workspace, built once from sample_data/sample.toml with a fresh cache."""
+    """The sample workspace, built once from sample_data/sample.toml into a temporary folder, with the config's
+    own cache (.explorer-cache, the one `make run` uses): running one after the other trains nothing twice."""
     from explorer.build import build
     from explorer.config import load_config
 
     cfg = load_config(ROOT / "sample_data" / "sample.toml")
-    cfg.cache_dir = tmp_path_factory.mktemp("cache")
     out = tmp_path_factory.mktemp("ws") / "sample"
     ws = build(cfg, out, progress=False)
     return ws

@@ -1,7 +1,8 @@
 """End to end in a real browser: `streamlit run app.py` on loopback, driven by Playwright with Debian's chromium.
 
 Visits every page, selects a query on the routing map and in the error table (each opens the Query inspector),
-runs a Playground query, and saves screenshots to docs/screenshots/<page>.png. Missing chromium fails the test.
+runs a Playground query, and saves screenshots of each page to a temporary folder (to docs/screenshots/<page>.png
+with `make screenshots`). Missing chromium fails the test.
 Setup once: `apt-get install -y chromium` and `pip install playwright==1.65.2` (never `playwright install`).
 """
 
@@ -11,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -18,7 +20,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "docs" / "screenshots"
+# Screenshots go to a temporary folder; `make screenshots` (EXPLORER_REFRESH_SCREENSHOTS=1) refreshes docs/screenshots.
+SHOTS = ROOT / "docs" / "screenshots" if os.environ.get("EXPLORER_REFRESH_SCREENSHOTS") else Path(
+    tempfile.mkdtemp(prefix="explorer-screenshots-"))
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -7,14 +7,13 @@ valid (the workspace's own validation refuses others), but the pages escape them
 
 The browser test serves the hostile copy (tests/test_browser.py's server and chromium), records every request and
 checks that none leaves the app's own host and port and that no image, link, styled text or math was injected.
-Its screenshots go to a temporary folder; EXPLORER_REFRESH_SCREENSHOTS=1 saves them as docs/screenshots/hostile_*.
+Its screenshots always go to a temporary folder (hostile pages are not documentation).
 """
 
 from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shutil
 import time
@@ -280,8 +279,6 @@ def test_heavy_libraries_are_imported_once_before_pages():
 
 # --- in the browser -----------------------------------------------------------------------------------------------
 
-SHOTS = ROOT / "docs" / "screenshots"
-REFRESH_SCREENSHOTS = "EXPLORER_REFRESH_SCREENSHOTS"  # set to 1 to save the hostile pages' screenshots in docs/
 INJECTED = """() => {
     const bad = [], cut = e => e.outerHTML.slice(0, 160);
     const outside = v => v && (v === 'x' || v.includes('127.0.0.1:9') || v.includes('.example')
@@ -340,7 +337,7 @@ def test_browser_hostile_workspace_fetches_nothing_and_injects_nothing(server, p
     pg = page
     requests = []
     pg.on("request", lambda r: requests.append(r.url))
-    shots = SHOTS if os.environ.get(REFRESH_SCREENSHOTS) else tmp_path
+    shots = tmp_path
     shots.mkdir(parents=True, exist_ok=True)
 
     def inert(where: str) -> None:

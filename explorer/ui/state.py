@@ -140,13 +140,13 @@ def show_sample_build() -> None:
                  f"page to try again (the log is {job.log_path}).")
         st.code(status.get("log", ""), language=None)
         st.stop()
-    stage, stages = int(status.get("stage", 0)), int(status.get("stages", 9))
+    from ..background import progress_lines
+
+    overall, head, part, part_text = progress_lines(status)
     st.subheader("Building the sample workspace (first start)")
-    st.progress(stage / stages if stages else 0.0,
-                text=f"Stage {stage} of {stages}: {status.get('label', 'starting')}" if stage else "Starting")
-    items, done = int(status.get("items", 0)), int(status.get("done", 0))
-    if items:
-        st.progress(min(done / items, 1.0), text=f"{done} of {items} done in this stage")
+    st.progress(overall, text=head)
+    if part is not None:
+        st.progress(part, text=part_text)
     st.caption("It runs in its own process: you can close this tab and come back. Later starts open at once.")
     try:
         st.caption(_sample_outline(str(SAMPLE_CONFIG)))
@@ -356,4 +356,5 @@ def queue_query(row: int, dataset: str | None = None) -> None:
         st.session_state["qp_dataset"] = str(dataset)
         st.query_params["dataset"] = str(dataset)
     st.query_params["row"] = str(int(row))
-    st.session_state.pop("qp_doc", None)
+    st.session_state.pop("insp_doc", None)
+    st.query_params.pop("doc", None)
