@@ -37,6 +37,16 @@ class LiveResult:
     coords: dict[str, tuple[float, float]]  # layout method -> (x, y)
     timings: dict[str, float]
 
+    @property
+    def nearest_pilot(self) -> dict:
+        """The pilot centroid most similar to the query: similarity, expert, dataset, pilot (empty without any)."""
+        table = self.pilot_similarity
+        if table.empty:
+            return {}
+        r = table.loc[table["similarity"].idxmax()]
+        return {"similarity": float(r["similarity"]), "expert": str(r["expert"]), "dataset": str(r["dataset"]),
+                "pilot": int(r["pilot"])}
+
 
 def check_query(text: str) -> str:
     text = (text or "").strip()
@@ -118,10 +128,29 @@ class LiveRouter:
         """Top-k documents of `dataset` for `text` encoded under `choice`: rank, doc_id, title, text, score."""
         text = check_query(text)
         emb = self.encoder.encode([text], choice)
+        return self._search(emb, dataset, k)
+
+    def _search(self, emb: np.ndarray, dataset: str, k: int) -> pd.DataFrame:
         docs = self.ws.docs(dataset)
         run = search(self._index(dataset), emb, k, docs["doc_id"].tolist())
-        rows = run.docs[0][run.docs[0] >= 0]
+        keep = run.docs[0] >= 0
+        rows = run.docs[0][keep]
         out = docs.iloc[rows][["doc_id", "title", "text"]].reset_index(drop=True)
         out.insert(0, "rank", np.arange(1, len(rows) + 1))
-        out["score"] = run.scores[0][: len(rows)]
+        out["score"] = run.scores[0][keep]
         return out
+
+    def search_all(self, text: str, choice: ExpertChoice, k: int = 10) -> pd.DataFrame:
+        """Top-k documents over every corpus for `text` encoded once under `choice`, merged by score (the same
+        query embedding against every index, so scores compare): rank, dataset, doc_id, title, text, score."""
+        text = check_query(text)
+        emb = self.encoder.encode([text], choice)
+        parts = [self._search(emb, d, k).assign(dataset=d) for d in self.ws.datasets]
+        merged = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=["rank", "doc_id", "title", "text", "score", "dataset"])
+        # score descending; ties by dataset order then by their rank in their own corpus (stable, deterministic)
+        merged = merged.assign(_d=merged["dataset"].map({d: i for i, d in enumerate(self.ws.datasets)}))
+        merged = merged.sort_values(["score", "_d", "rank"], ascending=[False, True, True], kind="stable").head(k)
+        merged = merged.drop(columns=["_d", "rank"]).reset_index(drop=True)
+        merged.insert(0, "rank", np.arange(1, len(merged) + 1))
+        return merged[["rank", "dataset", "doc_id", "title", "text", "score"]]

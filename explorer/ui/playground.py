@@ -10,11 +10,38 @@ import streamlit as st
 
 from explorer.ui import safe, state
 from explorer.ui.safe import plot as esc
-from explorer.ui.figures import missing_pilots, similarity_figure
+from explorer.ui.figures import legend_below, missing_pilots, similarity_figure
 from explorer.ui.style import OTHER_COLOUR, dataset_palette, expert_palette, finish, wrap
 
 EXAMPLES = ["how long should I rest a steak after grilling", "why do stars twinkle but planets do not",
             "side effects of statins on muscles", "rebalance a portfolio with index funds"]
+
+
+ALL = "*"  # not a dataset name (names are letters, digits, - and _): every corpus
+ALL_LABEL = "every corpus (merged)"
+
+
+def _fill(example: str) -> None:
+    """An example button's callback: the query box takes the example (and the page routes it)."""
+    st.session_state["qp_q"] = example
+
+
+def _out_of_domain(nearest: dict) -> None:
+    """How far the query is from every pilot centroid, against the pilot queries' own best similarities."""
+    if not nearest:
+        return
+    ood = state.cached("views:out_of_domain", round(nearest["similarity"], 6))
+    if ood["pilots"] == 0:
+        return
+    line = (f"nearest pilot centroid at similarity {ood['best']:.3f} (expert {safe.md(nearest['expert'])}, "
+            f"pilot queries of {safe.md(nearest['dataset'])}): closer than {ood['percentile']:.0f}% of the "
+            f"{ood['pilots']} pilot queries' own nearest-centroid similarity (5th percentile {ood['threshold']:.3f}, "
+            f"median {ood['median']:.3f}) and than {ood['test_percentile']:.0f}% of the test queries'.")
+    if ood["likely_ood"]:
+        st.warning(f"**Likely out of domain**: below the {ood['low']:.0f}th percentile of the pilot queries; " + line)
+    else:
+        st.caption(f"Out-of-domain check: in domain (at or above the {ood['low']:.0f}th percentile of the pilot "
+                   "queries); " + line)
 
 
 def render() -> None:
@@ -27,9 +54,13 @@ def render() -> None:
                "only page that runs the model.")
     text = state.synced(st.text_input, "Query", "q", None, "",
                         placeholder="e.g. " + EXAMPLES[0])
+    with st.container(horizontal=True, key="pg_examples", gap="small", vertical_alignment="center"):
+        st.caption("Try an example:", width="content")
+        for i, example in enumerate(EXAMPLES):
+            st.button(example, key=f"pg_example_{i}", on_click=_fill, args=(example,))
     c1, c2, c3, c4 = st.columns([1.2, 1.6, 1.6, 1])
-    dataset = state.synced(st.selectbox, "Search the corpus of", "dataset", ws.datasets, ws.datasets[0],
-                           container=c1)
+    dataset = state.synced(st.selectbox, "Search the corpus of", "dataset", [ALL, *ws.datasets], ws.datasets[0],
+                           container=c1, format_func=lambda d: ALL_LABEL if d == ALL else d)
     live_strats = [s for s in views.real_strategies(ws)]
     strategy = state.synced(st.selectbox, "Chosen expert from strategy", "strategy", live_strats,
                             views.default_strategy(ws) if views.default_strategy(ws) in live_strats
@@ -41,14 +72,15 @@ def render() -> None:
     method = state.synced(st.radio, "Map", "layout", methods, methods[0], container=c4,
                           format_func=lambda m: safe.md(str(m).upper())) if methods else None  # options: Markdown
     if not (text or "").strip():
-        st.info("Type a query above (and press Enter) to route it. Try: " + " · ".join(f"“{e}”"
-                                                                                           for e in EXAMPLES))
+        state.set_params(q=None)  # nothing to route: nothing in the link either
+        st.info("Type a query above (and press Enter) to route it, or click one of the examples.")
         return
     from explorer.live import QueryError, check_query  # imports the model libraries: only once a query is typed
 
     try:
         text = check_query(text)
     except QueryError as err:
+        state.set_params(q=None)  # a rejected query is not written into the link
         st.error(safe.md(err))
         return
     with st.spinner("Loading the encoder and the experts (once per server)…"):
@@ -65,10 +97,15 @@ def render() -> None:
     columns = {f"chosen by {strategy}: {views.choice_label(chosen)}": chosen, "base": None}
     if other != "(none)" and other != chosen:
         columns[other] = other
-    searches = {label: router.search(text, choice, dataset, k=10) for label, choice in columns.items()}
+    if dataset == ALL:
+        searches = {label: router.search_all(text, choice, k=10) for label, choice in columns.items()}
+    else:
+        searches = {label: router.search(text, choice, dataset, k=10) for label, choice in columns.items()}
     elapsed = time.perf_counter() - t0
     st.caption(f"Answered in {1000 * elapsed:.0f} ms (base encode {1000 * result.timings['base_encode']:.0f} ms, "
                f"routing {1000 * result.timings['route']:.0f} ms, {len(columns)} searches).")
+
+    _out_of_domain(result.nearest_pilot)
 
     palette = expert_palette(ws.encoders)
     left, right = st.columns([1.1, 1])
@@ -93,11 +130,14 @@ def render() -> None:
                                      text=[f"pilot centroid: expert {esc(r.expert)} ({esc(r.dataset)})"
                                            for r in pil.itertuples()], hovertemplate="%{text}<extra></extra>"))
             x, y = result.coords[method]
-            fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers+text", name="your query", text=["your query"],
-                                     textposition="top center",
-                                     marker=dict(size=22, symbol="star", color="gold", line=dict(width=2, color="black")),
+            # the query: a star drawn last (on top), its label a boxed annotation (above every trace)
+            fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name="your query",
+                                     marker=dict(size=24, symbol="star", color="gold", line=dict(width=2, color="black")),
                                      hovertext=[wrap(text)], hovertemplate="<b>your query</b><br>%{hovertext}"
                                                                            "<extra></extra>"))
+            fig.add_annotation(x=x, y=y, text="<b>your query</b>", showarrow=True, arrowhead=0, arrowwidth=1.5,
+                               arrowcolor="#111", ax=0, ay=-34, standoff=12, font=dict(size=13, color="#111"),
+                               bgcolor="rgba(255,255,255,0.92)", bordercolor="#111", borderwidth=1, borderpad=3)
             axis = esc(str(method).upper())
             st.plotly_chart(finish(fig, f"{axis} 1", f"{axis} 2", height=400, legend="dataset"),
                             width="stretch", key="pg_map")
@@ -105,7 +145,8 @@ def render() -> None:
             st.info("This workspace has no 2-D layout to place the query on.")
     with right:
         st.markdown("**Similarity to each expert's pilots**")
-        st.plotly_chart(similarity_figure(result.pilot_similarity, palette, text), width="stretch", key="pg_sim")
+        st.plotly_chart(legend_below(similarity_figure(result.pilot_similarity, palette, text)), width="stretch",
+                        key="pg_sim")
         none = missing_pilots(result.pilot_similarity, ws.candidates)
         if none:
             st.caption("No pilot centroid (no pilot query had them as best expert): "
@@ -113,19 +154,24 @@ def render() -> None:
     st.markdown("**What each strategy decides**")
     st.dataframe(decisions, hide_index=True, width="stretch",
                  column_config={"margin": st.column_config.NumberColumn("margin", format="%.3f")})
-    st.markdown(f"**Top documents of {safe.md(dataset)}**")
+    every = dataset == ALL
+    st.markdown("**Top documents of every corpus** (merged by score)" if every
+                else f"**Top documents of {safe.md(dataset)}**")
     cols = st.columns(len(searches))
+    shown = ["rank", "dataset", "title", "score", "doc_id"] if every else ["rank", "title", "score", "doc_id"]
     for col, (label, frame) in zip(cols, searches.items()):
         with col:
             st.markdown(f"**{safe.md(label)}**")
-            st.dataframe(frame[["rank", "title", "score", "doc_id"]], hide_index=True, width="stretch",
+            st.dataframe(frame[shown], hide_index=True, width="stretch",
                          column_config={"rank": st.column_config.NumberColumn("#", width=30),
+                                        "dataset": st.column_config.TextColumn("dataset", width=90),
                                         "score": st.column_config.NumberColumn("score", format="%.3f", width=60),
                                         "title": st.column_config.TextColumn("title", width="medium")})
             with st.expander("Document texts"):
                 for r in frame.itertuples():  # titles and texts are untrusted: escaped, cut before escaping
                     body = safe.text(r.text)
-                    st.markdown(f"**{r.rank}\\. {safe.md(r.title)}** — {safe.md(body[:300])}"
+                    where = f" ({safe.md(r.dataset)})" if every else ""
+                    st.markdown(f"**{r.rank}\\. {safe.md(r.title)}**{where} — {safe.md(body[:300])}"
                                 f"{'…' if len(body) > 300 else ''}")
 
 
