@@ -3,16 +3,52 @@ test query opens it in the Query inspector."""
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.ui import safe, state
+from explorer.ui.figures import place_labels
 from explorer.ui.safe import plot as esc
 from explorer.ui.style import CORRECT_COLOURS, OTHER_COLOUR, dataset_palette, expert_palette, finish, wrap
 
 MAX_DRAWN = 3000
 COLOUR_BY = {"routed": "routed expert", "oracle": "oracle expert", "dataset": "source dataset",
              "correct": "correct / incorrect routing", "regret": "regret"}
+HEIGHT = 620
+PLOT_PX = (760, 430)  # a lower bound of the plot area (px) at a 1500 px window: labels are placed for it
+
+
+def _meta_param(field: str) -> str:
+    """The URL parameter of a metadata filter, as on the Error analysis page: `kind`, or `meta_<field>`."""
+    return "kind" if field == "kind" else f"meta_{field}"
+
+
+def _metadata_filters(options: dict) -> dict[str, list[str]]:
+    """One multiselect per query metadata field (kind first), each in the URL; returns field -> chosen values."""
+    chosen = {}
+    fields = list(options)
+    for start in range(0, len(fields), 4):
+        cols = st.columns(4)
+        for col, field in zip(cols, fields[start:start + 4]):
+            values = list(options[field]["value"])
+            label = "Test query kind" if field == "kind" else f"Test query {field}"
+            picked = state.synced(st.multiselect, safe.md(label), _meta_param(field), values, [], container=col,
+                                  format_func=lambda v: v if v != "" else "(no value)", placeholder="any",
+                                  help=f"Draw only the test queries whose metadata field {safe.md(field)} takes "
+                                       "one of these values.")
+            if picked:
+                chosen[field] = list(picked)
+    return chosen
+
+
+def _span(frames) -> tuple[float, float, float, float]:
+    """The data rectangle Plotly's autorange shows for these points (about 5% padding)."""
+    xs = [v for f in frames for v in f["x"]]
+    ys = [v for f in frames for v in f["y"]]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    px, py = 0.06 * ((x1 - x0) or 1), 0.06 * ((y1 - y0) or 1)
+    return x0 - px, x1 + px, y0 - py, y1 + py
 
 
 def render() -> None:
@@ -20,10 +56,10 @@ def render() -> None:
     from explorer import views
 
     st.title("Routing map")
-    st.caption("Every query placed by its base-encoder embedding. Large labelled markers: the pilot centroids "
-               "(one colour per expert). Small faded dots: pilot training queries, coloured by their best-expert "
-               "label. Ringed dots: test queries. Click a test query (or box-select one) to open it in the Query "
-               "inspector.")
+    st.caption("Every query placed by its base-encoder embedding. Diamonds: the pilot centroids (one colour per "
+               "expert; labelled where a label fits, every one named on hover). Small faded dots: pilot training "
+               "queries, coloured by their best-expert label. Ringed dots: test queries. Click a test query to open "
+               "it in the Query inspector; a box or lasso selection lists its test queries below.")
     methods = views.layout_methods(ws)
     if not methods:
         st.info("This workspace has no 2-D layout. Rebuild it with `[layout]` enabled in the build config.")
@@ -37,7 +73,8 @@ def render() -> None:
                           container=c3, format_func=COLOUR_BY.get)
     datasets = state.synced(st.multiselect, "Datasets", "datasets", ws.datasets, [], container=c4,
                             placeholder="all datasets")
-    show_pilots = st.toggle("Show pilot training queries", value=True, key="map_pilot_queries")
+    show_pilots = state.synced(st.toggle, "Show pilot training queries", "pilots", None, True, cast=state.as_bool)
+    meta = _metadata_filters(state.cached("views:slice_options"))
 
     data = state.cached("views:map_points", method, strategy)
     q, pilots = data["queries"], data["pilots"]
@@ -45,6 +82,9 @@ def render() -> None:
         q = q[q["dataset"].isin(datasets)]
         pilots = pilots[pilots["dataset"].isin(datasets)]
     tests = q[q["role"] == "eval"]
+    if meta:
+        tests = tests[tests["row"].isin(state.cached("views:metadata_filter", tuple((f, tuple(v))
+                                                                                    for f, v in meta.items())))]
     train = q[q["role"] != "eval"] if show_pilots else q.iloc[:0]
     tests, sampled_t = views.sample_points(tests, MAX_DRAWN)
     train, sampled_p = views.sample_points(train, MAX_DRAWN)
@@ -57,7 +97,7 @@ def render() -> None:
     if notes:
         st.info(" ".join(notes))
     if tests.empty and train.empty:
-        st.info("No queries match these filters: clear the dataset filter.")
+        st.info("No queries match these filters: clear the dataset or metadata filters.")
         return
 
     experts = expert_palette(ws.encoders)
@@ -100,17 +140,32 @@ def render() -> None:
                 marker=dict(size=9, color=palette.get(key, OTHER_COLOUR), line=dict(width=1, color="#333")),
                 text=part["hover"], hovertemplate="%{text}<extra></extra>"))
     if not pilots.empty:
+        # centroids: labelled beside the marker where a label fits clear of every other label and marker
+        # (place_labels); the others keep their colour and hover (expert, dataset)
         fig.add_trace(go.Scatter(
-            x=pilots["x"], y=pilots["y"], mode="markers+text", name="pilot centroids",
+            x=pilots["x"], y=pilots["y"], mode="markers", name="pilot centroids",
             marker=dict(size=22, symbol="diamond", color=[experts.get(e, OTHER_COLOUR) for e in pilots["expert"]],
                         line=dict(width=2, color="white")),
-            text=[esc(e) for e in pilots["expert"]], textposition="top center",
             customdata=[-1 - int(p) for p in pilots["pilot"]],
             hovertext=[f"<b>pilot centroid</b> {esc(r.pilot)}: expert {esc(r.expert)}<br>from {esc(r.size)} "
                        f"{esc(r.dataset)} pilot queries" for r in pilots.itertuples()],
             hovertemplate="%{hovertext}<extra></extra>"))
+        big = pilots.sort_values("size", ascending=False)  # the largest centroids get the first places
+        spots = place_labels(list(zip(big["x"], big["y"])), [str(e) for e in big["expert"]],
+                             _span([tests, train, pilots]), PLOT_PX)
+        for r, spot in zip(big.itertuples(), spots):
+            if spot is None:
+                continue
+            dx, dy, far = spot
+            common = dict(x=r.x, y=r.y, text=esc(r.expert), font=dict(size=11, color="#222"),
+                          bgcolor="rgba(255,255,255,0.8)", borderpad=1)
+            if far:
+                fig.add_annotation(**common, showarrow=True, ax=dx, ay=dy, arrowhead=0, arrowwidth=0.8,
+                                   arrowcolor="#666", standoff=11)
+            else:
+                fig.add_annotation(**common, showarrow=False, xshift=dx, yshift=-dy)
     axis = esc(str(method).upper())
-    fig = finish(fig, f"{axis} 1", f"{axis} 2", height=620, legend="")
+    fig = finish(fig, f"{axis} 1", f"{axis} 2", height=HEIGHT, legend="")
     fig.update_layout(dragmode="pan", clickmode="event+select")
     event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
                             key="routing_map")
@@ -131,16 +186,41 @@ def render() -> None:
         state.open_query(int(evaluated["row"].iloc[0]), dataset=evaluated["dataset"].iloc[0], strategy=strategy)
     if len(rows) and evaluated.empty:
         st.info("Pilot training queries are not evaluated: select a test query (ringed dot) to inspect it.")
+    if len(evaluated) > 1:
+        _selection_table(ws, views, list(evaluated["row"]), strategy)
     st.markdown("**Open a test query in the Query inspector**")
     pool = evaluated if len(evaluated) > 1 else tests
-    if len(evaluated) > 1:
-        st.caption(f"{len(evaluated)} test queries selected.")
     labels = {int(r.row): f"{r.qid} · {r.dataset} · {r.text[:90]}" for r in pool.itertuples()}
     o1, o2 = st.columns([4, 1])
     pick = o1.selectbox("Test query", list(labels), format_func=labels.get, key="map_pick",
                         label_visibility="collapsed")
     if o2.button("Open in inspector", key="map_open", disabled=pick is None):
         state.open_query(int(pick), dataset=q.set_index("row").loc[int(pick), "dataset"], strategy=strategy)
+
+
+def _selection_table(ws, views, rows: list[int], strategy: str) -> None:
+    """The test queries of a box or lasso selection: text, dataset, routed, oracle, regret, and a link to each in
+    the Query inspector (a click on a row opens it here)."""
+    from urllib.parse import urlencode
+
+    sel = state.cached("views:selected_queries", tuple(int(r) for r in rows), strategy)
+    st.markdown(f"**{len(sel)} test queries selected** (click a row to open it in the Query inspector, or its "
+                "link in a new tab)")
+    table = pd.DataFrame({
+        "open": ["inspector?" + urlencode({"row": int(r.row), "dataset": r.dataset, "strategy": strategy})
+                 for r in sel.itertuples()],
+        "qid": sel["qid"], "dataset": sel["dataset"], "text": sel["text"], "routed": sel["routed"],
+        "oracle": sel["oracle"], "regret": (100 * sel["regret"]).round(1)})
+    event = st.dataframe(table, hide_index=True, width="stretch", key=f"map_sel_{len(sel)}_{int(sel['row'].sum())}",
+                         on_select="rerun", selection_mode="single-row", height=min(38 + 35 * len(table), 400),
+                         column_config={
+                             "open": st.column_config.LinkColumn("inspector", display_text="open ↗", width=80),
+                             "text": st.column_config.TextColumn("text", width="large"),
+                             "regret": st.column_config.NumberColumn("regret ×100", format="%.1f", width=90)})
+    picked = list(event.selection.rows) if event and event.selection else []
+    if picked and 0 <= picked[0] < len(sel):
+        r = sel.iloc[picked[0]]
+        state.open_query(int(r["row"]), dataset=r["dataset"], strategy=strategy)
 
 
 if __name__ == "__main__":
