@@ -473,41 +473,16 @@ def query_strategy(ws: Workspace, strategy: str, row: int, measure: str = "nDCG@
 
 
 # --- Routing map: selections and query metadata (issue 13) ---------------------------------------------------------
-def metadata_fields(ws: Workspace) -> list[str]:
-    """Query metadata fields to slice by: `kind`, then any `meta:<field>` the workspace declares or its queries
-    table has."""
-    fields = ["kind"] if "kind" in ws.queries.columns else []
-    declared = getattr(ws, "metadata_fields", None)
-    if callable(declared):
-        declared = declared()
-    names = list(declared or []) + [c[5:] for c in ws.queries.columns if c.startswith("meta:")]
-    return fields + [n for n in dict.fromkeys(names) if f"meta:{n}" in ws.queries.columns and n != "kind"]
-
-
-def metadata_column(field: str) -> str:
-    return field if field == "kind" else f"meta:{field}"
-
-
-def metadata_values(ws: Workspace, field: str, role: str | None = "eval") -> list[str]:
-    """The values a metadata field takes (on the queries of `role`; None: all), sorted, missing ones as ''."""
-    q = ws.queries if role is None else ws.queries[ws.queries["role"] == role]
-    col = metadata_column(field)
-    if col not in q.columns:
-        return []
-    return sorted({"" if v is None or (isinstance(v, float) and v != v) else str(v) for v in q[col]})
-
-
-def metadata_filter(ws: Workspace, chosen: dict[str, list[str]]) -> set[int]:
-    """Rows of the queries whose metadata matches every field's chosen values (a field with none chosen: all)."""
-    q = ws.queries
-    keep = np.ones(len(q), dtype=bool)
-    for field, values in chosen.items():
-        col = metadata_column(field)
-        if not values or col not in q.columns:
-            continue
-        as_text = q[col].map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v))
-        keep &= as_text.isin(values).to_numpy()
-    return set(q.loc[keep, "row"].astype(int))
+def metadata_filter(ws: Workspace, chosen: dict[str, list[str]] | tuple) -> set[int]:
+    """Rows of the queries whose metadata matches every field's chosen values (Workspace.metadata, as strings;
+    '' = no value); a field with nothing chosen keeps every query. `chosen`: field -> values, or (field, values)
+    pairs."""
+    items = chosen.items() if isinstance(chosen, dict) else chosen
+    keep = np.ones(len(ws.queries), dtype=bool)
+    for field, values in items:
+        if values and field in ws.metadata_fields:
+            keep &= ws.metadata(field).isin([str(v) for v in values]).to_numpy()
+    return set(ws.queries.loc[keep, "row"].astype(int))
 
 
 def selected_queries(ws: Workspace, rows, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:
