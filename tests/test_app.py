@@ -43,8 +43,9 @@ def assert_drawn(at) -> bool:
     return True
 
 
-def app(ws_path, page: str | None = None, params: dict | None = None, timeout: float = 120):
-    """An AppTest on app.py with the workspace given, opened on `page` with URL `params`."""
+def app(ws_path, page: str | None = None, params: dict | None = None, timeout: float = 120, drawn: bool = True):
+    """An AppTest on app.py with the workspace given, opened on `page` with URL `params`; the page must have run
+    to its end unless `drawn` is off (tests of the error boundary itself)."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
@@ -54,7 +55,8 @@ def app(ws_path, page: str | None = None, params: dict | None = None, timeout: f
     at.run()
     if page:
         at.switch_page(PAGE[page]).run()
-    assert_drawn(at)
+    if drawn:
+        assert_drawn(at)
     return at
 
 
@@ -331,30 +333,3 @@ def test_cli_argument(monkeypatch, tmp_path):
     monkeypatch.setenv(state.ENV_WORKSPACE, str(tmp_path))
     monkeypatch.setattr("sys.argv", ["app.py"])
     assert state.initial_workspace() == str(tmp_path)
-
-
-def test_default_workspace_built_on_first_start(ws, tmp_path, monkeypatch):
-    """A missing default workspace is built from sample_data/sample.toml with visible progress (st.status)."""
-    from explorer import build as build_module
-    from explorer.ui import state
-
-    target = tmp_path / "workspaces" / "sample"
-    calls = []
-
-    def fake_build(config, out, echo=print, progress=True):
-        calls.append((Path(config), Path(out)))
-        echo("Loading 6 dataset(s)")
-        shutil.copytree(ws.path, out)
-
-    monkeypatch.setattr(state, "DEFAULT_WORKSPACE", target)
-    monkeypatch.setattr(build_module, "build", fake_build)
-    monkeypatch.delenv(state.ENV_WORKSPACE, raising=False)
-    monkeypatch.setattr("sys.argv", ["app.py"])
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    assert_drawn(at)
-    assert calls == [(state.SAMPLE_CONFIG, target)]
-    assert (target / "manifest.json").is_file()
-    assert at.title[0].value == "Overview"
-    assert "Loading 6 dataset(s)" in "\n".join(m.value for m in at.markdown)

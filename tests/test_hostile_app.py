@@ -126,9 +126,20 @@ def test_inspector_shows_hostile_query_and_document_literally(hostile):
     doc_id = at.selectbox(key="insp_doc").options[0]
     at.selectbox(key="insp_doc").set_value(doc_id).run()
     assert_inert(at)
-    assert "\\!\\[pwn\\]\\(http\\:" in all_text(at)  # the document title, escaped
-    shown = [t.value for t in at.get("text")]  # the document text: plain text (st.text), never Markdown
-    assert any(HOSTILE in t and "\n\n# heading" in t for t in shown), shown
+    # the reader: one HTML block of the escaped title and text, the query's terms in <mark> (explorer.ui.highlight)
+    from explorer.terms import shared_terms
+    from explorer.ui.highlight import reader
+
+    doc = hostile.docs(hostile.datasets[0]).set_index("doc_id").loc[doc_id]
+    terms = shared_terms(HOSTILE, doc["title"], doc["text"])
+    assert "img" in terms and "bold" in terms  # the hostile words are marked, as escaped text
+    block = next(m.proto for m in at.markdown if m.proto.body == reader(doc["title"], doc["text"], terms))
+    assert block.allow_html and "<img" not in block.body and "<a " not in block.body
+    # its only tags are the reader's own (div, mark, br): without them, the text reads back exactly
+    assert set(re.findall(r"<(\w+)", block.body)) <= {"div", "mark", "br"}
+    assert html.unescape(re.sub(r"<[^>]+>", "", block.body)) == doc["title"] + doc["text"].replace("\n", "")
+    assert block.body.count("<mark") >= len(terms)
+    assert "<br># heading<br>" in block.body  # the text's line breaks kept as <br>, a heading never made
 
 
 def test_playground_hostile_query_from_the_url(hostile):
@@ -166,7 +177,7 @@ def test_broken_table_shows_the_error_boundary(ws, tmp_path):  # noqa: F811
     broken = tmp_path / "broken"
     shutil.copytree(ws.path, broken)
     (broken / "decisions.parquet").write_bytes(b"not a parquet table")
-    at = app(broken, "decisions")
+    at = app(broken, "decisions", drawn=False)
     assert not at.exception, [e.value for e in at.exception]
     message = "\n".join(e.value for e in at.error)
     assert BOUNDARY in message and "explorer build" in message and "Traceback" not in message
@@ -180,7 +191,7 @@ def test_unexpected_exception_is_caught_and_control_flow_passes(ws, monkeypatch)
         raise RuntimeError("kaboom <img src=x>\nsecond line")
 
     monkeypatch.setattr(views, "query_decisions", boom)
-    at = app(ws.path, "inspector")
+    at = app(ws.path, "inspector", drawn=False)
     assert not at.exception
     message = "\n".join(e.value for e in at.error)
     assert BOUNDARY in message and "explorer build" in message
@@ -353,9 +364,9 @@ def test_browser_hostile_workspace_fetches_nothing_and_injects_nothing(server, p
     time.sleep(0.5)
     pg.keyboard.press("ArrowDown")
     pg.keyboard.press("Enter")
-    pg.wait_for_selector('[data-testid="stText"]', timeout=30_000)
+    pg.wait_for_selector('.st-key-insp_reader mark', timeout=30_000)
     settle(pg, "Query inspector")
-    assert "# heading" in pg.locator('[data-testid="stText"]').first.inner_text()
+    assert "# heading" in pg.locator('.st-key-insp_reader').first.inner_text()
     inert("inspector, a document")
     charts = pg.locator(".js-plotly-plot").count()
     pg.locator(".js-plotly-plot").nth(charts - 1).scroll_into_view_if_needed()
