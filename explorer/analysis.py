@@ -183,7 +183,8 @@ def routing_report(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd
     g = t.groupby("dataset", sort=False)
     out = pd.DataFrame({"accuracy": g["correct"].mean(), "regret": g["regret"].mean(),
                         "all_tie": g["all_tie"].mean(), "queries": g.size()}).reindex(ws.datasets)
-    out.loc[AVERAGE] = out.mean(axis=0)
+    out.loc[AVERAGE] = out.mean(axis=0)  # the macro average over datasets, as the score tables do...
+    out.loc[AVERAGE, "queries"] = out["queries"].drop(AVERAGE).sum()  # ...but the number of queries is their total
     return out
 
 

@@ -106,6 +106,7 @@ def test_oracles_bound_the_routers(sample_workspace):
     assert (table["instance-oracle"].to_numpy()[:, None] >= table[routers].to_numpy() - 1e-12).all()
     report = routing_report(sample_workspace, "instance-oracle")
     assert (report["accuracy"] == 1.0).all() and (report["regret"].abs() < 1e-12).all()
+    assert report["queries"].iloc[-1] == len(sample_workspace.eval_rows())  # the average row counts every query
 
 
 def test_selection_matrix_rows_sum_to_one(sample_workspace):
