@@ -171,9 +171,10 @@ def test_inspector_shows_query_decisions_and_rankings(ws):
     assert by_label(at.selectbox, "Dataset").value == info["dataset"]
     assert info["text"] in texts(at)
     dec = at.dataframe[0].value
-    expected = views.query_decisions(ws, row)
+    expected = views.decision_table(ws, row)  # routers first, then oracles and fixed experts
+    assert dec["strategy"].tolist() == expected["strategy"].tolist()
     assert dec["chosen"].tolist() == expected["chosen"].tolist()
-    assert dec["score"].tolist() == pytest.approx((100 * expected["score"]).round(1).tolist())
+    assert dec["score"].tolist() == pytest.approx(expected["score"].tolist())
     # three default columns: routed, base, oracle; each caption shows its per-query metrics
     caps = [c.value for c in at.caption]
     base_nd = views.column_score(ws, "base", row, "nDCG@10")
@@ -184,11 +185,13 @@ def test_inspector_shows_query_decisions_and_rankings(ws):
     assert_drawn(at)
     assert at.query_params["cols"] == ["routed", "base", "oracle", ws.candidates[-1]]
     top = ws.ranking(ws.candidates[-1], row).iloc[0]
-    assert any(top["title"] in str(df.value["title"].tolist()) for df in at.dataframe[1:])
-    # read a document on demand
+    assert any(f"{top['doc_id']}: {top['title']}" in df.value["document"].tolist() for df in at.dataframe[1:])
+    # read a document on demand: its text, the query's terms marked (tests/test_app_views.py checks the marks)
     at.selectbox(key="insp_doc").set_value(top["doc_id"]).run()
-    assert top["text"] in texts(at) or any(top["text"] in t.value for t in at.get("text")) or \
-        top["text"] in "\n".join(str(e.value) for e in at.main.children.values() if hasattr(e, "value"))
+    from explorer.terms import shared_terms
+    from explorer.ui.highlight import reader
+
+    assert reader(top["title"], top["text"], shared_terms(info["text"], top["title"], top["text"])) in texts(at)
     # fewer than two columns explains what to do
     by_label(at.multiselect, "Compare (2–4 rankings)").set_value(["base"]).run()
     assert "Pick at least two rankings" in texts(at)
