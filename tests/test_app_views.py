@@ -248,7 +248,7 @@ def test_playground_examples_every_corpus_ood_and_rejected_queries(ws):
     drawn(at)
     assert at.query_params["dataset"] == ALL
     merged = at.dataframe[1].value
-    assert merged.columns.tolist() == ["rank", "dataset", "title", "score", "doc_id"]
+    assert merged.columns.tolist() == ["rank", "dataset", "title", "score"]
     assert merged["score"].is_monotonic_decreasing and set(merged["dataset"]) <= set(ws.datasets)
     # the out-of-domain line shows views.out_of_domain for the query's nearest pilot centroid
     from explorer.live import LiveRouter

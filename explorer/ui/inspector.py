@@ -265,9 +265,11 @@ def _compare(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str],
         keys, pal = pair["outcome"], OUTCOME_COLOURS
     datasets = dict(zip(pair["row"].astype(int), pair["dataset"]))
     fig = delta_figure(pair, keys, pal, row, a, b, measure)
+    plot_col, list_col = st.columns([1.35, 1])
     key = "insp_delta"
-    event = st.plotly_chart(fig, width="stretch", key=key, on_select=partial(_open_point, key, datasets),
-                            selection_mode=("points", "box", "lasso"))
+    with plot_col:
+        event = st.plotly_chart(fig, width="stretch", key=key, on_select=partial(_open_point, key, datasets),
+                                selection_mode=("points", "box", "lasso"))
     picked = []
     for p in (event.selection.points if event and event.selection else []):
         cd = p.get("customdata")
@@ -276,20 +278,29 @@ def _compare(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str],
             picked.append(int(cd))
         except (TypeError, ValueError):
             continue
-    picked = list(dict.fromkeys(picked))
-    if len(picked) > 1:
-        listed = pair.set_index("row").loc[[r for r in picked if r in datasets]].reset_index()
-        table = pd.DataFrame({"qid": listed["qid"], "dataset": listed["dataset"], "text": listed["text"],
-                              "A": (100 * listed["score_a"]).round(1), "B": (100 * listed["score_b"]).round(1),
-                              "B − A": (100 * listed["delta"]).round(1)})
-        st.caption(f"{len(listed)} queries selected: click one to open it.")
-        lkey = f"insp_delta_list_{len(listed)}_{listed['row'].sum()}"
-        st.dataframe(table, hide_index=True, width="stretch", key=lkey, selection_mode="single-row",
-                     on_select=partial(_open_listed, lkey, listed["row"].astype(int).tolist(), datasets),
-                     column_config={"A": st.column_config.NumberColumn(format="%.1f", width=60),
-                                    "B": st.column_config.NumberColumn(format="%.1f", width=60),
-                                    "B − A": st.column_config.NumberColumn(format="%+.1f", width=70),
-                                    "text": st.column_config.TextColumn(width="large")})
+    picked = [r for r in dict.fromkeys(picked) if r in datasets]
+    with list_col:
+        if len(picked) > 1:
+            listed = pair.set_index("row").loc[picked].reset_index()
+            st.markdown(f"**{len(listed)} queries selected** (click one to open it)")
+            lkey = f"insp_delta_list_{len(listed)}_{int(listed['row'].sum())}"
+        else:
+            moved = pair[pair["outcome"] != "tie"]
+            listed = moved.reindex(moved["delta"].abs().sort_values(ascending=False, kind="stable").index).head(12)
+            st.markdown("**Largest differences** (click one to open it; box or lasso on the plot to list others)")
+            lkey = f"insp_delta_top_{a}_{b}_{measure}"
+        if listed.empty:
+            st.info("A and B score every query the same.")
+        else:
+            table = pd.DataFrame({"qid": listed["qid"], "dataset": listed["dataset"],
+                                  "B − A": (100 * listed["delta"]).round(1), "text": listed["text"]})
+            st.dataframe(table, hide_index=True, width="stretch", key=lkey, selection_mode="single-row",
+                         height=min(38 + 35 * len(table) + 2, 460),
+                         on_select=partial(_open_listed, lkey, listed["row"].astype(int).tolist(), datasets),
+                         column_config={"qid": st.column_config.TextColumn(width=80),
+                                        "dataset": st.column_config.TextColumn(width=90),
+                                        "B − A": st.column_config.NumberColumn(format="%+.1f", width=60),
+                                        "text": st.column_config.TextColumn(width="large")})
     shown = []
     for r in (sbs["rankings"].values() if sbs else []):
         shown += [d for d in r["doc_id"] if d not in shown]

@@ -158,19 +158,24 @@ def render() -> None:
     st.markdown("**Top documents of every corpus** (merged by score)" if every
                 else f"**Top documents of {safe.md(dataset)}**")
     cols = st.columns(len(searches))
-    shown = ["rank", "dataset", "title", "score", "doc_id"] if every else ["rank", "title", "score", "doc_id"]
+    # every corpus: the dataset in place of the doc id (the id is in "Document texts"), so three tables fit
+    shown = ["rank", "dataset", "title", "score"] if every else ["rank", "title", "score", "doc_id"]
+    # the title takes what the other columns leave of a table's share of the page (1000 px at a 1500 px window)
+    per_table = (1000 - 16 * (len(searches) - 1)) / len(searches)
+    title_w = max(90, int(per_table) - 30 - 56 - 80 - 6)
     for col, (label, frame) in zip(cols, searches.items()):
         with col:
             st.markdown(f"**{safe.md(label)}**")
             st.dataframe(frame[shown], hide_index=True, width="stretch",
                          column_config={"rank": st.column_config.NumberColumn("#", width=30),
-                                        "dataset": st.column_config.TextColumn("dataset", width=90),
-                                        "score": st.column_config.NumberColumn("score", format="%.3f", width=60),
-                                        "title": st.column_config.TextColumn("title", width="medium")})
+                                        "dataset": st.column_config.TextColumn("dataset", width=80),
+                                        "score": st.column_config.NumberColumn("score", format="%.3f", width=56),
+                                        "doc_id": st.column_config.TextColumn("doc_id", width=80),
+                                        "title": st.column_config.TextColumn("title", width=title_w)})
             with st.expander("Document texts"):
                 for r in frame.itertuples():  # titles and texts are untrusted: escaped, cut before escaping
                     body = safe.text(r.text)
-                    where = f" ({safe.md(r.dataset)})" if every else ""
+                    where = f" ({safe.md(r.dataset)}, {safe.code(r.doc_id)})" if every else ""
                     st.markdown(f"**{r.rank}\\. {safe.md(r.title)}**{where} — {safe.md(body[:300])}"
                                 f"{'…' if len(body) > 300 else ''}")
 
