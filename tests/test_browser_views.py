@@ -110,6 +110,17 @@ def test_inspector_rankings_reader_urls_and_scatter(server, page, workspace_path
         if boxes["legend"] and boxes["toolbar"]:
             assert not overlap(boxes["legend"], boxes["toolbar"]), (i, boxes)
     shoot(pg, "inspector_four_rankings")
+    # snippets: the terms each document shares with the query, marked
+    from explorer.terms import query_terms
+
+    expander = pg.get_by_text("Snippets (query terms marked)").first
+    expander.scroll_into_view_if_needed()
+    expander.click()
+    snippets = pg.locator('[data-testid="stExpanderDetails"]').first
+    snippets.wait_for(timeout=10_000)
+    marked = {m.lower() for m in snippets.locator("mark").all_inner_texts()}
+    assert marked and marked <= set(query_terms(ws.queries.iloc[row]["text"]))
+    snippets.screenshot(path=str(SHOTS / "inspector_snippets.png"))
 
     # a click on a ranking row (its selection box) opens that document in the reader, terms marked
     options = views.column_options(ws, row, views.default_strategy(ws))
