@@ -132,7 +132,8 @@ def render() -> None:
             x, y = result.coords[method]
             # the query: a star drawn last (on top), its label a boxed annotation (above every trace)
             fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name="your query",
-                                     marker=dict(size=24, symbol="star", color="gold", line=dict(width=2, color="black")),
+                                     marker=dict(size=24, symbol="star", color="gold",
+                                                 line=dict(width=2, color="black")),
                                      hovertext=[wrap(text)], hovertemplate="<b>your query</b><br>%{hovertext}"
                                                                            "<extra></extra>"))
             fig.add_annotation(x=x, y=y, text="<b>your query</b>", showarrow=True, arrowhead=0, arrowwidth=1.5,
