@@ -137,7 +137,3 @@ def write_trec_run(target: Path | IO[str], runs: Mapping[str, Mapping[str, float
             ordered = sorted(hits.items(), key=lambda kv: trec_key(kv[1], kv[0]))
             for rank, (docid, score) in enumerate(ordered, start=1):
                 out.write(f"{qid} Q0 {docid} {rank} {float(score)!r} {tag}\n")  # full precision: no new ties
-
-
-def format_score(value: float) -> str:
-    return "–" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"

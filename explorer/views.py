@@ -9,11 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .analysis import AVERAGE, WhatIf, query_table, routing_report, selection_matrix, summary
+from .analysis import AVERAGE, WhatIf, query_table, summary
 from .ui.safe import code, md
 from .workspace import Workspace
 
-ORACLES = ("instance-oracle", "dataset-oracle")
 MIXTURE = "mixture"
 
 
@@ -52,50 +51,6 @@ def instance_oracle(ws: Workspace) -> str | None:
 
 
 # --- Overview -----------------------------------------------------------------------------------------------------
-def overview(ws: Workspace, measure: str, marks: dict[tuple[str, str], str] | None = None) -> dict:
-    """The dataset x strategy table transposed for reading (rows = strategies, columns = datasets + average),
-    the best real strategy per column, the instance-oracle gap, and a markdown rendering (x100, bold best)."""
-    table = summary(ws, measure)  # rows datasets (+ average), columns strategies
-    marks = marks or {}
-    real = [s for s in real_strategies(ws) if s in table.columns]
-    best = {col: (table.loc[col, real].idxmax() if real and table.loc[col, real].notna().any() else None)
-            for col in table.index}
-    oracle = instance_oracle(ws)
-    gap = {}
-    for col in table.index:
-        if oracle and best[col] is not None:
-            gap[col] = table.loc[col, oracle] - table.loc[col, best[col]]
-        else:
-            gap[col] = np.nan
-    # names come from the workspace: escaped (`md`, or inline code when plain) so none can be Markdown
-    header = ["strategy", *(md(c) for c in table.index)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for s in table.columns:
-        cells = [code(s)]
-        for col in table.index:
-            text = x100(table.loc[col, s]) + marks.get((col, s), "")
-            cells.append(f"**{text}**" if best[col] == s else text)
-        lines.append("| " + " | ".join(cells) + " |")
-    if oracle:
-        lines.append("| *gap: " + md(oracle) + " − best* | " + " | ".join(x100(gap[c]) for c in table.index) + " |")
-    return {"table": table, "best": best, "gap": pd.Series(gap), "markdown": "\n".join(lines)}
-
-
-def overview_csv(ws: Workspace, measure: str) -> str:
-    t = summary(ws, measure).T * 100
-    t.index.name = "strategy"
-    return t.round(1).to_csv()
-
-
-def bar_frame(ws: Workspace, measure: str, strategies: list[str]) -> pd.DataFrame:
-    """Long frame for the grouped bar chart: dataset, strategy, score (x100), description."""
-    t = summary(ws, measure)
-    desc = {s["name"]: s.get("description", "") for s in ws.manifest["strategies"]}
-    rows = [{"dataset": d, "strategy": s, "score": 100 * t.loc[d, s], "description": desc.get(s, "")}
-            for d in t.index for s in strategies if s in t.columns]
-    return pd.DataFrame(rows)
-
-
 # --- Routing map --------------------------------------------------------------------------------------------------
 def layout_methods(ws: Workspace) -> list[str]:
     methods = list(pd.unique(ws.layout["method"]))
@@ -129,41 +84,6 @@ def sample_points(frame: pd.DataFrame, limit: int, seed: int = 0) -> tuple[pd.Da
 
 
 # --- Routing decisions --------------------------------------------------------------------------------------------
-def selection_shares(ws: Workspace, strategy: str) -> pd.DataFrame:
-    """Dataset x encoder share of queries (all encoders that any strategy shown may use, zeros kept)."""
-    m = selection_matrix(ws, strategy)
-    cols = [e for e in ws.encoders if e in m.columns or e in ws.candidates]
-    return m.reindex(columns=cols, fill_value=0.0).fillna(0.0)
-
-
-def confusion(ws: Workspace, strategy: str, skip_all_ties: bool = False, measure: str = "nDCG@10"
-              ) -> pd.DataFrame:
-    """Counts of oracle expert (rows) x routed expert (columns) over the evaluated queries; a mixture counts as its
-    largest-weight expert, as routing accuracy judges it (DDR's routers mix on every query)."""
-    t = query_table(ws, strategy, measure)
-    if skip_all_ties:
-        t = t[~t["all_tie"]]
-    order = [e for e in ws.encoders if e in set(t["oracle"]) | set(t["primary"])]
-    return pd.crosstab(t["oracle"], t["primary"]).reindex(index=order, columns=order, fill_value=0)
-
-
-def confused_pairs(ws: Workspace, strategy: str, measure: str = "nDCG@10", top: int = 10) -> pd.DataFrame:
-    """The (oracle, routed) pairs of wrongly routed queries, most frequent first, with the mean regret and one
-    example query. 'Wrong' = the routed expert (a mixture's largest weight) is not among the tied best."""
-    t = query_table(ws, strategy, measure)
-    wrong = t[~t["correct"]].drop(columns="routed").rename(columns={"primary": "routed"})
-    if wrong.empty:
-        return pd.DataFrame(columns=["oracle", "routed", "queries", "mean_regret", "example"])
-    g = wrong.groupby(["oracle", "routed"], sort=False)
-    out = pd.DataFrame({"queries": g.size(), "mean_regret": g["regret"].mean(),
-                        "example": g["text"].first()}).reset_index()
-    return out.sort_values(["queries", "mean_regret"], ascending=False).head(top).reset_index(drop=True)
-
-
-def routing_summary(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:
-    return routing_report(ws, strategy, measure)
-
-
 # --- Query inspector ----------------------------------------------------------------------------------------------
 def query_info(ws: Workspace, row: int) -> dict:
     q = ws.queries.iloc[row]
@@ -174,12 +94,6 @@ def query_info(ws: Workspace, row: int) -> dict:
 def pilot_similarity(ws: Workspace, emb: np.ndarray) -> pd.DataFrame:
     """Similarity of one base embedding to every pilot centroid: pilot, dataset, expert, size, similarity."""
     return ws.pilots.assign(similarity=ws.pilot_centroids @ np.asarray(emb, dtype=np.float32))
-
-
-def expert_similarity(pilots: pd.DataFrame) -> pd.DataFrame:
-    """Per expert: mean (the paper's pilot-mean score) and max (pilot-nearest) similarity over its pilots."""
-    g = pilots.groupby("expert", sort=False)["similarity"]
-    return pd.DataFrame({"mean": g.mean(), "max": g.max(), "pilots": g.size()}).reset_index()
 
 
 def query_pilot_similarity(ws: Workspace, row: int) -> pd.DataFrame:

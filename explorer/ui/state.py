@@ -14,7 +14,6 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
-from .. import WORKSPACE_FORMAT_VERSION
 from ..workspace import Workspace, WorkspaceError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,10 +171,6 @@ def workspace() -> Workspace:
                 "start the app with `streamlit run app.py -- --workspace DIR`.")
         st.stop()
     return ws
-
-
-def format_note() -> str:
-    return f"reads workspace format ≤ {WORKSPACE_FORMAT_VERSION}"
 
 
 # --- cached derived data ------------------------------------------------------------------------------------------
