@@ -412,12 +412,28 @@ def selected_queries(ws: Workspace, rows, strategy: str, measure: str = "nDCG@10
 
 # --- Playground: how far a typed query is from the pilots (issue 13) -----------------------------------------------
 def pilot_best_similarity(ws: Workspace, role: str = "pilot") -> np.ndarray:
-    """Each query of `role` (pilot or eval): its best cosine similarity to any pilot centroid (base embeddings)."""
+    """Each query of `role` (pilot or eval): its best cosine similarity to any pilot centroid (base embeddings).
+    A pilot query is part of its own group's centroid, which would flatter it against a new query; so with one
+    centroid per group (pilot_k = 1) its own centroid is recomputed without it (leave one out)."""
     rows = ws.queries.loc[ws.queries["role"] == role, "row"].to_numpy()
     if not len(rows) or not len(ws.pilot_centroids):
         return np.zeros(0, dtype=np.float32)
     emb = np.asarray(ws.embeddings("base")[rows], dtype=np.float32)
-    return (emb @ ws.pilot_centroids.T).max(axis=1)
+    sims = emb @ ws.pilot_centroids.T
+    if role != "pilot" or int(ws.manifest["routing"].get("pilot_k", 1)) != 1:
+        return sims.max(axis=1)
+    labels = ws.pilot_labels.set_index("row")["label"].reindex(rows).fillna("").to_numpy()
+    datasets = ws.queries.set_index("row").loc[rows, "dataset"].to_numpy()
+    pilots = ws.pilots
+    for j, (ds, expert) in enumerate(zip(pilots["dataset"], pilots["expert"])):
+        members = np.flatnonzero((datasets == ds) & (labels == expert))
+        if len(members) < 2:
+            continue
+        total = emb[members].sum(axis=0)
+        rest = total[None, :] - emb[members]  # the group's sum without each member
+        rest /= np.maximum(np.linalg.norm(rest, axis=1, keepdims=True), 1e-12)
+        sims[members, j] = (emb[members] * rest).sum(axis=1)
+    return sims.max(axis=1)
 
 
 OOD_PERCENTILE = 5.0

@@ -184,8 +184,24 @@ def test_expert_page_number_formats_and_order(ws):
 def test_pilot_best_similarity_and_out_of_domain(ws):
     best = views.pilot_best_similarity(ws)
     pilot_rows = ws.queries.loc[ws.queries["role"] == "pilot", "row"].to_numpy()
-    emb = ws.embeddings("base")[pilot_rows]
-    assert best == pytest.approx(np.array([max(float(e @ c) for c in ws.pilot_centroids) for e in emb]), abs=1e-5)
+    emb = ws.embeddings("base")
+    label = dict(zip(ws.pilot_labels["row"], ws.pilot_labels["label"]))
+    dataset = dict(zip(ws.queries["row"], ws.queries["dataset"]))
+
+    def leave_one_out(r):  # each pilot query against every centroid, its own group's rebuilt without it
+        out = []
+        for j, (ds, expert) in enumerate(zip(ws.pilots["dataset"], ws.pilots["expert"])):
+            others = [o for o in pilot_rows if o != r and dataset[o] == ds and label.get(o) == expert]
+            if dataset[r] == ds and label.get(r) == expert and others:
+                centre = emb[others].mean(axis=0)
+                out.append(float(emb[r] @ (centre / np.linalg.norm(centre))))
+            else:
+                out.append(float(emb[r] @ ws.pilot_centroids[j]))
+        return max(out)
+
+    assert best == pytest.approx(np.array([leave_one_out(r) for r in pilot_rows]), abs=1e-5)
+    plain = (emb[pilot_rows] @ ws.pilot_centroids.T).max(axis=1)
+    assert (best < plain - 1e-4).any()  # no longer flattered by its own centroid
     low = views.out_of_domain(ws, float(best.min()) - 0.05)
     assert low["likely_ood"] and low["percentile"] == 0
     mid = views.out_of_domain(ws, float(np.median(best)))
