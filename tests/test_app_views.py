@@ -7,7 +7,6 @@ explorer.analysis computed directly; clicks on tables and charts are driven in t
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -15,26 +14,16 @@ import pytest
 
 from explorer import analysis, views
 
+from .test_app import assert_drawn, ws  # noqa: F401  (ws: the sample workspace fixture, shared)
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = {"map": "explorer/ui/routing_map.py", "inspector": "explorer/ui/inspector.py",
         "experts": "explorer/ui/experts.py", "playground": "explorer/ui/playground.py"}
-BOUNDARY = "could not be drawn from this workspace"
 TITLES = {"map": "Routing map", "inspector": "Query inspector", "experts": "Experts", "playground": "Playground"}
 
 
-@pytest.fixture(scope="module")
-def ws(request):
-    given = os.environ.get("EXPLORER_TEST_WORKSPACE")
-    if given:
-        from explorer.workspace import Workspace
-
-        return Workspace(given)
-    return request.getfixturevalue("sample_workspace")
-
-
 def drawn(at):
-    assert not at.exception, [e.value for e in at.exception]
-    assert not [e.value for e in at.error if BOUNDARY in e.value]
+    assert_drawn(at)
     return at
 
 

@@ -6,7 +6,6 @@ query-term highlighting built from escaped pieces, label placement, and the Play
 from __future__ import annotations
 
 import html
-import os
 import re
 
 import numpy as np
@@ -16,15 +15,9 @@ import pytest
 from explorer import analysis, views
 from explorer.terms import STOP_WORDS, query_terms, shared_terms, spans, tokens, window
 
+from .test_app import ws  # noqa: F401  (the sample workspace fixture, shared)
 
-@pytest.fixture(scope="module")
-def ws(request):
-    given = os.environ.get("EXPLORER_TEST_WORKSPACE")
-    if given:
-        from explorer.workspace import Workspace
 
-        return Workspace(given)
-    return request.getfixturevalue("sample_workspace")
 
 
 # --- query terms and highlighting ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.export import safe_name
-from explorer.ui import safe, state
+from explorer.ui import state
 
 SORTS = {"regret": "regret (largest first)", "delta_base": "routed − base (worst first)",
          "margin": "margin (smallest first)", "dataset": "dataset, query id"}
@@ -15,35 +15,11 @@ LEADING = ["text", "regret", "delta_base", "margin", "kind"]
 TRAILING = ["routed", "oracle", "routed_score", "oracle_score", "base_score", "correct", "dataset", "qid"]
 
 
-def _param(field: str) -> str:
-    """The URL parameter of a metadata filter: `kind`, or `meta_<field>` (field names are letters, digits, - and
-    _, so they are safe in a URL)."""
-    return "kind" if field == "kind" else f"meta_{field}"
-
-
 def _negative(text) -> bool:
     try:
         return float(text) < 0
     except (TypeError, ValueError):
         return False
-
-
-def _metadata_filters(ws, options) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """One multiselect per metadata field (kind first), four to a row; each keeps its choice in the URL."""
-    chosen = []
-    fields = list(options)
-    for start in range(0, len(fields), 4):
-        cols = st.columns(4)
-        for col, field in zip(cols, fields[start:start + 4]):
-            values = list(options[field]["value"])
-            label = "Query kind" if field == "kind" else f"Query {field}"
-            picked = state.synced(st.multiselect, safe.md(label), _param(field), values, [], container=col,
-                                  format_func=lambda v: v if v != "" else "(no value)",
-                                  placeholder="any", help=f"Keep the queries whose metadata field "
-                                                          f"{safe.md(field)} takes one of these values.")
-            if picked:
-                chosen.append((field, tuple(picked)))
-    return tuple(chosen)
 
 
 def render() -> None:
@@ -74,7 +50,8 @@ def render() -> None:
     margin = state.synced(st.number_input, "margin below x", "margin", None, 0.05, container=f5, cast=float,
                           step=0.01, format="%.3f", disabled=not use_margin,
                           help="A margin is top-1 − top-2 router score, never negative: give a value ≥ 0.")
-    metadata = _metadata_filters(ws, state.cached("views:slice_options"))
+    metadata = tuple((f, tuple(v)) for f, v in state.metadata_filters(
+        state.cached("views:slice_options"), "Query", "Keep the queries that take one of these values").items())
     sort = state.synced(st.selectbox, "Sort by", "sort", list(SORTS), "regret", format_func=SORTS.get,
                         container=st.columns([1, 2])[0])
     margin_below = None

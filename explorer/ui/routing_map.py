@@ -19,29 +19,6 @@ HEIGHT = 620
 PLOT_PX = (760, 430)  # a lower bound of the plot area (px) at a 1500 px window: labels are placed for it
 
 
-def _meta_param(field: str) -> str:
-    """The URL parameter of a metadata filter, as on the Error analysis page: `kind`, or `meta_<field>`."""
-    return "kind" if field == "kind" else f"meta_{field}"
-
-
-def _metadata_filters(options: dict) -> dict[str, list[str]]:
-    """One multiselect per query metadata field (kind first), each in the URL; returns field -> chosen values."""
-    chosen = {}
-    fields = list(options)
-    for start in range(0, len(fields), 4):
-        cols = st.columns(4)
-        for col, field in zip(cols, fields[start:start + 4]):
-            values = list(options[field]["value"])
-            label = "Test query kind" if field == "kind" else f"Test query {field}"
-            picked = state.synced(st.multiselect, safe.md(label), _meta_param(field), values, [], container=col,
-                                  format_func=lambda v: v if v != "" else "(no value)", placeholder="any",
-                                  help=f"Draw only the test queries whose metadata field {safe.md(field)} takes "
-                                       "one of these values.")
-            if picked:
-                chosen[field] = list(picked)
-    return chosen
-
-
 def _span(frames) -> tuple[float, float, float, float]:
     """The data rectangle Plotly's autorange shows for these points (about 5% padding)."""
     xs = [v for f in frames for v in f["x"]]
@@ -74,7 +51,8 @@ def render() -> None:
     datasets = state.synced(st.multiselect, "Datasets", "datasets", ws.datasets, [], container=c4,
                             placeholder="all datasets")
     show_pilots = state.synced(st.toggle, "Show pilot training queries", "pilots", None, True, cast=state.as_bool)
-    meta = _metadata_filters(state.cached("views:slice_options"))
+    meta = state.metadata_filters(state.cached("views:slice_options"), "Test query",
+                                  "Draw only the test queries that take one of these values")
 
     data = state.cached("views:map_points", method, strategy)
     q, pilots = data["queries"], data["pilots"]

@@ -353,3 +353,28 @@ def queue_query(row: int, dataset: str | None = None) -> None:
     st.query_params["row"] = str(int(row))
     st.session_state.pop("insp_doc", None)
     st.query_params.pop("doc", None)
+
+
+def metadata_param(field: str) -> str:
+    """The URL parameter of a metadata filter: `kind`, or `meta_<field>` (field names are letters, digits, - and _,
+    so they are safe in a URL)."""
+    return "kind" if field == "kind" else f"meta_{field}"
+
+
+def metadata_filters(options: dict, what: str, help_text: str) -> dict[str, list[str]]:
+    """One multiselect per query metadata field (kind first), four to a row, each keeping its choice in the URL;
+    returns field -> the chosen values (fields left at "any" are absent). `what` names the queries ("Query",
+    "Test query"); `help_text` says what the filter does."""
+    from . import safe
+
+    chosen: dict[str, list[str]] = {}
+    fields = list(options)
+    for start in range(0, len(fields), 4):
+        for col, field in zip(st.columns(4), fields[start:start + 4]):
+            label = f"{what} kind" if field == "kind" else f"{what} {field}"
+            picked = synced(st.multiselect, safe.md(label), metadata_param(field), list(options[field]["value"]),
+                            [], container=col, format_func=lambda v: v if v != "" else "(no value)",
+                            placeholder="any", help=f"{help_text} (metadata field {safe.md(field)}).")
+            if picked:
+                chosen[field] = list(picked)
+    return chosen
