@@ -36,18 +36,18 @@ router = "pilot-mean"
 measures = ["ndcg@10"]
 reference = "pilot_mean"
 [[datasets]]
-name = "glossary"
-path = "{SAMPLE / 'glossary'}"
+name = "finance"
+path = "{SAMPLE / 'finance'}"
 train_spilt = "train"
 ignore_identical_id = true
 [[datasets]]
 name = "../../escape"
-path = "{SAMPLE / 'pycode'}"
+path = "{SAMPLE / 'cooking'}"
 [[experts]]
-name = "glossary"
+name = "finance"
 epoch = 7
 r = "eight"
-sources = [{{dataset = "glossary", source = "qrels"}}]
+sources = [{{dataset = "finance", source = "qrels"}}]
 """
 
 
