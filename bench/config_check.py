@@ -36,18 +36,18 @@ router = "pilot-mean"
 measures = ["ndcg@10"]
 reference = "pilot_mean"
 [[datasets]]
-name = "finance"
-path = "{SAMPLE / 'finance'}"
+name = "glossary"
+path = "{SAMPLE / 'glossary'}"
 train_spilt = "train"
 ignore_identical_id = true
 [[datasets]]
 name = "../../escape"
-path = "{SAMPLE / 'cooking'}"
+path = "{SAMPLE / 'pycode'}"
 [[experts]]
-name = "finance"
+name = "glossary"
 epoch = 7
 r = "eight"
-sources = [{{dataset = "finance", source = "qrels"}}]
+sources = [{{dataset = "glossary", source = "qrels"}}]
 """
 
 

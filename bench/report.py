@@ -26,7 +26,7 @@ from . import quality, scale, speed  # noqa: E402
 from .markdown import machine_line, replace_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK_DOMAINS = ("astronomy", "cooking", "medicine")
+QUICK_DOMAINS = ("homefix", "pycode", "symptoms")
 
 
 def quick_workspace(out: Path) -> Workspace:

@@ -257,7 +257,7 @@ def report(ws: Workspace, quick: bool, figures: Path) -> str:
     experts = shared_base_experts(ws)
     if quick:
         texts = ws.docs(largest)["text"].tolist()[:128]
-        scaling_data, counts, pairs, repeats, n_live = ROOT / "sample_data" / "cooking", [1, 2], 16, 1, 10
+        scaling_data, counts, pairs, repeats, n_live = ROOT / "sample_data" / "homefix", [1, 2], 16, 1, 10
     else:
         ds = load_beir(SHARED / "npl", "npl", splits=("test",))
         texts = ds.corpus.passages()[:2000]

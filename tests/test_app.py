@@ -289,15 +289,15 @@ def test_playground_empty_long_and_real_query(ws):
     at.main.text_input[0].set_value("x" * 10_000).run()
     assert "10,000 characters" in errors(at)
     assert_drawn(at)
-    by_label(at.selectbox, "Search the corpus of").set_value("cooking").run()
-    at.main.text_input[0].set_value("how long should I rest a steak after grilling").run()
+    by_label(at.selectbox, "Search the corpus of").set_value("homefix").run()
+    at.main.text_input[0].set_value("my kitchen tap keeps dripping after I turn it off").run()
     assert_drawn(at) and not at.error
-    assert at.query_params["q"] == "how long should I rest a steak after grilling"
+    assert at.query_params["q"] == "my kitchen tap keeps dripping after I turn it off"
     decisions = at.dataframe[0].value
     assert "pilot-mean" in decisions["strategy"].tolist()
     assert "instance-oracle" not in decisions["strategy"].tolist()
     assert len(at.dataframe) >= 3  # decisions + chosen + base (+ another expert)
-    assert all(d.startswith("cook-") for d in at.dataframe[2].value["doc_id"])
+    assert all(d.startswith("hf-") for d in at.dataframe[2].value["doc_id"])
     assert any("Answered in" in c.value for c in at.caption)
 
 

@@ -167,10 +167,10 @@ def test_every_page_and_selection_to_inspector(server, page):
     settle(pg, "Query inspector")
 
     # Playground: a typed query, routed live.
-    pg.goto(server + "/playground?dataset=cooking")
+    pg.goto(server + "/playground?dataset=homefix")
     settle(pg, "Playground")
     box = pg.get_by_label("Query")
-    box.fill("how long should I rest a steak after grilling")
+    box.fill("my kitchen tap keeps dripping after I turn it off")
     box.press("Enter")
     pg.wait_for_selector("text=Answered in", timeout=120_000)
     settle(pg, "Playground")

@@ -31,7 +31,7 @@ epochs = 1
 [layout]
 umap = false
 '''
-    for name in ("astronomy", "cooking"):
+    for name in ("homefix", "pycode"):
         text += f'''[[datasets]]
 name = "{name}"
 path = "{SAMPLE / name}"
@@ -58,35 +58,35 @@ def tree_digest(folder: Path) -> dict[str, str]:
 def first_build(tmp_path_factory):
     root = tmp_path_factory.mktemp("safety")
     cache = root / "cache"
-    ws = build(small_config(root, cache, ["astronomy"]), root / "ws", progress=False)
+    ws = build(small_config(root, cache, ["homefix"]), root / "ws", progress=False)
     return root, cache, ws
 
 
 def test_adding_an_expert_rebuilds_only_what_depends_on_it(first_build):
     root, cache, _ = first_build
-    ws = build(small_config(root, cache, ["astronomy", "cooking"]), root / "ws2", progress=False)
+    ws = build(small_config(root, cache, ["homefix", "pycode"]), root / "ws2", progress=False)
     stages = ws.manifest["stages"]
-    assert stages["docs:astronomy"]["cached"] and stages["docs:cooking"]["cached"]
-    assert stages["index:astronomy"]["cached"] and stages["index:cooking"]["cached"]
-    assert stages["expert:astronomy"]["cached"] and stages["queries:astronomy"]["cached"]
+    assert stages["docs:homefix"]["cached"] and stages["docs:pycode"]["cached"]
+    assert stages["index:homefix"]["cached"] and stages["index:pycode"]["cached"]
+    assert stages["expert:homefix"]["cached"] and stages["queries:homefix"]["cached"]
     assert stages["queries:base"]["cached"]
-    assert not stages["expert:cooking"]["cached"] and not stages["queries:cooking"]["cached"]
-    assert ws.encoders == ["base", "astronomy", "cooking"]
+    assert not stages["expert:pycode"]["cached"] and not stages["queries:pycode"]["cached"]
+    assert ws.encoders == ["base", "homefix", "pycode"]
 
 
 def test_a_changed_dataset_invalidates_its_stages(first_build, tmp_path):
     root, cache, _ = first_build
     import shutil
 
-    copy = tmp_path / "cooking"
-    shutil.copytree(SAMPLE / "cooking", copy)
+    copy = tmp_path / "pycode"
+    shutil.copytree(SAMPLE / "pycode", copy)
     with open(copy / "corpus.jsonl", "a") as f:
-        f.write('{"_id": "new-doc", "title": "Brining", "text": "Salt brines season meat and help it hold water."}\n')
-    cfg = small_config(tmp_path, cache, ["astronomy"])
-    cfg.write_text(cfg.read_text().replace(str(SAMPLE / "cooking"), str(copy)))
+        f.write('{"_id": "new-doc", "title": "", "text": "def double(x): return 2 * x"}\n')
+    cfg = small_config(tmp_path, cache, ["homefix"])
+    cfg.write_text(cfg.read_text().replace(str(SAMPLE / "pycode"), str(copy)))
     stages = build(cfg, tmp_path / "ws", progress=False).manifest["stages"]
-    assert stages["docs:astronomy"]["cached"] and not stages["docs:cooking"]["cached"]
-    assert not stages["index:cooking"]["cached"]
+    assert stages["docs:homefix"]["cached"] and not stages["docs:pycode"]["cached"]
+    assert not stages["index:pycode"]["cached"]
 
 
 def test_a_failed_build_leaves_the_previous_workspace_intact(first_build, monkeypatch):
@@ -105,9 +105,9 @@ def test_a_failed_build_leaves_the_previous_workspace_intact(first_build, monkey
 
     monkeypatch.setattr(build_module, "save_table", failing)
     with pytest.raises(OSError, match="disk full"):
-        build(small_config(root, cache, ["astronomy", "cooking"]), ws.path, progress=False)
+        build(small_config(root, cache, ["homefix", "pycode"]), ws.path, progress=False)
     assert tree_digest(ws.path) == before
-    assert Workspace(ws.path).encoders == ["base", "astronomy"]
+    assert Workspace(ws.path).encoders == ["base", "homefix"]
     assert not list(ws.path.parent.glob(f".{ws.path.name}.tmp-*"))
 
 
@@ -115,7 +115,7 @@ def test_a_failed_build_leaves_the_previous_workspace_intact(first_build, monkey
 def test_a_killed_build_leaves_the_previous_workspace_intact(first_build, kill_at):
     root, cache, ws = first_build
     before = tree_digest(ws.path)
-    cfg = small_config(root, root / f"fresh-cache-{kill_at[0]}", ["astronomy", "cooking"])
+    cfg = small_config(root, root / f"fresh-cache-{kill_at[0]}", ["homefix", "pycode"])
     proc = subprocess.Popen([sys.executable, "-u", "-m", "explorer.cli", "build", str(cfg), "--out", str(ws.path),
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -128,7 +128,7 @@ def test_a_killed_build_leaves_the_previous_workspace_intact(first_build, kill_a
     assert proc.returncode == -signal.SIGKILL
     recover_interrupted_swap(ws.path)  # what the next build does first, should the kill fall between the renames
     assert tree_digest(ws.path) == before
-    assert Workspace(ws.path).encoders == ["base", "astronomy"]
+    assert Workspace(ws.path).encoders == ["base", "homefix"]
 
 
 def test_an_interrupted_swap_is_recovered(tmp_path):
@@ -158,10 +158,10 @@ def test_config_errors_name_the_file_and_the_fix(tmp_path):
     bad.write_text("title = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
-    bad.write_text(f"[[datasets]]\npath = '{SAMPLE / 'astronomy'}'\n[[experts]]\nname = 'a.b'\nmulti_task = true\n")
+    bad.write_text(f"[[datasets]]\npath = '{SAMPLE / 'homefix'}'\n[[experts]]\nname = 'a.b'\nmulti_task = true\n")
     with pytest.raises(ConfigError, match="letters, digits"):
         load_config(bad)
-    bad.write_text(f"[[datasets]]\npath = '{SAMPLE / 'astronomy'}'\n[routing]\nties = 'coin'\n")
+    bad.write_text(f"[[datasets]]\npath = '{SAMPLE / 'homefix'}'\n[routing]\nties = 'coin'\n")
     with pytest.raises(ConfigError, match=r"\[routing\] `ties` \"coin\" is not one of"):
         load_config(bad)
 

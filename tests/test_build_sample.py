@@ -30,7 +30,7 @@ def test_eval_json_has_every_strategy_on_every_dataset(sample_workspace):
     out = json.loads(_cli("eval", str(ws.path), "--json"))
     assert set(out) == set(ws.datasets) and len(out) >= 5
     variants = {v["name"] for v in ws.manifest["routing"]["variants"]}
-    assert variants == {"pilot-mean/skip-all", "pilot-mean/own-dataset"}
+    assert variants == {"pilot-mean/first", "pilot-mean/skip-all"}
     singles = [e["name"] for e in ws.experts if not e["multi_task"]]  # every expert, routing candidate or not
     expected = set(ROUTERS) | {"base", "multi-task"} | {f"fixed:{e}" for e in singles} | variants
     for ds, by_strategy in out.items():

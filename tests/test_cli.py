@@ -13,22 +13,22 @@ from .conftest import ROOT
 
 
 def test_train_writes_a_peft_folder_that_loads_as_an_expert(tmp_path, capsys):
-    out = tmp_path / "astro"
-    assert main(["train", str(ROOT / "sample_data" / "astronomy"), "--name", "astro", "--out", str(out),
+    out = tmp_path / "hf"
+    assert main(["train", str(ROOT / "sample_data" / "homefix"), "--name", "hf", "--out", str(out),
                  "--epochs", "1"]) == 0
-    assert "Trained lora expert 'astro'" in (printed := capsys.readouterr().out) and f"saved it to {out}" in printed
+    assert "Trained lora expert 'hf'" in (printed := capsys.readouterr().out) and f"saved it to {out}" in printed
     assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
     enc = Encoder()
-    enc.load_expert("astro", out)
-    texts = ["the orbit of mars", "neutron stars"]
-    assert np.abs(enc.encode(texts, "astro") - enc.encode(texts)).max() > 1e-4
+    enc.load_expert("hf", out)
+    texts = ["my kitchen tap keeps dripping", "radiator cold at the top"]
+    assert np.abs(enc.encode(texts, "hf") - enc.encode(texts)).max() > 1e-4
 
 
 def test_train_with_an_unknown_kind_names_the_registered_kinds(tmp_path, capsys):
     from explorer.experts import EXPERT_KINDS
 
     out = tmp_path / "x"
-    assert main(["train", str(ROOT / "sample_data" / "astronomy"), "--name", "x", "--out", str(out),
+    assert main(["train", str(ROOT / "sample_data" / "homefix"), "--name", "x", "--out", str(out),
                  "--kind", "adapterfusion"]) == 2
     err = capsys.readouterr().err
     assert "'adapterfusion' is unknown" in err and all(kind in err for kind in EXPERT_KINDS)

@@ -224,7 +224,7 @@ URLS = [
     ("inspector", {"row": "abc"}), ("inspector", {"row": "-5"}), ("inspector", {"row": "999999"}),
     ("inspector", {"row": "1e999"}), ("inspector", {"row": "9" * 5000}), ("inspector", {"row": "0"}),
     ("inspector", {"strategy": BAD, "dataset": BAD, "cols": BAD}),
-    ("inspector", {"cols": "routed,base,oracle,medicine,finance,cooking"}),
+    ("inspector", {"cols": "routed,base,oracle,symptoms,glossary,homefix"}),
     ("inspector", {"cols": "base,base,base"}),
     ("errors", {"margin": "nan", "use_margin": "1"}), ("errors", {"margin": "-1", "use_margin": "1"}),
     ("errors", {"margin": "inf"}), ("errors", {"margin": "abc", "wrong": BAD, "sort": BAD, "datasets": BAD}),

@@ -26,11 +26,11 @@ def router(request):
 
 QUERIES = [
     # (text, choice, dataset): five different experts (one the base model, one a merge of two)
-    ("how long should I rest a steak after grilling", "cooking", "cooking"),
-    ("why do stars twinkle but planets do not", "astronomy", "astronomy"),
-    ("side effects of statins on muscles", None, "medicine"),
-    ("rebalance a portfolio with index funds", "finance", "finance"),
-    ("memory leak in a garbage collected language", {"programming": 0.6, "medicine": 0.4}, "programming"),
+    ("my kitchen tap keeps dripping after I turn it off", "homefix", "homefix"),
+    ("reverse the order of the words in a sentence", "pycode", "pycode"),
+    ("the room spins when I turn over in bed", None, "symptoms"),
+    ("stagflation", "glossary", "glossary"),
+    ("Zoos should close because animals suffer in captivity.", {"debate": 0.6, "evidence": 0.4}, "debate"),
 ]
 
 
