@@ -354,6 +354,20 @@ def inspect_row(ws: Workspace, raw) -> tuple[int | None, str | None]:
     return row, None
 
 
+def showcase_row(ws: Workspace, dataset: str, strategy: str, measure: str | None = None) -> int:
+    """The test query of `dataset` the Query inspector opens on: the one where `strategy` gains most over base (the
+    demo's point, that the choice of expert matters), the first such row on ties; the first test query where there
+    is no base to compare with."""
+    rows = ws.eval_rows(dataset)["row"].astype(int)
+    measure = measure or ws.measures[0]
+    sm = ws.strategy_metrics
+    if "base" not in ws.strategies or strategy not in ws.strategies or rows.empty:
+        return int(rows.iloc[0])
+    score = {s: sm[(sm["strategy"] == s) & sm["row"].isin(rows)].set_index("row")[measure] for s in ("base", strategy)}
+    gain = (score[strategy] - score["base"]).reindex(rows).fillna(0.0)
+    return int(gain.index[int(np.argmax(gain.to_numpy()))])
+
+
 def strategy_pair(ws: Workspace, a: str, b: str, measure: str = "nDCG@10") -> pd.DataFrame:
     """Every evaluated query under two strategies: row, qid, dataset, kind, text, chosen_a, chosen_b (an
     encoder, or 'mixture'), score_a, score_b (fractions), delta = score_b − score_a, and outcome ('B better',

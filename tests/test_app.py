@@ -197,7 +197,7 @@ def test_inspector_shows_query_decisions_and_rankings(ws):
 
 
 def test_inspector_link_names_its_query_even_the_default_one(ws):
-    row = int(ws.eval_rows(ws.datasets[0])["row"].iloc[0])  # the query the inspector shows when none is given
+    row = views.showcase_row(ws, ws.datasets[0], views.default_strategy(ws))  # the query the inspector shows when none is given
     at = app(ws.path, "inspector", params={"row": row, "strategy": "pilot-mean"})
     assert_drawn(at)
     assert at.query_params["row"] == str(row)

@@ -103,7 +103,7 @@ def test_inspector_decisions_rankings_and_reader(ws):
 
 
 def test_inspector_says_when_the_url_row_is_not_a_test_query(ws):
-    first = ws.eval_rows(ws.datasets[0]).iloc[0]
+    first = ws.queries.iloc[views.showcase_row(ws, ws.datasets[0], views.default_strategy(ws))]  # the query the inspector opens on
     pilot = ws.queries[ws.queries["role"] == "pilot"].iloc[3]
     for raw, phrase in ((len(ws.queries) + 100, "is not a test query"), (int(pilot["row"]), "is a pilot query"),
                         ("abc", "is not a row number")):
@@ -256,3 +256,18 @@ def test_playground_examples_every_corpus_ood_and_rejected_queries(ws):
     assert "q" not in at.query_params
     at.main.text_input[0].set_value("   ").run()
     assert "q" not in at.query_params
+
+
+def test_inspector_opens_on_the_query_where_routing_gains_most(ws):
+    """Issue 12: the default view tells the demo's story: the query where the default strategy beats base most."""
+    strategy = views.default_strategy(ws)
+    sm = ws.strategy_metrics
+    for dataset in ws.datasets:
+        rows = ws.eval_rows(dataset)["row"]
+        score = {s: sm[(sm["strategy"] == s) & sm["row"].isin(rows)].set_index("row")["nDCG@10"]
+                 for s in ("base", strategy)}
+        gain = score[strategy] - score["base"]
+        row = views.showcase_row(ws, dataset, strategy)
+        assert row in set(rows) and gain[row] == gain.max() and gain[row] > 0, (dataset, gain.max())
+    at = app(ws, "inspector", {})
+    assert at.query_params["row"] == str(views.showcase_row(ws, ws.datasets[0], strategy))

@@ -148,7 +148,7 @@ def test_inspector_rankings_reader_urls_and_scatter(server, page, workspace_path
     bad = len(ws.queries) + 1000
     pg.goto(server + f"/inspector?row={bad}")
     settle(pg, "Query inspector")
-    first = ws.eval_rows(ws.datasets[0]).iloc[0]
+    first = ws.queries.iloc[views.showcase_row(ws, ws.datasets[0], views.default_strategy(ws))]
     warning = pg.locator('[data-testid="stAlert"]').first.inner_text()
     assert f"row {bad} is not a test query" in warning and f"showing {first['qid']}" in warning
     assert params(pg)["row"] == str(int(first["row"]))

@@ -24,7 +24,9 @@ from urllib.parse import quote, urlparse
 import pandas as pd
 import pytest
 
+from explorer import views
 from explorer.ui import safe
+from explorer.workspace import Workspace
 from tests.test_app import PAGE, app, ws  # noqa: F401 - `ws`: the sample workspace fixture
 from tests.test_browser import browser, page, server, settle  # noqa: F401 - the app server and chromium
 
@@ -46,7 +48,9 @@ def hostile_copy(src: Path, dst: Path) -> Path:
         s["description"] = HOSTILE
     (dst / "manifest.json").write_text(json.dumps(manifest, indent=1))
     q = pd.read_parquet(dst / "queries.parquet")
-    first = q[q["role"] == "eval"].groupby("dataset")["row"].min()  # each dataset's default inspector query
+    src_ws = Workspace(src)  # each dataset's first test query and the one the inspector opens on
+    first = set(q[q["role"] == "eval"].groupby("dataset")["row"].min()) | {
+        views.showcase_row(src_ws, d, views.default_strategy(src_ws)) for d in src_ws.datasets}
     q.loc[q["row"].isin(first), "text"] = HOSTILE
     q.loc[q["role"] != "eval", "text"] = q.loc[q["role"] != "eval", "text"] + " " + HOSTILE
     q.to_parquet(dst / "queries.parquet", index=False)
@@ -247,8 +251,8 @@ def test_hostile_url_parameters_do_not_raise(ws, page_key, params):  # noqa: F81
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert "<script>" not in all_text(at)
-    if page_key == "inspector" and "row" in params:  # an unknown row opens the first dataset's first test query
-        assert at.query_params["row"] == str(ws.eval_rows(ws.datasets[0])["row"].iloc[0])  # row 0: a pilot query
+    if page_key == "inspector" and "row" in params:  # an unknown row opens the first dataset's showcase query
+        assert at.query_params["row"] == str(views.showcase_row(ws, ws.datasets[0], views.default_strategy(ws)))  # row 0: a pilot query
     if page_key == "inspector" and "," in params.get("cols", ""):
         chosen = next(m for m in at.multiselect if m.label.startswith("Compare")).value
         assert 1 <= len(chosen) <= 4 and len(set(chosen)) == len(chosen)

@@ -14,10 +14,11 @@ from explorer.ui.style import CORRECT_COLOURS, dataset_palette, finish, wrap
 
 
 def _axes(fig: go.Figure, labels: list[str], width: float = 480) -> go.Figure:
-    """Long axis labels never overlap: turned when the longest (about 7 px a character) is wider than the room
-    each label has in a plot area about `width` px wide, with margins grown to fit (automargin)."""
+    """Long axis labels never overlap: turned when the longest (about 8 px a character, with a gap) is wider than
+    the room each label has in a plot area about `width` px wide, of which the colour bar and margins take about a
+    third; margins then grow to fit (automargin)."""
     longest = max((len(str(s)) for s in labels), default=0)
-    turned = labels and 7 * longest > width / len(labels)
+    turned = labels and 8 * longest + 8 > 0.65 * width / len(labels)
     fig.update_xaxes(tickangle=-40 if turned else 0, automargin=True)
     fig.update_yaxes(automargin=True)
     return fig

@@ -128,14 +128,15 @@ def render() -> None:
         st.info(f"{safe.md(dataset)} has no test queries: pick another dataset.")
         return
     texts = dict(zip(rows["row"].astype(int), rows["qid"] + " · " + rows["text"].str.slice(0, 100)))
-    row = state.synced(st.selectbox, "Query", "row", list(texts), int(rows["row"].iloc[0]), container=c2,
-                       cast=int, format_func=texts.get, keep_in_url=True)
     strategy = state.synced(st.selectbox, "Strategy (for the routed column)", "strategy", ws.strategies,
                             views.default_strategy(ws), container=c3)
+    row = state.synced(st.selectbox, "Query", "row", list(texts), views.showcase_row(ws, dataset, strategy),
+                       container=c2, cast=int, format_func=texts.get, keep_in_url=True,
+                       help="Opens on the query where the strategy gains most over base.")
     info = views.query_info(ws, row)
     if notice:
         st.warning(f"{safe.md(notice)}; showing {safe.md(info['qid'])} of {safe.md(info['dataset'])} (row {row}), "
-                   "the first test query, instead.")
+                   "instead.")
     # the query text as one HTML block of escaped text: nothing in it is read as Markdown or HTML
     st.markdown(f"<h4>“{safe.html(info['text'], quote=False)}”</h4>", unsafe_allow_html=True)
     st.caption(f"query {safe.md(info['qid'])} · dataset {safe.md(info['dataset'])} · kind {safe.md(info['kind'])} · "
