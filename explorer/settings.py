@@ -162,7 +162,7 @@ class Problems(list):
 def check_table(raw: Any, params: Sequence[Param], table: str, problems: Problems,
                 handled: Sequence[str] = (), elsewhere: Mapping[str, str] | None = None, fill: bool = True) -> dict:
     """Validate one TOML table against its declared `params`; returns {name: value}, with defaults filled in for
-    the keys not given unless `fill` is off (required keys missing are problems). `handled` are keys the caller
+    the keys not given or refused unless `fill` is off (required keys missing are problems). `handled` are keys the caller
     checks itself; `elsewhere` maps keys that belong to another table (or kind) to where they belong."""
     if not isinstance(raw, dict):
         problems.add(table, None, f"is {_kind(raw)}, not a table", f"write it as [{table}] with key = value lines")
@@ -187,7 +187,11 @@ def check_table(raw: Any, params: Sequence[Param], table: str, problems: Problem
             continue
         out[key] = value
     for p in params:
-        if p.name in raw or p.name in handled:
+        if p.name in out or p.name in handled:
+            continue
+        if p.name in raw:  # given but refused (reported above): its default stands in, so checking goes on
+            if fill and not p.required:
+                out[p.name] = p.default
             continue
         if p.required:
             problems.add(table, p.name, "is missing", f"add {p.name} = <{p.type_text()}>: {p.doc}")

@@ -253,3 +253,36 @@ def test_whatif_without_may_be_repeated(loaded_workspace, capsys):
     assert capsys.readouterr().out == both
     assert main(["whatif", ws, "--without", "alpha"]) == 0
     assert capsys.readouterr().out != both
+
+
+def _wrong_value(param):
+    """A value of the wrong type for `param` (a string where a number or flag goes, a number elsewhere)."""
+    return '"x"' if param.type in (int, float, bool, list) else "3"
+
+
+def _table(lines: dict) -> str:
+    return "".join(f"{k} = {v}\n" for k, v in lines.items())
+
+
+def _wrongly_typed_cases():
+    from explorer.config import DATASET_PARAMS, EXPERT_PARAMS
+
+    dataset = {"path": '"beta"', "train_split": '"train"'}
+    expert = {"name": '"e"', "sources": '[{dataset = "beta"}]'}
+    for p in DATASET_PARAMS:
+        if p.name != "path":
+            yield "[[datasets]]\n" + _table({**dataset, p.name: _wrong_value(p)}), p.name
+    for p in EXPERT_PARAMS:
+        yield ("[[datasets]]\n" + _table(dataset) + "[[experts]]\n" + _table({**expert, p.name: _wrong_value(p)}),
+               p.name)
+
+
+@pytest.mark.parametrize("text, key", list(_wrongly_typed_cases()))
+def test_a_wrongly_typed_key_is_reported_not_raised(tmp_path, text, key):
+    """A refused value leaves its default in its place, so checking goes on to the end (once a KeyError)."""
+    _dataset(tmp_path, "beta")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert f"`{key}`" in str(err.value), str(err.value)
