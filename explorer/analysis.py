@@ -16,6 +16,7 @@ from .routing import RoutingContext, all_strategies, argmax_decision
 from .workspace import Workspace
 
 AVERAGE = "average"
+ZERO_SHOT_AVERAGE = "zero-shot average"  # a summary row only in workspaces with evaluate-only datasets
 
 
 Slice = tuple[str, str]  # (metadata field, value): the evaluated queries whose field has that value
@@ -51,8 +52,16 @@ def summary(ws: Workspace, measure: str = "nDCG@10", slice_by: Slice | None = No
     sm = _sliced(ws.strategy_metrics, ws, slice_by).merge(ws.queries[["row", "dataset"]], on="row")
     table = sm.pivot_table(index="dataset", columns="strategy", values=measure, aggfunc="mean")
     table = table.reindex(index=ws.datasets, columns=ws.strategies)
+    zero_shot = ws.zero_shot_datasets
     table.loc[AVERAGE] = table.mean(axis=0)
+    if zero_shot:
+        table.loc[ZERO_SHOT_AVERAGE] = table.loc[zero_shot].mean(axis=0)
     return table
+
+
+def summary_columns(ws: Workspace) -> list[str]:
+    """The columns of a score table: every dataset, the average, and the zero-shot average where there is one."""
+    return [*ws.datasets, AVERAGE, *([ZERO_SHOT_AVERAGE] if ws.zero_shot_datasets else [])]
 
 
 def per_query_matrix(ws: Workspace, measure: str, dataset: str | None = None, slice_by: Slice | None = None
@@ -129,8 +138,12 @@ def tied_best(table: pd.DataFrame, strategies: list[str], decimals: int = 1) -> 
 
 
 def choice_set(ws: Workspace, strategy: str) -> list[str]:
-    """The experts a strategy chooses among, against whose instance oracle it is judged: DDR's routers mix the
-    prefix modules; every other strategy chooses among the routing candidates."""
+    """The experts a strategy chooses among, against whose instance oracle it is judged, as the build recorded
+    them. Workspaces from before the record: DDR's routers mix the prefix modules, every other strategy chooses
+    among the routing candidates."""
+    recorded = ws.strategy_info(strategy).get("choices")
+    if recorded:
+        return list(recorded)
     if ws.strategy_info(strategy).get("family") == "DDR":
         return [e["name"] for e in ws.experts if e["kind"] == "prefix" and not e["multi_task"]]
     return list(ws.candidates)
@@ -281,4 +294,6 @@ class WhatIf:
         frame["dataset"] = a["datasets_eval"]
         table = frame.groupby("dataset", sort=False).mean().reindex(ws.datasets)
         table.loc[AVERAGE] = table.mean(axis=0)
+        if ws.zero_shot_datasets:
+            table.loc[ZERO_SHOT_AVERAGE] = table.loc[ws.zero_shot_datasets].mean(axis=0)
         return table, choices

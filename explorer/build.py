@@ -351,8 +351,12 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
         save_table(tmp / "pilot_labels.parquet", pd.DataFrame({
             "row": pilot_rows, "label": [encoders[c] if c >= 0 else "" for c in labels]}))
         save_table(tmp / "layout.parquet", _layout_frame(coords, len(lib), len(queries.qids)))
-        manifest = _manifest(cfg, datasets, encoders, cards, candidates, own, strategies, log, sampled,
-                             time.perf_counter() - start, len(points))
+        choices = {s.name: [encoders[c] for c in s.columns(ctx)] for s in strategies}  # each one's choice set
+        rule, cv = ctx.tie_choice  # "auto" resolved on the pilot queries, with each rule's held-out score
+        routing = {**cfg.routing, "ties_chosen": rule, "tie_rule": TIE_RULES[rule],
+                   **({"ties_cv": {r: round(v, 6) for r, v in cv.items()}} if cv else {})}
+        manifest = _manifest(cfg, datasets, encoders, cards, candidates, own, strategies, choices, routing, log,
+                             sampled, time.perf_counter() - start, len(points))
         manifest["base_model"]["parameters"] = base_parameters  # expert cards are read against it
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
     echo(f"Built {out} in {time.perf_counter() - start:.1f}s")
@@ -478,7 +482,9 @@ def _query_set(cfg: BuildConfig, datasets: dict[str, BeirDataset]) -> QuerySet:
     seed = int(cfg.routing["seed"])
     for spec in cfg.datasets:
         ds = datasets[spec.name]
-        if spec.pilot_source == "train":
+        if spec.pilot_source == "none":
+            pass  # a zero-shot dataset, or max_pilot_queries = 0: no pilot queries at all
+        elif spec.pilot_source == "train":
             ids = ds.split_queries(spec.train_split)
             if len(ids) > spec.max_pilot_queries:
                 rng = np.random.default_rng(seed)
@@ -557,7 +563,8 @@ def _layout_frame(coords: dict, n_pilots: int, n_queries: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _manifest(cfg, datasets, encoders, cards, candidates, own, strategies, log, sampled, seconds, n_points) -> dict:
+def _manifest(cfg, datasets, encoders, cards, candidates, own, strategies, choices, routing, log, sampled, seconds,
+              n_points) -> dict:
     return {
         "format_version": WORKSPACE_FORMAT_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -568,6 +575,7 @@ def _manifest(cfg, datasets, encoders, cards, candidates, own, strategies, log, 
             "name": s.name, "path": str(s.path), "hash": datasets[s.name].content_hash,
             "n_docs": len(datasets[s.name].corpus), "test_split": s.test_split, "train_split": s.train_split,
             "ignore_identical_ids": s.ignore_identical_ids, "pilot_source": s.pilot_source,
+            "role": s.role,
             "warnings": [str(w) for w in datasets[s.name].warnings]} for s in cfg.datasets],
         "encoders": encoders,
         "experts": [{"name": e.name, "kind": e.kind, "candidate": e.candidate, "multi_task": e.multi_task,
@@ -576,8 +584,9 @@ def _manifest(cfg, datasets, encoders, cards, candidates, own, strategies, log, 
         "candidates": [encoders[c] for c in candidates],
         "own_expert": {d: encoders[c] for d, c in own.items()},
         "strategies": [{"name": s.name, "description": s.description, "family": s.family,
-                        "uses_oracle": s.uses_oracle, "whatif": s.whatif} for s in strategies],
-        "routing": {**cfg.routing, "tie_rule": TIE_RULES[cfg.routing["ties"]]},
+                        "uses_oracle": s.uses_oracle, "whatif": s.whatif, "choices": choices[s.name]}
+                       for s in strategies],
+        "routing": routing,
         "measures": cfg.measures, "reference": cfg.reference,
         "index": {"kind": cfg.index_kind, "depth": cfg.depth},
         "layout": {**cfg.layout, "sampled": sampled, "points": n_points},

@@ -45,7 +45,7 @@ def _default_measure(ws) -> str:
 
 
 def _cmd_eval(args) -> int:
-    from .analysis import AVERAGE, marks, significance_table, summary
+    from .analysis import marks, significance_table, summary, summary_columns
     from .workspace import Workspace
 
     ws = Workspace(args.workspace)
@@ -71,12 +71,14 @@ def _cmd_eval(args) -> int:
         return 0
     table = summary(ws, args.measure, slice_by=slice_by)
     sig = marks(significance_table(ws, args.measure, reference, args.resamples, slice_by=slice_by))
-    cols = ws.datasets + [AVERAGE]
+    cols = summary_columns(ws)
     width = max(len(s) for s in ws.strategies) + 2
     where = f", queries whose {slice_by[0]} is {slice_by[1]!r}" if slice_by else ""
     print(f"{args.measure} x100 (one decimal{where}). ▲/▼: significantly better/worse than {reference!r} "
           f"(paired t-test and randomization test, both Holm-corrected, p<0.05)")
     print(" " * width + "".join(f"{c[:11]:>12}" for c in cols))
+    if ws.zero_shot_datasets:
+        print(f"zero-shot (no expert, no pilot queries): {', '.join(ws.zero_shot_datasets)}")
     for s in ws.strategies:
         cells = []
         for c in cols:

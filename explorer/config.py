@@ -39,9 +39,14 @@ class DatasetSpec:
     test_split: str = "test"
     train_split: str | None = None
     ignore_identical_ids: bool = False
-    pilot_source: str = "train"  # "train" (real training queries) or "crops" (held-out pseudo-queries)
+    pilot_source: str = "train"  # "train" (real training queries), "crops" (held-out pseudo-queries) or "none"
     max_pilot_queries: int = 300
     max_eval_queries: int | None = None
+    role: str = "route"  # "route": its pilots train the routers; "evaluate": zero-shot, evaluated only
+
+    @property
+    def zero_shot(self) -> bool:
+        return self.role == "evaluate"
 
 
 @dataclass
@@ -118,6 +123,7 @@ ROUTING_PARAMS = (
     Param("strategies", list, [], "build only these strategies (empty: every registered one)"),
     *routing_params(),
 )
+DATASET_ROLES = ("route", "evaluate")
 DATASET_PARAMS = (
     Param("name", str, None, "the dataset's name in tables and pages", default_doc="the folder's name"),
     Param("path", str, REQUIRED, "the BEIR folder, relative to this file"),
@@ -126,9 +132,13 @@ DATASET_PARAMS = (
           nullable=True),
     Param("ignore_identical_ids", bool, False, "BEIR's rule: drop a retrieved document whose id is the query's "
           "(ArguAna only)"),
+    Param("role", str, "route", 'route: its pilot queries build the pilot library and train the routers; '
+          'evaluate: a zero-shot dataset (no pilot queries, no expert, in no router\'s training data)',
+          choices=DATASET_ROLES),
     Param("pilot_source", str, None, "pilot queries: real training queries, or crops cut from the corpus",
           choices=("train", "crops"), default_doc='"train" with a train_split, else "crops"'),
-    Param("max_pilot_queries", int, 300, "pilot queries sampled from this dataset", min=1, max=1_000_000),
+    Param("max_pilot_queries", int, 300, "pilot queries sampled from this dataset (0: none)", min=0,
+          max=1_000_000),
     Param("max_eval_queries", int, None, "evaluated queries sampled (none: all)", min=1, nullable=True),
 )
 EXPERT_PARAMS = (
@@ -271,12 +281,21 @@ def _datasets(value, root: Path, problems: Problems) -> list[DatasetSpec]:
                     problems.add(where, key, f"{split!r} has no qrels/{split}.tsv in {folder} (it has: "
                                  f"{', '.join(have) or 'none'})", f"name one of its splits, or add qrels/{split}.tsv")
         pilot = v.get("pilot_source") or ("train" if v.get("train_split") else "crops")
-        if pilot == "train" and not v.get("train_split"):
+        role = v.get("role", "route")
+        if role == "evaluate":
+            for key in ("pilot_source", "max_pilot_queries"):
+                if d.get(key) not in (None, 0, "none"):
+                    problems.add(where, key, 'a zero-shot dataset (role = "evaluate") has no pilot queries',
+                                 f'drop {key}, or set role = "route" to give the dataset pilot queries')
+        if role == "evaluate" or v.get("max_pilot_queries") == 0:
+            pilot = "none"
+        elif pilot == "train" and not v.get("train_split"):
             problems.add(where, "pilot_source", '"train" needs train_split',
                          'set train_split, or pilot_source = "crops" for a dataset without training queries')
         out.append(DatasetSpec(name=name, path=folder, test_split=v["test_split"], train_split=v.get("train_split"),
                                ignore_identical_ids=v["ignore_identical_ids"], pilot_source=pilot,
-                               max_pilot_queries=v["max_pilot_queries"], max_eval_queries=v["max_eval_queries"]))
+                               max_pilot_queries=v["max_pilot_queries"], max_eval_queries=v["max_eval_queries"],
+                               role=role))
     names = [d.name for d in out]
     for n in sorted({n for n in names if names.count(n) > 1}):
         problems.add("datasets", "name", f"{n!r} names two datasets", "give every dataset a unique name")
@@ -305,7 +324,11 @@ def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, pro
         sources = []
         for j, s in enumerate(_tables(v.get("sources", []), f"{where} sources", problems)):
             sv = check_table(s, SOURCE_TABLE_PARAMS, f"{where} sources #{j + 1}", problems, fill=False)
-            if "dataset" in sv:
+            if sv.get("dataset") in by_name and by_name[sv["dataset"]].zero_shot:
+                problems.add(f"{where} sources #{j + 1}", "dataset", f'{sv["dataset"]!r} is a zero-shot dataset '
+                             '(role = "evaluate"): no expert trains on it', 'train on another dataset, or set its '
+                             'role = "route"')
+            elif "dataset" in sv:
                 _check_source(sv, {**training, **{k: v[k] for k in train_keys if k in e}}, by_name,
                               f"{where} sources #{j + 1}", problems)
             sources.append({**sv, "source": sv.get("source", "qrels")})

@@ -7,7 +7,7 @@ import io
 import re
 from pathlib import Path
 
-from .analysis import AVERAGE, Slice, marks, query_table, significance_table, summary, tied_best
+from .analysis import Slice, marks, query_table, significance_table, summary, summary_columns, tied_best
 from .evaluation import write_trec_run
 from .workspace import Workspace
 
@@ -85,7 +85,8 @@ def paper_data(ws: Workspace, measure: str = "nDCG@10", reference: str | None = 
     real = [s for s in ws.strategies if s not in oracles]
     sig = marks(significance_table(ws, measure, reference, resamples, slice_by=slice_by)) if with_marks else {}
     return {"table": (100 * raw.T).round(1), "marks": sig, "best": tied_best(raw, real), "oracles": oracles,
-            "reference": reference, "measure": measure, "slice_by": slice_by, "with_marks": with_marks}
+            "reference": reference, "measure": measure, "slice_by": slice_by, "with_marks": with_marks,
+            "zero_shot": ws.zero_shot_datasets}
 
 
 def _caption(d: dict, name=str, times: str = "×", p_below: str = "p < 0.05", up: str = UP, down: str = DOWN) -> str:
@@ -95,8 +96,10 @@ def _caption(d: dict, name=str, times: str = "×", p_below: str = "p < 0.05", up
     marks = (f" {up}/{down}: significantly better/worse than {name(d['reference'])} (paired t-test and paired "
              f"randomization test, both Holm-corrected across strategies, {p_below})." if d["with_marks"] else "")
     oracles = ", ".join(name(o) for o in d["oracles"]) or "none"
+    zero_shot = (f" Zero-shot average: over {', '.join(name(z) for z in d['zero_shot'])}, the datasets without an "
+                 "expert or pilot queries." if d["zero_shot"] else "")
     return (f"{name(d['measure'])} {times}100 on the test queries of each dataset, and the macro average over "
-            f"datasets.{where} Bold: the best strategy per column that does not read the relevance judgements "
+            f"datasets.{zero_shot}{where} Bold: the best strategy per column that does not read the relevance judgements "
             f"(every one tied at the shown precision); oracles: {oracles}.{marks}")
 
 
@@ -112,14 +115,14 @@ def paper_table(ws: Workspace, measure: str = "nDCG@10", reference: str | None =
     if fmt not in TABLE_FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(TABLE_FORMATS)}")
     d = paper_data(ws, measure, reference, resamples, slice_by, with_marks)
-    columns = [*ws.datasets, AVERAGE]
+    columns = summary_columns(ws)
     if fmt == "csv":
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
         w.writerow(["strategy", *columns, *(f"{c} mark" for c in ws.datasets), "best in"])
         for s in ws.strategies:
             cells = [_cell(d, s, c) for c in columns]
-            w.writerow([s, *(v for v, _ in cells), *(m for _, m in cells[:-1]),
+            w.writerow([s, *(v for v, _ in cells), *(m for _, m in cells[:len(ws.datasets)]),
                         " ".join(c for c in columns if s in d["best"][c])])
         return out.getvalue()
     if fmt == "markdown":

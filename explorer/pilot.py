@@ -19,12 +19,15 @@ TIE_RULES = {
     "skip": "every tied query is left out",
     "own-dataset": "ties go to the query's own dataset expert when it is among the best, else the first",
     "random": "ties go to a random best expert (seeded)",
+    "auto": "the rule above that routes held-out pilot queries best (cross-validation on the pilot queries only)",
 }
+FIXED_RULES = tuple(r for r in TIE_RULES if r != "auto")
+CV_SPLITS = 10  # seeded half/half splits of each dataset's pilot queries for `ties = "auto"`, both directions
 
 
 # The pilot library's settings, declared once; every router built on the library's labels declares them.
 PILOT_PARAMS = (
-    Param("ties", str, "first", "how a pilot query tied between experts is labelled", choices=tuple(TIE_RULES)),
+    Param("ties", str, "auto", "how a pilot query tied between experts is labelled", choices=tuple(TIE_RULES)),
     Param("pilot_k", int, 1, "centroids per (dataset, best expert) group (k-means above 1)", min=1, max=1000),
     Param("normalize_pilots", bool, True, "cosine to L2-normalised centroids (false: raw means)"),
 )
@@ -34,8 +37,9 @@ def best_labels(scores: np.ndarray, candidates: list[int], datasets: np.ndarray,
                 ties: str = "first", seed: int = 0) -> np.ndarray:
     """Best candidate column per query (-1 = left out). `scores` is (n, n_encoders); columns outside
     `candidates` are ignored."""
-    if ties not in TIE_RULES:
-        raise ValueError(f"unknown tie rule {ties!r}; choose one of {', '.join(TIE_RULES)}")
+    if ties not in FIXED_RULES:
+        raise ValueError(f"unknown tie rule {ties!r}; choose one of {', '.join(FIXED_RULES)} (\"auto\" is "
+                         "resolved by choose_tie_rule first)")
     cand = np.asarray(candidates)
     if len(cand) == 0 or len(scores) == 0:
         return np.full(len(scores), -1, dtype=np.int64)
@@ -99,3 +103,45 @@ def build_library(emb: np.ndarray, labels: np.ndarray, datasets: np.ndarray, k: 
     d = emb.shape[1] if emb.ndim == 2 else 0
     return PilotLibrary(np.asarray(cents, dtype=np.float32).reshape(-1, d), np.asarray(experts, dtype=np.int64),
                         np.asarray(sources, dtype=object), np.asarray(sizes, dtype=np.int64))
+
+
+def held_out_score(emb: np.ndarray, scores: np.ndarray, candidates: list[int], datasets: np.ndarray,
+                   own_expert: dict[str, int], ties: str, train: np.ndarray, test: np.ndarray, k: int = 1,
+                   seed: int = 0, normalize: bool = True) -> float:
+    """Mean score of the `test` pilot queries when a library built from the `train` ones under tie rule `ties`
+    routes them as pilot-mean does (the expert with the highest mean similarity to its centroids); a query the
+    library cannot route (no centroid) keeps the base model's score (column 0)."""
+    labels = best_labels(scores[train], candidates, datasets[train], own_expert, ties, seed)
+    lib = build_library(emb[train], labels, datasets[train], k=k, seed=seed, normalize=normalize)
+    if len(lib) == 0:
+        return float(scores[test, 0].mean())
+    sim = emb[test] @ lib.centroids.T
+    experts = np.unique(lib.expert)
+    mean_sim = np.stack([sim[:, lib.expert == e].mean(axis=1) for e in experts], axis=1)
+    chosen = experts[np.argmax(mean_sim, axis=1)]
+    return float(scores[test, chosen].mean())
+
+
+def choose_tie_rule(emb: np.ndarray, scores: np.ndarray, candidates: list[int], datasets: np.ndarray,
+                    own_expert: dict[str, int], seed: int = 0, k: int = 1, normalize: bool = True,
+                    splits: int = CV_SPLITS) -> tuple[str, dict[str, float]]:
+    """The tie rule of `ties = "auto"`: each dataset's pilot queries split in half (seeded, `splits` times, both
+    directions); a library from one half routes the other; the rule with the best mean held-out score wins (the
+    first in TIE_RULES order on a tie). Reads pilot queries only, never evaluated ones. Returns (rule, scores)."""
+    if len(candidates) == 0 or len(emb) < 2:
+        return "first", {}
+    rng = np.random.default_rng(seed)
+    folds = []
+    for _ in range(splits):
+        a, b = [], []
+        for ds in dict.fromkeys(datasets.tolist()):
+            rows = rng.permutation(np.flatnonzero(datasets == ds))
+            a.extend(rows[: len(rows) // 2])
+            b.extend(rows[len(rows) // 2:])
+        folds += [(np.sort(a), np.sort(b)), (np.sort(b), np.sort(a))]
+    result = {}
+    for rule in FIXED_RULES:
+        result[rule] = float(np.mean([held_out_score(emb, scores, candidates, datasets, own_expert, rule, tr, te, k,
+                                                     seed, normalize) for tr, te in folds if len(tr) and len(te)]))
+    best = max(result.values())
+    return next(r for r in FIXED_RULES if np.isclose(result[r], best, rtol=0, atol=1e-12)), result

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .analysis import AVERAGE, WhatIf, query_table, summary
+from .analysis import AVERAGE, ZERO_SHOT_AVERAGE, WhatIf, query_table, summary
 from .ui.safe import code, md
 from .workspace import Workspace
 
@@ -220,7 +220,7 @@ def fixed_strategy(ws: Workspace, expert: str) -> str | None:
 def expert_cards(ws: Workspace, measure: str = "nDCG@10") -> list[dict]:
     """One dict per expert: name, kind, datasets, sources, pairs, steps, hyper-parameters, loss curve, and the
     in-domain / out-of-domain means of `measure` of its fixed strategy (with the base's on the same datasets)."""
-    table = summary(ws, measure).drop(index=AVERAGE)
+    table = summary(ws, measure).reindex(ws.datasets)
     cards = []
     for e in ws.experts:
         card = {**e.get("card", {}), **ws.expert_card(e["name"])}
@@ -508,6 +508,8 @@ def overview_table(ws: Workspace, measure: str, reference: str | None = None, wi
     rows = ws.eval_rows() if not slice_by else ws.eval_rows()[ws.eval_rows()["row"].isin(slice_rows(ws, *slice_by))]
     counts = rows.groupby("dataset").size().reindex(ws.datasets, fill_value=0)
     queries = {**{d: int(counts[d]) for d in ws.datasets}, AVERAGE: int(counts.sum())}
+    if ZERO_SHOT_AVERAGE in table.index:
+        queries[ZERO_SHOT_AVERAGE] = int(counts[ws.zero_shot_datasets].sum())
     header = ["strategy", *(md(c) for c in table.index)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in table.columns:

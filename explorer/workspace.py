@@ -272,6 +272,10 @@ def _encoder(n) -> str | None:
     return None if n == "base" else name_problem(n, "expert")
 
 
+def _role(n) -> str | None:
+    return None if n in ("route", "evaluate") else 'is not "route" or "evaluate"'
+
+
 def _kind(n) -> str | None:
     return name_problem(n, "expert kind")
 
@@ -289,6 +293,7 @@ MANIFEST: dict[str, Key] = {
         "name": Key("str", check=_dataset), "n_docs": Key("int", required=False),
         "test_split": Key("str", required=False), "train_split": Key(("str", "null"), required=False),
         "ignore_identical_ids": Key("bool", required=False), "pilot_source": Key("str", required=False),
+        "role": Key("str", required=False, check=_role),
         "warnings": Key("list", required=False, items=Key("str"))})),
     "encoders": Key("list", items=Key("str", check=_encoder)),
     "experts": Key("list", items=Key("dict", fields={
@@ -300,7 +305,8 @@ MANIFEST: dict[str, Key] = {
     "strategies": Key("list", items=Key("dict", fields={
         "name": Key("str", check=strategy_name_problem), "family": Key("str"),
         "description": Key("str", required=False), "uses_oracle": Key("bool", required=False),
-        "whatif": Key("str", required=False)})),
+        "whatif": Key("str", required=False),
+        "choices": Key("list", required=False, items=Key("str", check=_encoder))})),
     "routing": Key("dict", fields={
         "strategies": Key("list", required=False, items=Key("str", check=strategy_name_problem)),
         "variants": Key("list", required=False, items=Key("dict", fields={
@@ -309,7 +315,8 @@ MANIFEST: dict[str, Key] = {
         "normalize_pilots": Key("bool", required=False), "base_as_candidate": Key("bool", required=False),
         "gamma": Key("number", required=False), "tau": Key("number", required=False),
         "dataset_router_samples": Key("int", required=False), "seed": Key("int", required=False),
-        "ddr_top_k": Key("int", required=False), "tie_rule": Key("str", required=False)}),
+        "ddr_top_k": Key("int", required=False), "tie_rule": Key("str", required=False),
+        "ties_chosen": Key("str", required=False), "ties_cv": Key("dict", required=False)}),
     "measures": Key("list", check=lambda v: None if v else "is empty", items=Key("str", check=_measure)),
     "reference": Key("str", required=False, check=strategy_name_problem),
     "index": Key("dict", required=False, fields={"kind": Key("str", required=False),
@@ -366,6 +373,10 @@ def _consistency(m: dict, out: list[str]) -> None:
     for c in m["candidates"]:
         if c not in encoders:
             out.append(f"'candidates': {c!r} is not among the encoders")
+    for s in m["strategies"]:
+        for c in s.get("choices", []):
+            if c not in encoders:
+                out.append(f"'strategies': {s['name']!r} chooses among {c!r}, which is not among the encoders")
     for d, e in m["own_expert"].items():
         if d not in datasets or e not in encoders:
             out.append(f"'own_expert': {d!r} -> {e!r} names an unknown dataset or expert")
@@ -489,6 +500,11 @@ class Workspace:
     @property
     def datasets(self) -> list[str]:
         return [d["name"] for d in self.manifest["datasets"]]
+
+    @property
+    def zero_shot_datasets(self) -> list[str]:
+        """Evaluate-only datasets (role = "evaluate"): no pilot queries and no expert, as in the paper's Table 2."""
+        return [d["name"] for d in self.manifest["datasets"] if d.get("role") == "evaluate"]
 
     def dataset_info(self, name: str) -> dict:
         self._dataset_dir(name)

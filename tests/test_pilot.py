@@ -42,7 +42,7 @@ def test_base_as_candidate_can_win():
 def test_unknown_rule():
     with pytest.raises(ValueError, match="unknown tie rule"):
         best_labels(SCORES, [1, 2, 3], DATASETS, OWN, ties="coin")
-    assert set(TIE_RULES) == {"first", "skip-all", "skip", "own-dataset", "random"}
+    assert set(TIE_RULES) == {"first", "skip-all", "skip", "own-dataset", "random", "auto"}
 
 
 def test_library_is_one_normalised_centroid_per_dataset_and_label():

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..pilot import PilotLibrary, best_labels, build_library
+from ..pilot import PilotLibrary, best_labels, build_library, choose_tie_rule
 from ..settings import Param
 
 ROUTERS: dict[str, type["Router"]] = {}
@@ -75,10 +75,22 @@ class RoutingContext:
         return self._cache[key]
 
     @property
+    def tie_choice(self) -> tuple[str, dict[str, float]]:
+        """(the tie rule in use, held-out pilot scores of each rule when it was chosen by cross-validation)."""
+        def choose():
+            rule = self.param("ties", "auto")
+            if rule != "auto":
+                return rule, {}
+            return choose_tie_rule(self.pilot_emb, self.pilot_scores, self.candidates, self.pilot_dataset,
+                                   self.own_expert, seed=self.param("seed", 0), k=self.param("pilot_k", 1),
+                                   normalize=self.param("normalize_pilots", True))
+        return self.cached("tie_choice", choose)
+
+    @property
     def labels(self) -> np.ndarray:
         return self.cached("labels", lambda: best_labels(
             self.pilot_scores, self.candidates, self.pilot_dataset, self.own_expert,
-            ties=self.param("ties", "first"), seed=self.param("seed", 0)))
+            ties=self.tie_choice[0], seed=self.param("seed", 0)))
 
     @property
     def library(self) -> PilotLibrary:
@@ -141,7 +153,9 @@ def top2_margin(sub: np.ndarray) -> np.ndarray:
     if sub.shape[1] < 2:
         return np.full(len(sub), np.nan)
     top = -np.sort(-sub, axis=1)[:, :2]
-    return top[:, 0] - top[:, 1]
+    with np.errstate(invalid="ignore"):  # fewer than two scored candidates (-inf - -inf): no margin, NaN
+        margin = top[:, 0] - top[:, 1]
+    return np.where(np.isfinite(top).all(axis=1), margin, np.nan)
 
 
 class Variant(Router):
