@@ -21,7 +21,7 @@ from .index import INDEX_KINDS
 from .names import name_problem, strategy_name_problem
 from .routing import COMMON_PARAMS, ROUTERS, fixed_strategies, routing_params
 from .settings import REQUIRED, Param, Problems, check_table, defaults, markdown_table, nearest
-from .training import PAIR_SOURCES, SOURCE_PARAMS, TRAIN_PARAMS
+from .training import PAIR_SOURCES, SOURCE_PARAMS, TRAIN_DEFAULTS, TRAIN_PARAMS
 
 
 class ConfigError(ValueError):
@@ -65,7 +65,11 @@ class ExpertSpec:
         return list(dict.fromkeys(s["dataset"] for s in self.sources))
 
     def cache_key(self, data_hashes: dict[str, str], base: str) -> str:
-        payload = {"spec": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()},
+        """What the trained expert depends on. Training settings left at their default are not part of it, so a
+        new declared setting (which arrives with its default) does not retrain every cached expert."""
+        spec = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        spec["train"] = {k: v for k, v in self.train.items() if k not in TRAIN_DEFAULTS or TRAIN_DEFAULTS[k] != v}
+        payload = {"spec": spec,
                    "data": {d: data_hashes.get(d) for d in self.datasets}, "base": base}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

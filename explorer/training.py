@@ -2,7 +2,11 @@
 
 Documents stay base-encoded, so a training step is a query forward pass against the precomputed document matrix.
 The loss is a softmax cross-entropy over negatives: `negatives = "corpus"` uses every document of the dataset(s)
-(free, since the matrix is already there), `"in-batch"` only the other positives of the batch.
+(free, since the matrix is already there), `"in-batch"` only the other positives of the batch, `"hard"` those plus
+each pair's documents that the base model ranks highest but are not relevant (mined with one product against the
+same matrix). With `holdout`, a seeded share of the training queries is held out and each epoch is scored on it
+(MRR@10 against the whole corpus); training stops after `patience` epochs without a better score and keeps the
+best epoch's weights, so the budget fits the data without reading any test query.
 Pairs come from qrels (human or generated queries) or, for a domain without labels, from the corpus itself:
 random spans (Contriever-style crops) or titles as pseudo-queries for their own document.
 """
@@ -23,6 +27,7 @@ from .encoders import Encoder
 from .settings import Param, defaults
 
 PAIR_SOURCES = ("qrels", "generated", "crops", "titles")
+NEGATIVES = ("corpus", "in-batch", "hard")
 
 TRAIN_PARAMS = (
     Param("epochs", int, 3, "passes over the expert's training pairs", min=1, max=1000),
@@ -32,8 +37,14 @@ TRAIN_PARAMS = (
     Param("temperature", float, 0.05, "softmax temperature τ of the contrastive loss", above=0, max=100),
     Param("warmup", float, 0.1, "share of the steps with linear warm-up", min=0, max=1),
     Param("seed", int, 13, "seed of pair sampling, shuffling and initialisation"),
-    Param("negatives", str, "corpus", "\"corpus\": softmax over every document; \"in-batch\": the batch's positives",
-          choices=("corpus", "in-batch")),
+    Param("negatives", str, "corpus", "\"corpus\": softmax over every document; \"in-batch\": the batch's positives; "
+          "\"hard\": the batch's positives and each pair's hard negatives", choices=NEGATIVES),
+    Param("hard_negatives", int, 8, "negatives = \"hard\": documents the base model ranks highest that are not "
+          "relevant, mined per pair", min=1, max=1000),
+    Param("holdout", float, 0.0, "share of the training queries held out to choose the stopping epoch by their "
+          "MRR@10 (0: no early stopping, every epoch is trained)", min=0, max=0.5),
+    Param("patience", int, 2, "with holdout: epochs without a better held-out score before training stops", min=1,
+          max=1000),
     Param("max_pairs", int, 3000, "pairs kept per source (0: all)", min=0, nullable=True),
     Param("crops_per_doc", int, 2, "crops source: pseudo-queries cut from each document", min=1, max=100),
     Param("crop_min_words", int, 6, "crops source: shortest span in words", min=1, max=512),
@@ -132,8 +143,8 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
     if not pairs:
         raise ValueError(f"expert {name!r} has no training pairs (fix: check its data sources)")
     p = {**TRAIN_DEFAULTS, **params}
-    if p["negatives"] not in ("corpus", "in-batch"):
-        raise ValueError(f"negatives = {p['negatives']!r}; choose \"corpus\" or \"in-batch\"")
+    if p["negatives"] not in NEGATIVES:
+        raise ValueError(f"negatives = {p['negatives']!r}; choose one of {', '.join(NEGATIVES)}")
     seed = int(p["seed"])
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -155,7 +166,8 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
         return TrainResult(steps=len(curve), loss_curve=curve, seconds=time.perf_counter() - start,
                            trainable_parameters=count, settings=handler.settings(name))
     batch_size, epochs = int(p["batch_size"]), int(p["epochs"])
-    steps_per_epoch = math.ceil(len(pairs) / batch_size)
+    train_idx, held_idx = split_holdout(pairs, float(p["holdout"]), seed)
+    steps_per_epoch = math.ceil(len(train_idx) / batch_size)
     total_steps = steps_per_epoch * epochs
     warmup = max(1, int(total_steps * float(p["warmup"])))
     trainable = handler.trainable_parameters(name)
@@ -166,40 +178,128 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
         return (s + 1) / warmup if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_factor)
-    tau = float(p["temperature"])
+    hard = (mine_hard_negatives(encoder, pairs, targets, docs, int(p["hard_negatives"]))
+            if p["negatives"] == "hard" else None)
+    held = _held_out(pairs, targets, held_idx)
+    stopper = EarlyStop(int(p["patience"]), trainable) if held else None
     curve: list[float] = []
     start = time.perf_counter()
-    order = list(range(len(pairs)))
+    order = list(train_idx)
     with encoder.using(name):
+        if stopper:
+            stopper.update(0, heldout_mrr(encoder, held, docs))
         encoder.model.train()
         for t in trainable:
             t.requires_grad_(True)
         try:
-            step = 0
-            for _ in range(epochs):
+            for epoch in range(1, epochs + 1):
                 rng.shuffle(order)
                 for b in range(0, len(order), batch_size):
                     idx = order[b:b + batch_size]
                     q = encoder.forward_train([pairs[i].query for i in idx])
-                    gold = torch.tensor([targets[i] for i in idx])
-                    if p["negatives"] == "corpus":
-                        logits = q @ docs.T / tau
-                        loss = torch.nn.functional.cross_entropy(logits, gold)
-                    else:
-                        uniq, inverse = torch.unique(gold, return_inverse=True)
-                        logits = q @ docs[uniq].T / tau
-                        loss = torch.nn.functional.cross_entropy(logits, inverse)
+                    loss = contrastive_loss(q, torch.tensor([targets[i] for i in idx]), docs, p["negatives"],
+                                            float(p["temperature"]), None if hard is None else hard[idx])
                     loss.backward()
                     optimiser.step()
                     schedule.step()
                     optimiser.zero_grad(set_to_none=True)
                     curve.append(float(loss.detach()))
-                    step += 1
                     if progress:
-                        progress(step, total_steps, curve[-1])
+                        progress(len(curve), total_steps, curve[-1])
+                if stopper:
+                    encoder.model.eval()
+                    stop = stopper.update(epoch, heldout_mrr(encoder, held, docs))
+                    encoder.model.train()
+                    if stop:
+                        break
         finally:
             encoder.model.eval()
             for t in trainable:
                 t.requires_grad_(False)
+    settings = {**handler.settings(name), "lr": lr}
+    if stopper:
+        settings.update(stopper.restore(), holdout_queries=len(held[0]), steps_per_epoch=steps_per_epoch)
     return TrainResult(steps=len(curve), loss_curve=curve, seconds=time.perf_counter() - start,
-                       trainable_parameters=count, settings={**handler.settings(name), "lr": lr})
+                       trainable_parameters=count, settings=settings)
+
+
+def contrastive_loss(q: torch.Tensor, gold: torch.Tensor, docs: torch.Tensor, negatives: str, tau: float,
+                     hard: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax cross-entropy of each query's gold document against the negatives the setting names."""
+    if negatives == "corpus":
+        return torch.nn.functional.cross_entropy(q @ docs.T / tau, gold)
+    pool = gold if hard is None else torch.cat([gold, hard.reshape(-1)])
+    uniq, inverse = torch.unique(pool, return_inverse=True)
+    return torch.nn.functional.cross_entropy(q @ docs[uniq].T / tau, inverse[:len(gold)])
+
+
+def split_holdout(pairs: Sequence[Pair], share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Pair indices (train, held out): a seeded `share` of the distinct query texts held out with all their pairs
+    (none when `share` is 0 or there are fewer than 4 queries)."""
+    queries = list(dict.fromkeys(pair.query for pair in pairs))
+    n = int(round(share * len(queries))) if share > 0 and len(queries) >= 4 else 0
+    if n == 0:
+        return list(range(len(pairs))), []
+    held = set(random.Random(seed + 1).sample(queries, max(1, n)))
+    return ([i for i, pair in enumerate(pairs) if pair.query not in held],
+            [i for i, pair in enumerate(pairs) if pair.query in held])
+
+
+def _held_out(pairs: Sequence[Pair], targets: Sequence[int], held_idx: Sequence[int]) -> tuple[list[str], list[set]]:
+    """(query texts, relevant document rows of each) of the held-out pairs; empty without a holdout."""
+    relevant: dict[str, set] = {}
+    for i in held_idx:
+        relevant.setdefault(pairs[i].query, set()).add(targets[i])
+    return (list(relevant), list(relevant.values())) if relevant else ()
+
+
+def mine_hard_negatives(encoder: Encoder, pairs: Sequence[Pair], targets: Sequence[int], docs: torch.Tensor,
+                        k: int) -> torch.Tensor:
+    """(n_pairs, k) document rows the base model ranks highest for each pair's query that are not relevant to it
+    (every document paired with the same query text counts as relevant): one product with the base matrix."""
+    relevant: dict[str, set] = {}
+    for pair, t in zip(pairs, targets):
+        relevant.setdefault(pair.query, set()).add(t)
+    queries = list(relevant)
+    sims = torch.from_numpy(encoder.encode(queries)) @ docs.T
+    for i, q in enumerate(queries):
+        sims[i, list(relevant[q])] = -torch.inf
+    top = torch.topk(sims, min(k, docs.shape[0] - 1), dim=1).indices
+    row = {q: i for i, q in enumerate(queries)}
+    return top[[row[pair.query] for pair in pairs]]
+
+
+def heldout_mrr(encoder: Encoder, held: tuple[list[str], list[set]], docs: torch.Tensor, depth: int = 10,
+                batch: int = 64) -> float:
+    """MRR@`depth` of the held-out queries against the whole document matrix, under the active expert."""
+    texts, relevant = held
+    total = 0.0
+    with torch.inference_mode():
+        for b in range(0, len(texts), batch):
+            top = torch.topk(encoder.forward_train(texts[b:b + batch]) @ docs.T, min(depth, docs.shape[0]), dim=1)
+            for ranks, rel in zip(top.indices.tolist(), relevant[b:b + batch]):
+                total += next((1.0 / (r + 1) for r, d in enumerate(ranks) if d in rel), 0.0)
+    return total / max(1, len(texts))
+
+
+class EarlyStop:
+    """Keeps the trainable tensors of the best epoch by held-out score (epoch 0: before any step) and says when
+    `patience` epochs have passed without a better one."""
+
+    def __init__(self, patience: int, tensors: Sequence[torch.Tensor]):
+        self.patience, self.tensors = patience, list(tensors)
+        self.best, self.best_epoch, self.best_state, self.curve = -1.0, 0, None, []
+
+    def update(self, epoch: int, score: float) -> bool:
+        self.curve.append(round(score, 6))
+        if score > self.best:
+            self.best, self.best_epoch = score, epoch
+            self.best_state = [t.detach().clone() for t in self.tensors]
+        return epoch - self.best_epoch >= self.patience
+
+    def restore(self) -> dict:
+        """Put the best epoch's weights back; what the expert card records about the choice."""
+        with torch.no_grad():
+            for t, saved in zip(self.tensors, self.best_state):
+                t.copy_(saved)
+        return {"best_epoch": self.best_epoch, "epochs_trained": len(self.curve) - 1, "holdout_mrr10": self.curve}

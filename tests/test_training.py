@@ -7,7 +7,8 @@ import pytest
 
 from explorer.data import load_beir
 from explorer.encoders import Encoder
-from explorer.training import Pair, balanced_union, make_pairs, train_expert
+from explorer.training import (Pair, balanced_union, contrastive_loss, heldout_mrr, make_pairs, mine_hard_negatives,
+                               split_holdout, train_expert)
 
 from .conftest import ROOT
 
@@ -62,7 +63,7 @@ def _loss(enc, expert, pairs, docs, tau=0.05) -> float:
     return float(-log_probs[np.arange(len(pairs)), [p.doc for p in pairs]].mean())
 
 
-@pytest.mark.parametrize("negatives", ["corpus", "in-batch"])
+@pytest.mark.parametrize("negatives", ["corpus", "in-batch", "hard"])
 def test_training_lowers_the_loss_and_only_touches_the_expert(symptoms, negatives):
     enc = Encoder()
     docs = enc.encode(symptoms.corpus.passages())
@@ -84,3 +85,57 @@ def test_training_is_reproducible_for_a_seed(symptoms):
         pairs = make_pairs(symptoms, "qrels", {"max_pairs": 40}, seed=0)
         runs.append(train_expert(enc, "x", pairs, {"symptoms": docs}, {"epochs": 1, "seed": 5}).loss_curve)
     assert np.allclose(runs[0], runs[1], atol=1e-5)
+
+
+def test_holdout_keeps_every_pair_of_a_query_on_one_side():
+    pairs = [Pair(f"q{i // 3}", "a", i) for i in range(60)]  # 20 queries, 3 relevant documents each
+    train, held = split_holdout(pairs, 0.25, seed=2)
+    assert sorted(train + held) == list(range(60)) and len(held) == 15
+    assert not {pairs[i].query for i in train} & {pairs[i].query for i in held}
+    assert split_holdout(pairs, 0.25, seed=2) == (train, held) and split_holdout(pairs, 0.25, seed=3) != (train, held)
+    assert split_holdout(pairs, 0.0, seed=2) == (list(range(60)), [])
+
+
+def test_hard_negatives_are_the_base_ranking_without_the_relevant_documents(symptoms):
+    import torch
+
+    enc = Encoder()
+    docs = enc.encode(symptoms.corpus.passages())
+    pairs = make_pairs(symptoms, "qrels", {"max_pairs": 30}, seed=0)
+    targets = [p.doc for p in pairs]
+    hard = mine_hard_negatives(enc, pairs, targets, torch.from_numpy(docs), 5).numpy()
+    sims = enc.encode([p.query for p in pairs]) @ docs.T
+    for i, p in enumerate(pairs):
+        relevant = {q.doc for q in pairs if q.query == p.query}
+        expected = [d for d in np.argsort(-sims[i], kind="stable") if d not in relevant][:5]
+        assert set(hard[i]) == set(expected) and not relevant & set(hard[i])
+    # the loss over the batch's positives and the hard negatives is a softmax over exactly those documents
+    q = torch.from_numpy(enc.encode([pairs[0].query, pairs[1].query]))
+    gold = torch.tensor(targets[:2])
+    pool = sorted(set(targets[:2]) | set(hard[:2].ravel().tolist()))
+    logits = q @ torch.from_numpy(docs[pool]).T / 0.05
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([pool.index(t) for t in targets[:2]]))
+    got = contrastive_loss(q, gold, torch.from_numpy(docs), "hard", 0.05, torch.from_numpy(hard[:2]))
+    assert torch.isclose(got, expected)
+
+
+def test_early_stopping_keeps_the_best_held_out_epoch(symptoms):
+    import torch
+
+    enc = Encoder()
+    docs = enc.encode(symptoms.corpus.passages())
+    pairs = make_pairs(symptoms, "qrels", {}, seed=0)
+    result = train_expert(enc, "sym", pairs, {"symptoms": docs},
+                          {"epochs": 5, "batch_size": 8, "lr": 2e-3, "holdout": 0.25, "patience": 2, "seed": 0})
+    s = result.settings
+    curve, best = s["holdout_mrr10"], s["best_epoch"]
+    assert len(curve) == s["epochs_trained"] + 1 and curve[best] == max(curve) and s["holdout_queries"] >= 5
+    assert s["epochs_trained"] == 5 or s["epochs_trained"] - best == 2  # ran out of budget, or of patience
+    assert result.steps == s["epochs_trained"] * s["steps_per_epoch"]
+    # the expert keeps the best epoch's weights: its held-out score is that epoch's
+    _, held = split_holdout(pairs, 0.25, 0)
+    texts = list(dict.fromkeys(pairs[i].query for i in held))
+    relevant = [{pairs[i].doc for i in held if pairs[i].query == t} for t in texts]
+    with enc.using("sym"):
+        again = heldout_mrr(enc, (texts, relevant), torch.from_numpy(docs))
+    assert again == pytest.approx(curve[best], abs=1e-5)
