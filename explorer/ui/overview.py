@@ -11,6 +11,7 @@ import streamlit as st
 
 from explorer.export import safe_name, trec_run_text
 from explorer.ui import safe, state
+from explorer.ui.state import NO_VALUE  # the slice of the queries without the field ("" does not survive a URL)
 from explorer.ui.style import finish, strategy_palette
 
 ALL = ""  # the slice selector's "no slice"
@@ -27,11 +28,11 @@ def _slice(ws, options) -> tuple[str, str] | None:
     if field == ALL:
         return None
     values = options[field]
-    counts = dict(zip(values["value"], values["queries"]))
-    value = state.synced(st.selectbox, f"{safe.md(field)} is", "slice_value", list(values["value"]),
-                         values["value"].iloc[0], container=c2,
-                         format_func=lambda v: f"{v if v != '' else '(no value)'} · {counts.get(v, 0)} queries")
-    return (field, value)
+    shown = [NO_VALUE if v == "" else v for v in values["value"]]
+    counts = dict(zip(shown, values["queries"]))
+    value = state.synced(st.selectbox, f"{safe.md(field)} is", "slice_value", shown, shown[0], container=c2,
+                         format_func=lambda v: f"{v} · {counts.get(v, 0)} queries")
+    return (field, "" if value == NO_VALUE else value)
 
 
 def render() -> None:

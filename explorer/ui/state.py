@@ -361,6 +361,9 @@ def metadata_param(field: str) -> str:
     return "kind" if field == "kind" else f"meta_{field}"
 
 
+NO_VALUE = "(no value)"  # a metadata choice for the queries without the field: "" does not survive a URL
+
+
 def metadata_filters(options: dict, what: str, help_text: str) -> dict[str, list[str]]:
     """One multiselect per query metadata field (kind first), four to a row, each keeping its choice in the URL;
     returns field -> the chosen values (fields left at "any" are absent). `what` names the queries ("Query",
@@ -372,9 +375,9 @@ def metadata_filters(options: dict, what: str, help_text: str) -> dict[str, list
     for start in range(0, len(fields), 4):
         for col, field in zip(st.columns(4), fields[start:start + 4]):
             label = f"{what} kind" if field == "kind" else f"{what} {field}"
-            picked = synced(st.multiselect, safe.md(label), metadata_param(field), list(options[field]["value"]),
-                            [], container=col, format_func=lambda v: v if v != "" else "(no value)",
+            shown = [NO_VALUE if v == "" else v for v in options[field]["value"]]
+            picked = synced(st.multiselect, safe.md(label), metadata_param(field), shown, [], container=col,
                             placeholder="any", help=f"{help_text} (metadata field {safe.md(field)}).")
             if picked:
-                chosen[field] = list(picked)
+                chosen[field] = ["" if v == NO_VALUE else v for v in picked]
     return chosen
