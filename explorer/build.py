@@ -163,7 +163,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     cache.mkdir(parents=True, exist_ok=True)  # after the data checks: a refused build writes nothing
 
     log.begin("encoder", f"Loading base encoder {cfg.base!r}")
-    encoder = Encoder(cfg.base, max_seq_length=cfg.max_seq_length, batch_size=cfg.batch_size)
+    encoder = Encoder(cfg.base, device=cfg.device, max_seq_length=cfg.max_seq_length, batch_size=cfg.batch_size)
     base_fp = _hash(base_fingerprint(cfg.base), cfg.max_seq_length)
     base_parameters = sum(p.numel() for p in encoder.model.parameters())
 

@@ -90,6 +90,7 @@ class BuildConfig:
     reference: str
     layout: dict
     cache_dir: Path
+    device: str = "cpu"  # resolved: "cpu" or "cuda"
 
     @property
     def multitask(self) -> ExpertSpec | None:
@@ -108,6 +109,9 @@ MODEL_PARAMS = (
           "folder"),
     Param("max_seq_length", int, 256, "tokens the encoder reads per text", min=8, max=8192),
     Param("batch_size", int, 64, "texts per encoding batch", min=1, max=4096),
+    Param("device", str, "cpu", '"cpu", "cuda" (a GPU; the build stops if there is none) or "auto" (a GPU when '
+          "there is one); results on a GPU match the CPU's to float tolerance, not bit for bit",
+          choices=("cpu", "cuda", "auto")),
 )
 INDEX_PARAMS = (
     Param("kind", str, "flat", "faiss index: exact inner product, or HNSW / IVF (approximate)", choices=INDEX_KINDS),
@@ -210,6 +214,7 @@ def load_config(path: str | Path) -> BuildConfig:
     _check_strategies(routing, evaluation, experts, problems)
     _check_measures(evaluation.get("measures", []), problems)
     _check_base(model.get("base", "bundled"), problems)
+    device = _device(model["device"], problems)
     cache = top.get("cache_dir")
     try:
         cache_dir = (root / os.path.expanduser(cache)).resolve() if cache else Path.home() / ".cache" / "router-explorer"
@@ -225,8 +230,22 @@ def load_config(path: str | Path) -> BuildConfig:
         max_seq_length=model["max_seq_length"], batch_size=model["batch_size"], index_kind=index["kind"],
         depth=index["depth"], datasets=datasets, experts=experts, routing=routing,
         measures=list(evaluation["measures"]), reference=evaluation["reference"], layout=layout,
-        cache_dir=cache_dir,
+        cache_dir=cache_dir, device=device,
     )
+
+
+def _device(asked: str, problems: Problems) -> str:
+    """The device the build runs on: a GPU only when asked for (or "auto") and present."""
+    if asked == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if asked == "cuda":
+        problems.add("model", "device", '"cuda" asked for, but torch sees no GPU on this machine',
+                     'use device = "cpu", or "auto" to use a GPU only where there is one')
+    return "cpu"
 
 
 def _tables(value, name: str, problems: Problems) -> list:

@@ -153,7 +153,8 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
     for ds in names:
         offsets[ds] = total
         total += len(doc_matrices[ds])
-    docs = torch.from_numpy(np.concatenate([doc_matrices[ds] for ds in names]).astype(np.float32))
+    device = encoder.model.device  # the document matrix lives where the query passes run
+    docs = torch.from_numpy(np.concatenate([doc_matrices[ds] for ds in names]).astype(np.float32)).to(device)
     targets = [offsets[pair.dataset] + pair.doc for pair in pairs]
     count = encoder.add_expert(name, kind, adapter_params or {})
     handler = encoder.experts[name]
@@ -162,7 +163,8 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
         settings = {**p, **(adapter_params or {})}
         texts, emb = alignment_sample(corpora or {}, doc_matrices, names, int(settings.get("align_passages", 500)),
                                       seed)
-        curve = handler.fit(name, [pair.query for pair in pairs], targets, docs, texts, emb, settings, progress)
+        curve = handler.fit(name, [pair.query for pair in pairs], targets, docs.cpu(), texts, emb, settings,
+                            progress)  # its own query encoder runs on the CPU
         return TrainResult(steps=len(curve), loss_curve=curve, seconds=time.perf_counter() - start,
                            trainable_parameters=count, settings=handler.settings(name))
     batch_size, epochs = int(p["batch_size"]), int(p["epochs"])
@@ -197,7 +199,8 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
                 for b in range(0, len(order), batch_size):
                     idx = order[b:b + batch_size]
                     q = encoder.forward_train([pairs[i].query for i in idx])
-                    loss = contrastive_loss(q, torch.tensor([targets[i] for i in idx]), docs, p["negatives"],
+                    loss = contrastive_loss(q, torch.tensor([targets[i] for i in idx], device=device), docs,
+                                            p["negatives"],
                                             float(p["temperature"]), None if hard is None else hard[idx])
                     loss.backward()
                     optimiser.step()
@@ -261,7 +264,7 @@ def mine_hard_negatives(encoder: Encoder, pairs: Sequence[Pair], targets: Sequen
     for pair, t in zip(pairs, targets):
         relevant.setdefault(pair.query, set()).add(t)
     queries = list(relevant)
-    sims = torch.from_numpy(encoder.encode(queries)) @ docs.T
+    sims = torch.from_numpy(encoder.encode(queries)).to(docs.device) @ docs.T
     for i, q in enumerate(queries):
         sims[i, list(relevant[q])] = -torch.inf
     top = torch.topk(sims, min(k, docs.shape[0] - 1), dim=1).indices

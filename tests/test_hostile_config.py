@@ -286,3 +286,21 @@ def test_a_wrongly_typed_key_is_reported_not_raised(tmp_path, text, key):
     with pytest.raises(ConfigError) as err:
         load_config(cfg)
     assert f"`{key}`" in str(err.value), str(err.value)
+
+
+def test_the_device_is_a_declared_setting(tmp_path, monkeypatch):
+    import torch
+
+    _dataset(tmp_path, "beta")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[model]\ndevice = "auto"\n[[datasets]]\npath = "beta"\n')
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert load_config(cfg).device == "cpu"  # auto: a GPU only where there is one
+    cfg.write_text(cfg.read_text().replace('"auto"', '"cuda"'))
+    with pytest.raises(ConfigError, match='`device` "cuda" asked for, but torch sees no GPU'):
+        load_config(cfg)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert load_config(cfg).device == "cuda"
+    cfg.write_text(cfg.read_text().replace('"cuda"', '"tpu"'))
+    with pytest.raises(ConfigError, match="device"):
+        load_config(cfg)
