@@ -64,6 +64,24 @@ def summary_columns(ws: Workspace) -> list[str]:
     return [*ws.datasets, AVERAGE, *([ZERO_SHOT_AVERAGE] if ws.zero_shot_datasets else [])]
 
 
+def judged_split_notes(ws: Workspace, measure: str = "nDCG@10") -> list[str]:
+    """One line per dataset evaluated on part of its judged queries (judged_split), for every score table: how it
+    was divided, and the base model on every judged query that has a score (both parts) beside the table's."""
+    notes = []
+    for d in ws.manifest["datasets"]:
+        split = d.get("judged_split")
+        if not split:
+            continue
+        rows = ws.queries.loc[ws.queries["dataset"] == d["name"], "row"]
+        m = ws.metrics
+        base = m[(m["system"] == "base") & m["row"].isin(rows)][measure]
+        notes.append(f"{d['name']}: evaluated on {split['test']} of its {split['train'] + split['test']} judged "
+                     f"{split['of']} queries; the other {split['train']} (a seeded {split['share']:.0%}, seed "
+                     f"{split['seed']}) trained its expert and are its pilot queries. Base on {len(base)} of them, "
+                     f"both parts: {100 * base.mean():.1f} {measure}.")
+    return notes
+
+
 def per_query_matrix(ws: Workspace, measure: str, dataset: str | None = None, slice_by: Slice | None = None
                      ) -> pd.DataFrame:
     """Rows = evaluated queries (by row), columns = strategies: the aligned per-query scores."""

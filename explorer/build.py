@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import WORKSPACE_FORMAT_VERSION, __version__
 from .config import BuildConfig, ExpertSpec, load_config
-from .data import NOT_A_FOLDER, BeirDataset, DataError, load_beir, path_kind
+from .data import NOT_A_FOLDER, BeirDataset, DataError, load_beir, path_kind, split_judged
 from .encoders import Encoder, base_fingerprint
 from .evaluation import per_query, run_dict
 from .index import build_index, load_index, save_index, search
@@ -144,18 +144,23 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     datasets: dict[str, BeirDataset] = {}
     failed: list[DataError] = []  # every dataset's problems, reported together (before any model is loaded)
     for spec in cfg.datasets:
-        splits = tuple(s for s in (spec.test_split, spec.train_split) if s)
+        splits = (spec.judged_from,) if spec.judged_split else tuple(s for s in (spec.test_split, spec.train_split) if s)
         try:
             ds = load_beir(spec.path, spec.name, splits=splits)
         except DataError as err:
             failed.append(err)
             continue
+        if spec.judged_split:
+            split_judged(ds, spec.judged_from, spec.judged_split, spec.judged_seed, spec.train_split, spec.test_split)
         for w in ds.warnings:
             echo(f"  warning: {w}")
         datasets[spec.name] = ds
     if failed:
         raise DataError([p for err in failed for p in err.problems], datasets=len(failed))
     hashes = {n: d.content_hash for n, d in datasets.items()}
+    # what an expert trained on a dataset depends on: its content, and which of its judged queries train
+    train_hashes = {s.name: _hash(hashes[s.name], "judged", s.judged_split, s.judged_seed) if s.judged_split
+                    else hashes[s.name] for s in cfg.datasets if s.name in hashes}
     check_output(Path(out))  # before any model work: an --out that must not be replaced is refused now
     if path_kind(cache) not in ("folder", "missing"):
         raise WorkspaceError(f"{cache}: {NOT_A_FOLDER[path_kind(cache)]} (fix: set cache_dir in the config to a "
@@ -193,7 +198,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
             spec.sources = [s for e in cfg.experts
                             if not e.multi_task and e.adapter is None and e.kind == spec.kind for s in e.sources]
         t = time.perf_counter()
-        folder, key, cached = _expert(spec, cfg, encoder, datasets, doc_emb, hashes, base_fp, progress)
+        folder, key, cached = _expert(spec, cfg, encoder, datasets, doc_emb, train_hashes, base_fp, progress)
         expert_keys[spec.name] = key
         cards[spec.name] = json.loads((folder / "card.json").read_text())
         cards[spec.name]["_folder"] = str(folder)
@@ -575,7 +580,10 @@ def _manifest(cfg, datasets, encoders, cards, candidates, own, strategies, choic
             "name": s.name, "path": str(s.path), "hash": datasets[s.name].content_hash,
             "n_docs": len(datasets[s.name].corpus), "test_split": s.test_split, "train_split": s.train_split,
             "ignore_identical_ids": s.ignore_identical_ids, "pilot_source": s.pilot_source,
-            "role": s.role,
+            "role": s.role, **({"judged_split": {"share": s.judged_split, "seed": s.judged_seed, "of": s.judged_from,
+                                                 "train": len(datasets[s.name].qrels[s.train_split]),
+                                                 "test": len(datasets[s.name].qrels[s.test_split])}}
+                               if s.judged_split else {}),
             "warnings": [str(w) for w in datasets[s.name].warnings]} for s in cfg.datasets],
         "encoders": encoders,
         "experts": [{"name": e.name, "kind": e.kind, "candidate": e.candidate, "multi_task": e.multi_task,

@@ -45,7 +45,7 @@ def _default_measure(ws) -> str:
 
 
 def _cmd_eval(args) -> int:
-    from .analysis import marks, significance_table, summary, summary_columns
+    from .analysis import judged_split_notes, marks, significance_table, summary, summary_columns
     from .workspace import Workspace
 
     ws = Workspace(args.workspace)
@@ -79,6 +79,8 @@ def _cmd_eval(args) -> int:
     print(" " * width + "".join(f"{c[:11]:>12}" for c in cols))
     if ws.zero_shot_datasets:
         print(f"zero-shot (no expert, no pilot queries): {', '.join(ws.zero_shot_datasets)}")
+    for note in judged_split_notes(ws, args.measure):
+        print(note)
     for s in ws.strategies:
         cells = []
         for c in cols:

@@ -43,6 +43,9 @@ class DatasetSpec:
     max_pilot_queries: int = 300
     max_eval_queries: int | None = None
     role: str = "route"  # "route": its pilots train the routers; "evaluate": zero-shot, evaluated only
+    judged_split: float = 0.0  # share of the judged test queries that train instead (0: none)
+    judged_seed: int = 13
+    judged_from: str | None = None  # the folder's split the judged split divides (its test split)
 
     @property
     def zero_shot(self) -> bool:
@@ -148,7 +151,12 @@ DATASET_PARAMS = (
     Param("max_pilot_queries", int, 300, "pilot queries sampled from this dataset (0: none)", min=0,
           max=1_000_000),
     Param("max_eval_queries", int, None, "evaluated queries sampled (none: all)", min=1, nullable=True),
+    Param("judged_split", float, 0.0, "for a collection with only test queries: this share of them (seeded) trains "
+          "the expert and is the pilot queries, the rest is evaluated; named in every table (0: none)", min=0,
+          max=0.9),
+    Param("judged_seed", int, 13, "seed of the judged split"),
 )
+JUDGED_TRAIN, JUDGED_TEST = "judged-train", "judged-test"  # the two parts of a judged split, as qrels splits
 EXPERT_PARAMS = (
     Param("name", str, REQUIRED, "the expert's name (a folder and an adapter name)"),
     Param("kind", str, "lora", "the expert kind", choices=tuple(EXPERT_KINDS)),
@@ -305,6 +313,14 @@ def _datasets(value, root: Path, problems: Problems) -> list[DatasetSpec]:
                                  f"{', '.join(have) or 'none'})", f"name one of its splits, or add qrels/{split}.tsv")
         pilot = v.get("pilot_source") or ("train" if v.get("train_split") else "crops")
         role = v.get("role", "route")
+        judged = v.get("judged_split", 0.0) or 0.0
+        if judged and (v.get("train_split") or role == "evaluate"):
+            problems.add(where, "judged_split", "a dataset with a train_split or role = \"evaluate\" needs no split "
+                         "of its judged queries", "drop judged_split, or drop train_split")
+            judged = 0.0
+        if judged:
+            v["train_split"] = JUDGED_TRAIN
+            pilot = v.get("pilot_source") or "train"  # the training part of its judged queries
         if role == "evaluate":
             for key in ("pilot_source", "max_pilot_queries"):
                 if d.get(key) not in (None, 0, "none"):
@@ -315,7 +331,9 @@ def _datasets(value, root: Path, problems: Problems) -> list[DatasetSpec]:
         elif pilot == "train" and not v.get("train_split"):
             problems.add(where, "pilot_source", '"train" needs train_split',
                          'set train_split, or pilot_source = "crops" for a dataset without training queries')
-        out.append(DatasetSpec(name=name, path=folder, test_split=v["test_split"], train_split=v.get("train_split"),
+        out.append(DatasetSpec(name=name, path=folder, test_split=JUDGED_TEST if judged else v["test_split"],
+                               train_split=v.get("train_split"), judged_split=judged, judged_seed=v["judged_seed"],
+                               judged_from=v["test_split"] if judged else None,
                                ignore_identical_ids=v["ignore_identical_ids"], pilot_source=pilot,
                                max_pilot_queries=v["max_pilot_queries"], max_eval_queries=v["max_eval_queries"],
                                role=role))
@@ -352,6 +370,9 @@ def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, pro
                              '(role = "evaluate"): no expert trains on it', 'train on another dataset, or set its '
                              'role = "route"')
             elif "dataset" in sv:
+                judged = by_name.get(sv["dataset"])
+                if judged and judged.judged_split and sv.get("source", "qrels") in ("qrels", "generated"):
+                    sv.setdefault("split", JUDGED_TRAIN)  # the training part of its judged queries
                 _check_source(sv, {**training, **{k: v[k] for k in train_keys if k in e}}, by_name,
                               f"{where} sources #{j + 1}", problems)
             sources.append({**sv, "source": sv.get("source", "qrels")})
@@ -394,7 +415,11 @@ def _check_source(s: dict, train: dict, by_name: dict, where: str, problems: Pro
         return
     source = s.get("source", "qrels")
     split = s.get("split", train.get("split", "train"))
-    have = _splits(ds.path)
+    have = _splits(ds.path) + ([JUDGED_TRAIN] if ds.judged_split else [])
+    if ds.judged_split and source in ("qrels", "generated") and split != JUDGED_TRAIN:
+        problems.add(where, "split", f"{split!r}: dataset {ds.name!r} divides its judged queries (judged_split), so "
+                     f"an expert trains on {JUDGED_TRAIN!r} only", f'drop split, or set split = "{JUDGED_TRAIN}"')
+        return
     if source in ("qrels", "generated") and have and split not in have:
         problems.add(where, "source", f"{source!r} reads qrels/{split}.tsv, which dataset {ds.name!r} does not have "
                      f"(it has: {', '.join(have)})",

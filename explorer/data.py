@@ -359,3 +359,15 @@ def _metadata_fields(meta: dict, qid: str, line: int, path: Path, kept: dict[str
             kept[name] = None
         out[name] = text
     return out
+
+
+def split_judged(ds: BeirDataset, split: str, share: float, seed: int, train_name: str, test_name: str) -> None:
+    """Divide the judged queries of `split` in two (seeded): `share` of them become the qrels split `train_name`
+    (training and pilot queries), the rest `test_name` (evaluated), as small-collection studies cross-validate."""
+    import random
+
+    qids = ds.split_queries(split)
+    picked = set(random.Random(seed).sample(qids, int(round(share * len(qids)))))
+    judged = ds.qrels[split]
+    ds.qrels[train_name] = {q: judged[q] for q in qids if q in picked}
+    ds.qrels[test_name] = {q: judged[q] for q in qids if q not in picked}

@@ -7,7 +7,7 @@ import io
 import re
 from pathlib import Path
 
-from .analysis import Slice, marks, query_table, significance_table, summary, summary_columns, tied_best
+from .analysis import Slice, judged_split_notes, marks, query_table, significance_table, summary, summary_columns, tied_best
 from .evaluation import write_trec_run
 from .workspace import Workspace
 
@@ -86,7 +86,7 @@ def paper_data(ws: Workspace, measure: str = "nDCG@10", reference: str | None = 
     sig = marks(significance_table(ws, measure, reference, resamples, slice_by=slice_by)) if with_marks else {}
     return {"table": (100 * raw.T).round(1), "marks": sig, "best": tied_best(raw, real), "oracles": oracles,
             "reference": reference, "measure": measure, "slice_by": slice_by, "with_marks": with_marks,
-            "zero_shot": ws.zero_shot_datasets}
+            "zero_shot": ws.zero_shot_datasets, "notes": judged_split_notes(ws, measure)}
 
 
 def _caption(d: dict, name=str, times: str = "×", p_below: str = "p < 0.05", up: str = UP, down: str = DOWN) -> str:
@@ -100,7 +100,8 @@ def _caption(d: dict, name=str, times: str = "×", p_below: str = "p < 0.05", up
                  "expert or pilot queries." if d["zero_shot"] else "")
     return (f"{name(d['measure'])} {times}100 on the test queries of each dataset, and the macro average over "
             f"datasets.{zero_shot}{where} Bold: the best strategy per column that does not read the relevance judgements "
-            f"(every one tied at the shown precision); oracles: {oracles}.{marks}")
+            f"(every one tied at the shown precision); oracles: {oracles}.{marks}"
+            + "".join(" " + name(n) for n in d["notes"]))
 
 
 def _cell(d: dict, strategy: str, column: str) -> tuple[str, str]:

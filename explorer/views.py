@@ -621,3 +621,4 @@ def error_view(ws: Workspace, strategy: str, measure: str = "nDCG@10", datasets:
             column = "kind" if field == "kind" else f"meta:{field}"
             t = t[t[column].astype(str).isin([str(v) for v in values])]
     return t
+

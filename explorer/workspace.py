@@ -294,6 +294,8 @@ MANIFEST: dict[str, Key] = {
         "test_split": Key("str", required=False), "train_split": Key(("str", "null"), required=False),
         "ignore_identical_ids": Key("bool", required=False), "pilot_source": Key("str", required=False),
         "role": Key("str", required=False, check=_role),
+        "judged_split": Key("dict", required=False, fields={
+            "share": Key("number"), "seed": Key("int"), "of": Key("str"), "train": Key("int"), "test": Key("int")}),
         "warnings": Key("list", required=False, items=Key("str"))})),
     "encoders": Key("list", items=Key("str", check=_encoder)),
     "experts": Key("list", items=Key("dict", fields={

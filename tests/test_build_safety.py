@@ -119,12 +119,14 @@ def test_a_killed_build_leaves_the_previous_workspace_intact(first_build, kill_a
     proc = subprocess.Popen([sys.executable, "-u", "-m", "explorer.cli", "build", str(cfg), "--out", str(ws.path),
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.time() + 300
+    deadline, reached = time.time() + 300, False
     for line in proc.stdout:
-        if line.startswith(kill_at) or time.time() > deadline:
+        reached = line.startswith(kill_at)
+        if reached or time.time() > deadline:
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait()
+    assert reached, f"the build never printed a line starting with {kill_at!r} within 300 s"  # no kill, no test
     assert proc.returncode == -signal.SIGKILL
     recover_interrupted_swap(ws.path)  # what the next build does first, should the kill fall between the renames
     assert tree_digest(ws.path) == before

@@ -219,3 +219,82 @@ def test_classification_head_trains_on_balanced_labels(monkeypatch, balance):
     counts = sorted(np.unique(labels[labels >= 0], return_counts=True)[1])
     assert counts[0] < counts[-1]  # first-maximum ties make the labels unbalanced...
     assert seen["counts"] == ([counts[0]] * len(counts) if balance else counts)  # ...and balancing evens them
+
+
+def judged_config(folder: Path, cache: Path, extra: str = "", source: str = "") -> Path:
+    text = f'''title = "judged"
+cache_dir = "{cache}"
+[training]
+epochs = 1
+[layout]
+umap = false
+[[datasets]]
+name = "homefix"
+path = "{SAMPLE / 'homefix'}"
+judged_split = 0.5             # no train_split named: half of the judged test queries train
+{extra}
+[[datasets]]
+name = "pycode"
+path = "{SAMPLE / 'pycode'}"
+train_split = "train"
+max_eval_queries = 8
+[[experts]]
+name = "homefix"
+sources = [{{dataset = "homefix", source = "qrels"{source}}}]
+[[experts]]
+name = "pycode"
+sources = [{{dataset = "pycode", source = "qrels", max_pairs = 16}}]
+'''
+    path = folder / "judged.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_judged_split_trains_on_part_of_the_test_queries_and_evaluates_the_rest(tmp_path, capsys):
+    from explorer.cli import main
+    from explorer.data import load_beir
+
+    cfg = load_config(judged_config(tmp_path, tmp_path / "cache"))
+    spec = cfg.datasets[0]
+    assert (spec.train_split, spec.test_split, spec.judged_from) == ("judged-train", "judged-test", "test")
+    assert cfg.experts[0].sources == [{"dataset": "homefix", "source": "qrels", "split": "judged-train"}]
+    ws = build(cfg, tmp_path / "ws", progress=False)
+    q = ws.queries[ws.queries["dataset"] == "homefix"]
+    pilots, evals = set(q.loc[q["role"] == "pilot", "qid"]), set(q.loc[q["role"] == "eval", "qid"])
+    test = load_beir(SAMPLE / "homefix").qrels["test"]
+    assert not pilots & evals and pilots | evals == set(test) and len(pilots) == round(0.5 * len(test))
+    qrels = ws.qrels("homefix", "pilot")
+    assert all(qrels[qid] == test[qid] for qid in pilots)  # the pilot part keeps its judgements
+    assert ws.dataset_info("homefix")["judged_split"] == {"share": 0.5, "seed": 13, "of": "test",
+                                                          "train": len(pilots), "test": len(evals)}
+    # the expert trained on the pilot part only: its card counts those pairs
+    pairs = sum(1 for qid in pilots for g in test[qid].values() if g > 0)
+    assert ws.expert_card("homefix")["pairs"] == pairs
+    # every table says so, with the base on both parts beside it
+    notes = analysis.judged_split_notes(ws)
+    assert len(notes) == 1 and f"evaluated on {len(evals)} of its {len(test)} judged test queries" in notes[0]
+    base = ws.metrics[(ws.metrics["system"] == "base") & ws.metrics["row"].isin(q["row"])]["nDCG@10"].mean()
+    assert f"both parts: {100 * base:.1f} nDCG@10" in notes[0]
+    assert main(["eval", str(ws.path)]) == 0
+    assert notes[0] in capsys.readouterr().out
+    from explorer.export import paper_table
+
+    assert "homefix: evaluated on" in paper_table(ws, fmt="markdown")
+    # another seed, another split
+    other = load_config(judged_config(tmp_path, tmp_path / "cache", extra="judged_seed = 7"))
+    ws7 = build(other, tmp_path / "ws7", progress=False)
+    q7 = ws7.queries[(ws7.queries["dataset"] == "homefix") & (ws7.queries["role"] == "pilot")]
+    assert set(q7["qid"]) != pilots and len(q7) == len(pilots)
+    assert ws7.manifest["stages"]["expert:homefix"]["cached"] is False
+
+
+def test_a_judged_split_never_trains_on_what_it_evaluates(tmp_path):
+    cfg = judged_config(tmp_path, tmp_path / "cache", source=', split = "test"')
+    with pytest.raises(ConfigError, match="trains on 'judged-train' only"):
+        load_config(cfg)
+    cfg = judged_config(tmp_path, tmp_path / "cache", extra='train_split = "train"')
+    with pytest.raises(ConfigError, match="needs no split of its judged queries"):
+        load_config(cfg)
+    cfg.write_text(cfg.read_text().replace('train_split = "train"\n', "", 1).replace("judged_split = 0.5", "judged_split = 0.95"))
+    with pytest.raises(ConfigError, match="`judged_split` is 0.95, out of range"):
+        load_config(cfg)

@@ -75,6 +75,10 @@ def render() -> None:
                      f"routing candidates by its nDCG@10, so under {safe.md(measure)}, or against a strategy outside "
                      f"its choice (the base model, the multi-task expert, a merged adapter), a real strategy can "
                      f"score higher ({', '.join(safe.md(c) for c in view['negative_gap'])}).")
+    if ws.zero_shot_datasets:
+        notes.append("Zero-shot average: over " + ", ".join(safe.md(d) for d in ws.zero_shot_datasets)
+                     + ", the datasets without an expert or pilot queries (role = \"evaluate\").")
+    notes += [safe.md(n) for n in state.cached("analysis:judged_split_notes", measure)]
     if notes:
         st.caption(" ".join(notes))
 
