@@ -5,7 +5,7 @@ WORKSPACE ?=
 HOST ?=
 PORT ?=
 
-.PHONY: setup run test screenshots bench bench-quick chromium mpnet
+.PHONY: setup run test test-fast screenshots bench bench-quick bench-seeds bench-zero-shot chromium mpnet
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,10 @@ run: setup
 test: setup chromium
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
+# The fast lane while developing: every test that loads no model, trains nothing and builds no workspace.
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
+
 # Refresh docs/screenshots from the browser test (an explicit step: `make test` leaves tracked files unchanged).
 screenshots: setup chromium
 	EXPLORER_REFRESH_SCREENSHOTS=1 HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests/test_browser.py
@@ -46,3 +50,13 @@ bench: setup
 
 bench-quick: setup
 	HF_HUB_OFFLINE=1 $(PY) -m bench.report --quick
+
+# DDR's prefix modules and ERA beside the core study (needs `make mpnet`); reuses the core study's cache.
+bench-seeds: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer build bench/seeds.toml --out workspaces/seeds
+	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer eval workspaces/seeds
+
+# The paper's Table 2: experts on six datasets, three evaluated zero-shot; reuses the core study's cache.
+bench-zero-shot: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer build bench/zero_shot.toml --out workspaces/zero-shot
+	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer eval workspaces/zero-shot

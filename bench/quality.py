@@ -183,11 +183,13 @@ def expert_table(ws: Workspace) -> str:
             f"{x.get('dataset')} {x.get('source')}" for x in card.get("sources", []))
         params = card.get("trainable_parameters", 0)
         share = f"{100 * params / base_params:.2f}%" if base_params else "–"
-        rows.append([e["name"], e["kind"], data, card.get("pairs", "–"), card.get("steps", "–"),
-                     card.get("hyper_parameters", {}).get("epochs", "–"), f"{card.get('seconds', 0):.0f}",
-                     f"{params:,}", share, gain])
-    return table(["expert", "kind", "data", "pairs", "steps", "epochs", "train s", "parameters", "of the base model",
-                  "own dataset: base → expert"], rows, "lllrrrrrrl")
+        hp = card.get("hyper_parameters", {})
+        epochs = (f"{hp['best_epoch']} of {hp['epochs_trained']}" if "best_epoch" in hp  # early stopping chose
+                  else hp.get("epochs", "–"))
+        rows.append([e["name"], e["kind"], data, card.get("pairs", "–"), card.get("steps", "–"), epochs,
+                     f"{card.get('seconds', 0):.0f}", f"{params:,}", share, gain])
+    return table(["expert", "kind", "data", "pairs", "steps", "epochs (kept of trained)", "train s", "parameters",
+                  "of the base model", "own dataset: base → expert"], rows, "lllrrrrrrl")
 
 
 def other_methods(ws: Workspace) -> str:
