@@ -25,6 +25,19 @@ def write_beir(folder: Path, corpus: list[dict], queries: list[dict], qrels: dic
     return folder
 
 
+@pytest.fixture(scope="session")
+def trains():
+    """Asked for by every fixture that loads a model, trains an expert, builds a workspace or reads ../shared/data:
+    the tests that need it (or are marked slow themselves) are the slow lane; `make test-fast` runs the others."""
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "trains" in getattr(item, "fixturenames", ()) or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def tiny_beir(tmp_path) -> Path:
     corpus = [{"_id": f"d{i}", "title": f"Title {i}", "text": f"document number {i} about topic {i % 3}"}
@@ -34,21 +47,21 @@ def tiny_beir(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def encoder():
+def encoder(trains):
     from explorer.encoders import Encoder
 
     return Encoder()
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
+def shared_data(trains) -> Path:
     """The real BEIR datasets beside the repository. Missing data fails (never skips): CI always has them."""
     assert SHARED_DATA.is_dir(), f"{SHARED_DATA} is missing: the real-data tests need ../shared/data"
     return SHARED_DATA
 
 
 @pytest.fixture(scope="session")
-def sample_workspace(tmp_path_factory):
+def sample_workspace(tmp_path_factory, trains):
     """The sample workspace, built once from sample_data/sample.toml into a temporary folder, with the config's
     own cache (.explorer-cache, the one `make run` uses): running one after the other trains nothing twice."""
     from explorer.build import build

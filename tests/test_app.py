@@ -20,7 +20,7 @@ PAGE = {"map": "explorer/ui/routing_map.py", "decisions": "explorer/ui/decisions
 
 
 @pytest.fixture(scope="module")
-def ws(request):
+def ws(request, trains):
     """The session's sample workspace (EXPLORER_TEST_WORKSPACE=DIR reuses a built one while developing)."""
     given = os.environ.get("EXPLORER_TEST_WORKSPACE")
     if given:

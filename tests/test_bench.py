@@ -12,7 +12,7 @@ from explorer.workspace import Workspace
 
 
 @pytest.fixture(scope="module")
-def quick_report():
+def quick_report(trains):
     from bench.report import main
 
     out = main(["--quick"])

@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def workspace_path(request) -> Path:
+def workspace_path(request, trains) -> Path:
     given = os.environ.get("EXPLORER_TEST_WORKSPACE")
     return Path(given) if given else request.getfixturevalue("sample_workspace").path
 
@@ -74,7 +74,7 @@ def server(workspace_path, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(trains):
     assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: apt-get install -y chromium (the test needs it)"
     from playwright.sync_api import sync_playwright
 

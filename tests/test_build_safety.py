@@ -55,7 +55,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def first_build(tmp_path_factory):
+def first_build(tmp_path_factory, trains):
     root = tmp_path_factory.mktemp("safety")
     cache = root / "cache"
     ws = build(small_config(root, cache, ["homefix"]), root / "ws", progress=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from explorer.cli import main
 from explorer.encoders import Encoder
@@ -12,6 +13,7 @@ from explorer.encoders import Encoder
 from .conftest import ROOT
 
 
+@pytest.mark.slow
 def test_train_writes_a_peft_folder_that_loads_as_an_expert(tmp_path, capsys):
     out = tmp_path / "hf"
     assert main(["train", str(ROOT / "sample_data" / "homefix"), "--name", "hf", "--out", str(out),

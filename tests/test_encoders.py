@@ -28,7 +28,7 @@ def _randomise(encoder: Encoder, name: str, seed: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def experts_encoder():
+def experts_encoder(trains):
     enc = Encoder()
     for i, name in enumerate(["a", "b", "c"]):
         enc.add_expert(name)
@@ -50,6 +50,7 @@ def test_experts_change_the_query_embedding_and_base_is_restored(experts_encoder
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_live_query_after_adding_an_expert_is_deterministic():
     """Live queries skip encode()'s eval(); new adapter modules (LoRA dropout) must not start in training mode."""
     enc = Encoder()
@@ -85,6 +86,7 @@ def test_save_and_load_round_trip(experts_encoder, tmp_path):
     assert np.allclose(fresh.encode(TEXTS, "a2"), experts_encoder.encode(TEXTS, "a"), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_loads_an_adapter_saved_by_peft_itself(tmp_path):
     """A LoRA folder trained elsewhere: peft.get_peft_model on the same base, then save_pretrained."""
     from peft import LoraConfig, PeftModel, get_peft_model

@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from explorer.background import BackgroundBuild, progress_lines
 from explorer.build import BUILD_STAGES
 
@@ -52,6 +54,7 @@ def test_a_failed_background_build_shows_its_log(tmp_path):
     assert status["state"] == "failed" and "nowhere does not exist" in status["log"]
 
 
+@pytest.mark.slow
 def test_the_app_shows_the_build_and_then_opens_the_workspace(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 

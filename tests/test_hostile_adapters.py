@@ -21,7 +21,7 @@ TEXTS = ["how do black holes form", "a recipe for sourdough bread", "interest ra
 
 
 @pytest.fixture(scope="module")
-def enc() -> Encoder:
+def enc(trains) -> Encoder:
     """A fresh encoder of its own (hostile loads must not be able to touch the session's shared one)."""
     return Encoder()
 

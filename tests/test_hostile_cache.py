@@ -24,7 +24,7 @@ KINDS = ("docs", "queries", "index", "layout")
 
 
 @pytest.fixture(scope="module")
-def first(tmp_path_factory):
+def first(tmp_path_factory, trains):
     root = tmp_path_factory.mktemp("hostile-cache")
     config = tiny_config(root)
     ws = build(config, root / "ws", echo=lambda _: None, progress=False)

@@ -43,7 +43,7 @@ def listing(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, trains):
     from explorer.build import build
 
     root = tmp_path_factory.mktemp("hostile-ws")

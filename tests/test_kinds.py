@@ -28,7 +28,7 @@ def homefix():
 
 
 @pytest.fixture(scope="module")
-def kinds(homefix):
+def kinds(homefix, trains):
     """One encoder holding a trained LoRA expert, two trained prefix modules and an ERA adapter."""
     ds, pairs = homefix
     enc = Encoder()
@@ -113,6 +113,7 @@ def test_era_maps_the_other_encoder_into_the_base_space(kinds, homefix):
     assert hits > 0.5
 
 
+@pytest.mark.slow
 def test_era_stages_differ_and_alignment_only_needs_no_labels(homefix):
     ds, pairs = homefix
     enc = Encoder()

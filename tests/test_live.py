@@ -11,7 +11,7 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def router(request):
+def router(request, trains):
     given = os.environ.get("EXPLORER_TEST_WORKSPACE")
     if given:
         from explorer.workspace import Workspace

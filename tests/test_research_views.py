@@ -92,6 +92,7 @@ def test_every_string_and_number_metadata_field_is_kept(tmp_path):
     assert evals.loc["q3", "meta:source"] == "" and evals.loc["q3", "kind"] == "plain"
 
 
+@pytest.mark.slow
 def test_a_build_writes_meta_columns_that_the_workspace_offers(tmp_path):
     """One tiny dataset and no experts (a build of about a second): its queries' metadata reach queries.parquet."""
     from explorer.build import build

@@ -1,6 +1,7 @@
-"""Issue 11: evaluate-only (zero-shot) datasets stay out of every router's training data; each strategy's choice set
-is recorded in the manifest; the tie rule can be chosen by cross-validation on the pilot queries; the classifier
-baselines' labels are balanced."""
+"""Issue 11's study options: evaluate-only (zero-shot) datasets stay out of every router's training data; each
+strategy's choice set is recorded in the manifest; the tie rule can be chosen by cross-validation on the pilot
+queries; the classifier baselines' labels are balanced; a judged split trains on part of a collection's test
+queries and evaluates the rest."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ sources = [{{dataset = "{name}", source = "qrels", max_pairs = 32}}]
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory):
+def builds(tmp_path_factory, trains):
     root = tmp_path_factory.mktemp("zero-shot")
     cache = root / "cache"
     plain = build(config(root, cache, ["homefix", "pycode"], []), root / "plain", progress=False)
@@ -250,6 +251,7 @@ sources = [{{dataset = "pycode", source = "qrels", max_pairs = 16}}]
     return path
 
 
+@pytest.mark.slow
 def test_a_judged_split_trains_on_part_of_the_test_queries_and_evaluates_the_rest(tmp_path, capsys):
     from explorer.cli import main
     from explorer.data import load_beir

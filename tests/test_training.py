@@ -63,6 +63,7 @@ def _loss(enc, expert, pairs, docs, tau=0.05) -> float:
     return float(-log_probs[np.arange(len(pairs)), [p.doc for p in pairs]].mean())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("negatives", ["corpus", "in-batch", "hard"])
 def test_training_lowers_the_loss_and_only_touches_the_expert(symptoms, negatives):
     enc = Encoder()
@@ -77,6 +78,7 @@ def test_training_lowers_the_loss_and_only_touches_the_expert(symptoms, negative
     assert np.allclose(enc.encode([p.query for p in pairs[:8]]), before_emb, atol=1e-6)  # the base is untouched
 
 
+@pytest.mark.slow
 def test_training_is_reproducible_for_a_seed(symptoms):
     runs = []
     for _ in range(2):
@@ -96,6 +98,7 @@ def test_holdout_keeps_every_pair_of_a_query_on_one_side():
     assert split_holdout(pairs, 0.0, seed=2) == (list(range(60)), [])
 
 
+@pytest.mark.slow
 def test_hard_negatives_are_the_base_ranking_without_the_relevant_documents(symptoms):
     import torch
 
@@ -119,6 +122,7 @@ def test_hard_negatives_are_the_base_ranking_without_the_relevant_documents(symp
     assert torch.isclose(got, expected)
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_the_best_held_out_epoch(symptoms):
     import torch
 
