@@ -27,7 +27,8 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from explorer.data import load_beir  # noqa: E402
-from explorer.encoders import Encoder, resolve_base  # noqa: E402
+from explorer.base_model import resolve_base  # noqa: E402
+from explorer.encoders import Encoder  # noqa: E402
 from explorer.experts import EXPERT_KINDS  # noqa: E402
 from explorer.workspace import Workspace  # noqa: E402
 

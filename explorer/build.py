@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from . import WORKSPACE_FORMAT_VERSION, __version__
 from .config import BuildConfig, ExpertSpec, load_config
 from .data import NOT_A_FOLDER, BeirDataset, DataError, load_beir, path_kind, split_judged
-from .encoders import Encoder, base_fingerprint
+from .base_model import base_fingerprint
+from .encoders import Encoder
 from .evaluation import per_query, run_dict
 from .index import build_index, load_index, save_index, search
 from .pilot import TIE_RULES
@@ -144,7 +145,8 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     datasets: dict[str, BeirDataset] = {}
     failed: list[DataError] = []  # every dataset's problems, reported together (before any model is loaded)
     for spec in cfg.datasets:
-        splits = (spec.judged_from,) if spec.judged_split else tuple(s for s in (spec.test_split, spec.train_split) if s)
+        splits = ((spec.judged_from,) if spec.judged_split
+                  else tuple(s for s in (spec.test_split, spec.train_split) if s))
         try:
             ds = load_beir(spec.path, spec.name, splits=splits)
         except DataError as err:

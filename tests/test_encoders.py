@@ -12,8 +12,11 @@ import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 
-from explorer.encoders import Encoder, resolve_base
+from explorer.base_model import resolve_base
+from explorer.encoders import Encoder
 from explorer.experts import AdapterError
+
+from .conftest import ROOT
 
 TEXTS = ["the orbit of mars", "how long to rest a steak", "symptoms of anemia", "binary search complexity",
          "what is an index fund", "coral reef bleaching"]
@@ -156,3 +159,13 @@ def test_concurrent_encodes_under_different_experts_equal_serial(experts_encoder
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_expert_kinds_do_not_import_the_encoder():
+    """No import circle: a kind names the base model through explorer.base_model, which imports no torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, explorer.base_model; assert 'torch' not in sys.modules; "
+            "import explorer.experts.query_adapter; assert 'explorer.encoders' not in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

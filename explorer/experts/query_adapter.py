@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from ..base_model import resolve_base
 from ..model_folders import model_folder_problem
 from ..settings import Param
 from .base import AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind
@@ -63,8 +64,6 @@ def load_query_encoder(spec: str):
     """A sentence-transformers query encoder from a name, a folder, or "bundled:layers=N,pooling=cls": the bundled
     MiniLM cut to N layers with another pooling, a second small encoder for tests and the sample."""
     from sentence_transformers import SentenceTransformer
-
-    from ..encoders import resolve_base
 
     if spec == "bundled" or spec.startswith("bundled:"):
         opts = _bundled_options(spec)
