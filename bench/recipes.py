@@ -8,6 +8,7 @@ to report what each recipe did; nothing here is chosen on it.
     python -m bench.recipes                      # scifact (train queries) and cranfield (corpus crops)
     python -m bench.recipes --datasets scifact   # one dataset
     python -m bench.recipes --datasets npl --recipes "study (3 epochs)"   # some recipes
+    python -m bench.recipes --judged cranfield cisi medline npl   # half the judged queries against corpus crops
 """
 
 from __future__ import annotations
@@ -85,11 +86,64 @@ def probe(name: str, recipes: list[str]) -> list[dict]:
     return rows
 
 
+CORE = ({**EARLY, "negatives": "hard", "hard_negatives": 16}, {"target_modules": FFN})  # bench/real.toml's recipe
+
+
+def test_ndcg_of(encoder, expert, ds, doc_emb, split: str) -> float:
+    """test_ndcg on another qrels split (the evaluated half of a judged split)."""
+    saved = ds.qrels.get("test")
+    ds.qrels["test"] = ds.qrels[split]
+    try:
+        return test_ndcg(encoder, expert, ds, doc_emb)
+    finally:
+        ds.qrels["test"] = saved
+
+
+def judged_against_crops(name: str, share: float = 0.5, seed: int = 13) -> list[dict]:
+    """One expert from corpus crops, one from a seeded `share` of the judged test queries (judged_split), both with
+    the core study's recipe, both scored on the other part of the judged queries only."""
+    from explorer.config import JUDGED_TEST, JUDGED_TRAIN
+    from explorer.data import load_beir, split_judged
+    from explorer.encoders import Encoder
+    from explorer.training import make_pairs, train_expert
+
+    ds = load_beir(DATA / name)
+    split_judged(ds, "test", share, seed, JUDGED_TRAIN, JUDGED_TEST)
+    base = Encoder()
+    doc_emb = base.encode(ds.corpus.passages())
+    rows = [{"dataset": name, "training data": "none (base)", "pairs": 0,
+             "held_out_ndcg10": test_ndcg_of(base, None, ds, doc_emb, JUDGED_TEST)}]
+    train, lora = CORE
+    for label, source, split in (("corpus crops", "crops", None), (f"{share:.0%} of the judged queries", "qrels",
+                                                                   JUDGED_TRAIN)):
+        pairs = make_pairs(ds, source, {"max_pairs": 900, **({"split": split} if split else {})}, seed=13)
+        enc = Encoder()
+        result = train_expert(enc, "x", pairs, {name: doc_emb}, train, lora)
+        rows.append({"dataset": name, "training data": label, "pairs": len(pairs),
+                     "held_out_ndcg10": test_ndcg_of(enc, "x", ds, doc_emb, JUDGED_TEST),
+                     "epochs": f"{result.settings.get('best_epoch')} of {result.settings.get('epochs_trained')}"})
+        print(json.dumps(rows[-1]), flush=True)
+    n_test = len(ds.qrels[JUDGED_TEST])
+    for r in rows:
+        r["evaluated"] = n_test
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["scifact", "cranfield"])
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES), metavar="RECIPE")
+    parser.add_argument("--judged", nargs="+", metavar="DATASET", help="instead: crops against half the judged "
+                        "queries, each scored on the other half")
     args = parser.parse_args()
+    if args.judged:
+        rows = [row for name in args.judged for row in judged_against_crops(name)]
+        print("\n| dataset | expert trained on | pairs | epochs (kept of trained) | nDCG@10 ×100 on the other half |"
+              "\n|---|---|---:|---|---:|")
+        for r in rows:
+            print(f"| {r['dataset']} | {r['training data']} | {r['pairs']} | {r.get('epochs', '–')} | "
+                  f"{100 * r['held_out_ndcg10']:.1f} ({r['evaluated']} queries) |")
+        return
     rows = [row for name in args.datasets for row in probe(name, args.recipes)]
     print("\n| dataset | pairs from | recipe | held-out MRR@10 ×100 (selection) | test nDCG@10 ×100 (report) | "
           "epochs (best / trained) | seconds |\n|---|---|---|---|---|---|---|")
