@@ -19,7 +19,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -36,16 +35,16 @@ RECIPES = {  # name -> (training settings, LoRA settings)
 }
 
 
-def test_ndcg(encoder, expert, ds, doc_emb) -> float:
-    import ir_measures
+def test_ndcg(encoder, expert, ds, doc_emb, split: str = "test") -> float:
+    """Mean nDCG@10 of the `split` queries under `expert`, searched and scored as the build does."""
+    from explorer.evaluation import per_query, run_dict
+    from explorer.index import build_index, search
 
-    qids = ds.split_queries("test")
-    q = encoder.encode([ds.queries[i] for i in qids], expert)
-    top = np.argsort(-(q @ doc_emb.T), axis=1)[:, :100]
-    sims = q @ doc_emb.T
-    run = {qid: {ds.corpus.ids[d]: float(sims[i, d]) for d in top[i]} for i, qid in enumerate(qids)}
-    qrels = {qid: ds.qrels["test"][qid] for qid in qids}
-    return float(ir_measures.calc_aggregate([ir_measures.nDCG @ 10], qrels, run)[ir_measures.nDCG @ 10])
+    qids = ds.split_queries(split)
+    run = search(build_index(doc_emb), encoder.encode([ds.queries[i] for i in qids], expert), 100, ds.corpus.ids,
+                 qids)
+    scores = per_query(ds.qrels[split], run_dict(qids, ds.corpus.ids, run.docs, run.scores), ["nDCG@10"], qids)
+    return float(scores["nDCG@10"].mean())
 
 
 def probe(name: str, recipes: list[str]) -> list[dict]:
@@ -53,19 +52,18 @@ def probe(name: str, recipes: list[str]) -> list[dict]:
 
     from explorer.data import load_beir
     from explorer.encoders import Encoder
-    from explorer.training import heldout_mrr, make_pairs, split_holdout, train_expert
+    from explorer.training import heldout_mrr, make_pairs, relevant_by_query, split_holdout, train_expert
 
     ds = load_beir(DATA / name)
     source = "qrels" if "train" in ds.qrels else "crops"
     pairs = make_pairs(ds, source, {"max_pairs": 900}, seed=13)
     train_idx, held_idx = split_holdout(pairs, 0.1, STUDY["seed"])  # the split train_expert's holdout makes
-    held_texts = list(dict.fromkeys(pairs[i].query for i in held_idx))
-    held = (held_texts, [{pairs[i].doc for i in held_idx if pairs[i].query == t} for t in held_texts])
+    held = relevant_by_query(pairs, [pair.doc for pair in pairs], held_idx)
     base = Encoder()
     t = time.perf_counter()
     doc_emb = base.encode(ds.corpus.passages())
     print(f"{name}: {len(ds.corpus)} documents encoded in {time.perf_counter() - t:.0f} s; {len(pairs)} {source} "
-          f"pairs, {len(held_texts)} held-out queries", flush=True)
+          f"pairs, {len(held[0])} held-out queries", flush=True)
     docs = torch.from_numpy(doc_emb)
     rows = [{"dataset": name, "recipe": "base", "source": source, "held_out_mrr10": heldout_mrr(base, held, docs),
              "test_ndcg10": test_ndcg(base, None, ds, doc_emb)}]
@@ -89,16 +87,6 @@ def probe(name: str, recipes: list[str]) -> list[dict]:
 CORE = ({**EARLY, "negatives": "hard", "hard_negatives": 16}, {"target_modules": FFN})  # bench/real.toml's recipe
 
 
-def test_ndcg_of(encoder, expert, ds, doc_emb, split: str) -> float:
-    """test_ndcg on another qrels split (the evaluated half of a judged split)."""
-    saved = ds.qrels.get("test")
-    ds.qrels["test"] = ds.qrels[split]
-    try:
-        return test_ndcg(encoder, expert, ds, doc_emb)
-    finally:
-        ds.qrels["test"] = saved
-
-
 def judged_against_crops(name: str, share: float = 0.5, seed: int = 13) -> list[dict]:
     """One expert from corpus crops, one from a seeded `share` of the judged test queries (judged_split), both with
     the core study's recipe, both scored on the other part of the judged queries only."""
@@ -112,7 +100,7 @@ def judged_against_crops(name: str, share: float = 0.5, seed: int = 13) -> list[
     base = Encoder()
     doc_emb = base.encode(ds.corpus.passages())
     rows = [{"dataset": name, "training data": "none (base)", "pairs": 0,
-             "held_out_ndcg10": test_ndcg_of(base, None, ds, doc_emb, JUDGED_TEST)}]
+             "held_out_ndcg10": test_ndcg(base, None, ds, doc_emb, JUDGED_TEST)}]
     train, lora = CORE
     for label, source, split in (("corpus crops", "crops", None), (f"{share:.0%} of the judged queries", "qrels",
                                                                    JUDGED_TRAIN)):
@@ -120,7 +108,7 @@ def judged_against_crops(name: str, share: float = 0.5, seed: int = 13) -> list[
         enc = Encoder()
         result = train_expert(enc, "x", pairs, {name: doc_emb}, train, lora)
         rows.append({"dataset": name, "training data": label, "pairs": len(pairs),
-                     "held_out_ndcg10": test_ndcg_of(enc, "x", ds, doc_emb, JUDGED_TEST),
+                     "held_out_ndcg10": test_ndcg(enc, "x", ds, doc_emb, JUDGED_TEST),
                      "epochs": f"{result.settings.get('best_epoch')} of {result.settings.get('epochs_trained')}"})
         print(json.dumps(rows[-1]), flush=True)
     n_test = len(ds.qrels[JUDGED_TEST])

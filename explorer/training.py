@@ -182,8 +182,8 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_factor)
     hard = (mine_hard_negatives(encoder, pairs, targets, docs, int(p["hard_negatives"]))
             if p["negatives"] == "hard" else None)
-    held = _held_out(pairs, targets, held_idx)
-    stopper = EarlyStop(int(p["patience"]), trainable) if held else None
+    held = relevant_by_query(pairs, targets, held_idx)
+    stopper = EarlyStop(int(p["patience"]), trainable) if held_idx else None
     curve: list[float] = []
     start = time.perf_counter()
     order = list(train_idx)
@@ -248,25 +248,24 @@ def split_holdout(pairs: Sequence[Pair], share: float, seed: int) -> tuple[list[
             [i for i, pair in enumerate(pairs) if pair.query in held])
 
 
-def _held_out(pairs: Sequence[Pair], targets: Sequence[int], held_idx: Sequence[int]) -> tuple[list[str], list[set]]:
-    """(query texts, relevant document rows of each) of the held-out pairs; empty without a holdout."""
+def relevant_by_query(pairs: Sequence[Pair], targets: Sequence[int], indices: Sequence[int] | None = None
+                      ) -> tuple[list[str], list[set]]:
+    """(distinct query texts, the document rows paired with each) of the pairs at `indices` (all by default): every
+    document paired with a query text counts as relevant to it."""
     relevant: dict[str, set] = {}
-    for i in held_idx:
+    for i in range(len(pairs)) if indices is None else indices:
         relevant.setdefault(pairs[i].query, set()).add(targets[i])
-    return (list(relevant), list(relevant.values())) if relevant else ()
+    return list(relevant), list(relevant.values())
 
 
 def mine_hard_negatives(encoder: Encoder, pairs: Sequence[Pair], targets: Sequence[int], docs: torch.Tensor,
                         k: int) -> torch.Tensor:
     """(n_pairs, k) document rows the base model ranks highest for each pair's query that are not relevant to it
     (every document paired with the same query text counts as relevant): one product with the base matrix."""
-    relevant: dict[str, set] = {}
-    for pair, t in zip(pairs, targets):
-        relevant.setdefault(pair.query, set()).add(t)
-    queries = list(relevant)
+    queries, relevant = relevant_by_query(pairs, targets)
     sims = torch.from_numpy(encoder.encode(queries)).to(docs.device) @ docs.T
-    for i, q in enumerate(queries):
-        sims[i, list(relevant[q])] = -torch.inf
+    for i, rows in enumerate(relevant):
+        sims[i, list(rows)] = -torch.inf
     top = torch.topk(sims, min(k, docs.shape[0] - 1), dim=1).indices
     row = {q: i for i, q in enumerate(queries)}
     return top[[row[pair.query] for pair in pairs]]

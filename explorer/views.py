@@ -358,14 +358,14 @@ def showcase_row(ws: Workspace, dataset: str, strategy: str, measure: str | None
     """The test query of `dataset` the Query inspector opens on: the one where `strategy` gains most over base (the
     demo's point, that the choice of expert matters), the first such row on ties; the first test query where there
     is no base to compare with."""
-    rows = ws.eval_rows(dataset)["row"].astype(int)
-    measure = measure or ws.measures[0]
-    sm = ws.strategy_metrics
-    if "base" not in ws.strategies or strategy not in ws.strategies or rows.empty:
-        return int(rows.iloc[0])
-    score = {s: sm[(sm["strategy"] == s) & sm["row"].isin(rows)].set_index("row")[measure] for s in ("base", strategy)}
-    gain = (score[strategy] - score["base"]).reindex(rows).fillna(0.0)
-    return int(gain.index[int(np.argmax(gain.to_numpy()))])
+    from .analysis import per_query_matrix
+
+    first = int(ws.eval_rows(dataset)["row"].iloc[0])
+    if "base" not in ws.strategies or strategy not in ws.strategies:
+        return first
+    m = per_query_matrix(ws, measure or ws.measures[0], dataset).sort_index()
+    gain = (m[strategy] - m["base"]).fillna(0.0)
+    return int(gain.index[int(np.argmax(gain.to_numpy()))]) if len(gain) else first
 
 
 def strategy_pair(ws: Workspace, a: str, b: str, measure: str = "nDCG@10") -> pd.DataFrame:

@@ -130,7 +130,7 @@ def render() -> None:
     texts = dict(zip(rows["row"].astype(int), rows["qid"] + " · " + rows["text"].str.slice(0, 100)))
     strategy = state.synced(st.selectbox, "Strategy (for the routed column)", "strategy", ws.strategies,
                             views.default_strategy(ws), container=c3)
-    row = state.synced(st.selectbox, "Query", "row", list(texts), views.showcase_row(ws, dataset, strategy),
+    row = state.synced(st.selectbox, "Query", "row", list(texts), state.cached("views:showcase_row", dataset, strategy),
                        container=c2, cast=int, format_func=texts.get, keep_in_url=True,
                        help="Opens on the query where the strategy gains most over base.")
     info = views.query_info(ws, row)
