@@ -45,6 +45,24 @@ def render() -> None:
     st.caption("Where each strategy sends each dataset's test queries, and how that compares with the instance "
                "oracle over the same experts (the best expert for each query, by its own score).")
     state.score_note()
+    strategy, skip = _controls(ws, views)
+    view = state.cached("views:decisions_view", strategy, bool(skip))
+    counted = f"{len(view['queries'])} test queries" + (
+        f" ({view['left_out']} where every expert ties left out)" if skip else "")
+    st.markdown(f"Every table and chart below counts the same **{counted}**.")
+    _heatmaps(view, strategy)
+    _accuracy(ws, view["report"], skip)
+    _confusion(view["confusion"])
+    m1, m2 = st.columns(2)
+    with m1:
+        _margins(view["queries"], strategy)
+    with m2:
+        _pairs(view["pairs"])
+
+
+def _controls(ws, views) -> tuple[str, bool]:
+    """The page's controls (strategy, the ties filter), each kept in the URL: one query set for every table and
+    chart below."""
     c1, c2 = st.columns([2, 2])
     strategy = state.synced(st.selectbox, "Strategy", "strategy", ws.strategies, views.default_strategy(ws),
                             container=c1)
@@ -52,11 +70,12 @@ def render() -> None:
                         container=c2, cast=state.as_bool,
                         help="Every table and chart of this page then counts only the queries where the experts "
                              "differ (where every expert ties, any choice is right).")
-    view = state.cached("views:decisions_view", strategy, bool(skip))
-    qt, report, experts = view["queries"], view["report"], view["experts"]
-    counted = f"{len(qt)} test queries" + (f" ({view['left_out']} where every expert ties left out)" if skip else "")
-    st.markdown(f"Every table and chart below counts the same **{counted}**.")
+    return strategy, skip
 
+
+def _heatmaps(view: dict, strategy: str) -> None:
+    """The strategy's selection beside the instance oracle's over the same choice set, so the two read alike."""
+    experts = view["experts"]
     h1, h2 = st.columns(2)
     with h1:
         st.plotly_chart(_heatmap(view["shares"], f"{strategy}: share of queries"), width="stretch")
@@ -67,6 +86,9 @@ def render() -> None:
                "for each query, by its nDCG@10; a query where several experts tie counts for each equally. A mixture "
                "(left) counts by its weights.")
 
+
+def _accuracy(ws, report, skip: bool) -> None:
+    """Accuracy and regret per dataset: the table and its regret bars side by side."""
     st.subheader("Accuracy and regret per dataset")
     ties = "left out here" if skip else "count as right; their share is shown"
     st.caption("Accuracy: the routed expert (a mixture: its largest weight) is among the tied best experts of the "
@@ -82,6 +104,11 @@ def render() -> None:
     a1.dataframe(shown, width="stretch", column_config={
         "accuracy %": one, "regret ×100": one, "every expert ties %": one,
         "queries": st.column_config.NumberColumn(format="%d")})
+    a2.plotly_chart(_regret_bars(ws, report), width="stretch")
+
+
+def _regret_bars(ws, report) -> go.Figure:
+    """Mean regret per dataset (the average row left out: the bars are the datasets it averages)."""
     per = report.drop(index="average").reset_index().rename(columns={"index": "dataset"}).dropna(subset=["regret"])
     per = per.assign(dataset=per["dataset"].map(esc), regret100=100 * per["regret"])
     fig = px.bar(per, x="dataset", y="regret100", color="dataset",
@@ -90,52 +117,56 @@ def render() -> None:
     fig.update_traces(hovertemplate="dataset %{x}<br>mean regret %{y:.1f}<br>accuracy %{customdata[0]:.3f}"
                                     "<br>%{customdata[1]} queries<extra></extra>")
     fig.update_layout(showlegend=False)  # the axis names the datasets
-    a2.plotly_chart(_axes(finish(fig, "dataset", "mean regret ×100", height=320), list(per["dataset"])),
-                    width="stretch")
+    return _axes(finish(fig, "dataset", "mean regret ×100", height=320), list(per["dataset"]))
 
+
+def _confusion(conf) -> None:
+    """Oracle expert × routed expert counts: which experts the router mistakes for which."""
     st.subheader("Confusion: oracle expert × routed expert")
-    conf = view["confusion"]
     if conf.empty:
         st.info("No queries left: untick 'Leave out queries where every expert ties'.")
-    else:
-        fig = go.Figure(go.Heatmap(z=conf.to_numpy(), x=[esc(c) for c in conf.columns], y=[esc(i) for i in conf.index],
-                                   colorscale="Oranges",
-                                   text=conf.to_numpy(), texttemplate="%{text}",
-                                   hovertemplate="oracle %{y}<br>routed %{x}<br>%{z} queries<extra></extra>",
-                                   colorbar=dict(title="queries")))
-        fig.update_yaxes(autorange="reversed")
-        fig = finish(fig, "routed expert (a mixture: its largest weight)", "oracle expert (first of tied best)",
-                     height=420)
-        st.plotly_chart(_axes(fig, list(conf.columns), width=700), width="stretch")
+        return
+    fig = go.Figure(go.Heatmap(z=conf.to_numpy(), x=[esc(c) for c in conf.columns], y=[esc(i) for i in conf.index],
+                               colorscale="Oranges",
+                               text=conf.to_numpy(), texttemplate="%{text}",
+                               hovertemplate="oracle %{y}<br>routed %{x}<br>%{z} queries<extra></extra>",
+                               colorbar=dict(title="queries")))
+    fig.update_yaxes(autorange="reversed")
+    fig = finish(fig, "routed expert (a mixture: its largest weight)", "oracle expert (first of tied best)",
+                 height=420)
+    st.plotly_chart(_axes(fig, list(conf.columns), width=700), width="stretch")
 
-    m1, m2 = st.columns(2)
-    with m1:
-        st.subheader("Routing margins")
-        margins = qt.dropna(subset=["margin"])
-        if margins.empty:
-            st.info(f"{safe.md(strategy)} has no margin (it does not score experts): pick a router.")
-        else:
-            margins = margins.assign(outcome=margins["correct"].map({True: "correct", False: "wrong"}),
-                                     hover=[wrap(t, 60) for t in margins["text"]], qid=margins["qid"].map(esc))
-            fig = px.histogram(margins, x="margin", color="outcome", marginal="rug", nbins=30,
-                               color_discrete_map=CORRECT_COLOURS, hover_data={"hover": True, "qid": True})
-            fig.update_traces(selector=dict(type="box"), hovertemplate="%{customdata[0]}<extra></extra>")
-            st.plotly_chart(finish(fig, "margin (top-1 − top-2 router score)", "queries", height=360,
-                                   legend="routing"), width="stretch")
-    with m2:
-        st.subheader("Most confused expert pairs")
-        pairs = view["pairs"]
-        if pairs.empty:
-            st.success("No wrongly routed query: every routed expert is among the tied best.")
-        else:
-            st.caption(f"{int(pairs['queries'].sum())} wrongly routed queries in {len(pairs)} (oracle, routed) "
-                       "pairs, most frequent first.")
-            st.dataframe(pairs.assign(mean_regret=100 * pairs["mean_regret"]), hide_index=True,
-                         width="stretch", height=min(36 + 35 * len(pairs), 420), column_config={
-                             "oracle": "oracle expert", "routed": "routed to",
-                             "queries": st.column_config.NumberColumn("queries", format="%d"),
-                             "mean_regret": st.column_config.NumberColumn("mean regret ×100", format="%.1f"),
-                             "example": st.column_config.TextColumn("example query", width="large")})
+
+def _margins(qt, strategy: str) -> None:
+    """The margin histogram by routing outcome: whether a wrong route comes with a small margin."""
+    st.subheader("Routing margins")
+    margins = qt.dropna(subset=["margin"])
+    if margins.empty:
+        st.info(f"{safe.md(strategy)} has no margin (it does not score experts): pick a router.")
+        return
+    margins = margins.assign(outcome=margins["correct"].map({True: "correct", False: "wrong"}),
+                             hover=[wrap(t, 60) for t in margins["text"]], qid=margins["qid"].map(esc))
+    fig = px.histogram(margins, x="margin", color="outcome", marginal="rug", nbins=30,
+                       color_discrete_map=CORRECT_COLOURS, hover_data={"hover": True, "qid": True})
+    fig.update_traces(selector=dict(type="box"), hovertemplate="%{customdata[0]}<extra></extra>")
+    st.plotly_chart(finish(fig, "margin (top-1 − top-2 router score)", "queries", height=360,
+                           legend="routing"), width="stretch")
+
+
+def _pairs(pairs) -> None:
+    """The (oracle, routed) pairs of wrongly routed queries, most frequent first, each with an example query."""
+    st.subheader("Most confused expert pairs")
+    if pairs.empty:
+        st.success("No wrongly routed query: every routed expert is among the tied best.")
+        return
+    st.caption(f"{int(pairs['queries'].sum())} wrongly routed queries in {len(pairs)} (oracle, routed) "
+               "pairs, most frequent first.")
+    st.dataframe(pairs.assign(mean_regret=100 * pairs["mean_regret"]), hide_index=True,
+                 width="stretch", height=min(36 + 35 * len(pairs), 420), column_config={
+                     "oracle": "oracle expert", "routed": "routed to",
+                     "queries": st.column_config.NumberColumn("queries", format="%d"),
+                     "mean_regret": st.column_config.NumberColumn("mean regret ×100", format="%.1f"),
+                     "example": st.column_config.TextColumn("example query", width="large")})
 
 
 if __name__ == "__main__":

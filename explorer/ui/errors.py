@@ -31,6 +31,28 @@ def render() -> None:
                "expert for that query) and the base model's, with regret (oracle − routed) and the router's margin "
                "(top-1 − top-2). Click a row to open it in the Query inspector.")
     state.score_note()
+    f = _filters(ws, views)
+    t = state.cached("views:error_view", f["strategy"], f["measure"], list(f["datasets"]), bool(f["wrong"]),
+                     f["margin_below"], bool(f["hurt"]), bool(f["skip"]), f["metadata"])
+    ascending = {"regret": False, "margin": True, "delta_base": True, "dataset": True}[f["sort"]]
+    t = t.sort_values(["dataset", "qid"] if f["sort"] == "dataset" else f["sort"], ascending=ascending,
+                      kind="stable")
+    total = len(ws.eval_rows())
+    st.markdown(f"**{len(t)}** of {total} test queries · mean regret "
+                f"{views.x100(t['regret'].mean()) if len(t) else '—'} · routed worse than base on "
+                f"{int((t['delta_base'] < 0).sum())}")
+    if t.empty:
+        st.info("No query matches these filters: loosen them (untick a box, raise the margin, or clear the "
+                "dataset and metadata filters).")
+        return
+    shown = _table(ws, views, t, f["strategy"])
+    _downloads_and_open(ws, t, shown, f["strategy"])
+
+
+def _filters(ws, views) -> dict:
+    """The page's controls, each kept in the URL: strategy, measure, datasets, the outcome and margin filters,
+    the metadata filters and the sort. Returns them by name; `margin_below` is the margin filter in force (None
+    when it is off or refused)."""
     c1, c2, c3 = st.columns([2, 1, 3])
     strategy = state.synced(st.selectbox, "Strategy", "strategy", ws.strategies, views.default_strategy(ws),
                             container=c1)
@@ -61,19 +83,13 @@ def render() -> None:
                      "score) never is. Give a value ≥ 0.")
         else:
             margin_below = float(margin)
+    return {"strategy": strategy, "measure": measure, "datasets": datasets, "wrong": wrong, "hurt": hurt,
+            "skip": skip, "margin_below": margin_below, "metadata": metadata, "sort": sort}
 
-    t = state.cached("views:error_view", strategy, measure, list(datasets), bool(wrong), margin_below, bool(hurt),
-                     bool(skip), metadata)
-    ascending = {"regret": False, "margin": True, "delta_base": True, "dataset": True}[sort]
-    t = t.sort_values(["dataset", "qid"] if sort == "dataset" else sort, ascending=ascending, kind="stable")
-    total = len(ws.eval_rows())
-    st.markdown(f"**{len(t)}** of {total} test queries · mean regret "
-                f"{views.x100(t['regret'].mean()) if len(t) else '—'} · routed worse than base on "
-                f"{int((t['delta_base'] < 0).sum())}")
-    if t.empty:
-        st.info("No query matches these filters: loosen them (untick a box, raise the margin, or clear the "
-                "dataset and metadata filters).")
-        return
+
+def _table(ws, views, t, strategy: str):
+    """The filtered queries as a table (scores ×100, the sort keys first); a click on a row opens it in the
+    Query inspector. Returns the table as shown."""
     meta = [c for c in views.metadata_columns(ws) if c != "kind"]
     shown = t.reset_index()[["row", *LEADING, *meta, *TRAILING]]
     for c in ("routed_score", "oracle_score", "base_score", "regret", "delta_base"):
@@ -93,6 +109,11 @@ def render() -> None:
     if picked:
         r = shown.iloc[picked[0]]
         state.open_query(int(r["row"]), dataset=r["dataset"], strategy=strategy)
+    return shown
+
+
+def _downloads_and_open(ws, t, shown, strategy: str) -> None:
+    """Below the table: its rows as CSV (unrounded), and a picker that opens any of them in the inspector."""
     e1, e2, e3 = st.columns([1.4, 3, 1])
     e1.download_button(f"Download these {len(t)} queries (CSV)", t.to_csv(index_label="row"),
                        file_name=f"errors_{safe_name(strategy)}.csv", mime="text/csv",

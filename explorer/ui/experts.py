@@ -107,11 +107,34 @@ def render() -> None:
         for col, c in zip(cols, cards[i:i + per_row]):
             with col:
                 _card(c, palette.get(c["name"], "#999"), measure)
+    _whatif(ws, [c["name"] for c in cards], measure)
 
+
+def _pinned() -> dict:
+    """Wide tables scroll inside their frame with the dataset column pinned."""
+    return {"_index": st.column_config.Column("dataset", pinned=True)}
+
+
+def _whatif(ws, names: list[str], measure: str) -> None:
+    """The what-if section: a switch per expert, then every metric, the pilot library and the routing recomputed
+    with only the experts left on."""
     st.header("What if an expert were switched off?")
     st.caption("Untick experts: the pilot library is rebuilt from the remaining experts, every router re-decides, "
                "and every metric is recomputed from the stored per-expert runs (no model is run).")
-    names = [c["name"] for c in cards]
+    enabled = _switches(names)
+    result = state.whatif_compare(enabled, measure)
+    if result["dropped"]:
+        st.caption("Left out (their fixed expert is off): " + ", ".join(safe.md(d) for d in result["dropped"]))
+    _whatif_tables(result, measure, len(enabled), len(names))
+    p1, p2 = st.columns(2)
+    with p1:
+        _pilot_library(ws, enabled)
+    with p2:
+        _routing_now(ws, result)
+
+
+def _switches(names: list[str]) -> list[str]:
+    """A checkbox per expert (seeded once from the URL's `off`, which then follows them); returns those on."""
     off_param = set(state.param_list("off"))
     boxes = st.columns(min(len(names), 7))
     enabled = []
@@ -122,10 +145,12 @@ def render() -> None:
         if boxes[i % len(boxes)].checkbox(safe.md(name), key=key):
             enabled.append(name)
     state.set_params(off=[n for n in names if n not in enabled] or None)
-    result = state.whatif_compare(enabled, measure)
+    return enabled
+
+
+def _whatif_tables(result: dict, measure: str, on: int, total: int) -> None:
+    """The scores with the experts left on, and their difference from all on (the routers first)."""
     now, diff = result["now"], result["diff"]
-    if result["dropped"]:
-        st.caption("Left out (their fixed expert is off): " + ", ".join(safe.md(d) for d in result["dropped"]))
     focus = [s for s in ("pilot-mean", "pilot-nearest", "dataset-router", "prototype", "classification-head",
                          "instance-oracle", "dataset-oracle", "base") if s in now.columns]
     others = [c for c in now.columns if c not in focus]
@@ -133,38 +158,42 @@ def render() -> None:
     table = pd.DataFrame(index=now.index)
     for c in cols:
         table[c] = (100 * now[c]).round(1)
-    st.markdown(f"**{safe.md(measure)} ×100 with {len(enabled)} of {len(names)} experts on**")
-    # wide tables scroll inside their frame with the dataset column pinned
-    pinned = {"_index": st.column_config.Column("dataset", pinned=True)}
-    st.dataframe(table.style.format(one_decimal), width="stretch", column_config=pinned)
+    st.markdown(f"**{safe.md(measure)} ×100 with {on} of {total} experts on**")
+    st.dataframe(table.style.format(one_decimal), width="stretch", column_config=_pinned())
     st.markdown("**Difference from all experts on** (points ×100)")
     d = (100 * diff[[c for c in cols if c in diff.columns]]).round(1)
     st.dataframe(d.style.format(signed).map(
         lambda v: "color: #b00" if v < -0.05 else ("color: #070" if v > 0.05 else "color: #888")), width="stretch",
-        column_config=pinned)
-    p1, p2 = st.columns(2)
-    with p1:
-        st.markdown("**Pilot library now** (pilot queries behind each centroid)")
-        if enabled:
-            from explorer.views import whatif_pilots
+        column_config=_pinned())
 
-            lib = whatif_pilots(state.whatif(), enabled)
-            lib = lib.pivot_table(index="dataset", columns="expert", values="size", aggfunc="sum", fill_value=0)
-            lib = lib.reindex(index=ws.datasets, columns=expert_order(ws, lib.columns))  # as Routing now
-            st.dataframe(lib, width="stretch", column_config=pinned)
-        else:
-            st.info("Every expert is off: tick at least one to rebuild the pilot library.")
-    with p2:
-        strategies = [s for s in result["choices"] if s in ws.strategies]
-        if strategies:
-            strat = state.synced(st.selectbox, "Routing now, strategy", "routing", strategies,
-                                 "pilot-mean" if "pilot-mean" in strategies else strategies[0])
-            from explorer.views import whatif_shares
 
-            shares = whatif_shares(state.whatif(), result["choices"], strat)
-            shares = shares.reindex(columns=expert_order(ws, shares.columns))
-            st.dataframe((100 * shares).round(0), width="stretch", column_config=pinned)
-            st.caption("% of each dataset's test queries sent to each expert.")
+def _pilot_library(ws, enabled: list[str]) -> None:
+    """The pilot queries behind each centroid once the switched-off experts' pilots are gone."""
+    st.markdown("**Pilot library now** (pilot queries behind each centroid)")
+    if not enabled:
+        st.info("Every expert is off: tick at least one to rebuild the pilot library.")
+        return
+    from explorer.views import whatif_pilots
+
+    lib = whatif_pilots(state.whatif(), enabled)
+    lib = lib.pivot_table(index="dataset", columns="expert", values="size", aggfunc="sum", fill_value=0)
+    lib = lib.reindex(index=ws.datasets, columns=expert_order(ws, lib.columns))  # as Routing now
+    st.dataframe(lib, width="stretch", column_config=_pinned())
+
+
+def _routing_now(ws, result: dict) -> None:
+    """Where one strategy now sends each dataset's test queries (its own choice of strategy, in the URL)."""
+    strategies = [s for s in result["choices"] if s in ws.strategies]
+    if not strategies:
+        return
+    strat = state.synced(st.selectbox, "Routing now, strategy", "routing", strategies,
+                         "pilot-mean" if "pilot-mean" in strategies else strategies[0])
+    from explorer.views import whatif_shares
+
+    shares = whatif_shares(state.whatif(), result["choices"], strat)
+    shares = shares.reindex(columns=expert_order(ws, shares.columns))
+    st.dataframe((100 * shares).round(0), width="stretch", column_config=_pinned())
+    st.caption("% of each dataset's test queries sent to each expert.")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,33 @@ def render() -> None:
     if ev.empty:
         st.info("This workspace has no evaluated (test) queries to inspect.")
         return
+    picked = _pick_query(ws, views, ev)
+    if picked is None:
+        return
+    row, strategy, notice = picked
+    info = views.query_info(ws, row)
+    if notice:
+        st.warning(f"{safe.md(notice)}; showing {safe.md(info['qid'])} of {safe.md(info['dataset'])} (row {row}), "
+                   "instead.")
+    # the query text as one HTML block of escaped text: nothing in it is read as Markdown or HTML
+    st.markdown(f"<h4>“{safe.html(info['text'], quote=False)}”</h4>", unsafe_allow_html=True)
+    st.caption(f"query {safe.md(info['qid'])} · dataset {safe.md(info['dataset'])} · kind {safe.md(info['kind'])} · "
+               f"row {row}")
+    _similarity_and_decisions(ws, row, info)
+    view = state.synced(st.radio, "View", "view", list(VIEWS), "rankings", format_func=VIEWS.get, horizontal=True,
+                        label_visibility="collapsed")
+    shown: list[str] = []
+    judged = {}
+    if view == "compare":
+        shown, judged = _compare(ws, views, row, info, strategy)
+    else:
+        shown, judged = _rankings(ws, views, row, info, strategy)
+    _reader(ws, views, row, info, shown, judged)
+
+
+def _pick_query(ws, views, ev) -> tuple[int, str, str | None] | None:
+    """The dataset, query and strategy pickers (in the URL). Returns (row, strategy, notice: why the URL's row
+    was not shown), or None when the dataset has no test queries (said so on the page)."""
     # A row given in the URL picks its dataset. The URL is untrusted: only a test query's row counts, and a row
     # that is not one is said so (not silently replaced by another query).
     notice = None
@@ -126,22 +153,19 @@ def render() -> None:
     rows = ev[ev["dataset"] == dataset]
     if rows.empty:
         st.info(f"{safe.md(dataset)} has no test queries: pick another dataset.")
-        return
+        return None
     texts = dict(zip(rows["row"].astype(int), rows["qid"] + " · " + rows["text"].str.slice(0, 100)))
     strategy = state.synced(st.selectbox, "Strategy (for the routed column)", "strategy", ws.strategies,
                             views.default_strategy(ws), container=c3)
     row = state.synced(st.selectbox, "Query", "row", list(texts), state.cached("views:showcase_row", dataset, strategy),
                        container=c2, cast=int, format_func=texts.get, keep_in_url=True,
                        help="Opens on the query where the strategy gains most over base.")
-    info = views.query_info(ws, row)
-    if notice:
-        st.warning(f"{safe.md(notice)}; showing {safe.md(info['qid'])} of {safe.md(info['dataset'])} (row {row}), "
-                   "instead.")
-    # the query text as one HTML block of escaped text: nothing in it is read as Markdown or HTML
-    st.markdown(f"<h4>“{safe.html(info['text'], quote=False)}”</h4>", unsafe_allow_html=True)
-    st.caption(f"query {safe.md(info['qid'])} · dataset {safe.md(info['dataset'])} · kind {safe.md(info['kind'])} · "
-               f"row {row}")
+    return row, strategy, notice
 
+
+def _similarity_and_decisions(ws, row: int, info: dict) -> None:
+    """Why the routers decided as they did: the query's similarity to every expert's pilots, beside every
+    strategy's decision and score."""
     palette = expert_palette(ws.encoders)
     left, right = st.columns([1, 1.25])
     with left:
@@ -164,16 +188,6 @@ def render() -> None:
                                                   "– for a fixed expert (no choice)"),
             "weights": st.column_config.TextColumn("weights over experts", width=260),
             "family": st.column_config.TextColumn("family", width=110)})
-
-    view = state.synced(st.radio, "View", "view", list(VIEWS), "rankings", format_func=VIEWS.get, horizontal=True,
-                        label_visibility="collapsed")
-    shown: list[str] = []
-    judged = {}
-    if view == "compare":
-        shown, judged = _compare(ws, views, row, info, strategy)
-    else:
-        shown, judged = _rankings(ws, views, row, info, strategy)
-    _reader(ws, views, row, info, shown, judged)
 
 
 def _rankings(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str], dict]:
@@ -218,7 +232,21 @@ def _rankings(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str]
 
 
 def _compare(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str], dict]:
+    """The 'Two strategies' view: A and B on this query, then on every query. Returns the documents shown and
+    this query's judgements (for the reader)."""
     st.subheader("Two strategies")
+    a, b, colour, measure = _compare_controls(ws, views, strategy)
+    sbs = _compare_rankings(views, row, info, a, b, measure)
+    _delta(ws, views, row, a, b, colour, measure)
+    shown = []
+    for r in (sbs["rankings"].values() if sbs else []):
+        shown += [d for d in r["doc_id"] if d not in shown]
+    return shown, (sbs["judged"] if sbs else {})
+
+
+def _compare_controls(ws, views, strategy: str) -> tuple[str, str, str, str]:
+    """Strategies A and B (A defaults to the reference, B to the page's strategy), the colouring of the delta
+    scatter and the measure, each in the URL."""
     reference = ws.manifest.get("reference", "base")
     default_a = reference if reference in ws.strategies else ws.strategies[0]
     default_b = strategy if strategy != default_a else views.default_strategy(ws)
@@ -228,7 +256,12 @@ def _compare(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str],
     colour = state.synced(st.selectbox, "Colour points by", "by", list(COLOUR_BY), "dataset", container=k3,
                           format_func=COLOUR_BY.get)
     measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.measures[0], container=k4)
-    # this query under A and under B: decision, score, ranking
+    return a, b, colour, measure
+
+
+def _compare_rankings(views, row: int, info: dict, a: str, b: str, measure: str) -> dict | None:
+    """This query under A and under B: decision, score, ranking. Returns their side_by_side (None when neither
+    decided on it)."""
     depth = 10
     sides = {}
     for side, s in (("A", a), ("B", b)):
@@ -250,8 +283,12 @@ def _compare(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str],
                        + " · ".join(f"{safe.md(m)} {views.x100(v)}" for m, v in sc.items()))
             _ranking_table(sbs["rankings"][label], f"cmp_rank_{row}_{side}_{s}_{d['system']}", 2)
             _snippets(sbs["rankings"][label], info["text"])
+    return sbs
 
-    # every evaluated query: A against B
+
+def _delta(ws, views, row: int, a: str, b: str, colour: str, measure: str) -> None:
+    """Every evaluated query, A against B: the delta scatter beside the list of the queries it selects (or of
+    the largest differences)."""
     pair = state.cached("views:strategy_pair", a, b, measure)
     counts = views.pair_counts(pair)
     st.markdown(f"**Every test query: {safe.md(measure)} under A against B** (click a point to open its query; "
@@ -281,31 +318,33 @@ def _compare(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str],
             continue
     picked = [r for r in dict.fromkeys(picked) if r in datasets]
     with list_col:
-        if len(picked) > 1:
-            listed = pair.set_index("row").loc[picked].reset_index()
-            st.markdown(f"**{len(listed)} queries selected** (click one to open it)")
-            lkey = f"insp_delta_list_{len(listed)}_{int(listed['row'].sum())}"
-        else:
-            moved = pair[pair["outcome"] != "tie"]
-            listed = moved.reindex(moved["delta"].abs().sort_values(ascending=False, kind="stable").index).head(12)
-            st.markdown("**Largest differences** (click one to open it; box or lasso on the plot to list others)")
-            lkey = f"insp_delta_top_{a}_{b}_{measure}"
-        if listed.empty:
-            st.info("A and B score every query the same.")
-        else:
-            table = pd.DataFrame({"qid": listed["qid"], "dataset": listed["dataset"],
-                                  "B − A": (100 * listed["delta"]).round(1), "text": listed["text"]})
-            st.dataframe(table, hide_index=True, width="stretch", key=lkey, selection_mode="single-row",
-                         height=min(38 + 35 * len(table) + 2, 460),
-                         on_select=partial(_open_listed, lkey, listed["row"].astype(int).tolist(), datasets),
-                         column_config={"qid": st.column_config.TextColumn(width=80),
-                                        "dataset": st.column_config.TextColumn(width=90),
-                                        "B − A": st.column_config.NumberColumn(format="%+.1f", width=60),
-                                        "text": st.column_config.TextColumn(width="large")})
-    shown = []
-    for r in (sbs["rankings"].values() if sbs else []):
-        shown += [d for d in r["doc_id"] if d not in shown]
-    return shown, (sbs["judged"] if sbs else {})
+        _delta_list(pair, picked, datasets, f"insp_delta_top_{a}_{b}_{measure}")
+
+
+def _delta_list(pair, picked: list[int], datasets: dict[int, str], top_key: str) -> None:
+    """The queries selected on the delta scatter (two or more), else the largest differences; a click on one
+    opens it. `top_key` keys the list of largest differences (by A, B and the measure)."""
+    if len(picked) > 1:
+        listed = pair.set_index("row").loc[picked].reset_index()
+        st.markdown(f"**{len(listed)} queries selected** (click one to open it)")
+        lkey = f"insp_delta_list_{len(listed)}_{int(listed['row'].sum())}"
+    else:
+        moved = pair[pair["outcome"] != "tie"]
+        listed = moved.reindex(moved["delta"].abs().sort_values(ascending=False, kind="stable").index).head(12)
+        st.markdown("**Largest differences** (click one to open it; box or lasso on the plot to list others)")
+        lkey = top_key
+    if listed.empty:
+        st.info("A and B score every query the same.")
+        return
+    table = pd.DataFrame({"qid": listed["qid"], "dataset": listed["dataset"],
+                          "B − A": (100 * listed["delta"]).round(1), "text": listed["text"]})
+    st.dataframe(table, hide_index=True, width="stretch", key=lkey, selection_mode="single-row",
+                 height=min(38 + 35 * len(table) + 2, 460),
+                 on_select=partial(_open_listed, lkey, listed["row"].astype(int).tolist(), datasets),
+                 column_config={"qid": st.column_config.TextColumn(width=80),
+                                "dataset": st.column_config.TextColumn(width=90),
+                                "B − A": st.column_config.NumberColumn(format="%+.1f", width=60),
+                                "text": st.column_config.TextColumn(width="large")})
 
 
 def _reader(ws, views, row: int, info: dict, shown: list[str], judged: dict) -> None:

@@ -46,6 +46,23 @@ def render() -> None:
                "better/worse than the reference: a paired t-test and a paired randomization test (2,000 "
                "resamples) both at p < 0.05 after Holm correction across strategies.")
     state.score_note()
+    measure, reference, show_sig = _controls(ws)
+    slice_by = _slice(ws, state.cached("views:slice_options"))
+    view = state.cached("views:overview_table", measure, reference, bool(show_sig), slice_by)
+    if slice_by:
+        n = view["queries"]
+        per = ", ".join(f"{safe.md(d)} {n[d]}" for d in ws.datasets)
+        st.info(f"Slice **{safe.md(views.slice_label(slice_by))}**: {n['average']} of {len(ws.eval_rows())} test "
+                f"queries ({per}). A dataset without any shows —; the average is over the datasets that have some.")
+    st.markdown(view["markdown"])
+    _table_notes(ws, view, measure)
+    _win_tie_loss(measure, reference, slice_by)
+    _bars(ws, measure, slice_by)
+    _downloads(ws, measure, reference, show_sig, slice_by)
+
+
+def _controls(ws) -> tuple[str, str, bool]:
+    """The measure, the reference of the significance marks and whether to show them (each kept in the URL)."""
     c1, c2, c3 = st.columns([1, 1, 2])
     measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.measures[0], container=c1)
     ref_default = ws.manifest.get("reference", "base")
@@ -56,15 +73,12 @@ def render() -> None:
         show_sig = state.synced(st.toggle, "Significance marks", "sig", None, True, cast=state.as_bool,
                                 help="▲/▼ when both a paired t-test and a paired randomization test against the "
                                      "reference are significant at p < 0.05, Holm-corrected across strategies.")
-    slice_by = _slice(ws, state.cached("views:slice_options"))
+    return measure, reference, show_sig
 
-    view = state.cached("views:overview_table", measure, reference, bool(show_sig), slice_by)
-    if slice_by:
-        n = view["queries"]
-        per = ", ".join(f"{safe.md(d)} {n[d]}" for d in ws.datasets)
-        st.info(f"Slice **{safe.md(views.slice_label(slice_by))}**: {n['average']} of {len(ws.eval_rows())} test "
-                f"queries ({per}). A dataset without any shows —; the average is over the datasets that have some.")
-    st.markdown(view["markdown"])
+
+def _table_notes(ws, view: dict, measure: str) -> None:
+    """What the table alone does not say: the gap to the instance oracle, why a gap can be negative, the
+    zero-shot average, and notes on judged splits."""
     gap = view["gap"]
     notes = []
     if "average" in gap.index and gap["average"] == gap["average"]:
@@ -82,6 +96,9 @@ def render() -> None:
     if notes:
         st.caption(" ".join(notes))
 
+
+def _win_tie_loss(measure: str, reference: str, slice_by) -> None:
+    """Per-query wins / ties / losses against the reference: how often, beside how much."""
     st.subheader("Wins / ties / losses per query")
     st.caption(f"On how many test queries each strategy scores above / level with / below the reference "
                f"{safe.md(reference)} under {safe.md(measure)} (PyTerrier's improved/degraded counts, ranx's "
@@ -91,26 +108,33 @@ def render() -> None:
     with st.container(height=420):
         st.markdown(wtl["markdown"])
 
+
+def _bars(ws, measure: str, slice_by) -> None:
+    """The grouped bar chart of the strategies picked (a few by default: the table has them all)."""
     st.subheader("Grouped bars")
     defaults = [s for s in ("base", "multi-task", "dataset-router", "pilot-mean", "pilot-nearest", "prototype-merge",
                             "dataset-oracle", "instance-oracle") if s in ws.strategies]
     chosen = state.synced(st.multiselect, "Strategies in the chart", "cols", ws.strategies, defaults)
     if not chosen:
         st.info("Pick one or more strategies above to draw the chart.")
-    else:
-        frame = state.cached("views:sliced_bar_frame", measure, list(chosen), slice_by).dropna(subset=["score"])
-        # names and descriptions from the manifest, escaped for Plotly (the palette keyed alike)
-        frame = frame.assign(**{c: frame[c].map(safe.plot) for c in ("dataset", "strategy", "description")})
-        palette = {safe.plot(k): v for k, v in strategy_palette(ws).items()}
-        fig = px.bar(frame, x="dataset", y="score", color="strategy", barmode="group",
-                     color_discrete_map=palette, hover_data={"description": True, "score": ":.1f"},
-                     category_orders={"strategy": [safe.plot(s) for s in chosen]})
-        if len(frame):
-            lo = max(0.0, frame["score"].min() - 5)
-            fig.update_yaxes(range=[lo, min(100.0, frame["score"].max() + 2)])
-        st.plotly_chart(finish(fig, "dataset", f"{safe.plot(measure)} ×100", height=420, legend="strategy"),
-                        width="stretch")
+        return
+    frame = state.cached("views:sliced_bar_frame", measure, list(chosen), slice_by).dropna(subset=["score"])
+    # names and descriptions from the manifest, escaped for Plotly (the palette keyed alike)
+    frame = frame.assign(**{c: frame[c].map(safe.plot) for c in ("dataset", "strategy", "description")})
+    palette = {safe.plot(k): v for k, v in strategy_palette(ws).items()}
+    fig = px.bar(frame, x="dataset", y="score", color="strategy", barmode="group",
+                 color_discrete_map=palette, hover_data={"description": True, "score": ":.1f"},
+                 category_orders={"strategy": [safe.plot(s) for s in chosen]})
+    if len(frame):
+        lo = max(0.0, frame["score"].min() - 5)
+        fig.update_yaxes(range=[lo, min(100.0, frame["score"].max() + 2)])
+    st.plotly_chart(finish(fig, "dataset", f"{safe.plot(measure)} ×100", height=420, legend="strategy"),
+                    width="stretch")
 
+
+def _downloads(ws, measure: str, reference: str, show_sig: bool, slice_by) -> None:
+    """The table as CSV, LaTeX and Markdown (as shown: measure, reference, marks, slice), and any strategy's TREC
+    run on any dataset."""
     st.subheader("Downloads")
     tag = safe_name(measure) + (f"_{safe_name(slice_by[0])}-{safe_name(slice_by[1])}" if slice_by else "")
     d1, d2, d3 = st.columns([1, 1, 1])

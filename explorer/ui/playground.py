@@ -52,6 +52,32 @@ def render() -> None:
     st.caption("Type any query. The base encoder embeds it once, every strategy routes it (oracles need judgements "
                "and are left out), and the chosen expert re-encodes it to search the dataset you pick. This is the "
                "only page that runs the model.")
+    c = _controls(ws, views)
+    if not (c["text"] or "").strip():
+        state.set_params(q=None)  # nothing to route: nothing in the link either
+        st.info("Type a query above (and press Enter) to route it, or click one of the examples.")
+        return
+    routed = _route(c["text"])
+    if routed is None:
+        return
+    router, text, result, t0 = routed
+    decisions = views.live_decisions(ws, result, router.choice)
+    decisions = decisions.sort_values("family", key=lambda f: f.eq("fixed"), kind="stable")  # routers first
+    searches = _search(views, router, text, result, c)
+    elapsed = time.perf_counter() - t0
+    st.caption(f"Answered in {1000 * elapsed:.0f} ms (base encode {1000 * result.timings['base_encode']:.0f} ms, "
+               f"routing {1000 * result.timings['route']:.0f} ms, {len(searches)} searches).")
+    _out_of_domain(result.nearest_pilot)
+    _map_and_similarity(ws, views, result, c["method"], text)
+    st.markdown("**What each strategy decides**")
+    st.dataframe(decisions, hide_index=True, width="stretch",
+                 column_config={"margin": st.column_config.NumberColumn("margin", format="%.3f")})
+    _results(searches, c["dataset"])
+
+
+def _controls(ws, views) -> dict:
+    """The query box with its examples, and the corpus, strategy, second expert and map to use (all in the URL).
+    Returns them by name: text, dataset, strategy, other, method (None without a layout)."""
     text = state.synced(st.text_input, "Query", "q", None, "",
                         placeholder="e.g. " + EXAMPLES[0])
     with st.container(horizontal=True, key="pg_examples", gap="small", vertical_alignment="center"):
@@ -71,10 +97,12 @@ def render() -> None:
     methods = views.layout_methods(ws)
     method = state.synced(st.radio, "Map", "layout", methods, methods[0], container=c4,
                           format_func=lambda m: safe.md(str(m).upper())) if methods else None  # options: Markdown
-    if not (text or "").strip():
-        state.set_params(q=None)  # nothing to route: nothing in the link either
-        st.info("Type a query above (and press Enter) to route it, or click one of the examples.")
-        return
+    return {"text": text, "dataset": dataset, "strategy": strategy, "other": other, "method": method}
+
+
+def _route(text: str):
+    """The query checked and routed live. Returns (router, the checked text, the routing result, when routing
+    began), or None when the query is refused (said so on the page; a refused query stays out of the URL)."""
     from explorer.live import QueryError, check_query  # imports the model libraries: only once a query is typed
 
     try:
@@ -82,7 +110,7 @@ def render() -> None:
     except QueryError as err:
         state.set_params(q=None)  # a rejected query is not written into the link
         st.error(safe.md(err))
-        return
+        return None
     with st.spinner("Loading the encoder and the experts (once per server)…"):
         router = state.live_router()
     t0 = time.perf_counter()
@@ -90,58 +118,32 @@ def render() -> None:
         result = router.route(text)
     except QueryError as err:
         st.error(safe.md(err))
-        return
-    decisions = views.live_decisions(ws, result, router.choice)
-    decisions = decisions.sort_values("family", key=lambda f: f.eq("fixed"), kind="stable")  # routers first
+        return None
+    return router, text, result, t0
+
+
+def _search(views, router, text: str, result, c: dict) -> dict:
+    """Top 10 under the strategy's chosen expert, the base model and the other expert asked for: label -> frame."""
+    strategy, other, dataset = c["strategy"], c["other"], c["dataset"]
     chosen = router.choice(result.decisions[strategy]) if strategy in result.decisions else None
     columns = {f"chosen by {strategy}: {views.choice_label(chosen)}": chosen, "base": None}
     if other != "(none)" and other != chosen:
         columns[other] = other
     if dataset == ALL:
-        searches = {label: router.search_all(text, choice, k=10) for label, choice in columns.items()}
-    else:
-        searches = {label: router.search(text, choice, dataset, k=10) for label, choice in columns.items()}
-    elapsed = time.perf_counter() - t0
-    st.caption(f"Answered in {1000 * elapsed:.0f} ms (base encode {1000 * result.timings['base_encode']:.0f} ms, "
-               f"routing {1000 * result.timings['route']:.0f} ms, {len(columns)} searches).")
+        return {label: router.search_all(text, choice, k=10) for label, choice in columns.items()}
+    return {label: router.search(text, choice, dataset, k=10) for label, choice in columns.items()}
 
-    _out_of_domain(result.nearest_pilot)
 
+def _map_and_similarity(ws, views, result, method: str | None, text: str) -> None:
+    """Where the query falls: on the routing map beside the test queries and centroids, and its similarity to
+    each expert's pilots."""
     palette = expert_palette(ws.encoders)
     left, right = st.columns([1.1, 1])
     with left:
         st.markdown("**On the routing map**")
         if method and method in result.coords:
-            data = state.cached("views:map_points", method, views.default_strategy(ws))
-            pts = data["queries"]
-            pts = pts[pts["role"] == "eval"]
-            dcol = dataset_palette(ws)
-            fig = go.Figure()
-            for ds, part in pts.groupby("dataset", sort=False):
-                fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="markers", name=esc(ds), opacity=0.45,
-                                         marker=dict(size=7, color=dcol.get(ds, OTHER_COLOUR)),
-                                         text=[f"{esc(r.qid)} ({esc(r.dataset)})<br>{wrap(r.text)}"
-                                               for r in part.itertuples()],
-                                         hovertemplate="%{text}<extra></extra>"))
-            pil = data["pilots"]
-            fig.add_trace(go.Scatter(x=pil["x"], y=pil["y"], mode="markers", name="pilot centroids",
-                                     marker=dict(size=14, symbol="diamond", color=[palette.get(e, OTHER_COLOUR)
-                                                                                   for e in pil["expert"]]),
-                                     text=[f"pilot centroid: expert {esc(r.expert)} ({esc(r.dataset)})"
-                                           for r in pil.itertuples()], hovertemplate="%{text}<extra></extra>"))
-            x, y = result.coords[method]
-            # the query: a star drawn last (on top), its label a boxed annotation (above every trace)
-            fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name="your query",
-                                     marker=dict(size=24, symbol="star", color="gold",
-                                                 line=dict(width=2, color="black")),
-                                     hovertext=[wrap(text)], hovertemplate="<b>your query</b><br>%{hovertext}"
-                                                                           "<extra></extra>"))
-            fig.add_annotation(x=x, y=y, text="<b>your query</b>", showarrow=True, arrowhead=0, arrowwidth=1.5,
-                               arrowcolor="#111", ax=0, ay=-34, standoff=12, font=dict(size=13, color="#111"),
-                               bgcolor="rgba(255,255,255,0.92)", bordercolor="#111", borderwidth=1, borderpad=3)
-            axis = esc(str(method).upper())
-            st.plotly_chart(finish(fig, f"{axis} 1", f"{axis} 2", height=400, legend="dataset"),
-                            width="stretch", key="pg_map")
+            st.plotly_chart(_map(ws, views, method, result.coords[method], text, palette), width="stretch",
+                            key="pg_map")
         else:
             st.info("This workspace has no 2-D layout to place the query on.")
     with right:
@@ -152,9 +154,43 @@ def render() -> None:
         if none:
             st.caption("No pilot centroid (no pilot query had them as best expert): "
                        + ", ".join(safe.md(n) for n in none))
-    st.markdown("**What each strategy decides**")
-    st.dataframe(decisions, hide_index=True, width="stretch",
-                 column_config={"margin": st.column_config.NumberColumn("margin", format="%.3f")})
+
+
+def _map(ws, views, method: str, xy, text: str, palette: dict) -> go.Figure:
+    """The test queries by dataset and the pilot centroids on the layout, the typed query a star on top."""
+    data = state.cached("views:map_points", method, views.default_strategy(ws))
+    pts = data["queries"]
+    pts = pts[pts["role"] == "eval"]
+    dcol = dataset_palette(ws)
+    fig = go.Figure()
+    for ds, part in pts.groupby("dataset", sort=False):
+        fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="markers", name=esc(ds), opacity=0.45,
+                                 marker=dict(size=7, color=dcol.get(ds, OTHER_COLOUR)),
+                                 text=[f"{esc(r.qid)} ({esc(r.dataset)})<br>{wrap(r.text)}"
+                                       for r in part.itertuples()],
+                                 hovertemplate="%{text}<extra></extra>"))
+    pil = data["pilots"]
+    fig.add_trace(go.Scatter(x=pil["x"], y=pil["y"], mode="markers", name="pilot centroids",
+                             marker=dict(size=14, symbol="diamond", color=[palette.get(e, OTHER_COLOUR)
+                                                                           for e in pil["expert"]]),
+                             text=[f"pilot centroid: expert {esc(r.expert)} ({esc(r.dataset)})"
+                                   for r in pil.itertuples()], hovertemplate="%{text}<extra></extra>"))
+    x, y = xy
+    # the query: a star drawn last (on top), its label a boxed annotation (above every trace)
+    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name="your query",
+                             marker=dict(size=24, symbol="star", color="gold",
+                                         line=dict(width=2, color="black")),
+                             hovertext=[wrap(text)], hovertemplate="<b>your query</b><br>%{hovertext}"
+                                                                   "<extra></extra>"))
+    fig.add_annotation(x=x, y=y, text="<b>your query</b>", showarrow=True, arrowhead=0, arrowwidth=1.5,
+                       arrowcolor="#111", ax=0, ay=-34, standoff=12, font=dict(size=13, color="#111"),
+                       bgcolor="rgba(255,255,255,0.92)", bordercolor="#111", borderwidth=1, borderpad=3)
+    axis = esc(str(method).upper())
+    return finish(fig, f"{axis} 1", f"{axis} 2", height=400, legend="dataset")
+
+
+def _results(searches: dict, dataset: str) -> None:
+    """The top documents of each search side by side, sized to fit the page, with their texts below each."""
     every = dataset == ALL
     st.markdown("**Top documents of every corpus** (merged by score)" if every
                 else f"**Top documents of {safe.md(dataset)}**")

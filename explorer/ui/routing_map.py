@@ -41,6 +41,22 @@ def render() -> None:
     if not methods:
         st.info("This workspace has no 2-D layout. Rebuild it with `[layout]` enabled in the build config.")
         return
+    c = _controls(ws, views, methods)
+    data = state.cached("views:map_points", c["method"], c["strategy"])
+    q, tests, train, pilots, sampled = _filtered(views, data, c)
+    _notes(ws, sampled)
+    if tests.empty and train.empty:
+        st.info("No queries match these filters: clear the dataset or metadata filters.")
+        return
+    fig = _figure(ws, c, tests, train, pilots)
+    event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
+                            key="routing_map")
+    _selection(ws, views, q, tests, _selected_rows(event), c["strategy"])
+
+
+def _controls(ws, views, methods: list[str]) -> dict:
+    """The page's controls, each kept in the URL: layout, strategy, colouring, datasets, the pilot toggle and the
+    metadata filters. Returns them by name (`meta`: field -> chosen values)."""
     c1, c2, c3, c4 = st.columns([1, 2, 2, 3])
     method = state.synced(st.radio, "Layout", "layout", methods, methods[0], container=c1,
                           format_func=lambda m: safe.md(str(m).upper()))  # radio options are Markdown
@@ -53,44 +69,69 @@ def render() -> None:
     show_pilots = state.synced(st.toggle, "Show pilot training queries", "pilots", None, True, cast=state.as_bool)
     meta = state.metadata_filters(state.cached("views:slice_options"), "Test query",
                                   "Draw only the test queries that take one of these values")
+    return {"method": method, "strategy": strategy, "colour": colour, "datasets": datasets,
+            "show_pilots": show_pilots, "meta": meta}
 
-    data = state.cached("views:map_points", method, strategy)
+
+def _filtered(views, data: dict, c: dict):
+    """The points the filters keep: every query of the chosen datasets (q), the test queries drawn (tests), the
+    pilot training queries drawn (train), the centroids, and whether a sample of MAX_DRAWN was drawn."""
     q, pilots = data["queries"], data["pilots"]
-    if datasets:
-        q = q[q["dataset"].isin(datasets)]
-        pilots = pilots[pilots["dataset"].isin(datasets)]
+    if c["datasets"]:
+        q = q[q["dataset"].isin(c["datasets"])]
+        pilots = pilots[pilots["dataset"].isin(c["datasets"])]
     tests = q[q["role"] == "eval"]
-    if meta:
+    if c["meta"]:
         tests = tests[tests["row"].isin(state.cached("views:metadata_filter", tuple((f, tuple(v))
-                                                                                    for f, v in meta.items())))]
-    train = q[q["role"] != "eval"] if show_pilots else q.iloc[:0]
+                                                                                    for f, v in c["meta"].items())))]
+    train = q[q["role"] != "eval"] if c["show_pilots"] else q.iloc[:0]
     tests, sampled_t = views.sample_points(tests, MAX_DRAWN)
     train, sampled_p = views.sample_points(train, MAX_DRAWN)
+    return q, tests, train, pilots, sampled_t or sampled_p
+
+
+def _notes(ws, sampled: bool) -> None:
+    """Says when the map does not show every query as it is: drawn from a sample, or laid out from one."""
     notes = []
-    if sampled_t or sampled_p:
+    if sampled:
         notes.append(f"Large workspace: at most {MAX_DRAWN:,} test and {MAX_DRAWN:,} pilot queries are drawn "
                      f"(a fixed random sample).")
     if ws.manifest.get("layout", {}).get("sampled"):
         notes.append("The layout was fitted on a sample of the queries and the rest placed into it.")
     if notes:
         st.info(" ".join(notes))
-    if tests.empty and train.empty:
-        st.info("No queries match these filters: clear the dataset or metadata filters.")
-        return
 
+
+def _figure(ws, c: dict, tests, train, pilots) -> go.Figure:
+    """The map: pilot training queries under the test queries, the pilot centroids on top."""
     experts = expert_palette(ws.encoders)
-    dcol = dataset_palette(ws)
     fig = go.Figure()
-    if not train.empty:
-        labels = train["label"].fillna("unlabelled")
-        rank = {e: i for i, e in enumerate(ws.encoders)}
-        for label, part in sorted(train.groupby(labels, sort=False), key=lambda kv: rank.get(kv[0], 99)):
-            fig.add_trace(go.Scatter(
-                x=part["x"], y=part["y"], mode="markers", name=f"pilot queries → {esc(label)}", legendgroup="pilotq",
-                marker=dict(size=5, color=experts.get(label, OTHER_COLOUR), opacity=0.35),
-                customdata=[int(r) for r in part["row"]],
-                text=[f"<b>pilot query</b> {esc(r.qid)} ({esc(r.dataset)})<br>best expert: {esc(r.label)}<br>"
-                      f"{wrap(r.text)}" for r in part.itertuples()], hovertemplate="%{text}<extra></extra>"))
+    _pilot_queries(fig, ws, train, experts)
+    _test_queries(fig, ws, tests, c["colour"], experts)
+    _centroids(fig, pilots, experts, [tests, train, pilots])
+    axis = esc(str(c["method"]).upper())
+    fig = finish(fig, f"{axis} 1", f"{axis} 2", height=HEIGHT, legend="")
+    fig.update_layout(dragmode="pan", clickmode="event+select")
+    return fig
+
+
+def _pilot_queries(fig: go.Figure, ws, train, experts: dict) -> None:
+    """Pilot training queries, one trace per best-expert label (in the experts' order), faded under the rest."""
+    if train.empty:
+        return
+    labels = train["label"].fillna("unlabelled")
+    rank = {e: i for i, e in enumerate(ws.encoders)}
+    for label, part in sorted(train.groupby(labels, sort=False), key=lambda kv: rank.get(kv[0], 99)):
+        fig.add_trace(go.Scatter(
+            x=part["x"], y=part["y"], mode="markers", name=f"pilot queries → {esc(label)}", legendgroup="pilotq",
+            marker=dict(size=5, color=experts.get(label, OTHER_COLOUR), opacity=0.35),
+            customdata=[int(r) for r in part["row"]],
+            text=[f"<b>pilot query</b> {esc(r.qid)} ({esc(r.dataset)})<br>best expert: {esc(r.label)}<br>"
+                  f"{wrap(r.text)}" for r in part.itertuples()], hovertemplate="%{text}<extra></extra>"))
+
+
+def _test_queries(fig: go.Figure, ws, tests, colour: str, experts: dict) -> None:
+    """Test queries, ringed: one trace of regret shades, or one trace per colour key (expert, dataset, outcome)."""
     # every workspace text in a hover is escaped for Plotly (wrap escapes the query text)
     hover = [f"<b>{esc(r.qid)}</b> ({esc(r.dataset)}, {esc(r.kind)})<br>{wrap(r.text)}<br>routed: {esc(r.routed)} · "
              f"oracle: {esc(r.oracle)}<br>regret {100 * r.regret:.1f} · margin {r.margin:.3f}"
@@ -102,51 +143,53 @@ def render() -> None:
             marker=dict(size=9, color=100 * tests["regret"], colorscale="Reds", line=dict(width=1, color="#333"),
                         colorbar=dict(title="regret ×100")),
             text=tests["hover"], hovertemplate="%{text}<extra></extra>"))
+        return
+    if colour == "correct":
+        keys = tests["correct"].map({True: "correct", False: "wrong"})
+        palette = CORRECT_COLOURS
+    elif colour == "dataset":
+        keys, palette = tests["dataset"], dataset_palette(ws)
     else:
-        if colour == "correct":
-            keys = tests["correct"].map({True: "correct", False: "wrong"})
-            palette = CORRECT_COLOURS
-        elif colour == "dataset":
-            keys, palette = tests["dataset"], dcol
-        else:
-            keys, palette = tests[colour].fillna("none"), experts
-        order = {k: i for i, k in enumerate(list(palette) + sorted(set(keys) - set(palette)))}
-        for key, part in sorted(tests.groupby(keys, sort=False), key=lambda kv: order.get(kv[0], 99)):
-            fig.add_trace(go.Scatter(
-                x=part["x"], y=part["y"], mode="markers", name=f"test: {esc(key)}",
-                customdata=[int(r) for r in part["row"]],
-                marker=dict(size=9, color=palette.get(key, OTHER_COLOUR), line=dict(width=1, color="#333")),
-                text=part["hover"], hovertemplate="%{text}<extra></extra>"))
-    if not pilots.empty:
-        # centroids: labelled beside the marker where a label fits clear of every other label and marker
-        # (place_labels); the others keep their colour and hover (expert, dataset)
+        keys, palette = tests[colour].fillna("none"), experts
+    order = {k: i for i, k in enumerate(list(palette) + sorted(set(keys) - set(palette)))}
+    for key, part in sorted(tests.groupby(keys, sort=False), key=lambda kv: order.get(kv[0], 99)):
         fig.add_trace(go.Scatter(
-            x=pilots["x"], y=pilots["y"], mode="markers", name="pilot centroids",
-            marker=dict(size=22, symbol="diamond", color=[experts.get(e, OTHER_COLOUR) for e in pilots["expert"]],
-                        line=dict(width=2, color="white")),
-            customdata=[-1 - int(p) for p in pilots["pilot"]],
-            hovertext=[f"<b>pilot centroid</b> {esc(r.pilot)}: expert {esc(r.expert)}<br>from {esc(r.size)} "
-                       f"{esc(r.dataset)} pilot queries" for r in pilots.itertuples()],
-            hovertemplate="%{hovertext}<extra></extra>"))
-        big = pilots.sort_values("size", ascending=False)  # the largest centroids get the first places
-        spots = place_labels(list(zip(big["x"], big["y"])), [str(e) for e in big["expert"]],
-                             _span([tests, train, pilots]), PLOT_PX)
-        for r, spot in zip(big.itertuples(), spots):
-            if spot is None:
-                continue
-            dx, dy, far = spot
-            common = dict(x=r.x, y=r.y, text=esc(r.expert), font=dict(size=11, color="#222"),
-                          bgcolor="rgba(255,255,255,0.8)", borderpad=1)
-            if far:
-                fig.add_annotation(**common, showarrow=True, ax=dx, ay=dy, arrowhead=0, arrowwidth=0.8,
-                                   arrowcolor="#666", standoff=11)
-            else:
-                fig.add_annotation(**common, showarrow=False, xshift=dx, yshift=-dy)
-    axis = esc(str(method).upper())
-    fig = finish(fig, f"{axis} 1", f"{axis} 2", height=HEIGHT, legend="")
-    fig.update_layout(dragmode="pan", clickmode="event+select")
-    event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
-                            key="routing_map")
+            x=part["x"], y=part["y"], mode="markers", name=f"test: {esc(key)}",
+            customdata=[int(r) for r in part["row"]],
+            marker=dict(size=9, color=palette.get(key, OTHER_COLOUR), line=dict(width=1, color="#333")),
+            text=part["hover"], hovertemplate="%{text}<extra></extra>"))
+
+
+def _centroids(fig: go.Figure, pilots, experts: dict, frames: list) -> None:
+    """Pilot centroids: labelled beside the marker where a label fits clear of every other label and marker
+    (place_labels); the others keep their colour and hover (expert, dataset)."""
+    if pilots.empty:
+        return
+    fig.add_trace(go.Scatter(
+        x=pilots["x"], y=pilots["y"], mode="markers", name="pilot centroids",
+        marker=dict(size=22, symbol="diamond", color=[experts.get(e, OTHER_COLOUR) for e in pilots["expert"]],
+                    line=dict(width=2, color="white")),
+        customdata=[-1 - int(p) for p in pilots["pilot"]],
+        hovertext=[f"<b>pilot centroid</b> {esc(r.pilot)}: expert {esc(r.expert)}<br>from {esc(r.size)} "
+                   f"{esc(r.dataset)} pilot queries" for r in pilots.itertuples()],
+        hovertemplate="%{hovertext}<extra></extra>"))
+    big = pilots.sort_values("size", ascending=False)  # the largest centroids get the first places
+    spots = place_labels(list(zip(big["x"], big["y"])), [str(e) for e in big["expert"]], _span(frames), PLOT_PX)
+    for r, spot in zip(big.itertuples(), spots):
+        if spot is None:
+            continue
+        dx, dy, far = spot
+        common = dict(x=r.x, y=r.y, text=esc(r.expert), font=dict(size=11, color="#222"),
+                      bgcolor="rgba(255,255,255,0.8)", borderpad=1)
+        if far:
+            fig.add_annotation(**common, showarrow=True, ax=dx, ay=dy, arrowhead=0, arrowwidth=0.8,
+                               arrowcolor="#666", standoff=11)
+        else:
+            fig.add_annotation(**common, showarrow=False, xshift=dx, yshift=-dy)
+
+
+def _selected_rows(event) -> list[int]:
+    """The query rows of the points selected on the map, in order, once each (centroids, negative, left out)."""
     rows = []
     for p in (event.selection.points if event and event.selection else []):
         cd = p.get("customdata")
@@ -158,6 +201,12 @@ def render() -> None:
             continue
         if row >= 0 and row not in rows:
             rows.append(row)
+    return rows
+
+
+def _selection(ws, views, q, tests, rows: list[int], strategy: str) -> None:
+    """What a selection does: one test query opens in the inspector, several are listed; below, a picker opens
+    any test query (those selected, or every one drawn)."""
     selected = q[q["row"].isin(rows)]
     evaluated = selected[selected["role"] == "eval"]
     if len(evaluated) == 1 and len(rows) == 1:
