@@ -6,7 +6,6 @@ structure. Decisions come from the real routers (explorer.routing), so what-if h
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,8 @@ import pandas as pd
 
 from explorer import WORKSPACE_FORMAT_VERSION
 from explorer.config import ROUTING_DEFAULTS
-from explorer.routing import RoutingContext, all_strategies
-from explorer.workspace import encoder_file, save_array, save_table
+from explorer.routing import all_strategies, routing_context
+from explorer.workspace import WorkspaceWriter
 
 MEASURES = ["nDCG@10", "R@100", "RR@10", "AP"]
 
@@ -46,52 +45,32 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
         score = np.clip(base + bonus + rng.normal(0, 0.1, len(q)), 0, 1)
         score = np.round(score * 10) / 10  # coarse, so ties happen as with real nDCG@10
         cube[e] = np.stack([score, np.clip(score + 0.2, 0, 1), score, score * 0.8], axis=1)
-    pilot = np.flatnonzero(q["role"] == "pilot")
     ev = np.flatnonzero(q["role"] == "eval")
-    ctx = RoutingContext(encoders=encoders, candidates=list(range(1, n_datasets + 1)),
-                         own_expert={d: i + 1 for i, d in enumerate(datasets)}, pilot_emb=emb[pilot],
-                         pilot_dataset=q["dataset"].to_numpy()[pilot], pilot_scores=cube[:, pilot, 0].T,
-                         eval_dataset=q["dataset"].to_numpy()[ev], eval_scores=cube[:, ev, 0].T,
-                         expert_datasets={i + 1: [d] for i, d in enumerate(datasets)}, params=dict(ROUTING_DEFAULTS))
+    records = ([{"name": e, "kind": "lora", "capabilities": ["merge-weights"], "candidate": True, "multi_task": False,
+                 "datasets": [d]} for e, d in zip(experts, datasets)]
+               + [{"name": "multi-task", "kind": "lora", "capabilities": ["merge-weights"], "candidate": False,
+                   "multi_task": True, "datasets": datasets}])
+    ctx = routing_context(encoders, records, experts, dict(zip(datasets, experts)), emb, q["dataset"].to_numpy(),
+                          q["role"].to_numpy(), cube[:, :, 0].T, dict(ROUTING_DEFAULTS))
     routers = [r for r in all_strategies(encoders, "multi-task") if r.name != "prototype-merge"]
-    decisions, smetrics = [], []
+    routed = []
     for r in routers:
         dec = r.decide(ctx, emb[ev])
-        chosen = dec.chosen
-        frame = pd.DataFrame({"strategy": r.name, "row": ev, "chosen": [encoders[c] for c in chosen],
-                              "margin": dec.margin})
-        for j, name in enumerate(encoders):
-            frame[f"score:{name}"] = dec.scores[:, j]
-        for j, name in enumerate(encoders):
-            frame[f"weight:{name}"] = dec.weights[:, j]
-        decisions.append(frame)
-        sm = pd.DataFrame(cube[chosen, ev], columns=MEASURES)
-        sm.insert(0, "row", ev)
-        sm.insert(0, "strategy", r.name)
-        smetrics.append(sm)
+        routed.append((r.name, ev, dec, cube[dec.chosen, ev]))
     out.mkdir(parents=True, exist_ok=True)
-    save_table(out / "queries.parquet", q)
-    save_table(out / "decisions.parquet", pd.concat(decisions, ignore_index=True))
-    save_table(out / "strategy_metrics.parquet", pd.concat(smetrics, ignore_index=True))
-    metrics = []
-    for e, name in enumerate(encoders):
-        m = pd.DataFrame(cube[e], columns=MEASURES)
-        m.insert(0, "row", np.arange(len(q)))
-        m.insert(0, "system", name)
-        metrics.append(m)
-    save_table(out / "metrics.parquet", pd.concat(metrics, ignore_index=True))
-    save_array(out / "embeddings" / encoder_file(0), emb)
+    writer = WorkspaceWriter(out)  # the build's own writer: the same file names and columns
+    writer.table("queries.parquet", q)
+    writer.routed(routed, encoders, MEASURES)
+    writer.metrics(encoders, cube, MEASURES)
+    writer.query_embeddings([emb])
     manifest = {
         "format_version": WORKSPACE_FORMAT_VERSION, "title": f"synthetic {n_eval} queries",
         "datasets": [{"name": d} for d in datasets], "encoders": encoders,
-        "experts": [{"name": e, "kind": "lora", "candidate": True, "multi_task": False, "datasets": [d]}
-                    for e, d in zip(experts, datasets)]
-        + [{"name": "multi-task", "kind": "lora", "candidate": False, "multi_task": True, "datasets": datasets}],
+        "experts": records,
         "candidates": experts, "own_expert": dict(zip(datasets, experts)),
         "base_model": {"name": "bundled"},
-        "strategies": [{"name": r.name, "family": r.family, "description": r.description,
-                        "uses_oracle": r.uses_oracle, "whatif": r.whatif} for r in routers],
+        "strategies": [r.record(ctx) for r in routers],
         "routing": dict(ROUTING_DEFAULTS), "measures": MEASURES, "reference": "base",
     }
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    writer.manifest(manifest)
     return out

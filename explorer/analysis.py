@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .evaluation import significance
-from .routing import RoutingContext, all_strategies, argmax_decision
+from .routing import Decision, RoutingContext, all_strategies, routing_context
 from .workspace import Workspace
 
 AVERAGE = "average"
@@ -45,10 +45,11 @@ def _sliced(frame: pd.DataFrame, ws: Workspace, slice_by: Slice | None) -> pd.Da
     return frame[frame["row"].isin(slice_rows(ws, *slice_by))]
 
 
-def summary(ws: Workspace, measure: str = "nDCG@10", slice_by: Slice | None = None) -> pd.DataFrame:
+def summary(ws: Workspace, measure: str | None = None, slice_by: Slice | None = None) -> pd.DataFrame:
     """Mean per dataset (rows, plus the macro average over datasets) for every strategy (columns). With
     `slice_by` (field, value), over those evaluated queries only: a dataset without any is NaN, and the average is
     over the datasets that have some."""
+    measure = ws.measure(measure)
     sm = _sliced(ws.strategy_metrics, ws, slice_by).merge(ws.queries[["row", "dataset"]], on="row")
     table = sm.pivot_table(index="dataset", columns="strategy", values=measure, aggfunc="mean")
     table = table.reindex(index=ws.datasets, columns=ws.strategies)
@@ -64,9 +65,10 @@ def summary_columns(ws: Workspace) -> list[str]:
     return [*ws.datasets, AVERAGE, *([ZERO_SHOT_AVERAGE] if ws.zero_shot_datasets else [])]
 
 
-def judged_split_notes(ws: Workspace, measure: str = "nDCG@10") -> list[str]:
+def judged_split_notes(ws: Workspace, measure: str | None = None) -> list[str]:
     """One line per dataset evaluated on part of its judged queries (judged_split), for every score table: how it
     was divided, and the base model on every judged query that has a score (both parts) beside the table's."""
+    measure = ws.measure(measure)
     notes = []
     for d in ws.manifest["datasets"]:
         split = d.get("judged_split")
@@ -92,11 +94,12 @@ def per_query_matrix(ws: Workspace, measure: str, dataset: str | None = None, sl
     return sm.pivot(index="row", columns="strategy", values=measure).reindex(columns=ws.strategies)
 
 
-def significance_table(ws: Workspace, measure: str = "nDCG@10", reference: str | None = None,
+def significance_table(ws: Workspace, measure: str | None = None, reference: str | None = None,
                        resamples: int = 2000, slice_by: Slice | None = None) -> pd.DataFrame:
     """Per dataset, every strategy against `reference` (paired t and randomization tests, Holm across strategies).
     Columns: dataset, system, delta, p_t, p_rand, p_t_holm, p_rand_holm, significant. With `slice_by`, on that
     slice's queries of each dataset."""
+    measure = ws.measure(measure)
     reference = reference or ws.manifest.get("reference", "base")
     if reference not in ws.strategies:
         raise ValueError(f"reference {reference!r} is not a strategy of this workspace")
@@ -120,12 +123,13 @@ def marks(sig: pd.DataFrame) -> dict[tuple[str, str], str]:
 ALL_QUERIES = "all queries"
 
 
-def win_tie_loss(ws: Workspace, measure: str = "nDCG@10", reference: str | None = None,
+def win_tie_loss(ws: Workspace, measure: str | None = None, reference: str | None = None,
                  slice_by: Slice | None = None, tolerance: float = 1e-9) -> pd.DataFrame:
     """Per dataset (and ALL_QUERIES, the sum over datasets) and strategy: on how many evaluated queries the
     strategy scores above (`wins`), level with (`ties`, within `tolerance`) and below (`losses`) the reference, as
     PyTerrier's improved/degraded counts and ranx's win-tie-loss count them. Columns: dataset, strategy, wins,
     ties, losses, queries. The reference itself is left out."""
+    measure = ws.measure(measure)
     reference = reference or ws.manifest.get("reference", "base")
     if reference not in ws.strategies:
         raise ValueError(f"reference {reference!r} is not a strategy of this workspace")
@@ -167,26 +171,29 @@ def choice_set(ws: Workspace, strategy: str) -> list[str]:
     return list(ws.candidates)
 
 
-def _choice_scores(ws: Workspace, experts: list[str], measure: str = "nDCG@10") -> pd.DataFrame:
+def _choice_scores(ws: Workspace, experts: list[str], measure: str | None = None) -> pd.DataFrame:
     """Evaluated rows x `experts`: each expert's own per-query score."""
+    measure = ws.measure(measure)
     m = ws.metrics[ws.metrics["system"].isin(experts)]
     m = m[m["row"].isin(ws.eval_rows()["row"])]
     return m.pivot(index="row", columns="system", values=measure).reindex(columns=experts)
 
 
-def oracle_weights(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:
+def oracle_weights(ws: Workspace, strategy: str, measure: str | None = None) -> pd.DataFrame:
     """Evaluated rows x the strategy's choice set: the instance oracle over that same choice set as weights, each
     query's weight split equally among its tied-best experts (a query where every expert ties counts for each)."""
+    measure = ws.measure(measure)
     cand = _choice_scores(ws, choice_set(ws, strategy), measure)
     values = cand.to_numpy()
     best = np.isclose(values, np.nanmax(values, axis=1, keepdims=True), atol=1e-9) & ~np.isnan(values)
     return pd.DataFrame(best / np.maximum(best.sum(axis=1, keepdims=True), 1), index=cand.index, columns=cand.columns)
 
 
-def query_table(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:
+def query_table(ws: Workspace, strategy: str, measure: str | None = None) -> pd.DataFrame:
     """One row per evaluated query: routed choice (an encoder or "mixture"; `primary` is a mixture's largest-weight
     expert), its score, the oracle's over the experts it chooses among, the base's, regret, margin, and whether the
     choice is among the best."""
+    measure = ws.measure(measure)
     cand = _choice_scores(ws, choice_set(ws, strategy), measure)
     best = cand.max(axis=1)
     d = ws.decisions[ws.decisions["strategy"] == strategy].set_index("row")
@@ -207,9 +214,10 @@ def query_table(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.Da
     return out
 
 
-def routing_report(ws: Workspace, strategy: str, measure: str = "nDCG@10") -> pd.DataFrame:
+def routing_report(ws: Workspace, strategy: str, measure: str | None = None) -> pd.DataFrame:
     """Per dataset: routing accuracy against the instance oracle (any tied-best expert counts as right), mean
     regret, and the share of queries where every expert ties (accuracy is trivially 1 there)."""
+    measure = ws.measure(measure)
     t = query_table(ws, strategy, measure)
     g = t.groupby("dataset", sort=False)
     out = pd.DataFrame({"accuracy": g["correct"].mean(), "regret": g["regret"].mean(),
@@ -249,37 +257,35 @@ class WhatIf:
         ev = np.flatnonzero(roles == "eval")
         ds = q["dataset"].to_numpy().astype(object)
         base = ws.embeddings("base")
-        nd = measures.index("nDCG@10") if "nDCG@10" in measures else 0
+        nd = measures.index(ws.label_measure)  # the measure the build labelled pilots and chose oracles by
         stored = {}
         for name, frame in ws.decisions.groupby("strategy", sort=False):
             frame = frame.set_index("row").reindex(ev)
-            stored[name] = (frame[[f"score:{e}" for e in ws.encoders]].to_numpy(dtype=float),
-                            frame[[f"weight:{e}" for e in ws.encoders]].to_numpy(dtype=float))
+            stored[name] = Decision(weights=frame[[f"weight:{e}" for e in ws.encoders]].to_numpy(dtype=float),
+                                    scores=frame[[f"score:{e}" for e in ws.encoders]].to_numpy(dtype=float),
+                                    margin=frame["margin"].to_numpy(dtype=float))
         sm = ws.strategy_metrics
         strat_values = {n: f.set_index("row").reindex(ev)[measures].to_numpy() for n, f in sm.groupby("strategy")}
-        experts = {e["name"]: e for e in ws.experts}
         return {"cube": cube, "pilot": pilot, "eval": ev, "ds": ds, "base": base, "nd": nd, "stored": stored,
-                "strat_values": strat_values, "experts": experts,
+                "strat_values": strat_values,
                 "multitask": next((e["name"] for e in ws.experts if e["multi_task"]), None),
                 "datasets_eval": ds[ev]}
 
     def context(self, enabled: list[str]) -> RoutingContext:
+        """The build's routing context with only the `enabled` experts (and the base) as candidates and own
+        experts; every expert's record stays, so strategies keep their stored columns (masked ones stay masked)."""
         a, ws = self._arrays, self.ws
-        encoders = ws.encoders
-        candidates = [encoders.index(c) for c in ws.candidates if c == "base" or c in enabled]
-        own = {d: encoders.index(e) for d, e in ws.own_expert.items() if e in enabled}
-        nd = a["cube"][:, :, a["nd"]].T
-        return RoutingContext(
-            encoders=encoders, candidates=candidates, own_expert=own, pilot_emb=a["base"][a["pilot"]],
-            pilot_dataset=a["ds"][a["pilot"]], pilot_scores=nd[a["pilot"]], eval_dataset=a["datasets_eval"],
-            eval_scores=nd[a["eval"]],
-            expert_datasets={encoders.index(n): e["datasets"] for n, e in a["experts"].items() if not e["multi_task"]},
-            expert_kinds={encoders.index(n): e["kind"] for n, e in a["experts"].items()},
-            params=dict(ws.manifest["routing"]))
+        q = ws.queries
+        return routing_context(ws.encoders, ws.experts,
+                               [c for c in ws.candidates if c == "base" or c in enabled],
+                               {d: e for d, e in ws.own_expert.items() if e in enabled}, a["base"],
+                               q["dataset"].to_numpy(), q["role"].to_numpy(), a["cube"][:, :, a["nd"]].T,
+                               ws.manifest["routing"])
 
-    def run(self, enabled: list[str], measure: str = "nDCG@10") -> tuple[pd.DataFrame, dict]:
+    def run(self, enabled: list[str], measure: str | None = None) -> tuple[pd.DataFrame, dict]:
         """(dataset x strategy table of `measure` with the average row, {strategy: chosen encoder column per
         evaluated query}). Strategies whose fixed expert is switched off are left out."""
+        measure = self.ws.measure(measure)
         a, ws = self._arrays, self.ws
         ctx = self.context(enabled)
         mi = ws.measures.index(measure)
@@ -290,21 +296,11 @@ class WhatIf:
                                  ws.manifest["routing"].get("variants"))
         off = [ws.encoders.index(e) for e in ws.encoders[1:] if e not in enabled]
         for router in routers:
-            if not router.available(ctx) or getattr(router, "column_name", None) in [ws.encoders[c] for c in off]:
+            if not router.available(ctx):
                 continue
-            scores, weights = a["stored"][router.name]
-            if router.whatif == "recompute":
-                dec = router.decide(ctx, emb)
-                chosen = dec.chosen
-            else:
-                masked = scores.copy()
-                masked[:, off] = np.nan
-                enabled_columns = [c for c in router.columns(ctx) if c not in off]
-                chosen = argmax_decision(masked, enabled_columns, len(ws.encoders)).chosen
-                if router.family == "fixed":
-                    chosen = weights.argmax(axis=1)
-                kept = (weights.max(axis=1) < 1) & ~np.any(weights[:, off] > 0, axis=1)
-                chosen = np.where(kept, -1, chosen)  # a stored mixture of enabled experts still stands
+            chosen = router.what_if(ctx, emb, a["stored"][router.name], off)
+            if chosen is None:
+                continue
             values = np.where(chosen >= 0, a["cube"][np.maximum(chosen, 0), ev, mi], a["strat_values"][router.name][:, mi])
             cols[router.name] = values
             choices[router.name] = chosen

@@ -40,16 +40,12 @@ def _choose(value: str, valid: list[str], option: str) -> str:
     return value
 
 
-def _default_measure(ws) -> str:
-    return "nDCG@10" if "nDCG@10" in ws.measures else ws.measures[0]
-
-
 def _cmd_eval(args) -> int:
     from .analysis import judged_split_notes, marks, significance_table, summary, summary_columns
     from .workspace import Workspace
 
     ws = Workspace(args.workspace)
-    args.measure = _choose(args.measure or _default_measure(ws), ws.measures, "--measure")
+    args.measure = _choose(args.measure or ws.label_measure, ws.measures, "--measure")
     if args.reference is not None:
         _choose(args.reference, ws.strategies, "--reference")
     if args.json:
@@ -143,7 +139,7 @@ def _cmd_whatif(args) -> int:
     names = [e["name"] for e in ws.experts]
     for name in args.without:
         _choose(name, names, "--without")
-    args.measure = _choose(args.measure or _default_measure(ws), ws.measures, "--measure")
+    args.measure = _choose(args.measure or ws.label_measure, ws.measures, "--measure")
     enabled = [e["name"] for e in ws.experts if e["name"] not in set(args.without)]
     table, _ = WhatIf(ws).run(enabled, args.measure)
     print((table * 100).round(1).T.to_string())
@@ -210,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("eval", help="print the dataset x strategy table")
     e.add_argument("workspace")
     e.add_argument("--json", action="store_true", help="print {dataset: {strategy: {measure: value}}}")
-    e.add_argument("--measure", default=None, help="one of the workspace's measures (default nDCG@10)")
+    e.add_argument("--measure", default=None, help="one of the workspace's measures (default: the label measure, nDCG@10)")
     e.add_argument("--reference", default=None, help="strategy to test against (default: the config's)")
     e.add_argument("--resamples", type=int, default=2000, help="randomization-test resamples")
     e.add_argument("--routing", action="store_true", help="routing accuracy and regret instead of scores")
@@ -228,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("workspace")
     w.add_argument("--without", nargs="+", action="extend", default=[], metavar="EXPERT",
                    help="an expert to switch off (repeatable: --without a --without b, or --without a b)")
-    w.add_argument("--measure", default=None, help="one of the workspace's measures (default nDCG@10)")
+    w.add_argument("--measure", default=None, help="one of the workspace's measures (default: the label measure, nDCG@10)")
     w.set_defaults(func=_cmd_whatif)
     t = sub.add_parser("train", help="train one expert on a BEIR folder and save it as a peft folder")
     t.add_argument("dataset")

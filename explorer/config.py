@@ -15,10 +15,10 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .evaluation import DEFAULT_MEASURES
+from .evaluation import DEFAULT_MEASURES, default_label_measure
 from .experts import EXPERT_KINDS, AdapterError
 from .index import INDEX_KINDS
-from .names import name_problem, strategy_name_problem
+from .names import SystemName, name_problem, strategy_name_problem
 from .routing import COMMON_PARAMS, ROUTERS, fixed_strategies, routing_params
 from .settings import REQUIRED, Param, Problems, check_table, defaults, markdown_table, nearest
 from .training import PAIR_SOURCES, SOURCE_PARAMS, TRAIN_DEFAULTS, TRAIN_PARAMS
@@ -91,6 +91,7 @@ class BuildConfig:
     routing: dict
     measures: list[str]
     reference: str
+    label_measure: str
     layout: dict
     cache_dir: Path
     device: str = "cpu"  # resolved: "cpu" or "cuda"
@@ -126,6 +127,9 @@ INDEX_PARAMS = (
 EVALUATION_PARAMS = (
     Param("measures", list, list(DEFAULT_MEASURES), "ir_measures names (trec_eval semantics), e.g. nDCG@10, R@100"),
     Param("reference", str, "base", "the strategy that significance marks compare with"),
+    Param("label_measure", str, None, "the measure that labels pilot queries (each one's best expert) and "
+          "defines the oracles; one of measures", nullable=True,
+          default_doc="nDCG@10 when measured, else the first measure"),
 )
 LAYOUT_PARAMS = (
     Param("umap", bool, True, "UMAP layout beside PCA (false: PCA only, faster)"),
@@ -258,6 +262,7 @@ def load_config(path: str | Path) -> BuildConfig:
                                     problems)
     _check_strategies(routing, evaluation, experts, problems)
     _check_measures(evaluation.get("measures", []), problems)
+    _check_label_measure(evaluation, problems)
     _check_base(model.get("base", "bundled"), problems)
     device = _device(model["device"], problems)
     cache = top.get("cache_dir")
@@ -274,7 +279,8 @@ def load_config(path: str | Path) -> BuildConfig:
         path=path.resolve(), title=top.get("title") or path.stem, base=model["base"],
         max_seq_length=model["max_seq_length"], batch_size=model["batch_size"], index_kind=index["kind"],
         depth=index["depth"], datasets=datasets, experts=experts, routing=routing,
-        measures=list(evaluation["measures"]), reference=evaluation["reference"], layout=layout,
+        measures=list(evaluation["measures"]), reference=evaluation["reference"],
+        label_measure=evaluation["label_measure"] or default_label_measure(evaluation["measures"]), layout=layout,
         cache_dir=cache_dir, device=device,
     )
 
@@ -472,7 +478,7 @@ def _variants(value, problems: Problems) -> list[dict]:
         bad = strategy_name_problem(name) if "name" in v else "has no name"
         if bad:
             problems.add(where, "name", bad, 'name it after its router, e.g. name = "pilot-mean/skip-all"')
-        elif name in builtin or name.startswith("fixed:") or name in seen:
+        elif name in builtin or SystemName.parse(name).kind == "fixed" or name in seen:
             problems.add(where, "name", f"{name!r} is already a strategy's name",
                          'give the variant its own name, e.g. "pilot-mean/skip-all"')
         router = v.get("router")
@@ -530,6 +536,13 @@ def _check_measures(measures: list, problems: Problems) -> None:
                          f"{hint}names are case-sensitive, e.g. nDCG@10, R@100, RR@10, AP, P@10")
     for m in sorted({m for m in measures if measures.count(m) > 1}):
         problems.add("evaluation", "measures", f"{m!r} is listed twice", "list each measure once")
+
+
+def _check_label_measure(evaluation: dict, problems: Problems) -> None:
+    label, measures = evaluation.get("label_measure"), evaluation.get("measures") or []
+    if label is not None and measures and label not in measures:
+        problems.add("evaluation", "label_measure", f"{label!r} is not one of measures",
+                     f"use one of {', '.join(map(str, measures))}, or add it to measures")
 
 
 def _check_base(base: str, problems: Problems) -> None:

@@ -18,6 +18,13 @@ from .data import Qrels
 from .index import trec_key
 
 DEFAULT_MEASURES = ("nDCG@10", "R@100", "RR@10", "AP")
+LABEL_MEASURE = "nDCG@10"  # what labels pilots and defines the oracles unless a build says otherwise
+
+
+def default_label_measure(measures) -> str:
+    """nDCG@10 when it is measured, else the first measure (also how workspaces without a label_measure read)."""
+    measures = list(measures)
+    return LABEL_MEASURE if LABEL_MEASURE in measures or not measures else measures[0]
 
 
 def parse_measures(names: Iterable[str]) -> list:

@@ -10,6 +10,7 @@ from pathlib import Path
 from .analysis import (Slice, judged_split_notes, marks, query_table, significance_table, summary, summary_columns,
                        tied_best)
 from .evaluation import write_trec_run
+from .names import SystemName
 from .workspace import Workspace
 
 TABLE_FORMATS = ("latex", "markdown", "csv")
@@ -21,7 +22,7 @@ def strategy_run(ws: Workspace, strategy: str, dataset: str) -> dict[str, dict[s
     d = ws.decisions
     rows = set(ws.eval_rows(dataset)["row"])
     sel = d[(d["strategy"] == strategy) & d["row"].isin(rows)]
-    systems = {row: (f"mix:{strategy}" if chosen == "mixture" else chosen) for row, chosen in
+    systems = {row: (str(SystemName.mix(strategy)) if chosen == "mixture" else chosen) for row, chosen in
                zip(sel["row"], sel["chosen"])}
     runs = ws.runs[ws.runs["row"].isin(rows)]
     runs = runs[[systems[r] == s for r, s in zip(runs["row"], runs["system"])]]
@@ -74,12 +75,13 @@ def markdown_escape(text: object) -> str:
     return _MARKDOWN_RE.sub(r"\\\1", " ".join(str(text).split()))
 
 
-def paper_data(ws: Workspace, measure: str = "nDCG@10", reference: str | None = None, resamples: int = 2000,
+def paper_data(ws: Workspace, measure: str | None = None, reference: str | None = None, resamples: int = 2000,
                slice_by: Slice | None = None, with_marks: bool = True) -> dict:
     """What a paper table shows: `table` (strategies x datasets + average, x100 rounded to one decimal), `marks`
     {(dataset, strategy): '▲'/'▼'} (Holm-corrected paired t-test and randomization test, both p < 0.05, against
     `reference`), `best` {column: strategies tied for the best shown score among those that do not read the
     answers}, `oracles` (strategies that do), `reference`, `measure` and `slice_by`."""
+    measure = ws.measure(measure)
     reference = reference or ws.manifest.get("reference", "base")
     raw = summary(ws, measure, slice_by=slice_by)
     oracles = [s["name"] for s in ws.manifest["strategies"] if s.get("uses_oracle")]
@@ -110,10 +112,11 @@ def _cell(d: dict, strategy: str, column: str) -> tuple[str, str]:
     return ("–" if value != value else f"{value:.1f}"), d["marks"].get((column, strategy), "")
 
 
-def paper_table(ws: Workspace, measure: str = "nDCG@10", reference: str | None = None, fmt: str = "latex",
+def paper_table(ws: Workspace, measure: str | None = None, reference: str | None = None, fmt: str = "latex",
                 resamples: int = 2000, slice_by: Slice | None = None, with_marks: bool = True) -> str:
     """The Overview table as LaTeX (booktabs, amssymb triangles), Markdown or CSV, with the significance marks:
     strategies as rows, datasets and the average as columns, the best real strategy per column in bold."""
+    measure = ws.measure(measure)
     if fmt not in TABLE_FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(TABLE_FORMATS)}")
     d = paper_data(ws, measure, reference, resamples, slice_by, with_marks)

@@ -21,7 +21,8 @@ import pandas as pd
 
 from . import WORKSPACE_FORMAT_VERSION
 from .data import NOT_A_FILE, NOT_A_FOLDER, path_kind
-from .names import name_problem, strategy_name_problem
+from .evaluation import default_label_measure
+from .names import SystemName, name_problem, strategy_name_problem
 
 REBUILD = "rebuild the workspace with `explorer build CONFIG --out DIR`"
 
@@ -301,7 +302,8 @@ MANIFEST: dict[str, Key] = {
     "experts": Key("list", items=Key("dict", fields={
         "name": Key("str", check=_expert), "kind": Key("str", check=_kind), "multi_task": Key("bool"),
         "datasets": Key("list", items=Key("str", check=_dataset)), "candidate": Key("bool", required=False),
-        "adapter": Key("str", required=False), "card": Key("dict", required=False)})),
+        "adapter": Key("str", required=False), "card": Key("dict", required=False),
+        "capabilities": Key("list", required=False, items=Key("str"))})),
     "candidates": Key("list", items=Key("str", check=_encoder)),
     "own_expert": Key("dict", keys=_dataset, values=Key("str", check=_expert)),
     "strategies": Key("list", items=Key("dict", fields={
@@ -321,6 +323,7 @@ MANIFEST: dict[str, Key] = {
         "ties_chosen": Key("str", required=False), "ties_cv": Key("dict", required=False)}),
     "measures": Key("list", check=lambda v: None if v else "is empty", items=Key("str", check=_measure)),
     "reference": Key("str", required=False, check=strategy_name_problem),
+    "label_measure": Key("str", required=False, check=_measure),
     "index": Key("dict", required=False, fields={"kind": Key("str", required=False),
                                                  "depth": Key("int", required=False)}),
     "layout": Key("dict", required=False, fields={"sampled": Key("bool", required=False),
@@ -372,6 +375,8 @@ def _consistency(m: dict, out: list[str]) -> None:
             out.append(f"{key!r} repeats a name")
     if not datasets:
         out.append("'datasets' is empty")
+    if "label_measure" in m and m["label_measure"] not in m["measures"]:
+        out.append(f"'label_measure' {m['label_measure']!r} is not among the measures")
     for c in m["candidates"]:
         if c not in encoders:
             out.append(f"'candidates': {c!r} is not among the encoders")
@@ -431,6 +436,94 @@ TABLE_COLUMNS = {
     "layout.parquet": ("method", "item", "ref", "x", "y"),
     "docs.parquet": ("doc_id", "title", "text"),
 }
+
+
+def _kind_capabilities(kind: str) -> list[str]:
+    from .experts import EXPERT_KINDS
+
+    return sorted(EXPERT_KINDS[kind].capabilities) if kind in EXPERT_KINDS else []
+
+
+class WorkspaceWriter:
+    """Writes a workspace's files under `root` (the build's temporary folder, swapped in whole at the end): the
+    one place besides `Workspace` that knows the file names and their columns (TABLE_COLUMNS). Names given to it
+    can never write outside `root`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def dataset(self, name: str, ids, titles, texts, doc_emb: np.ndarray, index) -> None:
+        from .index import save_index
+
+        folder = inside(self.root, "datasets", name)
+        save_table(folder / "docs.parquet", pd.DataFrame({"doc_id": ids, "title": titles, "text": texts}))
+        save_array(folder / "doc_emb.npy", doc_emb)
+        save_index(index, folder / "index.faiss")
+
+    def expert(self, name: str, folder: Path) -> None:
+        """The expert's adapter folder (weights and card.json), copied from the cache."""
+        shutil.copytree(folder, inside(self.root, "experts", name))
+
+    def query_embeddings(self, embeddings: list[np.ndarray]) -> None:
+        """One array per encoder, in the manifest's encoder order (row = the query's row)."""
+        for i, emb in enumerate(embeddings):
+            save_array(self.root / "embeddings" / encoder_file(i), emb)
+
+    def table(self, name: str, frame: pd.DataFrame) -> None:
+        """A table the build made in the declared layout (queries, qrels, runs, layout)."""
+        missing = [c for c in TABLE_COLUMNS[name] if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{name}: columns {missing} are missing")
+        save_table(self.root / name, frame)
+
+    def metrics(self, systems: list[str], cube: np.ndarray, measures: list[str]) -> None:
+        """metrics.parquet from a (system, row, measure) cube: every encoder's per-query scores."""
+        frames = []
+        for e, name in enumerate(systems):
+            frame = pd.DataFrame(cube[e], columns=measures)
+            frame.insert(0, "row", np.arange(cube.shape[1]))
+            frame.insert(0, "system", name)
+            frames.append(frame)
+        save_table(self.root / "metrics.parquet", pd.concat(frames, ignore_index=True))
+
+    def routed(self, routed: list[tuple[str, np.ndarray, Any, np.ndarray]], encoders: list[str],
+               measures: list[str]) -> None:
+        """decisions.parquet and strategy_metrics.parquet from (strategy, evaluated rows, its Decision, its
+        per-query values of every measure), one per strategy."""
+        decisions, values = [], []
+        for strategy, rows, dec, scores in routed:
+            frame = pd.DataFrame({"strategy": strategy, "row": rows,
+                                  "chosen": [encoders[c] if c >= 0 else "mixture" for c in dec.chosen],
+                                  "margin": dec.margin})
+            for prefix, matrix in (("score", dec.scores), ("weight", dec.weights)):
+                for j, name in enumerate(encoders):
+                    frame[f"{prefix}:{name}"] = matrix[:, j]
+            decisions.append(frame)
+            sm = pd.DataFrame(scores, columns=measures)
+            sm.insert(0, "row", rows)
+            sm.insert(0, "strategy", strategy)
+            values.append(sm)
+        save_table(self.root / "decisions.parquet", pd.concat(decisions, ignore_index=True))
+        save_table(self.root / "strategy_metrics.parquet", pd.concat(values, ignore_index=True))
+
+    def pilots(self, library, encoders: list[str], pilot_rows: np.ndarray, labels: np.ndarray) -> None:
+        """The pilot library (centroids and who they stand for) and each pilot query's label."""
+        save_array(self.root / "pilots.npy", library.centroids)
+        save_table(self.root / "pilots.parquet", pd.DataFrame({
+            "pilot": np.arange(len(library)), "dataset": library.dataset.astype(str),
+            "expert": [encoders[c] for c in library.expert], "size": library.size}))
+        save_table(self.root / "pilot_labels.parquet", pd.DataFrame({
+            "row": pilot_rows, "label": [encoders[c] if c >= 0 else "" for c in labels]}))
+
+    def layout(self, coords: dict[str, np.ndarray], n_pilots: int, n_queries: int) -> None:
+        """layout.parquet: every method's 2-D points, the pilot centroids first, then every query."""
+        frames = [pd.DataFrame({"method": method, "item": ["pilot"] * n_pilots + ["query"] * n_queries,
+                                "ref": np.concatenate([np.arange(n_pilots), np.arange(n_queries)]),
+                                "x": xy[:, 0], "y": xy[:, 1]}) for method, xy in coords.items()]
+        save_table(self.root / "layout.parquet", pd.concat(frames, ignore_index=True))
+
+    def manifest(self, manifest: dict) -> None:
+        (self.root / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
 
 
 class Workspace:
@@ -493,7 +586,10 @@ class Workspace:
 
     @property
     def experts(self) -> list[dict]:
-        return list(self.manifest["experts"])
+        """The manifest's expert records; `capabilities` from the kind's registry where a workspace built before
+        they were recorded lacks them (or [] for a kind not registered here)."""
+        return [e if "capabilities" in e else {**e, "capabilities": _kind_capabilities(e["kind"])}
+                for e in self.manifest["experts"]]
 
     @property
     def candidates(self) -> list[str]:
@@ -525,6 +621,15 @@ class Workspace:
     @property
     def measures(self) -> list[str]:
         return list(self.manifest["measures"])
+
+    @property
+    def label_measure(self) -> str:
+        """The measure pilots were labelled by and the oracles chose by: the default of every read-side view."""
+        return self.manifest.get("label_measure") or default_label_measure(self.measures)
+
+    def measure(self, asked: str | None = None) -> str:
+        """`asked`, or the label measure when none is asked for."""
+        return self.label_measure if asked is None else asked
 
     @property
     def own_expert(self) -> dict[str, str]:
@@ -688,4 +793,4 @@ class Workspace:
         """The run a strategy used for a query: its chosen encoder, or mix:<strategy> for a merged encode."""
         d = self.decisions
         chosen = d[(d["strategy"] == strategy) & (d["row"] == row)]["chosen"].iloc[0]
-        return f"mix:{strategy}" if chosen == "mixture" else chosen
+        return str(SystemName.mix(strategy)) if chosen == "mixture" else chosen

@@ -92,10 +92,10 @@ def test_a_changed_dataset_invalidates_its_stages(first_build, tmp_path):
 def test_a_failed_build_leaves_the_previous_workspace_intact(first_build, monkeypatch):
     root, cache, ws = first_build
     before = tree_digest(ws.path)
-    import explorer.build as build_module
+    import explorer.workspace as workspace_module
 
     calls = {"n": 0}
-    real = build_module.save_table
+    real = workspace_module.save_table
 
     def failing(path, frame):
         calls["n"] += 1
@@ -103,7 +103,7 @@ def test_a_failed_build_leaves_the_previous_workspace_intact(first_build, monkey
             raise OSError("disk full (simulated)")
         real(path, frame)
 
-    monkeypatch.setattr(build_module, "save_table", failing)
+    monkeypatch.setattr(workspace_module, "save_table", failing)
     with pytest.raises(OSError, match="disk full"):
         build(small_config(root, cache, ["homefix", "pycode"]), ws.path, progress=False)
     assert tree_digest(ws.path) == before

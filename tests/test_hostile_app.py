@@ -189,12 +189,12 @@ def test_broken_table_shows_the_error_boundary(ws, tmp_path):  # noqa: F811
 
 
 def test_unexpected_exception_is_caught_and_control_flow_passes(ws, monkeypatch):  # noqa: F811
-    from explorer import views
+    from explorer.views import inspector
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom <img src=x>\nsecond line")
 
-    monkeypatch.setattr(views, "query_decisions", boom)
+    monkeypatch.setattr(inspector, "query_decisions", boom)
     import streamlit as st
 
     st.cache_data.clear()  # an earlier test in this process may have cached the inspector's decision table

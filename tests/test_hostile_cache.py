@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.build import _partial_dir, build
+from explorer.build import build
+from explorer.stages import partial_dir
 from explorer.config import load_config
 from explorer.data import DataError
 from explorer.workspace import Workspace, WorkspaceError, atomic_dir, atomic_write, recover_interrupted_swap
@@ -100,13 +101,13 @@ def _failing(path, *args, **kwargs):
 def test_a_cache_write_that_fails_midway_leaves_no_entry(first, tmp_path, monkeypatch, kind):
     import faiss
 
-    import explorer.build as build_module
+    import explorer.stages as stages_module
 
     config, ws = first
     cache = tmp_path / "cache"
-    real_save = build_module.save_array
+    real_save = stages_module.save_array
     if kind == "queries":
-        monkeypatch.setattr(build_module, "save_array",
+        monkeypatch.setattr(stages_module, "save_array",
                             lambda p, a: _failing(p) if p.parent.name == "queries" else real_save(p, a))
     elif kind == "index":
         monkeypatch.setattr(faiss, "write_index", lambda index, p: _failing(p))
@@ -210,7 +211,7 @@ def test_expert_partial_folders_carry_the_pid_and_only_dead_ones_are_removed(tmp
     folder = tmp_path / "experts" / "0123abcd"
     for suffix in (".partial", f".partial-{live}", f".partial-{dead}"):
         (tmp_path / "experts" / f"0123abcd{suffix}").mkdir(parents=True)
-    tmp = _partial_dir(folder)
+    tmp = partial_dir(folder)
     assert tmp.name == f"0123abcd.partial-{os.getpid()}"
     assert sorted(os.listdir(tmp_path / "experts")) == [f"0123abcd.partial-{live}"]
 

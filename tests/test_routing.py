@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from explorer.capabilities import MERGE_WEIGHTS, MIX_PREFIXES, OWN_ENCODER, TRAINS_ITSELF
 from explorer.routing import ROUTERS, RoutingContext, all_strategies
 
 ENCODERS = ["base", "e1", "e2", "e3", "multi"]
@@ -27,7 +28,8 @@ def _context(**params) -> RoutingContext:
         encoders=ENCODERS, candidates=[1, 2, 3], own_expert={"d1": 1, "d2": 2, "d3": 3},
         pilot_emb=np.concatenate(emb), pilot_dataset=np.array(ds, dtype=object), pilot_scores=np.concatenate(scores),
         eval_dataset=np.array(["d1", "d3"], dtype=object), eval_scores=eval_scores,
-        expert_datasets={1: ["d1"], 2: ["d2"], 3: ["d3"]}, params=params)
+        expert_datasets={1: ["d1"], 2: ["d2"], 3: ["d3"]},
+        expert_capabilities={c: frozenset({MERGE_WEIGHTS}) for c in (1, 2, 3, 4)}, params=params)
 
 
 QUERIES = np.array([[1, 0.1, 0, 0, 0, 0, 0, 0], [0, 0.1, 1, 0, 0, 0, 0, 0]], dtype=np.float32)
@@ -89,10 +91,11 @@ def test_prototype_merge_mixes_the_top_two_below_the_margin():
     assert clear.chosen[0] in (1, 2)
 
 
-def test_prototype_merge_never_merges_an_adapter_that_is_not_lora():
+def test_prototype_merge_never_merges_an_expert_that_cannot_merge_weights():
     """An ERA query adapter has its own encoder: no weights to merge, so an ambiguous query takes the top one."""
     ctx = _context(gamma=0.5, tau=0.05)
-    ctx.expert_kinds = {1: "lora", 2: "query-adapter", 3: "lora"}
+    ctx.expert_capabilities = {1: frozenset({MERGE_WEIGHTS}), 2: frozenset({OWN_ENCODER, TRAINS_ITSELF}),
+                               3: frozenset({MERGE_WEIGHTS})}
     ambiguous = np.array([[1, 0.95, 0, 0, 0, 0, 0, 0]], dtype=np.float32)
     dec = ROUTERS["prototype-merge"]().decide(ctx, ambiguous / np.linalg.norm(ambiguous))
     assert dec.chosen[0] == 1 and dec.weights[0, 1] == 1.0
@@ -133,7 +136,8 @@ def test_a_variant_overrides_parameters_under_its_own_name():
 def test_ddr_routers_mix_the_prefix_modules_by_a_learned_softmax():
     ctx = _context()
     assert not ROUTERS["ddr-soft"]().available(ctx)  # no prefix modules: DDR has nothing to route over
-    ctx.expert_kinds = {1: "prefix", 2: "prefix", 3: "prefix", 4: "lora"}
+    ctx.expert_capabilities = {1: frozenset({MIX_PREFIXES}), 2: frozenset({MIX_PREFIXES}),
+                               3: frozenset({MIX_PREFIXES}), 4: frozenset({MERGE_WEIGHTS})}
     soft = ROUTERS["ddr-soft"]().decide(ctx, QUERIES)
     assert np.allclose(soft.weights.sum(axis=1), 1) and np.all(soft.weights[:, [0, 4]] == 0)
     assert soft.weights.argmax(axis=1).tolist() == [1, 3]  # each query's own domain module weighs most

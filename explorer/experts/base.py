@@ -15,6 +15,7 @@ from typing import Callable, Iterator, Mapping
 
 import torch
 
+from ..capabilities import ALL as CAPABILITIES, MIXING, OWN_ENCODER, TRAINS_ITSELF
 from ..settings import Param, defaults
 
 EXPERT_KINDS: dict[str, type["ExpertKind"]] = {}
@@ -28,6 +29,9 @@ def register_kind(cls: type["ExpertKind"]) -> type["ExpertKind"]:
     """Register an expert kind under its name; its declared `params` give its defaults. Names are unique."""
     if cls.name in EXPERT_KINDS and EXPERT_KINDS[cls.name] is not cls:
         raise ValueError(f"an expert kind named {cls.name!r} is already registered")
+    unknown = sorted(set(cls.capabilities) - set(CAPABILITIES))
+    if unknown:
+        raise ValueError(f"expert kind {cls.name!r} declares unknown capabilities {unknown}; known: {CAPABILITIES}")
     cls.defaults = defaults(cls.params)
     EXPERT_KINDS[cls.name] = cls
     return cls
@@ -155,12 +159,30 @@ class ExpertKind:
 
     name: str = ""
     description: str = ""
-    mixable: bool = False
-    encodes_itself: bool = False  # has its own query encoder (ERA): Encoder.encode hands the texts to its encode()
-    trains_itself: bool = False  # has its own training (ERA: alignment, then the labelled pairs): calls fit()
+    # what the kind can do (explorer.capabilities): routers, the analysis and the pages ask for these, never a name
+    capabilities: frozenset[str] = frozenset()
     default_lr: float | None = None  # None: the training config's lr
     params: tuple[Param, ...] = ()  # the kind's own settings in an [[experts]] table (declared once, checked early)
     defaults: dict = {}  # filled from `params` by register_kind
+
+    @classmethod
+    def can(cls, capability: str) -> bool:
+        return capability in cls.capabilities
+
+    @property
+    def mixable(self) -> bool:
+        """Several experts of this kind can be active at once, weighted."""
+        return any(c in self.capabilities for c in MIXING)
+
+    @property
+    def encodes_itself(self) -> bool:
+        """Has its own query encoder (ERA): Encoder.encode hands the texts to its encode()."""
+        return OWN_ENCODER in self.capabilities
+
+    @property
+    def trains_itself(self) -> bool:
+        """Has its own training (ERA: alignment, then the labelled pairs): training calls its fit()."""
+        return TRAINS_ITSELF in self.capabilities
 
     @classmethod
     def check_folder(cls, folder: Path) -> dict:

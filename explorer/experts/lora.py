@@ -16,6 +16,7 @@ from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dic
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import save_file
 
+from ..capabilities import MERGE_WEIGHTS
 from ..settings import Param
 from .base import (AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind,
                    switch_adapters)
@@ -81,7 +82,7 @@ SUPPORTED = {
 class LoraKind(ExpertKind):
     name = "lora"
     description = "LoRA adapter on the query side (peft), mixable by weighted merge"
-    mixable = True
+    capabilities = frozenset({MERGE_WEIGHTS})
     params = (
         Param("r", int, 8, "LoRA rank", min=1, max=256),
         Param("alpha", int, 32, "LoRA scaling α (the update is scaled by α / r)", min=1, max=4096),

@@ -18,6 +18,7 @@ import torch
 from peft import PrefixTuningConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import save_file
 
+from ..capabilities import MIX_PREFIXES
 from ..settings import Param
 from .base import AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind
 
@@ -33,7 +34,7 @@ def _positive_int(value, most: int = 1 << 16) -> str | None:
 class PrefixKind(ExpertKind):
     name = "prefix"
     description = "prefix-tuning module on the query side (peft), mixable by weighting the prefixes (DDR)"
-    mixable = True
+    capabilities = frozenset({MIX_PREFIXES})
     default_lr = 1e-2  # prefixes learn far slower than LoRA at LoRA's rate (loss flat after 3 epochs at 5e-4)
     params = (
         Param("virtual_tokens", int, 16, "virtual key/value tokens per layer", min=1, max=128),

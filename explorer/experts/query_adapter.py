@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from ..base_model import resolve_base
 from ..model_folders import model_folder_problem
+from ..capabilities import OWN_ENCODER, TRAINS_ITSELF
 from ..settings import Param
 from .base import AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind
 
@@ -97,9 +98,7 @@ class QueryAdapter(torch.nn.Module):
 class QueryAdapterKind(ExpertKind):
     name = "query-adapter"
     description = "ERA: a stronger query encoder with a linear map into the base document space"
-    mixable = False
-    encodes_itself = True
-    trains_itself = True
+    capabilities = frozenset({OWN_ENCODER, TRAINS_ITSELF})
     default_lr = 1e-3
     params = (
         Param("encoder", str, MPNET, 'the stronger query encoder: "all-mpnet-base-v2" (make mpnet), '

@@ -2,7 +2,7 @@
 
 from . import classifiers, dataset_router, ddr, oracle, pilot_routers, prototype  # noqa: F401  (registration)
 from .base import (COMMON_PARAMS, ROUTERS, Decision, Router, RoutingContext, Variant, argmax_decision, register,
-                   routing_params)
+                   routing_context, routing_params)
 from .fixed import Fixed, fixed_strategies
 
 
@@ -31,5 +31,5 @@ def all_strategies(encoders: list[str], multitask: str | None, only: list[str] |
     return routers
 
 
-__all__ = ["COMMON_PARAMS", "ROUTERS", "routing_params", "Decision", "Router", "RoutingContext", "Variant", "argmax_decision", "register", "Fixed",
-           "fixed_strategies", "all_strategies"]
+__all__ = ["COMMON_PARAMS", "ROUTERS", "routing_params", "routing_context", "Decision", "Router", "RoutingContext",
+           "Variant", "argmax_decision", "register", "Fixed", "fixed_strategies", "all_strategies"]

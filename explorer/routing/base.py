@@ -54,9 +54,14 @@ class RoutingContext:
     eval_dataset: np.ndarray  # (n_eval,) dataset of each evaluated query
     eval_scores: np.ndarray  # (n_eval, n_encoders) nDCG@10 per encoder: only oracles may read it
     expert_datasets: dict[int, list[str]] = field(default_factory=dict)  # column -> datasets it was trained on
-    expert_kinds: dict[int, str] = field(default_factory=dict)  # column -> expert kind ("lora", "prefix", ...)
+    # column -> what the expert can do (explorer.capabilities); a router asks this, never the kind's name
+    expert_capabilities: dict[int, frozenset[str]] = field(default_factory=dict)
     params: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def able(self, capability: str) -> list[int]:
+        """The columns whose expert has `capability`, in column order."""
+        return [c for c, caps in sorted(self.expert_capabilities.items()) if capability in caps]
 
     def param(self, key: str, default):
         return self.params.get(key, default)
@@ -117,7 +122,6 @@ class Router:
     description: str = ""
     family: str = ""
     uses_oracle: bool = False  # reads the evaluated queries' own scores (an upper bound, not a real router)
-    whatif: str = "recompute"  # "recompute" from the pilot data, or "mask" the scores stored at build time
     params: tuple[Param, ...] = ()  # the settings this router reads (besides COMMON_PARAMS)
 
     def available(self, ctx: RoutingContext) -> bool:
@@ -133,6 +137,45 @@ class Router:
 
     def decide(self, ctx: RoutingContext, emb: np.ndarray) -> Decision:
         return argmax_decision(self.score(ctx, emb), ctx.candidates, len(ctx.encoders))
+
+    def record(self, ctx: RoutingContext) -> dict:
+        """What the manifest keeps of this strategy: the read side rebuilds its choice set and labels from it."""
+        return {"name": self.name, "description": self.description, "family": self.family,
+                "uses_oracle": self.uses_oracle, "choices": [ctx.encoders[c] for c in self.columns(ctx)]}
+
+    def what_if(self, ctx: RoutingContext, emb: np.ndarray, stored: Decision, off: list[int]) -> np.ndarray | None:
+        """The column each evaluated query goes to with the experts at `off` switched off (-1: a stored mixture
+        of experts still on, whose stored score stands), or None when the strategy cannot run without them.
+        `ctx` holds only the experts still on. By default: decide again from the pilot data that is left."""
+        return self.decide(ctx, emb).chosen
+
+    def masked_what_if(self, ctx: RoutingContext, emb: np.ndarray, stored: Decision, off: list[int]):
+        """What-if for routers whose per-expert scores do not depend on which other experts exist: the scores
+        stored at build time, with the switched-off experts masked, choose again."""
+        masked = stored.scores.copy()
+        masked[:, off] = np.nan
+        chosen = argmax_decision(masked, [c for c in self.columns(ctx) if c not in off], len(ctx.encoders)).chosen
+        kept = (stored.weights.max(axis=1) < 1) & ~np.any(stored.weights[:, off] > 0, axis=1)
+        return np.where(kept, -1, chosen)  # a stored mixture of enabled experts still stands
+
+
+def routing_context(encoders: list[str], experts: list[dict], candidates: list[str], own_expert: dict[str, str],
+                    base_emb: np.ndarray, datasets, roles, label_scores: np.ndarray, params: dict) -> RoutingContext:
+    """The one way a RoutingContext is made (the build, the what-if, the synthetic benchmark): from the
+    manifest's expert records, candidate and own-expert names, and per-query arrays of every query in row order
+    (base embeddings, dataset, role, and the label measure of every encoder); pilot and evaluated rows are taken
+    by role."""
+    col = {e: i for i, e in enumerate(encoders)}
+    roles = np.asarray(roles)
+    ds = np.asarray(datasets, dtype=object)
+    pilot, ev = roles == "pilot", roles == "eval"
+    return RoutingContext(
+        encoders=list(encoders), candidates=[col[c] for c in candidates],
+        own_expert={d: col[e] for d, e in own_expert.items()}, pilot_emb=base_emb[pilot], pilot_dataset=ds[pilot],
+        pilot_scores=label_scores[pilot], eval_dataset=ds[ev], eval_scores=label_scores[ev],
+        expert_datasets={col[e["name"]]: list(e["datasets"]) for e in experts if not e["multi_task"]},
+        expert_capabilities={col[e["name"]]: frozenset(e.get("capabilities", ())) for e in experts},
+        params=dict(params))
 
 
 def argmax_decision(scores: np.ndarray, candidates: list[int], n_encoders: int) -> Decision:
@@ -169,7 +212,7 @@ class Variant(Router):
             raise ValueError(f"variant {name!r}: {unknown[0]!r} cannot be overridden for router {inner.name!r}; "
                              f"use {', '.join(allowed)}")
         self.name, self.inner, self.overrides = name, inner, dict(overrides)
-        self.family, self.uses_oracle, self.whatif = inner.family, inner.uses_oracle, inner.whatif
+        self.family, self.uses_oracle = inner.family, inner.uses_oracle
         settings = ", ".join(f"{k} = {v}" for k, v in overrides.items())
         self.description = f"{inner.name} with {settings}"
 
@@ -189,3 +232,6 @@ class Variant(Router):
 
     def decide(self, ctx: RoutingContext, emb: np.ndarray) -> Decision:
         return self.inner.decide(self._context(ctx), emb)
+
+    def what_if(self, ctx: RoutingContext, emb: np.ndarray, stored: Decision, off: list[int]):
+        return self.inner.what_if(self._context(ctx), emb, stored, off)

@@ -40,7 +40,7 @@ class ClassificationHead(Router):
     name = "classification-head"
     description = "one multi-class head on base embeddings predicting the best-expert label"
     family = "baseline"
-    whatif = "mask"
+    what_if = Router.masked_what_if
     params = (*PILOT_PARAMS[:1], BALANCE)  # the tie rule labels its training queries
 
     def score(self, ctx, emb):
@@ -65,7 +65,7 @@ class ExpertClassifier(Router):
     name = "expert-classifier"
     description = "one binary classifier per expert (is it among the best for this query?); most confident wins"
     family = "baseline"
-    whatif = "mask"
+    what_if = Router.masked_what_if
     params = (BALANCE,)
 
     def score(self, ctx, emb):

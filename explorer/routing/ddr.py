@@ -2,25 +2,26 @@
 
 The router is a linear layer and a softmax on the base query embedding (multinomial logistic regression), trained
 on the union of the training data: each pilot query's label is the prefix module of its own dataset. It routes
-only among experts of kind "prefix", whatever the other candidates are.
+only among experts that mix by prefix (capability MIX_PREFIXES), whatever the other candidates are.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..capabilities import MIX_PREFIXES
 from ..settings import Param
 from .base import Decision, Router, RoutingContext, register, top2_margin
 from .classifiers import _logistic
 
 
 def prefix_modules(ctx: RoutingContext) -> list[int]:
-    return [c for c, kind in sorted(ctx.expert_kinds.items()) if kind == "prefix"]
+    return ctx.able(MIX_PREFIXES)
 
 
 class _DDR(Router):
     family = "DDR"
-    whatif = "mask"
+    what_if = Router.masked_what_if
     top_k: int | None = None
 
     def available(self, ctx: RoutingContext) -> bool:

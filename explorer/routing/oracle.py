@@ -10,10 +10,10 @@ from .base import Router, register
 @register
 class InstanceOracle(Router):
     name = "instance-oracle"
-    description = "upper bound: the best expert for each query (by its own nDCG@10)"
+    description = "upper bound: the best expert for each query (by its own label-measure score)"
     family = "oracle"
     uses_oracle = True
-    whatif = "mask"
+    what_if = Router.masked_what_if
 
     def score(self, ctx, emb):
         return ctx.eval_scores.astype(float).copy()
@@ -22,10 +22,10 @@ class InstanceOracle(Router):
 @register
 class DatasetOracle(Router):
     name = "dataset-oracle"
-    description = "upper bound: the best single expert for each dataset (by its mean nDCG@10)"
+    description = "upper bound: the best single expert for each dataset (by its mean label-measure score)"
     family = "oracle"
     uses_oracle = True
-    whatif = "mask"
+    what_if = Router.masked_what_if
 
     def score(self, ctx, emb):
         out = np.empty_like(ctx.eval_scores, dtype=float)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..pilot import PILOT_PARAMS
+from ..capabilities import MERGE_WEIGHTS
 from ..settings import Param
 from .base import Decision, Router, argmax_decision, register
 
@@ -28,7 +29,7 @@ class Prototype(Router):
     name = "prototype"
     description = "DAR: the expert whose prototype (mean base embedding of its data) is most similar"
     family = "DAR"
-    whatif = "mask"  # prototypes do not depend on which other experts exist
+    what_if = Router.masked_what_if  # prototypes do not depend on which other experts exist
     params = PILOT_PARAMS[:1]  # an adapter without data of its own takes the pilot queries it is labelled best on
 
     def score(self, ctx, emb):
@@ -42,7 +43,7 @@ class Prototype(Router):
 class PrototypeMerge(Prototype):
     name = "prototype-merge"
     description = "DAR: like prototype, but below margin γ merge the top-2 LoRA adapters, softmax(sim/τ) weights"
-    whatif = "mask"
+    what_if = Router.masked_what_if
     params = (*Prototype.params,
               Param("gamma", float, 0.05, "DAR: merge the top-2 adapters when their margin is below γ", min=0, max=2),
               Param("tau", float, 0.05, "DAR: softmax temperature τ of the merge weights", above=0, max=100))
@@ -54,8 +55,8 @@ class PrototypeMerge(Prototype):
         scores = np.nan_to_num(hard.scores, nan=-np.inf)
         for i in np.flatnonzero(hard.margin < gamma):
             top2 = np.argsort(-scores[i])[:2]
-            if any(ctx.expert_kinds.get(int(c), "lora") != "lora" for c in top2):
-                continue  # DAR merges LoRA weights; an ERA query adapter cannot be merged, so keep the top one
+            if not all(MERGE_WEIGHTS in ctx.expert_capabilities.get(int(c), ()) for c in top2):
+                continue  # DAR merges weight deltas; an expert that cannot be merged (ERA's) keeps the top one
             z = scores[i, top2] / tau
             w = np.exp(z - z.max())
             weights[i] = 0.0

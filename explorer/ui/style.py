@@ -6,6 +6,7 @@ import re
 
 import plotly.graph_objects as go
 
+from explorer.names import SystemName
 from explorer.ui import safe
 
 BASE_COLOUR = "#7f7f7f"
@@ -53,7 +54,7 @@ def strategy_palette(ws) -> dict[str, str]:
              "#bab0ac", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
     out, i = {}, 0
     for s in ws.strategies:
-        target = s[6:] if s.startswith("fixed:") else s
+        target = SystemName.parse(s, ws.encoders).expert or s
         if target in experts and target != "mixture":
             out[s] = experts[target]
         else:

@@ -1,0 +1,195 @@
+"""The Query inspector page's data: one query's decisions, scores and side-by-side rankings; two strategies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..names import SystemName
+from ..workspace import Workspace
+from .common import margin_text, strategy_families, strategy_order
+
+
+def query_info(ws: Workspace, row: int) -> dict:
+    q = ws.queries.iloc[row]
+    return {"row": int(row), "qid": q["qid"], "dataset": q["dataset"], "role": q["role"], "text": q["text"],
+            "kind": q["kind"]}
+
+
+def pilot_similarity(ws: Workspace, emb: np.ndarray) -> pd.DataFrame:
+    """Similarity of one base embedding to every pilot centroid: pilot, dataset, expert, size, similarity."""
+    return ws.pilots.assign(similarity=ws.pilot_centroids @ np.asarray(emb, dtype=np.float32))
+
+
+def query_pilot_similarity(ws: Workspace, row: int) -> pd.DataFrame:
+    return pilot_similarity(ws, ws.embeddings("base")[row])
+
+
+def query_decisions(ws: Workspace, row: int, measure: str | None = None) -> pd.DataFrame:
+    """Every strategy's decision on one evaluated query: strategy, family, chosen, margin, score, best."""
+    measure = ws.measure(measure)
+    d = ws.decisions[ws.decisions["row"] == row].set_index("strategy")
+    sm = ws.strategy_metrics[ws.strategy_metrics["row"] == row].set_index("strategy")[measure]
+    fam = strategy_families(ws)
+    out = pd.DataFrame({"strategy": ws.strategies})
+    out["family"] = out["strategy"].map(fam)
+    out["chosen"] = out["strategy"].map(d["chosen"])
+    out["margin"] = out["strategy"].map(d["margin"])
+    out["score"] = out["strategy"].map(sm)
+    weights = [c for c in d.columns if c.startswith("weight:")]
+    out["weights"] = [", ".join(f"{c[7:]} {d.loc[s, c]:.2f}" for c in weights if d.loc[s, c] > 0)
+                      if s in d.index else "" for s in out["strategy"]]
+    return out
+
+
+def encoder_scores(ws: Workspace, row: int) -> pd.DataFrame:
+    """Each encoder's per-query metrics on one query (index = encoder)."""
+    m = ws.metrics[ws.metrics["row"] == row].set_index("system")
+    return m[ws.measures].reindex(ws.encoders)
+
+
+def oracle_expert(ws: Workspace, row: int, measure: str | None = None) -> str | None:
+    measure = ws.measure(measure)
+    s = encoder_scores(ws, row)[measure].reindex(ws.candidates)
+    return None if s.isna().all() else str(s.idxmax())
+
+
+def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, tuple[str, str]]:
+    """Column key -> (label, system) for the side-by-side rankings: 'routed' (by `strategy`), 'base', 'oracle'
+    (the query's best expert), then every encoder by name. Keys are stable, so they can live in the URL."""
+    out = {}
+    if row in set(ws.decisions.loc[ws.decisions["strategy"] == strategy, "row"]):
+        system = ws.strategy_system(strategy, row)
+        out["routed"] = (f"routed by {strategy} → {system.replace('mix:', 'merge of ')}", system)
+    out["base"] = ("base", "base")
+    oracle = oracle_expert(ws, row)
+    if oracle:
+        out["oracle"] = (f"oracle expert ({oracle})", oracle)
+    for e in ws.encoders[1:]:
+        out[e] = (e, e)
+    return out
+
+
+def column_score(ws: Workspace, system: str, row: int, measure: str) -> float:
+    name = SystemName.parse(system, ws.encoders)
+    if name.kind == "mix":
+        sm = ws.strategy_metrics
+        hit = sm[(sm["strategy"] == name.target) & (sm["row"] == row)]
+    else:
+        m = ws.metrics
+        hit = m[(m["system"] == system) & (m["row"] == row)]
+    return float(hit[measure].iloc[0]) if len(hit) else float("nan")
+
+
+def side_by_side(ws: Workspace, row: int, systems: dict[str, str], depth: int = 10, measure: str | None = None
+                 ) -> dict:
+    """Rankings of one query under several systems: {'rankings': label -> frame (rank, doc_id, title, text,
+    score, grade), 'scores': label -> per-query metrics, 'moves': long frame of every judged-relevant document's
+    rank in each column (rank = None when it is below the stored run depth)}."""
+    measure = ws.measure(measure)
+    rankings, scores, moves = {}, {}, []
+    q = ws.queries.iloc[row]
+    judged = ws.qrels(q["dataset"], q["role"]).get(q["qid"], {})
+    docs = ws.docs(q["dataset"]).set_index("doc_id")
+    full_depth = int(ws.manifest.get("index", {}).get("depth", 100))
+    for label, system in systems.items():
+        full = ws.ranking(system, row, depth=full_depth)
+        rankings[label] = full.head(depth)
+        scores[label] = {m: column_score(ws, system, row, m) for m in ws.measures}
+        where = dict(zip(full["doc_id"], full["rank"]))
+        for doc, grade in judged.items():
+            if grade <= 0:
+                continue
+            title = docs["title"].get(doc, "") if doc in docs.index else ""
+            text = docs["text"].get(doc, "") if doc in docs.index else ""
+            moves.append({"column": label, "doc_id": doc, "grade": int(grade), "rank": where.get(doc),
+                          "title": title, "text": text})
+    return {"rankings": rankings, "scores": scores, "moves": pd.DataFrame(moves), "judged": judged,
+            "depth": full_depth}
+
+
+def document(ws: Workspace, dataset: str, doc_id: str) -> dict:
+    d = ws.docs(dataset)
+    hit = d[d["doc_id"] == doc_id]
+    if hit.empty:
+        return {}
+    r = hit.iloc[0]
+    return {"doc_id": doc_id, "title": r["title"], "text": r["text"]}
+
+
+def decision_table(ws: Workspace, row: int, measure: str | None = None) -> pd.DataFrame:
+    """query_decisions in strategy_order: strategy, chosen, score (×100, one decimal), margin (text, '–' when
+    none), weights, family."""
+    measure = ws.measure(measure)
+    d = query_decisions(ws, row, measure).set_index("strategy").reindex(strategy_order(ws)).reset_index()
+    return pd.DataFrame({"strategy": d["strategy"], "chosen": d["chosen"], "score": (100 * d["score"]).round(1),
+                         "margin": [margin_text(m) for m in d["margin"]], "weights": d["weights"].fillna(""),
+                         "family": d["family"]})
+
+
+def inspect_row(ws: Workspace, raw) -> tuple[int | None, str | None]:
+    """The test query a URL's `row` names: (row, None), or (None, why not) for a value that is not a number, a
+    row the workspace does not have, or a pilot (training) query's row."""
+    if raw is None or str(raw).strip() == "":
+        return None, None
+    shown = str(raw).strip()[:40]
+    try:
+        row = int(shown)
+    except (TypeError, ValueError, OverflowError):
+        return None, f"row {shown!r} is not a row number"
+    q = ws.queries
+    hit = q[q["row"] == row]
+    if hit.empty:
+        return None, f"row {row} is not a test query of this workspace (it has rows 0–{len(q) - 1})"
+    if hit["role"].iloc[0] != "eval":
+        return None, (f"row {row} is a pilot query ({hit['qid'].iloc[0]} of {hit['dataset'].iloc[0]}), not a test "
+                      "query of this workspace: pilot queries have no evaluated rankings")
+    return row, None
+
+
+def showcase_row(ws: Workspace, dataset: str, strategy: str, measure: str | None = None) -> int:
+    """The test query of `dataset` the Query inspector opens on: the one where `strategy` gains most over base (the
+    demo's point, that the choice of expert matters), the first such row on ties; the first test query where there
+    is no base to compare with."""
+    from ..analysis import per_query_matrix
+
+    first = int(ws.eval_rows(dataset)["row"].iloc[0])
+    if "base" not in ws.strategies or strategy not in ws.strategies:
+        return first
+    m = per_query_matrix(ws, measure or ws.measures[0], dataset).sort_index()
+    gain = (m[strategy] - m["base"]).fillna(0.0)
+    return int(gain.index[int(np.argmax(gain.to_numpy()))]) if len(gain) else first
+
+
+def strategy_pair(ws: Workspace, a: str, b: str, measure: str | None = None) -> pd.DataFrame:
+    """Every evaluated query under two strategies: row, qid, dataset, kind, text, chosen_a, chosen_b (an
+    encoder, or 'mixture'), score_a, score_b (fractions), delta = score_b − score_a, and outcome ('B better',
+    'A better', 'tie')."""
+    measure = ws.measure(measure)
+    q = ws.eval_rows().set_index("row")[["qid", "dataset", "kind", "text"]]
+    sm, d = ws.strategy_metrics, ws.decisions
+    out = q.copy()
+    for side, s in (("a", a), ("b", b)):
+        out[f"chosen_{side}"] = d[d["strategy"] == s].set_index("row")["chosen"].reindex(q.index)
+        out[f"score_{side}"] = sm[sm["strategy"] == s].set_index("row")[measure].reindex(q.index)
+    out["delta"] = out["score_b"] - out["score_a"]
+    out["outcome"] = np.where(out["delta"] > 1e-9, "B better", np.where(out["delta"] < -1e-9, "A better", "tie"))
+    out.index.name = "row"
+    return out.reset_index()
+
+
+def pair_counts(pair: pd.DataFrame) -> dict[str, int]:
+    """How many queries B wins, A wins and they tie."""
+    counts = pair["outcome"].value_counts()
+    return {k: int(counts.get(k, 0)) for k in ("B better", "A better", "tie")}
+
+
+def query_strategy(ws: Workspace, strategy: str, row: int, measure: str | None = None) -> dict:
+    """One strategy on one query: chosen, margin (text), weights, score (fraction), system (its run)."""
+    measure = ws.measure(measure)
+    d = query_decisions(ws, row, measure).set_index("strategy")
+    if strategy not in d.index or row not in set(ws.decisions.loc[ws.decisions["strategy"] == strategy, "row"]):
+        return {}
+    r = d.loc[strategy]
+    return {"strategy": strategy, "chosen": r["chosen"], "margin": margin_text(r["margin"]), "weights": r["weights"],
+            "score": float(r["score"]), "system": ws.strategy_system(strategy, row)}
