@@ -56,7 +56,7 @@ def _filters(ws, views) -> dict:
     c1, c2, c3 = st.columns([2, 1, 3])
     strategy = state.synced(st.selectbox, "Strategy", "strategy", ws.strategies, views.default_strategy(ws),
                             container=c1)
-    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.measures[0], container=c2)
+    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure, container=c2)
     datasets = state.synced(st.multiselect, "Datasets", "datasets", ws.datasets, [], container=c3,
                             placeholder="all datasets")
     f1, f2, f3, f4, f5 = st.columns([1, 1, 1, 1.2, 1.4])

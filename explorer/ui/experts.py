@@ -95,7 +95,7 @@ def render() -> None:
     ws = state.workspace()
     st.title("Experts")
     state.score_note()
-    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.measures[0])
+    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure)
     cards = state.cached("views:expert_cards", measure)
     palette = expert_palette(ws.encoders)
     if not cards:

@@ -179,11 +179,12 @@ def _similarity_and_decisions(ws, row: int, info: dict) -> None:
                        + ", ".join(safe.md(n) for n in none))
     with right:
         st.markdown("**Every strategy's decision** (routers first, then oracles and fixed experts)")
-        dec = state.cached("views:decision_table", row)
+        dec = state.cached("views:decision_table", row)  # scored by the label measure (the oracles' own)
         st.dataframe(dec, hide_index=True, width="stretch", height=330, column_config={
             "strategy": st.column_config.TextColumn("strategy", width=150, pinned=True),
             "chosen": st.column_config.TextColumn("chosen", width=110),
-            "score": st.column_config.NumberColumn("nDCG@10 ×100", format="%.1f", width=90),
+            # a grid header is plain text (not Markdown); measure names are checked ir_measures names
+            "score": st.column_config.NumberColumn(f"{ws.label_measure} ×100", format="%.1f", width=90),
             "margin": st.column_config.TextColumn("margin", width=60, help="top-1 minus top-2 candidate score; "
                                                   "– for a fixed expert (no choice)"),
             "weights": st.column_config.TextColumn("weights over experts", width=260),
@@ -255,7 +256,7 @@ def _compare_controls(ws, views, strategy: str) -> tuple[str, str, str, str]:
     b = state.synced(st.selectbox, "Strategy B (y axis)", "b", ws.strategies, default_b, container=k2)
     colour = state.synced(st.selectbox, "Colour points by", "by", list(COLOUR_BY), "dataset", container=k3,
                           format_func=COLOUR_BY.get)
-    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.measures[0], container=k4)
+    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure, container=k4)
     return a, b, colour, measure
 
 

@@ -64,7 +64,7 @@ def render() -> None:
 def _controls(ws) -> tuple[str, str, bool]:
     """The measure, the reference of the significance marks and whether to show them (each kept in the URL)."""
     c1, c2, c3 = st.columns([1, 1, 2])
-    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.measures[0], container=c1)
+    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure, container=c1)
     ref_default = ws.manifest.get("reference", "base")
     reference = state.synced(st.selectbox, "Reference for significance", "reference", ws.strategies,
                              ref_default if ref_default in ws.strategies else ws.strategies[0], container=c2)
@@ -86,9 +86,10 @@ def _table_notes(ws, view: dict, measure: str) -> None:
                      f"{safe.md(measure)} (what a perfect per-query router would add over the best real strategy).")
     if view["negative_gap"]:
         notes.append(f"† A negative gap is shown as it is: the instance oracle picks each query's expert among the "
-                     f"routing candidates by its nDCG@10, so under {safe.md(measure)}, or against a strategy outside "
-                     f"its choice (the base model, the multi-task expert, a merged adapter), a real strategy can "
-                     f"score higher ({', '.join(safe.md(c) for c in view['negative_gap'])}).")
+                     f"routing candidates by its {safe.md(ws.label_measure)}, so under {safe.md(measure)}, or "
+                     f"against a strategy outside its choice (the base model, the multi-task expert, a merged "
+                     f"adapter), a real strategy can score higher "
+                     f"({', '.join(safe.md(c) for c in view['negative_gap'])}).")
     if ws.zero_shot_datasets:
         notes.append("Zero-shot average: over " + ", ".join(safe.md(d) for d in ws.zero_shot_datasets)
                      + ", the datasets without an expert or pilot queries (role = \"evaluate\").")
