@@ -18,8 +18,10 @@ from .test_app import assert_drawn, ws  # noqa: F401  (ws: the sample workspace 
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = {"map": "explorer/ui/routing_map.py", "inspector": "explorer/ui/inspector.py",
-        "experts": "explorer/ui/experts.py", "playground": "explorer/ui/playground.py"}
-TITLES = {"map": "Routing map", "inspector": "Query inspector", "experts": "Experts", "playground": "Playground"}
+        "experts": "explorer/ui/experts.py", "playground": "explorer/ui/playground.py",
+        "decisions": "explorer/ui/decisions.py"}
+TITLES = {"map": "Routing map", "inspector": "Query inspector", "experts": "Experts", "playground": "Playground",
+          "decisions": "Routing decisions"}
 
 
 def drawn(at):
@@ -185,6 +187,64 @@ def test_routing_map_pilot_toggle_and_metadata_filter_in_the_url(ws):
     assert _pilot_points(at2) == 0 and _test_points(at2) == sorted(expected.astype(int))
     labels = [a["text"] for a in charts(at2)[0]["layout"].get("annotations", [])]
     assert labels and set(labels) <= set(ws.pilots["expert"])
+
+
+# --- A measure other than the label measure: Routing decisions and Routing map ------------------------------------
+OTHER_MEASURE = "R@100"
+
+
+def _other_measure(ws) -> str:
+    """A measure of the workspace that is not the one pilots were labelled by (the pages' default)."""
+    assert OTHER_MEASURE in ws.measures and OTHER_MEASURE != ws.label_measure, (ws.measures, ws.label_measure)
+    return OTHER_MEASURE
+
+
+def test_decisions_page_computes_with_the_measure_in_the_url(ws):
+    measure, strategy = _other_measure(ws), "pilot-nearest"
+    at = app(ws, "decisions", {"strategy": strategy, "measure": measure})
+    assert by_label(at.selectbox, "Measure").value == measure and at.query_params["measure"] == measure
+    other = 100 * views.decisions_view(ws, strategy, measure=measure)["report"]["regret"]
+    label = 100 * views.decisions_view(ws, strategy, measure=ws.label_measure)["report"]["regret"]
+    shown = at.dataframe[0].value  # accuracy and regret per dataset, then the average row
+    assert shown.index.tolist() == other.index.tolist()
+    assert shown["regret ×100"].tolist() == pytest.approx(other.tolist())
+    assert shown["regret ×100"].tolist() != pytest.approx(label.tolist(), abs=0.05)  # the measure matters here
+    assert f"by its {measure};" in texts(at)  # the oracle heatmap's caption names it
+    # back to the default: it leaves the URL, and the page is the label measure's again
+    by_label(at.selectbox, "Measure").set_value(ws.label_measure).run()
+    drawn(at)
+    assert "measure" not in at.query_params
+    assert at.dataframe[0].value["regret ×100"].tolist() == pytest.approx(label.tolist())
+
+
+def _map_tests(at, name: str) -> list[dict]:
+    fig = next(c for c in charts(at) if any(str(t.get("name", "")).startswith("test") for t in c["data"]))
+    return [t for t in fig["data"] if str(t.get("name", "")).startswith(name)]
+
+
+def test_routing_map_computes_with_the_measure_in_the_url(ws):
+    measure, strategy = _other_measure(ws), "pilot-nearest"
+    at = app(ws, "map", {"strategy": strategy, "measure": measure, "colour": "regret"})
+    assert by_label(at.selectbox, "Measure").value == measure and at.query_params["measure"] == measure
+    method = by_label(at.radio, "Layout").value
+
+    def expected(m):
+        q = views.map_points(ws, method, strategy, measure=m)["queries"]
+        return q[q["role"] == "eval"].set_index("row")
+
+    other, label = expected(measure), expected(ws.label_measure)
+    (trace,) = _map_tests(at, "test queries")  # coloured by regret: one trace, the colour is regret ×100
+    rows = [int(r) for r in trace["customdata"]]
+    assert sorted(rows) == sorted(other.index.astype(int))
+    shown = values(trace["marker"]["color"])
+    assert shown == pytest.approx((100 * other.loc[rows, "regret"]).tolist())
+    assert shown != pytest.approx((100 * label.loc[rows, "regret"]).tolist(), abs=0.05)
+    # coloured by outcome: which queries are routed right is the measure's too
+    by_label(at.selectbox, "Colour test queries by").set_value("correct").run()
+    drawn(at)
+    wrong = sorted(int(r) for t in _map_tests(at, "test: wrong") for r in t["customdata"])
+    assert wrong == sorted(other.index[~other["correct"].astype(bool)].astype(int))
+    assert wrong != sorted(label.index[~label["correct"].astype(bool)].astype(int))
 
 
 # --- Experts ------------------------------------------------------------------------------------------------------

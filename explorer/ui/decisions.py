@@ -45,12 +45,12 @@ def render() -> None:
     st.caption("Where each strategy sends each dataset's test queries, and how that compares with the instance "
                "oracle over the same experts (the best expert for each query, by its own score).")
     state.score_note()
-    strategy, skip = _controls(ws, views)
-    view = state.cached("views:decisions_view", strategy, bool(skip))
+    strategy, measure, skip = _controls(ws, views)
+    view = state.cached("views:decisions_view", strategy, bool(skip), measure)
     counted = f"{len(view['queries'])} test queries" + (
         f" ({view['left_out']} where every expert ties left out)" if skip else "")
     st.markdown(f"Every table and chart below counts the same **{counted}**.")
-    _heatmaps(view, strategy)
+    _heatmaps(view, strategy, measure)
     _accuracy(ws, view["report"], skip)
     _confusion(view["confusion"])
     m1, m2 = st.columns(2)
@@ -60,20 +60,21 @@ def render() -> None:
         _pairs(view["pairs"])
 
 
-def _controls(ws, views) -> tuple[str, bool]:
-    """The page's controls (strategy, the ties filter), each kept in the URL: one query set for every table and
-    chart below."""
-    c1, c2 = st.columns([2, 2])
+def _controls(ws, views) -> tuple[str, str, bool]:
+    """The page's controls (strategy, measure, the ties filter), each kept in the URL: one query set and one
+    measure (what the oracle, accuracy and regret are taken by) for every table and chart below."""
+    c1, c2, c3 = st.columns([2, 1, 2])
     strategy = state.synced(st.selectbox, "Strategy", "strategy", ws.strategies, views.default_strategy(ws),
                             container=c1)
+    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure, container=c2)
     skip = state.synced(st.checkbox, "Leave out queries where every expert ties", "skip_ties", None, False,
-                        container=c2, cast=state.as_bool,
+                        container=c3, cast=state.as_bool,
                         help="Every table and chart of this page then counts only the queries where the experts "
                              "differ (where every expert ties, any choice is right).")
-    return strategy, skip
+    return strategy, measure, skip
 
 
-def _heatmaps(view: dict, strategy: str) -> None:
+def _heatmaps(view: dict, strategy: str, measure: str) -> None:
     """The strategy's selection beside the instance oracle's over the same choice set, so the two read alike."""
     experts = view["experts"]
     h1, h2 = st.columns(2)
@@ -83,8 +84,8 @@ def _heatmaps(view: dict, strategy: str) -> None:
         st.plotly_chart(_heatmap(view["oracle_shares"], f"instance oracle over the same {len(experts)} experts"),
                         width="stretch")
     st.caption(f"Right: the best of {safe.md(strategy)}'s own choice set ({', '.join(safe.md(e) for e in experts)}) "
-               "for each query, by its nDCG@10; a query where several experts tie counts for each equally. A mixture "
-               "(left) counts by its weights.")
+               f"for each query, by its {safe.md(measure)}; a query where several experts tie counts for each "
+               "equally. A mixture (left) counts by its weights.")
 
 
 def _accuracy(ws, report, skip: bool) -> None:

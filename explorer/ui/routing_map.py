@@ -42,7 +42,7 @@ def render() -> None:
         st.info("This workspace has no 2-D layout. Rebuild it with `[layout]` enabled in the build config.")
         return
     c = _controls(ws, views, methods)
-    data = state.cached("views:map_points", c["method"], c["strategy"])
+    data = state.cached("views:map_points", c["method"], c["strategy"], c["measure"])
     q, tests, train, pilots, sampled = _filtered(views, data, c)
     _notes(ws, sampled)
     if tests.empty and train.empty:
@@ -51,25 +51,27 @@ def render() -> None:
     fig = _figure(ws, c, tests, train, pilots)
     event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
                             key="routing_map")
-    _selection(ws, views, q, tests, _selected_rows(event), c["strategy"])
+    _selection(ws, views, q, tests, _selected_rows(event), c["strategy"], c["measure"])
 
 
 def _controls(ws, views, methods: list[str]) -> dict:
-    """The page's controls, each kept in the URL: layout, strategy, colouring, datasets, the pilot toggle and the
-    metadata filters. Returns them by name (`meta`: field -> chosen values)."""
-    c1, c2, c3, c4 = st.columns([1, 2, 2, 3])
+    """The page's controls, each kept in the URL: layout, strategy, measure (what the oracle, correctness and
+    regret are taken by), colouring, datasets, the pilot toggle and the metadata filters. Returns them by name
+    (`meta`: field -> chosen values)."""
+    c1, c2, c3, c4, c5 = st.columns([1, 2, 1.2, 2, 3])
     method = state.synced(st.radio, "Layout", "layout", methods, methods[0], container=c1,
                           format_func=lambda m: safe.md(str(m).upper()))  # radio options are Markdown
     strategy = state.synced(st.selectbox, "Strategy", "strategy", ws.strategies, views.default_strategy(ws),
                             container=c2)
+    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure, container=c3)
     colour = state.synced(st.selectbox, "Colour test queries by", "colour", list(COLOUR_BY), "routed",
-                          container=c3, format_func=COLOUR_BY.get)
-    datasets = state.synced(st.multiselect, "Datasets", "datasets", ws.datasets, [], container=c4,
+                          container=c4, format_func=COLOUR_BY.get)
+    datasets = state.synced(st.multiselect, "Datasets", "datasets", ws.datasets, [], container=c5,
                             placeholder="all datasets")
     show_pilots = state.synced(st.toggle, "Show pilot training queries", "pilots", None, True, cast=state.as_bool)
     meta = state.metadata_filters(state.cached("views:slice_options"), "Test query",
                                   "Draw only the test queries that take one of these values")
-    return {"method": method, "strategy": strategy, "colour": colour, "datasets": datasets,
+    return {"method": method, "strategy": strategy, "measure": measure, "colour": colour, "datasets": datasets,
             "show_pilots": show_pilots, "meta": meta}
 
 
@@ -204,7 +206,7 @@ def _selected_rows(event) -> list[int]:
     return rows
 
 
-def _selection(ws, views, q, tests, rows: list[int], strategy: str) -> None:
+def _selection(ws, views, q, tests, rows: list[int], strategy: str, measure: str) -> None:
     """What a selection does: one test query opens in the inspector, several are listed; below, a picker opens
     any test query (those selected, or every one drawn)."""
     selected = q[q["row"].isin(rows)]
@@ -214,7 +216,7 @@ def _selection(ws, views, q, tests, rows: list[int], strategy: str) -> None:
     if len(rows) and evaluated.empty:
         st.info("Pilot training queries are not evaluated: select a test query (ringed dot) to inspect it.")
     if len(evaluated) > 1:
-        _selection_table(ws, views, list(evaluated["row"]), strategy)
+        _selection_table(ws, views, list(evaluated["row"]), strategy, measure)
     st.markdown("**Open a test query in the Query inspector**")
     pool = evaluated if len(evaluated) > 1 else tests
     labels = {int(r.row): f"{r.qid} · {r.dataset} · {r.text[:90]}" for r in pool.itertuples()}
@@ -225,16 +227,17 @@ def _selection(ws, views, q, tests, rows: list[int], strategy: str) -> None:
         state.open_query(int(pick), dataset=q.set_index("row").loc[int(pick), "dataset"], strategy=strategy)
 
 
-def _selection_table(ws, views, rows: list[int], strategy: str) -> None:
+def _selection_table(ws, views, rows: list[int], strategy: str, measure: str) -> None:
     """The test queries of a box or lasso selection: text, dataset, routed, oracle, regret, and a link to each in
     the Query inspector (a click on a row opens it here)."""
     from urllib.parse import urlencode
 
-    sel = state.cached("views:selected_queries", tuple(int(r) for r in rows), strategy)
+    sel = state.cached("views:selected_queries", tuple(int(r) for r in rows), strategy, measure)
     st.markdown(f"**{len(sel)} test queries selected** (click a row to open it in the Query inspector, or its "
                 "link in a new tab)")
+    carried = {"measure": measure} if measure != ws.label_measure else {}  # as state.open_query: defaults stay out
     table = pd.DataFrame({
-        "open": ["inspector?" + urlencode({"row": int(r.row), "dataset": r.dataset, "strategy": strategy})
+        "open": ["inspector?" + urlencode({"row": int(r.row), "dataset": r.dataset, "strategy": strategy, **carried})
                  for r in sel.itertuples()],
         "qid": sel["qid"], "dataset": sel["dataset"], "text": sel["text"], "routed": sel["routed"],
         "oracle": sel["oracle"], "regret": (100 * sel["regret"]).round(1)})
