@@ -22,15 +22,15 @@ log = get_logger("explorer.app")
 st.set_page_config(page_title="Router Explorer", page_icon="🔀", layout="wide")
 state.preload()  # torch & co. imported once, before any session's page can import them half-way
 
-pages = [st.Page(path, title=title, icon=icon, url_path=url, default=(key == "overview"))
-         for key, (path, title, icon, url) in state.PAGES.items()]
+pages = [st.Page(p.script, title=p.title, icon=p.icon, url_path=p.url_path, default=p.default)
+         for p in state.PAGES.values()]
 page = st.navigation(pages)
 
 # A link may name its page as ?page=<key> (e.g. ?page=inspector&row=12): honour it once, then drop it.
 wanted = st.query_params.get("page")
-if wanted in state.PAGES and state.PAGES[wanted][1] != page.title:
+if wanted in state.PAGES and state.PAGES[wanted].title != page.title:
     rest = {k: st.query_params.get_all(k) for k in st.query_params if k != "page"}
-    st.switch_page(state.PAGES[wanted][0], query_params=rest)
+    st.switch_page(state.PAGES[wanted].script, query_params=rest)
 
 with st.sidebar:
     st.markdown("### Router Explorer")

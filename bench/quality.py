@@ -18,6 +18,7 @@ import pandas as pd
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from explorer.capabilities import MIX_PREFIXES, OWN_ENCODER  # noqa: E402
 from explorer.analysis import AVERAGE, WhatIf, routing_report, selection_matrix, significance_table, summary  # noqa: E402
 from explorer.workspace import Workspace  # noqa: E402
 
@@ -196,8 +197,9 @@ def other_methods(ws: Workspace) -> str:
     """DDR's prefix modules and router, and ERA's query adapters, beside the LoRA experts, per dataset."""
     s = summary(ws, "nDCG@10")
     kinds = {e["name"]: e for e in ws.experts}
-    prefix_of = {e["datasets"][0]: n for n, e in kinds.items() if e["kind"] == "prefix" and len(e["datasets"]) == 1}
-    eras = [f"fixed:{n}" for n, e in kinds.items() if e["kind"] == "query-adapter"]
+    prefix_of = {e["datasets"][0]: n for n, e in kinds.items()
+                 if MIX_PREFIXES in e["capabilities"] and len(e["datasets"]) == 1}
+    eras = [f"fixed:{n}" for n, e in kinds.items() if OWN_ENCODER in e["capabilities"]]
     if not prefix_of and not eras:
         return ""
     ddr = [x for x in ("ddr-soft", "ddr-topk") if x in s.columns]

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from explorer import WORKSPACE_FORMAT_VERSION
-from explorer.config import ROUTING_DEFAULTS
+from explorer.config import routing_defaults
 from explorer.routing import all_strategies, routing_context
 from explorer.workspace import WorkspaceWriter
 
@@ -51,7 +51,7 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
                + [{"name": "multi-task", "kind": "lora", "capabilities": ["merge-weights"], "candidate": False,
                    "multi_task": True, "datasets": datasets}])
     ctx = routing_context(encoders, records, experts, dict(zip(datasets, experts)), emb, q["dataset"].to_numpy(),
-                          q["role"].to_numpy(), cube[:, :, 0].T, dict(ROUTING_DEFAULTS))
+                          q["role"].to_numpy(), cube[:, :, 0].T, dict(routing_defaults()))
     routers = [r for r in all_strategies(encoders, "multi-task") if r.name != "prototype-merge"]
     routed = []
     for r in routers:
@@ -70,7 +70,7 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
         "candidates": experts, "own_expert": dict(zip(datasets, experts)),
         "base_model": {"name": "bundled"},
         "strategies": [r.record(ctx) for r in routers],
-        "routing": dict(ROUTING_DEFAULTS), "measures": MEASURES, "reference": "base",
+        "routing": dict(routing_defaults()), "measures": MEASURES, "reference": "base",
     }
     writer.manifest(manifest)
     return out

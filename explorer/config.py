@@ -137,10 +137,13 @@ LAYOUT_PARAMS = (
     Param("n_neighbors", int, 15, "UMAP neighbourhood size", min=2, max=1000),
     Param("seed", int, 0, "seed of the layouts"),
 )
-ROUTING_PARAMS = (
-    Param("strategies", list, [], "build only these strategies (empty: every registered one)"),
-    *routing_params(),
-)
+STRATEGIES = Param("strategies", list, [], "build only these strategies (empty: every registered one)")
+
+
+def routing_table() -> tuple[Param, ...]:
+    """[routing]'s settings: `strategies`, then those of every router registered now (read at each use, so a router
+    registered after this module was imported is configurable too)."""
+    return (STRATEGIES, *routing_params())
 DATASET_ROLES = ("route", "evaluate")
 DATASET_PARAMS = (
     Param("name", str, None, "the dataset's name in tables and pages", default_doc="the folder's name"),
@@ -164,9 +167,18 @@ DATASET_PARAMS = (
     Param("judged_seed", int, 13, "seed of the judged split"),
 )
 JUDGED_TRAIN, JUDGED_TEST = "judged-train", "judged-test"  # the two parts of a judged split, as qrels splits
+def kind_param() -> Param:
+    """`kind`: one of the expert kinds registered now."""
+    return Param("kind", str, "lora", "the expert kind", choices=tuple(EXPERT_KINDS))
+
+
+def expert_table() -> tuple[Param, ...]:
+    """An [[experts]] table's own settings (its kind's and [training]'s come beside them)."""
+    return (EXPERT_PARAMS[0], kind_param(), *EXPERT_PARAMS[1:])
+
+
 EXPERT_PARAMS = (
     Param("name", str, REQUIRED, "the expert's name (a folder and an adapter name)"),
-    Param("kind", str, "lora", "the expert kind", choices=tuple(EXPERT_KINDS)),
     Param("sources", list, [], "training data: a list of {dataset, source, ...} tables (see below)",
           item=dict),
     Param("adapter", str, None, "load this adapter folder (relative to this file) instead of training",
@@ -180,14 +192,24 @@ SOURCE_TABLE_PARAMS = (
           choices=PAIR_SOURCES),
     *SOURCE_PARAMS,
 )
-ROUTING_DEFAULTS = {"strategies": [], "variants": [], **defaults(routing_params())}
+
+
+def routing_defaults() -> dict:
+    return {"strategies": [], "variants": [], **defaults(routing_params())}
+
+
 LAYOUT_DEFAULTS = defaults(LAYOUT_PARAMS)
 
-# Every table, for the README's generated reference (`explorer settings`).
-TABLES = {"top level": ROOT_PARAMS, "[model]": MODEL_PARAMS, "[index]": INDEX_PARAMS, "[training]": TRAIN_PARAMS,
-          "[routing]": ROUTING_PARAMS, "[evaluation]": EVALUATION_PARAMS, "[layout]": LAYOUT_PARAMS,
-          "[[datasets]]": DATASET_PARAMS, "[[experts]]": EXPERT_PARAMS, "[[experts]] sources": SOURCE_TABLE_PARAMS,
-          **{f'[[experts]] kind = "{k}"': cls.params for k, cls in EXPERT_KINDS.items()}}
+
+
+def tables() -> dict[str, tuple[Param, ...]]:
+    """Every table's settings, for the README's generated reference (`explorer settings`), with the routers and
+    expert kinds registered now."""
+    return {"top level": ROOT_PARAMS, "[model]": MODEL_PARAMS, "[index]": INDEX_PARAMS, "[training]": TRAIN_PARAMS,
+            "[routing]": routing_table(), "[evaluation]": EVALUATION_PARAMS, "[layout]": LAYOUT_PARAMS,
+            "[[datasets]]": DATASET_PARAMS, "[[experts]]": expert_table(),
+            "[[experts]] sources": SOURCE_TABLE_PARAMS,
+            **{f'[[experts]] kind = "{k}"': cls.params for k, cls in EXPERT_KINDS.items()}}
 
 
 # --- loading -------------------------------------------------------------------------------------------------------
@@ -255,7 +277,7 @@ def load_config(path: str | Path) -> BuildConfig:
     evaluation = check_table(raw.get("evaluation", {}), EVALUATION_PARAMS, "evaluation", problems)
     layout = check_table(raw.get("layout", {}), LAYOUT_PARAMS, "layout", problems)
     routing_raw = raw.get("routing", {})
-    routing = check_table(routing_raw, ROUTING_PARAMS, "routing", problems, handled=("variants",))
+    routing = check_table(routing_raw, routing_table(), "routing", problems, handled=("variants",))
     datasets = _datasets(raw.get("datasets"), root, problems)
     experts = _experts(raw.get("experts", []), training, datasets, root, problems)
     routing["variants"] = _variants(routing_raw.get("variants", []) if isinstance(routing_raw, dict) else [],
@@ -394,12 +416,12 @@ def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, pro
         where = f"experts {e['name']!r}" if isinstance(e.get("name"), str) else f"experts #{i + 1}"
         kind = e.get("kind", "lora")
         if kind not in EXPERT_KINDS:
-            check_table({"kind": kind}, [p for p in EXPERT_PARAMS if p.name == "kind"], where, problems)
+            check_table({"kind": kind}, [kind_param()], where, problems)
             continue
         own = EXPERT_KINDS[kind].params
         elsewhere = {p.name: f'a setting of kind "{k}", not of kind "{kind}"' for k, cls in EXPERT_KINDS.items() if k != kind
                      for p in cls.params if p.name not in {q.name for q in own}}
-        v = check_table(e, (*EXPERT_PARAMS, *TRAIN_PARAMS, *own), where, problems, elsewhere=elsewhere)
+        v = check_table(e, (*expert_table(), *TRAIN_PARAMS, *own), where, problems, elsewhere=elsewhere)
         if "name" not in v:
             continue
         bad_name = name_problem(v["name"], "expert")
@@ -553,4 +575,4 @@ def _check_base(base: str, problems: Problems) -> None:
 
 def settings_markdown() -> str:
     """Every table's declared settings as Markdown (the README's reference is this text)."""
-    return "\n\n".join(f"**{name}**\n\n" + markdown_table(params) for name, params in TABLES.items() if params)
+    return "\n\n".join(f"**{name}**\n\n" + markdown_table(params) for name, params in tables().items() if params)

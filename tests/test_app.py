@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from explorer import WORKSPACE_FORMAT_VERSION, analysis, views
+from explorer.pages import PAGES
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = {"map": "explorer/ui/routing_map.py", "decisions": "explorer/ui/decisions.py",
-        "inspector": "explorer/ui/inspector.py", "errors": "explorer/ui/errors.py",
-        "experts": "explorer/ui/experts.py", "playground": "explorer/ui/playground.py"}
+PAGE = {key: page.script for key, page in PAGES.items()}
 
 
 @pytest.fixture(scope="module")

@@ -266,14 +266,14 @@ def _table(lines: dict) -> str:
 
 
 def _wrongly_typed_cases():
-    from explorer.config import DATASET_PARAMS, EXPERT_PARAMS
+    from explorer.config import DATASET_PARAMS, expert_table
 
     dataset = {"path": '"beta"', "train_split": '"train"'}
     expert = {"name": '"e"', "sources": '[{dataset = "beta"}]'}
     for p in DATASET_PARAMS:
         if p.name != "path":
             yield "[[datasets]]\n" + _table({**dataset, p.name: _wrong_value(p)}), p.name
-    for p in EXPERT_PARAMS:
+    for p in expert_table():
         yield ("[[datasets]]\n" + _table(dataset) + "[[experts]]\n" + _table({**expert, p.name: _wrong_value(p)}),
                p.name)
 

@@ -14,23 +14,13 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
+from ..pages import PAGES  # noqa: F401  (the page registry: app.py and the pages read it from here)
 from ..workspace import Workspace, WorkspaceError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WORKSPACE = ROOT / "workspaces" / "sample"
 SAMPLE_CONFIG = ROOT / "sample_data" / "sample.toml"
 ENV_WORKSPACE = "EXPLORER_WORKSPACE"
-
-# Page key -> (file relative to app.py, title, icon, url path). The first is the default page.
-PAGES = {
-    "overview": ("explorer/ui/overview.py", "Overview", ":material/table_chart:", "overview"),
-    "map": ("explorer/ui/routing_map.py", "Routing map", ":material/scatter_plot:", "map"),
-    "decisions": ("explorer/ui/decisions.py", "Routing decisions", ":material/alt_route:", "decisions"),
-    "inspector": ("explorer/ui/inspector.py", "Query inspector", ":material/search:", "inspector"),
-    "errors": ("explorer/ui/errors.py", "Error analysis", ":material/bug_report:", "errors"),
-    "experts": ("explorer/ui/experts.py", "Experts", ":material/school:", "experts"),
-    "playground": ("explorer/ui/playground.py", "Playground", ":material/keyboard:", "playground"),
-}
 
 
 # Libraries the pages and explorer.live import lazily. Two sessions starting at once could otherwise both import
@@ -329,7 +319,7 @@ def open_query(row: int, **extra: Any) -> None:
     params.update({k: str(v) for k, v in extra.items() if v is not None})
     for key in ("qp_row", "qp_dataset", "qp_cols"):
         st.session_state.pop(key, None)
-    st.switch_page(PAGES["inspector"][0], query_params=params)
+    st.switch_page(PAGES["inspector"].script, query_params=params)
 
 
 def score_note() -> None:
