@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import faiss
 import numpy as np
+
+from .lazy import Lazy
+
+faiss = Lazy("faiss")
 
 INDEX_KINDS = ("flat", "hnsw", "ivf")
 

@@ -17,14 +17,18 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from .data import BeirDataset
-from .encoders import Encoder
+from .lazy import Lazy
 from .settings import Param, defaults
+
+if TYPE_CHECKING:
+    from .encoders import Encoder
+
+torch = Lazy("torch")
 
 PAIR_SOURCES = ("qrels", "generated", "crops", "titles")
 NEGATIVES = ("corpus", "in-batch", "hard")

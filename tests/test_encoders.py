@@ -169,3 +169,17 @@ def test_expert_kinds_do_not_import_the_encoder():
     code = ("import sys, explorer.base_model; assert 'torch' not in sys.modules; "
             "import explorer.experts.query_adapter; assert 'explorer.encoders' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_parsing_a_config_loads_no_model_library():
+    """config.py reads the registries' declarations only: checking a whole config (the sample's, with its
+    variants) imports no torch, peft, faiss or sentence-transformers."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from explorer.config import load_config; "
+            "cfg = load_config('sample_data/sample.toml'); assert cfg.experts; "
+            "heavy = [m for m in ('torch', 'peft', 'faiss', 'sentence_transformers', 'transformers') "
+            "if m in sys.modules]; assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -13,10 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
-import torch
 
 from ..capabilities import ALL as CAPABILITIES, MIXING, OWN_ENCODER, TRAINS_ITSELF
+from ..lazy import Lazy
 from ..settings import Param, defaults
+
+torch = Lazy("torch")
 
 EXPERT_KINDS: dict[str, type["ExpertKind"]] = {}
 # Several adapters (and kinds) in one model is the design, not an accident; BERT's token types are all 0 anyway.

@@ -11,13 +11,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
 
-import torch
-from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
-from peft.tuners.lora import LoraLayer
-from safetensors.torch import save_file
 
 from ..capabilities import MERGE_WEIGHTS
+from ..lazy import Lazy
 from ..settings import Param
+
+torch = Lazy("torch")
+peft = Lazy("peft")
+peft_lora = Lazy("peft.tuners.lora")
+safetensors_torch = Lazy("safetensors.torch")
 from .base import (AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind,
                    switch_adapters)
 
@@ -94,11 +96,11 @@ class LoraKind(ExpertKind):
     def _layers(self) -> list[LoraLayer]:
         """The LoRA layers, found once per added adapter (walking every module on each query cost ~5 ms)."""
         if getattr(self, "_layer_cache", None) is None:
-            self._layer_cache = [m for m in self.transformer.modules() if isinstance(m, LoraLayer)]
+            self._layer_cache = [m for m in self.transformer.modules() if isinstance(m, peft_lora.LoraLayer)]
         return self._layer_cache
 
     def _expected_keys(self, expert: str) -> dict[str, torch.Size]:
-        return {k: v.shape for k, v in get_peft_model_state_dict(self.transformer, adapter_name=expert).items()}
+        return {k: v.shape for k, v in peft.get_peft_model_state_dict(self.transformer, adapter_name=expert).items()}
 
     def _check_targets(self, targets: list[str], where: Path | str) -> None:
         names = [n.removesuffix(".base_layer") for n, m in self.transformer.named_modules()
@@ -111,7 +113,7 @@ class LoraKind(ExpertKind):
     def add(self, expert: str, params: Mapping) -> int:
         p = {**self.defaults, **params}
         self._check_targets(list(p["target_modules"]), f"expert {expert!r}")
-        config = LoraConfig(r=int(p["r"]), lora_alpha=int(p["alpha"]), lora_dropout=float(p["dropout"]),
+        config = peft.LoraConfig(r=int(p["r"]), lora_alpha=int(p["alpha"]), lora_dropout=float(p["dropout"]),
                             target_modules=list(p["target_modules"]))
         self.transformer.add_adapter(config, adapter_name=expert)
         self._layer_cache = None
@@ -136,7 +138,7 @@ class LoraKind(ExpertKind):
         folder = Path(folder)
         s = self.check_folder(folder)
         self._check_targets(list(s["target_modules"]), folder / "adapter_config.json")
-        config = LoraConfig(r=int(s["r"]), lora_alpha=s.get("lora_alpha", 8), lora_dropout=float(s.get(
+        config = peft.LoraConfig(r=int(s["r"]), lora_alpha=s.get("lora_alpha", 8), lora_dropout=float(s.get(
             "lora_dropout", 0.0)), target_modules=list(s["target_modules"]), use_rslora=bool(s.get("use_rslora")),
             init_lora_weights=False, inference_mode=True)
         self.transformer.add_adapter(config, adapter_name=expert)
@@ -148,15 +150,15 @@ class LoraKind(ExpertKind):
             self.transformer.delete_adapter(expert)
             self._layer_cache = None
             raise
-        set_peft_model_state_dict(self.transformer, tensors, adapter_name=expert)
+        peft.set_peft_model_state_dict(self.transformer, tensors, adapter_name=expert)
         return sum(t.numel() for t in tensors.values())
 
     def save(self, expert: str, folder: Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.transformer.peft_config[expert].save_pretrained(str(folder))
-        state = get_peft_model_state_dict(self.transformer, adapter_name=expert)
-        save_file({f"base_model.model.{k}": v.detach().contiguous().cpu() for k, v in state.items()},
+        state = peft.get_peft_model_state_dict(self.transformer, adapter_name=expert)
+        safetensors_torch.save_file({f"base_model.model.{k}": v.detach().contiguous().cpu() for k, v in state.items()},
                   str(folder / "adapter_model.safetensors"))
 
     def settings(self, expert: str) -> dict:

@@ -14,12 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
 
-import torch
-from peft import PrefixTuningConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import save_file
 
 from ..capabilities import MIX_PREFIXES
+from ..lazy import Lazy
 from ..settings import Param
+
+torch = Lazy("torch")
+peft = Lazy("peft")
+safetensors_torch = Lazy("safetensors.torch")
 from .base import AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind
 
 MIX = "ddr-mixture"  # the reserved adapter holding the current mixture's prefix
@@ -44,11 +46,11 @@ class PrefixKind(ExpertKind):
     peft = None  # the PeftModel around the base transformer, made with the first prefix expert
 
     def _config(self, virtual_tokens: int) -> PrefixTuningConfig:
-        return PrefixTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=int(virtual_tokens))
+        return peft.PrefixTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=int(virtual_tokens))
 
     def _add_adapter(self, expert: str, config: PrefixTuningConfig) -> None:
         if self.peft is None:
-            self.peft = get_peft_model(self.transformer, config, adapter_name=expert)
+            self.peft = peft.get_peft_model(self.transformer, config, adapter_name=expert)
         else:
             self.peft.add_adapter(expert, config)
 
@@ -116,15 +118,15 @@ class PrefixKind(ExpertKind):
             else:
                 self.peft.delete_adapter(expert)
             raise
-        set_peft_model_state_dict(self.peft, state, adapter_name=expert)
+        peft.set_peft_model_state_dict(self.peft, state, adapter_name=expert)
         return state["prompt_embeddings"].numel()
 
     def save(self, expert: str, folder: Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.peft.peft_config[expert].save_pretrained(str(folder))
-        state = get_peft_model_state_dict(self.peft, adapter_name=expert)
-        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
+        state = peft.get_peft_model_state_dict(self.peft, adapter_name=expert)
+        safetensors_torch.save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
                   str(folder / "adapter_model.safetensors"))
 
     def settings(self, expert: str) -> dict:

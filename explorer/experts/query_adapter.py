@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-import torch
-from safetensors.torch import save_file
 
 from ..base_model import resolve_base
 from ..model_folders import model_folder_problem
 from ..capabilities import OWN_ENCODER, TRAINS_ITSELF
+from ..lazy import Lazy
 from ..settings import Param
 from .base import AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind
+
+torch = Lazy("torch")
+safetensors_torch = Lazy("safetensors.torch")
 
 PEFT_TYPE = "ERA_QUERY_ADAPTER"
 STAGES = ("alignment-only", "labels-only", "both")
@@ -83,9 +85,10 @@ def load_query_encoder(spec: str):
     return SentenceTransformer(spec, device="cpu")
 
 
-class QueryAdapter(torch.nn.Module):
+class QueryAdapter:
+    """ERA's adapter: a stronger query encoder (frozen) and the trained linear map into the base document space."""
+
     def __init__(self, encoder_spec: str, model, out_dim: int):
-        super().__init__()
         self.encoder_spec = encoder_spec
         self.model = model
         self.map = torch.nn.Linear(model.get_embedding_dimension(), out_dim, bias=False)
@@ -186,7 +189,8 @@ class QueryAdapterKind(ExpertKind):
         config = {"peft_type": PEFT_TYPE, "query_encoder": a.encoder_spec, "in_dim": a.map.in_features,
                   "out_dim": a.map.out_features}
         (folder / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-        save_file({"map.weight": a.map.weight.detach().contiguous()}, str(folder / "adapter_model.safetensors"))
+        safetensors_torch.save_file({"map.weight": a.map.weight.detach().contiguous()},
+                                    str(folder / "adapter_model.safetensors"))
 
     def settings(self, expert: str) -> dict:
         a = self.adapters[expert]
