@@ -427,31 +427,9 @@ def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, pro
         bad_name = name_problem(v["name"], "expert")
         if bad_name:
             problems.add(where, "name", bad_name, "rename the expert")
-        sources = []
-        for j, s in enumerate(_tables(v.get("sources", []), f"{where} sources", problems)):
-            sv = check_table(s, SOURCE_TABLE_PARAMS, f"{where} sources #{j + 1}", problems, fill=False)
-            if sv.get("dataset") in by_name and by_name[sv["dataset"]].zero_shot:
-                problems.add(f"{where} sources #{j + 1}", "dataset", f'{sv["dataset"]!r} is a zero-shot dataset '
-                             '(role = "evaluate"): no expert trains on it', 'train on another dataset, or set its '
-                             'role = "route"')
-            elif "dataset" in sv:
-                judged = by_name.get(sv["dataset"])
-                if judged and judged.judged_split and sv.get("source", "qrels") in ("qrels", "generated"):
-                    sv.setdefault("split", JUDGED_TRAIN)  # the training part of its judged queries
-                _check_source(sv, {**training, **{k: v[k] for k in train_keys if k in e}}, by_name,
-                              f"{where} sources #{j + 1}", problems)
-            sources.append({**sv, "source": sv.get("source", "qrels")})
-        adapter = None
-        if isinstance(v.get("adapter"), str):
-            adapter, why = _folder(root, v["adapter"])
-            if why:
-                problems.add(where, "adapter", f"{adapter} {why}", "give a peft adapter folder, relative to the config")
-            else:
-                try:
-                    EXPERT_KINDS[kind].check_folder(adapter)
-                except AdapterError as err:
-                    message, _, fix = str(err).rpartition(" (fix: ")
-                    problems.add(where, "adapter", message or str(err), fix.rstrip(")") or "use another adapter")
+        train = {**training, **{k: v[k] for k in train_keys if k in e}}
+        sources = _sources(v.get("sources", []), where, train, by_name, problems)
+        adapter = _adapter(v.get("adapter"), kind, where, root, problems)
         adapter_params = {p.name: e[p.name] for p in own if p.name in e and p.name in v}
         for key, message, fix in EXPERT_KINDS[kind].check_settings(adapter_params):
             problems.add(where, key, message, fix)
@@ -461,14 +439,48 @@ def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, pro
                          'give sources = [{dataset = ..., source = ...}], multi_task = true, or adapter = "folder"')
         out.append(ExpertSpec(name=v["name"], kind=kind, sources=sources, adapter=adapter, multi_task=multi,
                               candidate=v["candidate"] if v.get("candidate") is not None else not multi,
-                              train={**training, **{k: v[k] for k in train_keys if k in e}},
-                              adapter_params=adapter_params))
+                              train=train, adapter_params=adapter_params))
     names = [e.name for e in out]
     for n in sorted({n for n in names if names.count(n) > 1}):
         problems.add("experts", "name", f"{n!r} names two experts", "give every expert a unique name")
     if sum(e.multi_task for e in out) > 1:
         problems.add("experts", "multi_task", "more than one multi_task expert", "keep one")
     return out
+
+
+def _sources(value, where: str, train: dict, by_name: dict, problems: Problems) -> list[dict]:
+    """An expert's training sources, each checked against its dataset (never a zero-shot one); a judged-split
+    dataset's qrels default to its training part."""
+    sources = []
+    for j, s in enumerate(_tables(value, f"{where} sources", problems)):
+        sv = check_table(s, SOURCE_TABLE_PARAMS, f"{where} sources #{j + 1}", problems, fill=False)
+        if sv.get("dataset") in by_name and by_name[sv["dataset"]].zero_shot:
+            problems.add(f"{where} sources #{j + 1}", "dataset", f'{sv["dataset"]!r} is a zero-shot dataset '
+                         '(role = "evaluate"): no expert trains on it', 'train on another dataset, or set its '
+                         'role = "route"')
+        elif "dataset" in sv:
+            judged = by_name.get(sv["dataset"])
+            if judged and judged.judged_split and sv.get("source", "qrels") in ("qrels", "generated"):
+                sv.setdefault("split", JUDGED_TRAIN)  # the training part of its judged queries
+            _check_source(sv, train, by_name, f"{where} sources #{j + 1}", problems)
+        sources.append({**sv, "source": sv.get("source", "qrels")})
+    return sources
+
+
+def _adapter(value, kind: str, where: str, root: Path, problems: Problems) -> Path | None:
+    """The adapter folder an expert loads (relative to the config), checked by its kind without a model."""
+    if not isinstance(value, str):
+        return None
+    adapter, why = _folder(root, value)
+    if why:
+        problems.add(where, "adapter", f"{adapter} {why}", "give a peft adapter folder, relative to the config")
+        return adapter
+    try:
+        EXPERT_KINDS[kind].check_folder(adapter)
+    except AdapterError as err:
+        message, _, fix = str(err).rpartition(" (fix: ")
+        problems.add(where, "adapter", message or str(err), fix.rstrip(")") or "use another adapter")
+    return adapter
 
 
 def _check_source(s: dict, train: dict, by_name: dict, where: str, problems: Problems) -> None:

@@ -212,41 +212,53 @@ def load_beir(path: str | Path, name: str | None = None, splits: tuple[str, ...]
     `splits=None` loads every qrels/*.tsv present; a named split that is missing is an error.
     """
     root = Path(path)
-    problems: list[Problem] = []
     root_kind = path_kind(root)
     if root_kind != "folder":
         raise DataError([Problem(root, None, NOT_A_FOLDER[root_kind], "point to a BEIR folder with corpus.jsonl, "
                                  "queries.jsonl and qrels/<split>.tsv")])
     corpus_path, queries_path = root / "corpus.jsonl", root / "queries.jsonl"
-    for required in (corpus_path, queries_path):
-        problem = _file_problem(required, "file is missing", f"add {required.name} to {root}")
-        if problem:
-            problems.append(problem)
-    qrels_dir = root / "qrels"
+    problems = [p for p in (_file_problem(f, "file is missing", f"add {f.name} to {root}")
+                            for f in (corpus_path, queries_path)) if p]
+    split_files = _split_files(root / "qrels", splits, problems)
+    if problems:
+        raise DataError(problems)
+    corpus = _read_corpus(corpus_path, problems)
+    queries, kinds, metadata, warnings = _read_queries(queries_path, problems)
+    qrels = {split: _read_qrels(p, problems) for split, p in split_files.items()}
+    if problems:
+        raise DataError(problems)
+    warnings += _drop_unknown_judgements(qrels, split_files, queries, set(corpus.ids))
+    return BeirDataset(
+        name=name or root.name, path=root, corpus=corpus, queries=queries,
+        query_kinds=kinds, qrels=qrels, warnings=warnings,
+        content_hash=file_hash([corpus_path, queries_path, *split_files.values()]), query_metadata=metadata,
+    )
+
+
+def _split_files(qrels_dir: Path, splits: tuple[str, ...] | None, problems: list[Problem]) -> dict[str, Path]:
+    """The qrels file of every split asked for (None: every qrels/*.tsv present); what is missing goes into
+    `problems`."""
     qrels_kind = path_kind(qrels_dir)
     if qrels_kind not in ("folder", "missing"):
         problems.append(Problem(qrels_dir, None, NOT_A_FOLDER[qrels_kind],
                                 "make qrels a folder holding <split>.tsv files"))
-        split_files = {}
-    elif splits is None:
+        return {}
+    if splits is None:
         split_files = {p.stem: p for p in sorted(qrels_dir.glob("*.tsv"))} if qrels_kind == "folder" else {}
         if not split_files:
             problems.append(Problem(qrels_dir, None, "no qrels/<split>.tsv file",
                                     "add at least qrels/test.tsv with header query-id, corpus-id, score"))
-        for p in split_files.values():
-            problem = _file_problem(p, "file is missing", "write the split's judgements as a tab-separated file")
-            if problem:
-                problems.append(problem)
+        checks = [(p, "file is missing", "write the split's judgements as a tab-separated file")
+                  for p in split_files.values()]
     else:
         split_files = {s: qrels_dir / f"{s}.tsv" for s in splits}
-        for s, p in split_files.items():
-            problem = _file_problem(p, f"qrels for split {s!r} are missing",
-                                    f"add qrels/{s}.tsv or remove the split from the config")
-            if problem:
-                problems.append(problem)
-    if problems:
-        raise DataError(problems)
+        checks = [(p, f"qrels for split {s!r} are missing", f"add qrels/{s}.tsv or remove the split from the config")
+                  for s, p in split_files.items()]
+    problems += [p for p in (_file_problem(*c) for c in checks) if p]
+    return split_files
 
+
+def _read_corpus(corpus_path: Path, problems: list[Problem]) -> Corpus:
     ids: list[str] = []
     titles: list[str] = []
     texts: list[str] = []
@@ -256,7 +268,11 @@ def load_beir(path: str | Path, name: str | None = None, splits: tuple[str, ...]
         texts.append(str(obj["text"]))
     if not ids and not any(p.file == corpus_path for p in problems):
         problems.append(Problem(corpus_path, None, "the corpus is empty", "add at least one document"))
+    return Corpus(ids, titles, texts)
 
+
+def _read_queries(queries_path: Path, problems: list[Problem]):
+    """(texts, kinds, metadata fields, one warning per metadata field left out) of every query line."""
     queries: dict[str, str] = {}
     kinds: dict[str, str] = {}
     metadata: dict[str, dict[str, str]] = {}
@@ -279,13 +295,13 @@ def load_beir(path: str | Path, name: str | None = None, splits: tuple[str, ...]
     if not queries and not any(p.file == queries_path for p in problems):
         problems.append(Problem(queries_path, None, "no queries (the file has no query lines)",
                                 "add at least one query line with _id and text"))
+    return queries, kinds, metadata, list(warnings_meta.values())
 
-    qrels = {split: _read_qrels(p, problems) for split, p in split_files.items()}
-    if problems:
-        raise DataError(problems)
 
-    warnings: list[Problem] = list(warnings_meta.values())
-    doc_set = set(ids)
+def _drop_unknown_judgements(qrels: dict, split_files: dict[str, Path], queries: dict, doc_set: set) -> list[Problem]:
+    """Judged queries that are not in queries.jsonl are left out (warned); judged documents not in the corpus
+    stay (they count as relevant but cannot be retrieved, as in BEIR), warned too."""
+    warnings: list[Problem] = []
     for split, table in qrels.items():
         unknown_q = [q for q in table if q not in queries]
         unknown_d = sum(1 for q, docs in table.items() if q in queries for d in docs if d not in doc_set)
@@ -301,11 +317,7 @@ def load_beir(path: str | Path, name: str | None = None, splits: tuple[str, ...]
                                     f"{unknown_d} qrels row(s) name documents not in corpus.jsonl; they count as "
                                     "relevant but cannot be retrieved (BEIR does the same)",
                                     "add those documents or remove their rows"))
-    return BeirDataset(
-        name=name or root.name, path=root, corpus=Corpus(ids, titles, texts), queries=queries,
-        query_kinds=kinds, qrels=qrels, warnings=warnings,
-        content_hash=file_hash([corpus_path, queries_path, *split_files.values()]), query_metadata=metadata,
-    )
+    return warnings
 
 
 MAX_METADATA_FIELDS = 32

@@ -151,15 +151,8 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
         raise ValueError(f"negatives = {p['negatives']!r}; choose one of {', '.join(NEGATIVES)}")
     seed = int(p["seed"])
     torch.manual_seed(seed)
-    rng = random.Random(seed)
     names = sorted({pair.dataset for pair in pairs})
-    offsets, total = {}, 0
-    for ds in names:
-        offsets[ds] = total
-        total += len(doc_matrices[ds])
-    device = encoder.model.device  # the document matrix lives where the query passes run
-    docs = torch.from_numpy(np.concatenate([doc_matrices[ds] for ds in names]).astype(np.float32)).to(device)
-    targets = [offsets[pair.dataset] + pair.doc for pair in pairs]
+    docs, targets = _document_matrix(pairs, doc_matrices, names, encoder.model.device)
     count = encoder.add_expert(name, kind, adapter_params or {})
     handler = encoder.experts[name]
     if handler.trains_itself:  # ERA: alignment, then the labelled pairs
@@ -171,63 +164,96 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
                             progress)  # its own query encoder runs on the CPU
         return TrainResult(steps=len(curve), loss_curve=curve, seconds=time.perf_counter() - start,
                            trainable_parameters=count, settings=handler.settings(name))
-    batch_size, epochs = int(p["batch_size"]), int(p["epochs"])
-    train_idx, held_idx = split_holdout(pairs, float(p["holdout"]), seed)
-    steps_per_epoch = math.ceil(len(train_idx) / batch_size)
-    total_steps = steps_per_epoch * epochs
-    warmup = max(1, int(total_steps * float(p["warmup"])))
-    trainable = handler.trainable_parameters(name)
     lr = float((adapter_params or {}).get("adapter_lr", handler.default_lr or p["lr"]))
-    optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
-
-    def lr_factor(s: int) -> float:  # linear warm-up, then linear decay to zero
-        return (s + 1) / warmup if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_factor)
-    hard = (mine_hard_negatives(encoder, pairs, targets, docs, int(p["hard_negatives"]))
-            if p["negatives"] == "hard" else None)
-    held = relevant_by_query(pairs, targets, held_idx)
-    stopper = EarlyStop(int(p["patience"]), trainable) if held_idx else None
-    curve: list[float] = []
+    run = _Run(encoder, name, pairs, targets, docs, p, handler.trainable_parameters(name), lr, progress)
     start = time.perf_counter()
-    order = list(train_idx)
-    with encoder.using(name):
-        if stopper:
-            stopper.update(0, heldout_mrr(encoder, held, docs))
-        encoder.model.train()
-        for t in trainable:
-            t.requires_grad_(True)
-        try:
-            for epoch in range(1, epochs + 1):
-                rng.shuffle(order)
-                for b in range(0, len(order), batch_size):
-                    idx = order[b:b + batch_size]
-                    q = encoder.forward_train([pairs[i].query for i in idx])
-                    loss = contrastive_loss(q, torch.tensor([targets[i] for i in idx], device=device), docs,
-                                            p["negatives"],
-                                            float(p["temperature"]), None if hard is None else hard[idx])
-                    loss.backward()
-                    optimiser.step()
-                    schedule.step()
-                    optimiser.zero_grad(set_to_none=True)
-                    curve.append(float(loss.detach()))
-                    if progress:
-                        progress(len(curve), total_steps, curve[-1])
-                if stopper:
-                    encoder.model.eval()
-                    stop = stopper.update(epoch, heldout_mrr(encoder, held, docs))
-                    encoder.model.train()
-                    if stop:
-                        break
-        finally:
-            encoder.model.eval()
-            for t in trainable:
-                t.requires_grad_(False)
+    curve = run.epochs()
     settings = {**handler.settings(name), "lr": lr}
-    if stopper:
-        settings.update(stopper.restore(), holdout_queries=len(held[0]), steps_per_epoch=steps_per_epoch)
+    if run.stopper:
+        settings.update(run.stopper.restore(), holdout_queries=len(run.held[0]), steps_per_epoch=run.steps_per_epoch)
     return TrainResult(steps=len(curve), loss_curve=curve, seconds=time.perf_counter() - start,
                        trainable_parameters=count, settings=settings)
+
+
+def _document_matrix(pairs: Sequence[Pair], doc_matrices: Mapping[str, np.ndarray], names: list[str], device):
+    """Every training dataset's base document embeddings as one matrix on `device` (where the query passes run),
+    and each pair's target row in it."""
+    offsets, total = {}, 0
+    for ds in names:
+        offsets[ds] = total
+        total += len(doc_matrices[ds])
+    docs = torch.from_numpy(np.concatenate([doc_matrices[ds] for ds in names]).astype(np.float32)).to(device)
+    return docs, [offsets[pair.dataset] + pair.doc for pair in pairs]
+
+
+class _Run:
+    """One expert's training: AdamW with linear warm-up and decay, contrastive batches, early stopping on the
+    held-out queries when a holdout is set (the best epoch's weights are kept)."""
+
+    def __init__(self, encoder, name, pairs, targets, docs, p, trainable, lr, progress):
+        self.encoder, self.name, self.pairs, self.targets, self.docs, self.p = encoder, name, pairs, targets, docs, p
+        self.trainable, self.progress = trainable, progress
+        seed = int(p["seed"])
+        self.rng = random.Random(seed)
+        self.batch_size, epochs = int(p["batch_size"]), int(p["epochs"])
+        train_idx, held_idx = split_holdout(pairs, float(p["holdout"]), seed)
+        self.steps_per_epoch = math.ceil(len(train_idx) / self.batch_size)
+        self.total_steps, self.n_epochs = self.steps_per_epoch * epochs, epochs
+        warmup = max(1, int(self.total_steps * float(p["warmup"])))
+        self.optimiser = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
+        total = self.total_steps
+
+        def lr_factor(s: int) -> float:  # linear warm-up, then linear decay to zero
+            return (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
+
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimiser, lr_factor)
+        self.hard = (mine_hard_negatives(encoder, pairs, targets, docs, int(p["hard_negatives"]))
+                     if p["negatives"] == "hard" else None)
+        self.held = relevant_by_query(pairs, targets, held_idx)
+        self.stopper = EarlyStop(int(p["patience"]), trainable) if held_idx else None
+        self.order = list(train_idx)
+        self.curve: list[float] = []
+
+    def epochs(self) -> list[float]:
+        encoder = self.encoder
+        with encoder.using(self.name):
+            if self.stopper:
+                self.stopper.update(0, heldout_mrr(encoder, self.held, self.docs))
+            encoder.model.train()
+            for t in self.trainable:
+                t.requires_grad_(True)
+            try:
+                for epoch in range(1, self.n_epochs + 1):
+                    self.rng.shuffle(self.order)
+                    for b in range(0, len(self.order), self.batch_size):
+                        self.step(self.order[b:b + self.batch_size])
+                    if self.stopper and self.stop_after(epoch):
+                        break
+            finally:
+                encoder.model.eval()
+                for t in self.trainable:
+                    t.requires_grad_(False)
+        return self.curve
+
+    def step(self, idx: list[int]) -> None:
+        q = self.encoder.forward_train([self.pairs[i].query for i in idx])
+        gold = torch.tensor([self.targets[i] for i in idx], device=self.encoder.model.device)
+        loss = contrastive_loss(q, gold, self.docs, self.p["negatives"], float(self.p["temperature"]),
+                                None if self.hard is None else self.hard[idx])
+        loss.backward()
+        self.optimiser.step()
+        self.schedule.step()
+        self.optimiser.zero_grad(set_to_none=True)
+        self.curve.append(float(loss.detach()))
+        if self.progress:
+            self.progress(len(self.curve), self.total_steps, self.curve[-1])
+
+    def stop_after(self, epoch: int) -> bool:
+        """Score the held-out queries after `epoch`; True when early stopping says stop."""
+        self.encoder.model.eval()
+        stop = self.stopper.update(epoch, heldout_mrr(self.encoder, self.held, self.docs))
+        self.encoder.model.train()
+        return stop
 
 
 def contrastive_loss(q: torch.Tensor, gold: torch.Tensor, docs: torch.Tensor, negatives: str, tau: float,
