@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .scores import points, x100
+
 
 def _cmd_build(args) -> int:
     from .build import build
@@ -81,7 +83,7 @@ def _cmd_eval(args) -> int:
         cells = []
         for c in cols:
             v = table.at[c, s]
-            cells.append(f"{('–' if not np.isfinite(v) else f'{100 * v:.1f}') + sig.get((c, s), ''):>12}")
+            cells.append(f"{x100(v if np.isfinite(v) else None, missing='–') + sig.get((c, s), ''):>12}")
         print(f"{s:<{width}}" + "".join(cells))
     return 0
 
@@ -112,7 +114,7 @@ def _print_routing(ws) -> int:
         if ws.strategy_info(s)["family"] == "fixed" and s != "base":
             continue
         r = routing_report(ws, s)
-        print(f"{s:<{width}}" + "".join(f"{100 * r.at[c, 'accuracy']:>7.1f} /{100 * r.at[c, 'regret']:>5.1f}"
+        print(f"{s:<{width}}" + "".join(f"{points(r.at[c, 'accuracy']):>7.1f} /{points(r.at[c, 'regret']):>5.1f}"
                                         for c in cols))
     return 0
 
@@ -142,7 +144,7 @@ def _cmd_whatif(args) -> int:
     args.measure = _choose(args.measure or ws.label_measure, ws.measures, "--measure")
     enabled = [e["name"] for e in ws.experts if e["name"] not in set(args.without)]
     table, _ = WhatIf(ws).run(enabled, args.measure)
-    print((table * 100).round(1).T.to_string())
+    print(points(table).T.to_string())
     return 0
 
 

@@ -7,6 +7,7 @@ import io
 import re
 from pathlib import Path
 
+from .scores import points
 from .analysis import (Slice, judged_split_notes, marks, query_table, significance_table, summary, summary_columns,
                        tied_best)
 from .evaluation import write_trec_run
@@ -87,7 +88,7 @@ def paper_data(ws: Workspace, measure: str | None = None, reference: str | None 
     oracles = [s["name"] for s in ws.manifest["strategies"] if s.get("uses_oracle")]
     real = [s for s in ws.strategies if s not in oracles]
     sig = marks(significance_table(ws, measure, reference, resamples, slice_by=slice_by)) if with_marks else {}
-    return {"table": (100 * raw.T).round(1), "marks": sig, "best": tied_best(raw, real), "oracles": oracles,
+    return {"table": points(raw.T), "marks": sig, "best": tied_best(raw, real), "oracles": oracles,
             "reference": reference, "measure": measure, "slice_by": slice_by, "with_marks": with_marks,
             "zero_shot": ws.zero_shot_datasets, "notes": judged_split_notes(ws, measure)}
 

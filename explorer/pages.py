@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from .scores import points
 from . import views
 from .workspace import Workspace
 
@@ -108,8 +109,8 @@ def overview_data(ws: Workspace, p: Mapping[str, str]) -> dict:
     measure = _measure(ws, p)
     view = views.overview_table(ws, measure, p.get("reference"), p.get("sig", "true") != "false", _slice(p))
     return {"measure": measure, "reference": view["reference"],
-            "table": (100 * view["table"]).round(1), "best": view["best"], "queries": view["queries"],
-            "marks": view["marks"], "oracle_gap": (100 * view["gap"]).round(1),
+            "table": points(view["table"]), "best": view["best"], "queries": view["queries"],
+            "marks": view["marks"], "oracle_gap": points(view["gap"]),
             "win_tie_loss": views.win_tie_loss_table(ws, measure, p.get("reference"), _slice(p))}
 
 
@@ -159,7 +160,7 @@ def experts_data(ws: Workspace, p: Mapping[str, str]) -> dict:
     whatif = views.whatif_compare(WhatIf(ws), [n for n in names if n not in off], measure)
     return {"measure": measure, "off": off,
             "experts": [{k: v for k, v in c.items() if k != "loss_curve"} for c in views.expert_cards(ws, measure)],
-            "whatif": {k: (100 * whatif[k]).round(1) for k in ("now", "all_on", "diff")}}
+            "whatif": {k: points(whatif[k]) for k in ("now", "all_on", "diff")}}
 
 
 def playground_data(ws: Workspace, p: Mapping[str, str]) -> dict:

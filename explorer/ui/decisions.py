@@ -8,6 +8,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from explorer import views
 from explorer.ui import safe, state
 from explorer.ui.safe import plot as esc
 from explorer.ui.style import CORRECT_COLOURS, dataset_palette, finish, wrap
@@ -39,14 +40,12 @@ def _heatmap(frame, title: str) -> go.Figure:
 
 def render() -> None:
     ws = state.workspace()
-    from explorer import views
-
     st.title("Routing decisions")
     st.caption("Where each strategy sends each dataset's test queries, and how that compares with the instance "
                "oracle over the same experts (the best expert for each query, by its own score).")
     state.score_note()
     strategy, measure, skip = _controls(ws, views)
-    view = state.cached("views:decisions_view", strategy, bool(skip), measure)
+    view = state.cached(views.decisions_view, strategy, bool(skip), measure)
     counted = f"{len(view['queries'])} test queries" + (
         f" ({view['left_out']} where every expert ties left out)" if skip else "")
     st.markdown(f"Every table and chart below counts the same **{counted}**.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer import views
 from explorer.export import safe_name
 from explorer.ui import state
 
@@ -24,15 +25,13 @@ def _negative(text) -> bool:
 
 def render() -> None:
     ws = state.workspace()
-    from explorer import views
-
     st.title("Error analysis")
     st.caption("Every test query under one strategy: the routed expert's score, the instance oracle's (the best "
                "expert for that query) and the base model's, with regret (oracle − routed) and the router's margin "
                "(top-1 − top-2). Click a row to open it in the Query inspector.")
     state.score_note()
     f = _filters(ws, views)
-    t = state.cached("views:error_view", f["strategy"], f["measure"], list(f["datasets"]), bool(f["wrong"]),
+    t = state.cached(views.error_view, f["strategy"], f["measure"], list(f["datasets"]), bool(f["wrong"]),
                      f["margin_below"], bool(f["hurt"]), bool(f["skip"]), f["metadata"])
     ascending = {"regret": False, "margin": True, "delta_base": True, "dataset": True}[f["sort"]]
     t = t.sort_values(["dataset", "qid"] if f["sort"] == "dataset" else f["sort"], ascending=ascending,
@@ -73,7 +72,7 @@ def _filters(ws, views) -> dict:
                           step=0.01, format="%.3f", disabled=not use_margin,
                           help="A margin is top-1 − top-2 router score, never negative: give a value ≥ 0.")
     metadata = tuple((f, tuple(v)) for f, v in state.metadata_filters(
-        state.cached("views:slice_options"), "Query", "Keep the queries that take one of these values").items())
+        state.cached(views.slice_options), "Query", "Keep the queries that take one of these values").items())
     sort = state.synced(st.selectbox, "Sort by", "sort", list(SORTS), "regret", format_func=SORTS.get,
                         container=st.columns([1, 2])[0])
     margin_below = None
@@ -93,7 +92,7 @@ def _table(ws, views, t, strategy: str):
     meta = [c for c in views.metadata_columns(ws) if c != "kind"]
     shown = t.reset_index()[["row", *LEADING, *meta, *TRAILING]]
     for c in ("routed_score", "oracle_score", "base_score", "regret", "delta_base"):
-        shown[c] = (100 * shown[c]).round(1)
+        shown[c] = views.points(shown[c])
     num = lambda label: st.column_config.NumberColumn(label, format="%.1f")  # noqa: E731
     event = st.dataframe(shown, hide_index=True, width="stretch", height=460, on_select="rerun",
                          selection_mode="single-row", key="error_table", column_config={

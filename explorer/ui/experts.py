@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from explorer import views
 from explorer.ui import safe, state
 from explorer.ui.style import OTHER_COLOUR, expert_palette, finish
 
@@ -74,11 +75,11 @@ def _card(c: dict, colour: str, measure: str) -> None:
         delta_in = c["in_domain"] - c["base_in_domain"]
         delta_out = c["out_of_domain"] - c["base_out_of_domain"]
         m1.metric("in-domain", x100(c["in_domain"]),
-                  None if delta_in != delta_in else f"{100 * delta_in:+.1f} vs base",
+                  None if delta_in != delta_in else f"{views.signed(delta_in)} vs base",
                   help=f"Mean {safe.md(measure)} ×100 over {', '.join(safe.md(d) for d in c['datasets'])} of the "
                        f"strategy {safe.md(c['strategy'])}.")
         m2.metric("out-of-domain", x100(c["out_of_domain"]),
-                  None if delta_out != delta_out else f"{100 * delta_out:+.1f} vs base",
+                  None if delta_out != delta_out else f"{views.signed(delta_out)} vs base",
                   help=f"Mean {safe.md(measure)} ×100 over the other datasets.")
         if c["loss_curve"]:
             fig = _loss(c["loss_curve"], colour, c["name"], int(c["hyper_parameters"].get("alignment_steps", 0)))
@@ -96,7 +97,7 @@ def render() -> None:
     st.title("Experts")
     state.score_note()
     measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure)
-    cards = state.cached("views:expert_cards", measure)
+    cards = state.cached(views.expert_cards, measure)
     palette = expert_palette(ws.encoders)
     if not cards:
         st.info("This workspace has no experts: add `[[experts]]` to the build config and rebuild.")
@@ -157,11 +158,11 @@ def _whatif_tables(result: dict, measure: str, on: int, total: int) -> None:
     cols = focus + others
     table = pd.DataFrame(index=now.index)
     for c in cols:
-        table[c] = (100 * now[c]).round(1)
+        table[c] = views.points(now[c])
     st.markdown(f"**{safe.md(measure)} ×100 with {on} of {total} experts on**")
     st.dataframe(table.style.format(one_decimal), width="stretch", column_config=_pinned())
     st.markdown("**Difference from all experts on** (points ×100)")
-    d = (100 * diff[[c for c in cols if c in diff.columns]]).round(1)
+    d = views.points(diff[[c for c in cols if c in diff.columns]])
     st.dataframe(d.style.format(signed).map(
         lambda v: "color: #b00" if v < -0.05 else ("color: #070" if v > 0.05 else "color: #888")), width="stretch",
         column_config=_pinned())

@@ -10,6 +10,7 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
+from explorer import views
 from explorer.terms import shared_terms
 from explorer.ui import highlight, safe, state
 from explorer.ui.figures import delta_figure, legend_below, missing_pilots, movement_figure, similarity_figure
@@ -103,8 +104,6 @@ def _open_listed(key: str, rows: list[int], datasets: dict[int, str]) -> None:
 
 def render() -> None:
     ws = state.workspace()
-    from explorer import views
-
     st.title("Query inspector")
     state.score_note()
     ev = ws.eval_rows()
@@ -157,7 +156,7 @@ def _pick_query(ws, views, ev) -> tuple[int, str, str | None] | None:
     texts = dict(zip(rows["row"].astype(int), rows["qid"] + " · " + rows["text"].str.slice(0, 100)))
     strategy = state.synced(st.selectbox, "Strategy (for the routed column)", "strategy", ws.strategies,
                             views.default_strategy(ws), container=c3)
-    row = state.synced(st.selectbox, "Query", "row", list(texts), state.cached("views:showcase_row", dataset, strategy),
+    row = state.synced(st.selectbox, "Query", "row", list(texts), state.cached(views.showcase_row, dataset, strategy),
                        container=c2, cast=int, format_func=texts.get, keep_in_url=True,
                        help="Opens on the query where the strategy gains most over base.")
     return row, strategy, notice
@@ -170,7 +169,7 @@ def _similarity_and_decisions(ws, row: int, info: dict) -> None:
     left, right = st.columns([1, 1.25])
     with left:
         st.markdown("**Similarity to every expert's pilots** (base-encoder embedding)")
-        sims = state.cached("views:query_pilot_similarity", row)
+        sims = state.cached(views.query_pilot_similarity, row)
         st.plotly_chart(legend_below(similarity_figure(sims, palette, info["text"])), width="stretch",
                         key="insp_sim")
         none = missing_pilots(sims, ws.candidates)
@@ -179,7 +178,7 @@ def _similarity_and_decisions(ws, row: int, info: dict) -> None:
                        + ", ".join(safe.md(n) for n in none))
     with right:
         st.markdown("**Every strategy's decision** (routers first, then oracles and fixed experts)")
-        dec = state.cached("views:decision_table", row)  # scored by the label measure (the oracles' own)
+        dec = state.cached(views.decision_table, row)  # scored by the label measure (the oracles' own)
         st.dataframe(dec, hide_index=True, width="stretch", height=330, column_config={
             "strategy": st.column_config.TextColumn("strategy", width=150, pinned=True),
             "chosen": st.column_config.TextColumn("chosen", width=110),
@@ -207,7 +206,7 @@ def _rankings(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str]
         return [], {}
     systems = {options[k][0]: options[k][1] for k in cols}
     depth = st.slider("Documents per ranking", 5, 30, 10, key="insp_depth")
-    sbs = state.cached("views:side_by_side", row, systems, depth)
+    sbs = state.cached(views.side_by_side, row, systems, depth)
     measure_cols = st.columns(len(systems))
     for col, k, (label, system) in zip(measure_cols, cols, systems.items()):
         with col:
@@ -266,9 +265,9 @@ def _compare_rankings(views, row: int, info: dict, a: str, b: str, measure: str)
     depth = 10
     sides = {}
     for side, s in (("A", a), ("B", b)):
-        sides[side] = state.cached("views:query_strategy", s, row, measure)
+        sides[side] = state.cached(views.query_strategy, s, row, measure)
     systems = {f"{side} · {s}": sides[side]["system"] for side, s in (("A", a), ("B", b)) if sides[side]}
-    sbs = state.cached("views:side_by_side", row, systems, depth, measure) if systems else None
+    sbs = state.cached(views.side_by_side, row, systems, depth, measure) if systems else None
     cols = st.columns(2)
     for col, (side, s) in zip(cols, (("A", a), ("B", b))):
         with col:
@@ -290,7 +289,7 @@ def _compare_rankings(views, row: int, info: dict, a: str, b: str, measure: str)
 def _delta(ws, views, row: int, a: str, b: str, colour: str, measure: str) -> None:
     """Every evaluated query, A against B: the delta scatter beside the list of the queries it selects (or of
     the largest differences)."""
-    pair = state.cached("views:strategy_pair", a, b, measure)
+    pair = state.cached(views.strategy_pair, a, b, measure)
     counts = views.pair_counts(pair)
     st.markdown(f"**Every test query: {safe.md(measure)} under A against B** (click a point to open its query; "
                 "box or lasso to list several)")
@@ -338,7 +337,7 @@ def _delta_list(pair, picked: list[int], datasets: dict[int, str], top_key: str)
         st.info("A and B score every query the same.")
         return
     table = pd.DataFrame({"qid": listed["qid"], "dataset": listed["dataset"],
-                          "B − A": (100 * listed["delta"]).round(1), "text": listed["text"]})
+                          "B − A": views.points(listed["delta"]), "text": listed["text"]})
     st.dataframe(table, hide_index=True, width="stretch", key=lkey, selection_mode="single-row",
                  height=min(38 + 35 * len(table) + 2, 460),
                  on_select=partial(_open_listed, lkey, listed["row"].astype(int).tolist(), datasets),

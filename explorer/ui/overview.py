@@ -9,6 +9,7 @@ from functools import partial
 import plotly.express as px
 import streamlit as st
 
+from explorer import analysis, export, views
 from explorer.export import safe_name, trec_run_text
 from explorer.ui import safe, state
 from explorer.ui.state import NO_VALUE  # the slice of the queries without the field ("" does not survive a URL)
@@ -37,8 +38,6 @@ def _slice(ws, options) -> tuple[str, str] | None:
 
 def render() -> None:
     ws = state.workspace()
-    from explorer import views
-
     st.title("Overview")
     st.caption("Mean per-query score of every routing strategy on every dataset (test queries), with the macro "
                "average over datasets. Bold: every strategy tied for the best score of its column, at the shown "
@@ -47,8 +46,8 @@ def render() -> None:
                "resamples) both at p < 0.05 after Holm correction across strategies.")
     state.score_note()
     measure, reference, show_sig = _controls(ws)
-    slice_by = _slice(ws, state.cached("views:slice_options"))
-    view = state.cached("views:overview_table", measure, reference, bool(show_sig), slice_by)
+    slice_by = _slice(ws, state.cached(views.slice_options))
+    view = state.cached(views.overview_table, measure, reference, bool(show_sig), slice_by)
     if slice_by:
         n = view["queries"]
         per = ", ".join(f"{safe.md(d)} {n[d]}" for d in ws.datasets)
@@ -93,7 +92,7 @@ def _table_notes(ws, view: dict, measure: str) -> None:
     if ws.zero_shot_datasets:
         notes.append("Zero-shot average: over " + ", ".join(safe.md(d) for d in ws.zero_shot_datasets)
                      + ", the datasets without an expert or pilot queries (role = \"evaluate\").")
-    notes += [safe.md(n) for n in state.cached("analysis:judged_split_notes", measure)]
+    notes += [safe.md(n) for n in state.cached(analysis.judged_split_notes, measure)]
     if notes:
         st.caption(" ".join(notes))
 
@@ -105,7 +104,7 @@ def _win_tie_loss(measure: str, reference: str, slice_by) -> None:
                f"{safe.md(reference)} under {safe.md(measure)} (PyTerrier's improved/degraded counts, ranx's "
                "win-tie-loss); the last column sums the datasets. The marks above say which differences are "
                "significant.")
-    wtl = state.cached("views:win_tie_loss_table", measure, reference, slice_by)
+    wtl = state.cached(views.win_tie_loss_table, measure, reference, slice_by)
     with st.container(height=420):
         st.markdown(wtl["markdown"])
 
@@ -119,7 +118,7 @@ def _bars(ws, measure: str, slice_by) -> None:
     if not chosen:
         st.info("Pick one or more strategies above to draw the chart.")
         return
-    frame = state.cached("views:sliced_bar_frame", measure, list(chosen), slice_by).dropna(subset=["score"])
+    frame = state.cached(views.sliced_bar_frame, measure, list(chosen), slice_by).dropna(subset=["score"])
     # names and descriptions from the manifest, escaped for Plotly (the palette keyed alike)
     frame = frame.assign(**{c: frame[c].map(safe.plot) for c in ("dataset", "strategy", "description")})
     palette = {safe.plot(k): v for k, v in strategy_palette(ws).items()}
@@ -139,9 +138,9 @@ def _downloads(ws, measure: str, reference: str, show_sig: bool, slice_by) -> No
     st.subheader("Downloads")
     tag = safe_name(measure) + (f"_{safe_name(slice_by[0])}-{safe_name(slice_by[1])}" if slice_by else "")
     d1, d2, d3 = st.columns([1, 1, 1])
-    d1.download_button("Table (CSV, ×100)", state.cached("views:sliced_overview_csv", measure, slice_by),
+    d1.download_button("Table (CSV, ×100)", state.cached(views.sliced_overview_csv, measure, slice_by),
                        file_name=f"overview_{tag}.csv", mime="text/csv")
-    paper = partial(state.cached, "export:paper_table", measure, reference, with_marks=bool(show_sig),
+    paper = partial(state.cached, export.paper_table, measure, reference, with_marks=bool(show_sig),
                     slice_by=slice_by)
     d2.download_button("Table for a paper (LaTeX)", paper(fmt="latex"), file_name=f"overview_{tag}.tex",
                        mime="text/x-tex", help="booktabs and amssymb; best in bold, ▲/▼ as superscript triangles.")

@@ -8,6 +8,7 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
+from explorer import views
 from explorer.ui import safe, state
 from explorer.ui.safe import plot as esc
 from explorer.ui.figures import legend_below, missing_pilots, similarity_figure
@@ -30,7 +31,7 @@ def _out_of_domain(nearest: dict) -> None:
     """How far the query is from every pilot centroid, against the pilot queries' own best similarities."""
     if not nearest:
         return
-    ood = state.cached("views:out_of_domain", round(nearest["similarity"], 6))
+    ood = state.cached(views.out_of_domain, round(nearest["similarity"], 6))
     if ood["pilots"] == 0:
         return
     line = (f"nearest pilot centroid at similarity {ood['best']:.3f} (expert {safe.md(nearest['expert'])}, "
@@ -46,8 +47,6 @@ def _out_of_domain(nearest: dict) -> None:
 
 def render() -> None:
     ws = state.workspace()
-    from explorer import views
-
     st.title("Playground")
     st.caption("Type any query. The base encoder embeds it once, every strategy routes it (oracles need judgements "
                "and are left out), and the chosen expert re-encodes it to search the dataset you pick. This is the "
@@ -158,7 +157,7 @@ def _map_and_similarity(ws, views, result, method: str | None, text: str) -> Non
 
 def _map(ws, views, method: str, xy, text: str, palette: dict) -> go.Figure:
     """The test queries by dataset and the pilot centroids on the layout, the typed query a star on top."""
-    data = state.cached("views:map_points", method, views.default_strategy(ws))
+    data = state.cached(views.map_points, method, views.default_strategy(ws))
     pts = data["queries"]
     pts = pts[pts["role"] == "eval"]
     dcol = dataset_palette(ws)

@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from explorer import views
 from explorer.ui import safe, state
 from explorer.ui.figures import place_labels
 from explorer.ui.safe import plot as esc
@@ -30,8 +31,6 @@ def _span(frames) -> tuple[float, float, float, float]:
 
 def render() -> None:
     ws = state.workspace()
-    from explorer import views
-
     st.title("Routing map")
     st.caption("Every query placed by its base-encoder embedding. Diamonds: the pilot centroids (one colour per "
                "expert; labelled where a label fits, every one named on hover). Small faded dots: pilot training "
@@ -42,7 +41,7 @@ def render() -> None:
         st.info("This workspace has no 2-D layout. Rebuild it with `[layout]` enabled in the build config.")
         return
     c = _controls(ws, views, methods)
-    data = state.cached("views:map_points", c["method"], c["strategy"], c["measure"])
+    data = state.cached(views.map_points, c["method"], c["strategy"], c["measure"])
     q, tests, train, pilots, sampled = _filtered(views, data, c)
     _notes(ws, sampled)
     if tests.empty and train.empty:
@@ -69,7 +68,7 @@ def _controls(ws, views, methods: list[str]) -> dict:
     datasets = state.synced(st.multiselect, "Datasets", "datasets", ws.datasets, [], container=c5,
                             placeholder="all datasets")
     show_pilots = state.synced(st.toggle, "Show pilot training queries", "pilots", None, True, cast=state.as_bool)
-    meta = state.metadata_filters(state.cached("views:slice_options"), "Test query",
+    meta = state.metadata_filters(state.cached(views.slice_options), "Test query",
                                   "Draw only the test queries that take one of these values")
     return {"method": method, "strategy": strategy, "measure": measure, "colour": colour, "datasets": datasets,
             "show_pilots": show_pilots, "meta": meta}
@@ -84,7 +83,7 @@ def _filtered(views, data: dict, c: dict):
         pilots = pilots[pilots["dataset"].isin(c["datasets"])]
     tests = q[q["role"] == "eval"]
     if c["meta"]:
-        tests = tests[tests["row"].isin(state.cached("views:metadata_filter", tuple((f, tuple(v))
+        tests = tests[tests["row"].isin(state.cached(views.metadata_filter, tuple((f, tuple(v))
                                                                                     for f, v in c["meta"].items())))]
     train = q[q["role"] != "eval"] if c["show_pilots"] else q.iloc[:0]
     tests, sampled_t = views.sample_points(tests, MAX_DRAWN)
@@ -232,7 +231,7 @@ def _selection_table(ws, views, rows: list[int], strategy: str, measure: str) ->
     the Query inspector (a click on a row opens it here)."""
     from urllib.parse import urlencode
 
-    sel = state.cached("views:selected_queries", tuple(int(r) for r in rows), strategy, measure)
+    sel = state.cached(views.selected_queries, tuple(int(r) for r in rows), strategy, measure)
     st.markdown(f"**{len(sel)} test queries selected** (click a row to open it in the Query inspector, or its "
                 "link in a new tab)")
     carried = {"measure": measure} if measure != ws.label_measure else {}  # as state.open_query: defaults stay out
@@ -240,7 +239,7 @@ def _selection_table(ws, views, rows: list[int], strategy: str, measure: str) ->
         "open": ["inspector?" + urlencode({"row": int(r.row), "dataset": r.dataset, "strategy": strategy, **carried})
                  for r in sel.itertuples()],
         "qid": sel["qid"], "dataset": sel["dataset"], "text": sel["text"], "routed": sel["routed"],
-        "oracle": sel["oracle"], "regret": (100 * sel["regret"]).round(1)})
+        "oracle": sel["oracle"], "regret": views.points(sel["regret"])})
     event = st.dataframe(table, hide_index=True, width="stretch", key=f"map_sel_{len(sel)}_{int(sel['row'].sum())}",
                          on_select="rerun", selection_mode="single-row", height=min(38 + 35 * len(table), 400),
                          column_config={

@@ -165,19 +165,16 @@ def workspace() -> Workspace:
 
 # --- cached derived data ------------------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=256)
-def _cached(name: str, key: str, args: tuple, kwargs: tuple, _ws: Workspace):
-    from .. import analysis, export, views
-
-    module, fn = name.split(":")
-    func = getattr({"views": views, "analysis": analysis, "export": export}[module], fn)
-    return func(_ws, *args, **dict(kwargs))
+def _cached(name: str, key: str, args: tuple, kwargs: tuple, _func: Callable, _ws: Workspace):
+    return _func(_ws, *args, **dict(kwargs))
 
 
-def cached(name: str, *args, **kwargs):
-    """`views:function` / `analysis:function` / `export:function` applied to the session's workspace, cached by
-    (workspace path + manifest 'created', arguments)."""
+def cached(func: Callable, *args, **kwargs):
+    """`func(workspace, *args, **kwargs)` for a read-side function (explorer.views, .analysis, .export) on the
+    session's workspace, cached by (its name, workspace path + manifest 'created', arguments)."""
     ws = workspace()
-    return _cached(name, ws_key(ws), tuple(args), tuple(sorted(kwargs.items())), ws)
+    return _cached(f"{func.__module__}.{func.__qualname__}", ws_key(ws), tuple(args), tuple(sorted(kwargs.items())),
+                   func, ws)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -6,14 +6,8 @@ import numpy as np
 import pandas as pd
 
 from ..names import SystemName
+from ..scores import points, signed, x100  # noqa: F401  (the pages format scores with these)
 from ..workspace import Workspace
-
-
-def x100(value) -> str:
-    """A score as papers show it: ×100, one decimal ('—' when missing)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "—"
-    return f"{100 * float(value):.1f}"
 
 
 def strategy_families(ws: Workspace) -> dict[str, str]:

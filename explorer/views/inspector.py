@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..scores import points
 from ..names import SystemName
 from ..workspace import Workspace
 from .common import margin_text, strategy_families, strategy_order
@@ -122,7 +123,7 @@ def decision_table(ws: Workspace, row: int, measure: str | None = None) -> pd.Da
     none), weights, family."""
     measure = ws.measure(measure)
     d = query_decisions(ws, row, measure).set_index("strategy").reindex(strategy_order(ws)).reset_index()
-    return pd.DataFrame({"strategy": d["strategy"], "chosen": d["chosen"], "score": (100 * d["score"]).round(1),
+    return pd.DataFrame({"strategy": d["strategy"], "chosen": d["chosen"], "score": points(d["score"]),
                          "margin": [margin_text(m) for m in d["margin"]], "weights": d["weights"].fillna(""),
                          "family": d["family"]})
 
