@@ -151,8 +151,8 @@ def test_decisions_page(ws):
                                                                     abs=0.051)
     assert len(at.get("plotly_chart")) >= 4  # two heatmaps, regret bars, confusion, margins
     pairs = views.decisions_view(ws, "pilot-nearest")["pairs"]
-    if len(pairs):
-        assert at.dataframe[1].value["queries"].tolist() == pairs["queries"].tolist()
+    assert len(pairs) > 0  # the sample's routers do make mistakes: the table of the commonest ones is drawn
+    assert at.dataframe[1].value["queries"].tolist() == pairs["queries"].tolist()
     by_label(at.checkbox, "Leave out queries where every expert ties").check().run()
     assert_drawn(at)
     by_label(at.selectbox, "Strategy").set_value("base").run()
@@ -226,23 +226,21 @@ def test_errors_filters_match_query_table(ws):
     by_label(at.checkbox, "routed ≠ oracle").uncheck().run()
     by_label(at.checkbox, "routing hurt vs base").check().run()
     hurt = int((qt["routed_score"] < qt["base_score"] - 1e-12).sum())
-    if hurt:
-        assert len(at.dataframe[0].value) == hurt
-    else:
-        assert "No query matches" in texts(at)
+    assert hurt > 0  # routing hurts some of the sample's queries: the filter has rows to show
+    assert len(at.dataframe[0].value) == hurt
     by_label(at.checkbox, "routing hurt vs base").uncheck().run()
     by_label(at.checkbox, "margin below").check().run()
     by_label(at.number_input, "margin below x").set_value(0.02).run()
     assert len(at.dataframe[0].value) == int((qt["margin"] < 0.02).sum())
     by_label(at.multiselect, "Datasets").set_value([ws.datasets[0]]).run()
     sel = qt[(qt["margin"] < 0.02) & (qt["dataset"] == ws.datasets[0])]
-    if len(sel):
-        assert len(at.dataframe[0].value) == len(sel)
-        row = int(at.dataframe[0].value["row"].iloc[0])
-        at.selectbox(key="errors_pick").set_value(row).run()
-        at.button(key="errors_open").click().run()
-        assert at.title[0].value == "Query inspector"
-        assert at.query_params["row"] == str(row)
+    assert len(sel) > 0
+    assert len(at.dataframe[0].value) == len(sel)
+    row = int(at.dataframe[0].value["row"].iloc[0])
+    at.selectbox(key="errors_pick").set_value(row).run()
+    at.button(key="errors_open").click().run()
+    assert at.title[0].value == "Query inspector"
+    assert at.query_params["row"] == str(row)
 
 
 # --- Experts ------------------------------------------------------------------------------------------------------
