@@ -24,9 +24,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PAGES = {"overview": None, "map": "explorer/ui/routing_map.py", "decisions": "explorer/ui/decisions.py",
-         "inspector": "explorer/ui/inspector.py", "errors": "explorer/ui/errors.py",
-         "experts": "explorer/ui/experts.py", "playground": "explorer/ui/playground.py"}
+from explorer.pages import PAGES as REGISTRY  # noqa: E402
+
+# the default page opens without switching; every other page by its script, from the page registry
+PAGES = {key: (None if page.default else page.script) for key, page in REGISTRY.items()}
 
 
 def first_render(ws_path: str, runs: int) -> dict[str, dict[str, float]]:

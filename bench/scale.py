@@ -197,12 +197,12 @@ def workspace_part(sizes: tuple[int, ...], repeats: int, out_dir: Path) -> tuple
     """Workspace open + first touch of its tables, size on disk, and Overview / Routing decisions render times."""
     import streamlit as st
 
-    from explorer.ui.state import PAGES
+    from explorer.pages import PAGES
     from explorer.workspace import Workspace
 
     from .synthetic import synthetic_workspace
 
-    pages = {PAGES[key][1]: key for key in ("overview", "decisions")}
+    pages = {PAGES[key].title: key for key in ("overview", "decisions")}
     results: list[dict] = []
     for i, n_eval in enumerate(sizes):
         path = out_dir / f"workspace_{n_eval}"
