@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from . import WORKSPACE_FORMAT_VERSION, __version__
 from .base_model import base_fingerprint
+from .chunked import ChunkedFlat, encode_chunked
 from .config import BuildConfig, ExpertSpec, load_config
 from .data import NOT_A_FOLDER, BeirDataset, DataError, load_beir, path_kind, split_judged
 from .encoders import Encoder
@@ -177,12 +178,21 @@ class Build:
         """Each corpus under the base encoder, once per dataset, shared by every expert."""
         self.log.begin("corpora", "Encoding corpora with the base encoder (once per dataset, shared by every "
                                   "expert)", len(self.datasets))
+        chunk = self.cfg.chunk_docs
         for name, ds in self.datasets.items():
             key = self.doc_keys[name] = _hash("docs", ds.content_hash, self.base_fp)
+            path = self.cfg.cache_dir / "docs" / f"{key}.npy"
+            large = len(ds.corpus) > chunk  # encoded resumably, chunk by chunk, and kept memory-mapped
             self.doc_emb[name] = self.stages.cached(
-                f"docs:{name}", key, self.cfg.cache_dir / "docs" / f"{key}.npy", array_of_rows(len(ds.corpus)),
-                lambda ds=ds: self.encoder.encode(ds.corpus.passages(), show_progress=self.progress),
-                save_array_atomically)
+                f"docs:{name}", key, path, array_of_rows(len(ds.corpus), mmap=large),
+                lambda ds=ds, path=path: encode_chunked(
+                    lambda texts: self.encoder.encode(texts, show_progress=self.progress), ds.corpus.passages(),
+                    len(ds.corpus), path, chunk, self._chunk_done) if large
+                else self.encoder.encode(ds.corpus.passages(), show_progress=self.progress),
+                (lambda p, a: None) if large else save_array_atomically)
+
+    def _chunk_done(self, i: int, n: int, reused: bool) -> None:
+        self.echo(f"    chunk {i + 1}/{n}: {'kept from an earlier run' if reused else 'encoded'}")
 
     def train_experts(self) -> None:
         """Train (or load) every expert into the encoder; multi-task experts last, on the union of the other
@@ -293,6 +303,9 @@ class Build:
         cfg = self.cfg
         self.log.begin("search", "Indexing and searching", len(self.datasets) + 1)
         for name, ds in self.datasets.items():
+            if cfg.index_kind == "flat" and len(ds.corpus) > cfg.chunk_docs:  # exact, chunk by chunk: no index
+                self.indexes[name] = ChunkedFlat(self.doc_emb[name], cfg.chunk_docs)
+                continue
             key = _hash("index", self.doc_keys[name], cfg.index_kind)
             self.indexes[name] = self.stages.cached(
                 f"index:{name}", key, cfg.cache_dir / "index" / f"{key}.faiss", index_of_size(len(ds.corpus)),
@@ -424,7 +437,8 @@ class Build:
             "title": cfg.title, "config": str(cfg.path),
             "base_model": {"name": cfg.base, "fingerprint": base_fingerprint(cfg.base),
                            "max_seq_length": cfg.max_seq_length, "parameters": self.base_parameters},
-            "datasets": [_dataset_record(s, self.datasets[s.name]) for s in cfg.datasets],
+            "datasets": [{**_dataset_record(s, self.datasets[s.name]),
+                          "index": getattr(self.indexes[s.name], "kind", "faiss")} for s in cfg.datasets],
             "encoders": self.encoders,
             "experts": self.expert_records(),
             "candidates": [self.encoders[c] for c in self.ctx.candidates],
@@ -432,7 +446,7 @@ class Build:
             "strategies": [s.record(self.ctx) for s in self.strategies],
             "routing": routing,
             "measures": cfg.measures, "reference": cfg.reference, "label_measure": cfg.label_measure,
-            "index": {"kind": cfg.index_kind, "depth": cfg.depth},
+            "index": {"kind": cfg.index_kind, "depth": cfg.depth, "chunk_docs": cfg.chunk_docs},
             "layout": {**cfg.layout, "sampled": self.sampled, "points": len(self.points)},
             "versions": _library_versions(), "stages": self.log.entries,
             "build_seconds": round(time.perf_counter() - self.start, 1),

@@ -95,6 +95,7 @@ class BuildConfig:
     layout: dict
     cache_dir: Path
     device: str = "cpu"  # resolved: "cpu" or "cuda"
+    chunk_docs: int = 50_000  # documents encoded and searched per chunk
 
     @property
     def multitask(self) -> ExpertSpec | None:
@@ -123,6 +124,9 @@ MODEL_PARAMS = (
 INDEX_PARAMS = (
     Param("kind", str, "flat", "faiss index: exact inner product, or HNSW / IVF (approximate)", choices=INDEX_KINDS),
     Param("depth", int, 100, "documents kept per query in every run (R@100 and AP read them)", min=1, max=10_000),
+    Param("chunk_docs", int, 50_000, "documents encoded and searched per chunk: peak memory grows with it, not with "
+          "the corpus; a larger corpus is encoded resumably into a memory-mapped array and, with kind = \"flat\", "
+          "searched exactly chunk by chunk", min=10, max=10_000_000),
 )
 EVALUATION_PARAMS = (
     Param("measures", list, list(DEFAULT_MEASURES), "ir_measures names (trec_eval semantics), e.g. nDCG@10, R@100"),
@@ -299,7 +303,7 @@ def load_config(path: str | Path) -> BuildConfig:
         raise ConfigError(head + ":\n" + "\n".join(f"  - {p}" for p in problems), problems)
     return BuildConfig(
         path=path.resolve(), title=top.get("title") or path.stem, base=model["base"],
-        max_seq_length=model["max_seq_length"], batch_size=model["batch_size"], index_kind=index["kind"],
+        max_seq_length=model["max_seq_length"], batch_size=model["batch_size"], index_kind=index["kind"], chunk_docs=index["chunk_docs"],
         depth=index["depth"], datasets=datasets, experts=experts, routing=routing,
         measures=list(evaluation["measures"]), reference=evaluation["reference"],
         label_measure=evaluation["label_measure"] or default_label_measure(evaluation["measures"]), layout=layout,

@@ -109,10 +109,10 @@ def read_cache(path: Path, read: Callable[[Path], T], echo: Callable[[str], None
         return None
 
 
-def array_of_rows(rows: int) -> Callable[[Path], np.ndarray]:
-    """A reader of a cached 2-D array that must have `rows` rows."""
+def array_of_rows(rows: int, mmap: bool = False) -> Callable[[Path], np.ndarray]:
+    """A reader of a cached 2-D array that must have `rows` rows (memory-mapped with `mmap`)."""
     def read(path: Path) -> np.ndarray:
-        array = load_array(path, ndim=2)
+        array = load_array(path, mmap=mmap, ndim=2)
         if len(array) != rows:
             raise ValueError(f"{len(array)} rows, expected {rows}")
         return array

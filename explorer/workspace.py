@@ -295,6 +295,8 @@ MANIFEST: dict[str, Key] = {
         "test_split": Key("str", required=False), "train_split": Key(("str", "null"), required=False),
         "ignore_identical_ids": Key("bool", required=False), "pilot_source": Key("str", required=False),
         "role": Key("str", required=False, check=_role),
+        "index": Key("str", required=False, check=lambda v: None if v in ("faiss", "chunked-exact") else
+                     "is not faiss or chunked-exact"),
         "judged_split": Key("dict", required=False, fields={
             "share": Key("number"), "seed": Key("int"), "of": Key("str"), "train": Key("int"), "test": Key("int")}),
         "warnings": Key("list", required=False, items=Key("str"))})),
@@ -325,7 +327,8 @@ MANIFEST: dict[str, Key] = {
     "reference": Key("str", required=False, check=strategy_name_problem),
     "label_measure": Key("str", required=False, check=_measure),
     "index": Key("dict", required=False, fields={"kind": Key("str", required=False),
-                                                 "depth": Key("int", required=False)}),
+                                                 "depth": Key("int", required=False),
+                                                 "chunk_docs": Key("int", required=False)}),
     "layout": Key("dict", required=False, fields={"sampled": Key("bool", required=False),
                                                   "points": Key("int", required=False)}),
     "stages": Key("dict", required=False),
@@ -453,12 +456,18 @@ class WorkspaceWriter:
         self.root = Path(root)
 
     def dataset(self, name: str, ids, titles, texts, doc_emb: np.ndarray, index) -> None:
+        """A corpus: its documents, base embeddings (a memory-mapped cache file is copied, never read whole) and
+        faiss index (none for a corpus searched exactly chunk by chunk: its embeddings are the index)."""
         from .index import save_index
 
         folder = inside(self.root, "datasets", name)
         save_table(folder / "docs.parquet", pd.DataFrame({"doc_id": ids, "title": titles, "text": texts}))
-        save_array(folder / "doc_emb.npy", doc_emb)
-        save_index(index, folder / "index.faiss")
+        if isinstance(doc_emb, np.memmap) and doc_emb.filename:
+            shutil.copyfile(doc_emb.filename, folder / "doc_emb.npy")
+        else:
+            save_array(folder / "doc_emb.npy", doc_emb)
+        if getattr(index, "kind", None) != "chunked-exact":
+            save_index(index, folder / "index.faiss")
 
     def expert(self, name: str, folder: Path) -> None:
         """The expert's adapter folder (weights and card.json), copied from the cache."""
@@ -653,10 +662,19 @@ class Workspace:
         return self.file(*self._expert_dir(name))
 
     def index(self, dataset: str):
-        """The faiss index of a dataset's documents (WorkspaceError when unreadable or not of its corpus)."""
+        """The index of a dataset's documents: its faiss index, or for a corpus built to be searched chunk by chunk
+        an exact search over its memory-mapped embeddings (WorkspaceError when unreadable or not of its corpus)."""
         from .index import IndexFileError, load_index
 
         key = f"_index:{dataset}"
+        if key not in self.__dict__ and self.dataset_info(dataset).get("index") == "chunked-exact":
+            from .chunked import ChunkedFlat
+
+            emb = load_array(self.file(*self._dataset_dir(dataset), "doc_emb.npy"), mmap=True, ndim=2)
+            if len(emb) != len(self.docs(dataset)):
+                raise WorkspaceError(f"{self.path}: doc_emb.npy of {dataset!r} holds {len(emb)} rows, docs.parquet "
+                                     f"{len(self.docs(dataset))} (fix: {REBUILD})")
+            self.__dict__[key] = ChunkedFlat(emb, self.manifest.get("index", {}).get("chunk_docs", 50_000))
         if key not in self.__dict__:
             path = self.file(*self._dataset_dir(dataset), "index.faiss")
             try:
