@@ -44,13 +44,17 @@ class StandIn:
     def __init__(self):
         self.table = np.random.default_rng(7).normal(size=(VOCAB, DIM)).astype(np.float32)
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
+    def __call__(self, texts: list[str], batch: int = 256) -> np.ndarray:
+        """In batches, as a model encodes: its working memory is one batch, whatever the number of texts."""
+        return np.concatenate([self._batch(texts[i:i + batch]) for i in range(0, len(texts), batch)])
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
         ids = [[hash(w) % VOCAB for w in t.split()] for t in texts]
         lengths = np.array([len(i) for i in ids])
         flat = np.fromiter((w for i in ids for w in i), dtype=np.int64, count=int(lengths.sum()))
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         out = np.add.reduceat(self.table[flat], starts, axis=0)
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
 def run_one(n: int, path: str, chunk: int, folder: Path) -> dict:
