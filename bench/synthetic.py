@@ -14,7 +14,8 @@ import pandas as pd
 from explorer import WORKSPACE_FORMAT_VERSION
 from explorer.config import routing_defaults
 from explorer.routing import all_strategies, routing_context
-from explorer.workspace import WorkspaceWriter
+from explorer.analysis import significance_tables
+from explorer.workspace import Workspace, WorkspaceWriter
 
 MEASURES = ["nDCG@10", "R@100", "RR@10", "AP"]
 
@@ -73,4 +74,5 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
         "routing": dict(routing_defaults()), "measures": MEASURES, "reference": "base",
     }
     writer.manifest(manifest)
+    writer.significance(significance_tables(Workspace(out), "base"))  # as a build stores it
     return out

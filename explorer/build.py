@@ -29,6 +29,7 @@ from .chunked import ChunkedFlat, encode_chunked
 from .config import BuildConfig, ExpertSpec, load_config
 from .data import NOT_A_FOLDER, BeirDataset, DataError, load_beir, path_kind, split_judged
 from .encoders import Encoder
+from .analysis import significance_tables
 from .evaluation import per_query, run_dict
 from .experts import EXPERT_KINDS
 from .index import build_index, save_index, search
@@ -425,6 +426,10 @@ class Build:
             w.pilots(lib, enc, self.pilot_rows, self.ctx.labels)
             w.layout(self.coords, len(lib), len(q.qids))
             w.manifest(self.manifest())
+            # the slowest thing a page would compute, done once here from the tables just written
+            w.significance(self.stages.timed("significance", self.routing_key, lambda: significance_tables(
+                Workspace(tmp), self.cfg.reference)))
+            w.manifest(self.manifest())  # again, with the significance stage in its log
 
     def manifest(self) -> dict:
         cfg = self.cfg

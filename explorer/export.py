@@ -25,7 +25,7 @@ def strategy_run(ws: Workspace, strategy: str, dataset: str) -> dict[str, dict[s
     sel = d[(d["strategy"] == strategy) & d["row"].isin(rows)]
     systems = {row: (str(SystemName.mix(strategy)) if chosen == "mixture" else chosen) for row, chosen in
                zip(sel["row"], sel["chosen"])}
-    runs = ws.runs[ws.runs["row"].isin(rows)]
+    runs = ws.run_rows(sorted(set(systems.values())), rows)
     runs = runs[[systems[r] == s for r, s in zip(runs["row"], runs["system"])]]
     doc_ids = ws.docs(dataset)["doc_id"].to_numpy()
     qids = ws.queries.set_index("row")["qid"]

@@ -160,9 +160,12 @@ def save_array(path: Path, array: np.ndarray) -> None:
     np.save(path, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def save_table(path: Path, frame: pd.DataFrame) -> None:
+RUN_ROW_GROUP = 100_000  # rows of runs.parquet per row group: a filtered read skips the groups that cannot match
+
+
+def save_table(path: Path, frame: pd.DataFrame, row_group_size: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    frame.to_parquet(path, index=False, row_group_size=row_group_size)
 
 
 # --- reading -------------------------------------------------------------------------------------------------
@@ -193,16 +196,17 @@ def load_array(path: Path, mmap: bool = False, ndim: int | None = None) -> np.nd
     return array
 
 
-def load_parquet(path: Path, columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A Parquet table; WorkspaceError naming the file when it is missing, truncated, not Parquet, or lacks one of
-    `columns`."""
+def load_parquet(path: Path, columns: tuple[str, ...] = (), filters: list | None = None) -> pd.DataFrame:
+    """A Parquet table (only its rows that pass `filters`, pyarrow's predicate pushdown: row groups whose
+    statistics cannot match are not read); WorkspaceError naming the file when it is missing, truncated, not
+    Parquet, or lacks one of `columns`."""
     import pyarrow
 
     problem = _not_a_file(path)
     if problem:
         raise problem
     try:
-        frame = pd.read_parquet(path)
+        frame = pd.read_parquet(path, filters=filters)
     except (ValueError, OSError, EOFError, pyarrow.ArrowException) as err:
         reason = str(err).replace(f" '{path}'", "").replace(str(path), "the file")[:200]
         raise WorkspaceError(f"{path}: not a readable Parquet table ({reason}) (fix: {REBUILD})") from err
@@ -437,6 +441,8 @@ TABLE_COLUMNS = {
     "pilots.parquet": ("pilot", "dataset", "expert", "size"),
     "pilot_labels.parquet": ("row", "label"),
     "layout.parquet": ("method", "item", "ref", "x", "y"),
+    "significance.parquet": ("measure", "reference", "resamples", "dataset", "system", "delta", "p_t", "p_rand",
+                             "n", "p_t_holm", "p_rand_holm", "significant"),
     "docs.parquet": ("doc_id", "title", "text"),
 }
 
@@ -445,6 +451,9 @@ def _kind_capabilities(kind: str) -> list[str]:
     from .experts import EXPERT_KINDS
 
     return sorted(EXPERT_KINDS[kind].capabilities) if kind in EXPERT_KINDS else []
+
+
+SIGNIFICANCE_COLUMNS = ["system", "delta", "p_t", "p_rand", "n", "p_t_holm", "p_rand_holm", "significant", "dataset"]
 
 
 class WorkspaceWriter:
@@ -483,7 +492,7 @@ class WorkspaceWriter:
         missing = [c for c in TABLE_COLUMNS[name] if c not in frame.columns]
         if missing:
             raise ValueError(f"{name}: columns {missing} are missing")
-        save_table(self.root / name, frame)
+        save_table(self.root / name, frame, RUN_ROW_GROUP if name == "runs.parquet" else None)
 
     def metrics(self, systems: list[str], cube: np.ndarray, measures: list[str]) -> None:
         """metrics.parquet from a (system, row, measure) cube: every encoder's per-query scores."""
@@ -530,6 +539,13 @@ class WorkspaceWriter:
                                 "ref": np.concatenate([np.arange(n_pilots), np.arange(n_queries)]),
                                 "x": xy[:, 0], "y": xy[:, 1]}) for method, xy in coords.items()]
         save_table(self.root / "layout.parquet", pd.concat(frames, ignore_index=True))
+
+    def significance(self, tables: list[tuple[str, str, int, pd.DataFrame]]) -> None:
+        """significance.parquet: analysis.significance_table of each (measure, reference, resamples), precomputed
+        because the randomization tests are the slowest thing a page would otherwise compute."""
+        frames = [t.assign(measure=m, reference=r, resamples=n) for m, r, n, t in tables]
+        save_table(self.root / "significance.parquet", pd.concat(frames, ignore_index=True)[
+            list(TABLE_COLUMNS["significance.parquet"])])
 
     def manifest(self, manifest: dict) -> None:
         (self.root / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
@@ -740,6 +756,21 @@ class Workspace:
         return self._table("runs.parquet")
 
     @cached_property
+    def _significance(self) -> pd.DataFrame | None:
+        return self._table("significance.parquet") if self.file("significance.parquet").exists() else None
+
+    def stored_significance(self, measure: str, reference: str, resamples: int) -> pd.DataFrame | None:
+        """The significance table the build stored for (measure, reference, resamples), or None (not stored, or a
+        workspace from before it was)."""
+        t = self._significance
+        if t is None:
+            return None
+        hit = t[(t["measure"] == measure) & (t["reference"] == reference) & (t["resamples"] == resamples)]
+        if hit.empty:
+            return None
+        return hit.reset_index(drop=True)[SIGNIFICANCE_COLUMNS]
+
+    @cached_property
     def pilots(self) -> pd.DataFrame:
         return self._table("pilots.parquet")
 
@@ -794,10 +825,28 @@ class Workspace:
         q = q[q["role"] == "eval"]
         return q if dataset is None else q[q["dataset"] == dataset]
 
+    def run_rows(self, systems: list[str] | None = None, rows=None) -> pd.DataFrame:
+        """The runs of `systems` (None: all) on query `rows` (None: all), read with filters: a page reads the
+        row groups it shows, never the whole table (which `runs` reads, once, when something needs all of it)."""
+        rows = None if rows is None else sorted({int(r) for r in rows})
+        if "runs" in self.__dict__:
+            r = self.runs
+            keep = np.ones(len(r), bool)
+            if systems is not None:
+                keep &= r["system"].isin(systems).to_numpy()
+            if rows is not None:
+                keep &= r["row"].isin(rows).to_numpy()
+            return r[keep]
+        filters = [("system", "in", list(systems))] if systems is not None else []
+        if rows is not None:  # the range lets pyarrow skip row groups by their statistics
+            filters += [("row", ">=", rows[0]), ("row", "<=", rows[-1]), ("row", "in", rows)] if rows else [
+                ("row", "<", 0)]
+        return load_parquet(self.file("runs.parquet"), TABLE_COLUMNS["runs.parquet"], filters or None)
+
     def ranking(self, system: str, row: int, depth: int = 10) -> pd.DataFrame:
         """Top `depth` of one query under one encoder (or mix:<strategy>): rank, doc_id, title, text, score, grade."""
-        r = self.runs
-        hits = r[(r["system"] == system) & (r["row"] == row)].sort_values("rank").head(depth)
+        r = self.run_rows([system], [row])
+        hits = r.sort_values("rank").head(depth)
         q = self.queries.iloc[row]
         docs = self.docs(q["dataset"])
         judged = self.qrels(q["dataset"], q["role"]).get(q["qid"], {})

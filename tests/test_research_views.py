@@ -486,3 +486,42 @@ def test_hostile_metadata_values_are_drawn_as_text(ws, tmp_path):  # noqa: F811
     for fmt, escape in (("latex", export.latex_escape), ("markdown", export.markdown_escape)):
         text = export.paper_table(w, "nDCG@10", None, fmt, 200, slice_by=("kind", HOSTILE))
         assert escape(HOSTILE) in text and HOSTILE not in text
+
+
+def test_the_stored_significance_is_the_computed_one(ws):  # noqa: F811
+    """The build stores every measure's significance table against its reference; reading it gives exactly what
+    computing it gives, and anything not stored (another reference, a slice) is computed."""
+    reference = ws.manifest["reference"]
+    for measure in ws.measures:
+        stored = ws.stored_significance(measure, reference, analysis.SIGNIFICANCE_RESAMPLES)
+        assert stored is not None and len(stored) == len(ws.datasets) * (len(ws.strategies) - 1)
+        pd.testing.assert_frame_equal(stored, analysis.compute_significance(ws, measure, reference))
+        pd.testing.assert_frame_equal(analysis.significance_table(ws, measure), stored)
+    assert ws.stored_significance(ws.label_measure, "pilot-mean", analysis.SIGNIFICANCE_RESAMPLES) is None
+    other = analysis.significance_table(ws, reference="pilot-mean")
+    assert set(other["system"]) == set(ws.strategies) - {"pilot-mean"}
+    assert "stages" in ws.manifest and "significance" in ws.manifest["stages"]
+
+
+def test_a_page_reads_only_the_runs_it_shows(ws):  # noqa: F811
+    """runs.parquet is written in row groups; run_rows reads through filters, and gives the rows of the whole table
+    that match (for one query under one encoder, and for many queries under several systems)."""
+    import pyarrow.parquet as pq
+
+    fresh = Workspace(ws.path)  # nothing read yet: run_rows must not need the whole table
+    meta = pq.ParquetFile(fresh.file("runs.parquet")).metadata
+    assert meta.num_row_groups > 1
+    row = int(fresh.eval_rows()["row"].iloc[3])
+    one = fresh.run_rows(["base"], [row])
+    assert "runs" not in fresh.__dict__
+    whole = Workspace(ws.path).runs
+    expected = whole[(whole["system"] == "base") & (whole["row"] == row)]
+    assert len(one) == len(expected) > 0
+    assert one[["rank", "doc"]].to_numpy().tolist() == expected[["rank", "doc"]].to_numpy().tolist()
+    rows = fresh.eval_rows(ws.datasets[1])["row"].tolist()
+    systems = [ws.encoders[1], ws.encoders[2]]
+    many = fresh.run_rows(systems, rows)
+    expected = whole[whole["system"].isin(systems) & whole["row"].isin(rows)]
+    assert sorted(map(tuple, many[["system", "row", "rank"]].to_numpy().tolist())) == sorted(
+        map(tuple, expected[["system", "row", "rank"]].to_numpy().tolist()))
+    assert len(fresh.run_rows(systems, [])) == 0
