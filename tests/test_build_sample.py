@@ -13,6 +13,7 @@ import pytest
 from explorer.analysis import WhatIf, query_table, routing_report, selection_matrix, summary
 from explorer.cli import main
 from explorer.export import strategy_run
+from tests.conftest import ROOT
 from explorer.routing import ROUTERS
 
 from .test_evaluation import reference_metrics
@@ -188,3 +189,22 @@ def test_ddr_is_judged_against_the_oracle_over_its_prefix_modules(sample_workspa
     expected = best[np.arange(len(t)), [prefixes.index(p) for p in t["primary"]]]
     assert (t["correct"].to_numpy() == expected).all() and 0 < expected.mean() < 1
     assert np.allclose(t["regret"], scores.max(axis=1) - t["routed_score"])
+
+
+def test_the_config_given_to_build_is_not_changed(sample_workspace, tmp_path):
+    """build() fills the multi-task expert's sources into a copy: the BuildConfig it was given is as it was (a
+    second build from the same object is the same build)."""
+    import copy
+    from dataclasses import asdict
+
+    from explorer.build import build
+    from explorer.config import load_config
+
+    cfg = load_config(ROOT / "sample_data" / "sample.toml")
+    multi = next(e for e in cfg.experts if e.multi_task)
+    assert multi.sources == []  # the config names no sources for it: the build gives it the union
+    before = copy.deepcopy(asdict(cfg))
+    ws = build(cfg, tmp_path / "again", progress=False)
+    assert asdict(cfg) == before
+    card = ws.expert_card(multi.name)
+    assert {s["dataset"] for s in card["sources"]} == {d.name for d in cfg.datasets}
