@@ -32,7 +32,7 @@ from .encoders import Encoder
 from .analysis import significance_tables
 from .evaluation import per_query, run_dict
 from .experts import EXPERT_KINDS
-from .index import build_index, save_index, search
+from .index import build_index, resolve_kind, save_index, search, tune_ivf
 from .names import SystemName
 from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
@@ -118,6 +118,7 @@ class Build:
     folders: dict[str, Path] = field(default_factory=dict)
     q_emb: list[np.ndarray] = field(default_factory=list)
     indexes: dict = field(default_factory=dict)
+    index_recall: dict = field(default_factory=dict)  # dataset -> an IVF index's tuned nprobe and measured recall
     runs: list[pd.DataFrame] = field(default_factory=list)
     routed: list = field(default_factory=list)
 
@@ -304,13 +305,16 @@ class Build:
         cfg = self.cfg
         self.log.begin("search", "Indexing and searching", len(self.datasets) + 1)
         for name, ds in self.datasets.items():
-            if cfg.index_kind == "flat" and len(ds.corpus) > cfg.chunk_docs:  # exact, chunk by chunk: no index
+            kind = resolve_kind(cfg.index_kind, len(ds.corpus), cfg.exact_max_docs)
+            if kind == "flat" and len(ds.corpus) > cfg.chunk_docs:  # exact, chunk by chunk: no index
                 self.indexes[name] = ChunkedFlat(self.doc_emb[name], cfg.chunk_docs)
                 continue
-            key = _hash("index", self.doc_keys[name], cfg.index_kind)
+            key = _hash("index", self.doc_keys[name], kind)
             self.indexes[name] = self.stages.cached(
                 f"index:{name}", key, cfg.cache_dir / "index" / f"{key}.faiss", index_of_size(len(ds.corpus)),
-                lambda name=name: build_index(self.doc_emb[name], cfg.index_kind), lambda p, i: save_index(i, p))
+                lambda name=name, kind=kind: build_index(self.doc_emb[name], kind), lambda p, i: save_index(i, p))
+            if kind == "ivf":  # stated in the workspace: how near exact this approximate index is
+                self.index_recall[name] = tune_ivf(self.indexes[name], self.doc_emb[name], chunk=cfg.chunk_docs)
         self.qrels_by = _qrels_lookup(self.queries)
         self.metric_arr = self.stages.timed("search+metrics", self.search_key, self._score_every_encoder)
 
@@ -443,7 +447,9 @@ class Build:
             "base_model": {"name": cfg.base, "fingerprint": base_fingerprint(cfg.base),
                            "max_seq_length": cfg.max_seq_length, "parameters": self.base_parameters},
             "datasets": [{**_dataset_record(s, self.datasets[s.name]),
-                          "index": getattr(self.indexes[s.name], "kind", "faiss")} for s in cfg.datasets],
+                          "index": getattr(self.indexes[s.name], "kind", "faiss"),
+                          **({"ivf": self.index_recall[s.name]} if s.name in self.index_recall else {})}
+                         for s in cfg.datasets],
             "encoders": self.encoders,
             "experts": self.expert_records(),
             "candidates": [self.encoders[c] for c in self.ctx.candidates],
@@ -451,7 +457,8 @@ class Build:
             "strategies": [s.record(self.ctx) for s in self.strategies],
             "routing": routing,
             "measures": cfg.measures, "reference": cfg.reference, "label_measure": cfg.label_measure,
-            "index": {"kind": cfg.index_kind, "depth": cfg.depth, "chunk_docs": cfg.chunk_docs},
+            "index": {"kind": cfg.index_kind, "depth": cfg.depth, "chunk_docs": cfg.chunk_docs,
+                      "exact_max_docs": cfg.exact_max_docs},
             "layout": {**cfg.layout, "sampled": self.sampled, "points": len(self.points)},
             "versions": _library_versions(), "stages": self.log.entries,
             "build_seconds": round(time.perf_counter() - self.start, 1),

@@ -96,6 +96,7 @@ class BuildConfig:
     cache_dir: Path
     device: str = "cpu"  # resolved: "cpu" or "cuda"
     chunk_docs: int = 50_000  # documents encoded and searched per chunk
+    exact_max_docs: int = 2_000_000  # kind = "auto": exact search up to this corpus size, IVF above
 
     @property
     def multitask(self) -> ExpertSpec | None:
@@ -122,8 +123,12 @@ MODEL_PARAMS = (
           choices=("cpu", "cuda", "auto")),
 )
 INDEX_PARAMS = (
-    Param("kind", str, "flat", "faiss index: exact inner product, or HNSW / IVF (approximate)", choices=INDEX_KINDS),
+    Param("kind", str, "flat", "faiss index: exact inner product, HNSW / IVF (approximate; IVF is tuned to "
+          "recall@10 >= 0.95 against exact), or auto (exact up to exact_max_docs, IVF above)", choices=INDEX_KINDS),
     Param("depth", int, 100, "documents kept per query in every run (R@100 and AP read them)", min=1, max=10_000),
+    Param("exact_max_docs", int, 2_000_000, 'with kind = "auto": a corpus up to this many documents is searched '
+          "exactly (flat, or chunk by chunk above chunk_docs), a larger one with IVF tuned to recall@10 >= 0.95",
+          min=1),
     Param("chunk_docs", int, 50_000, "documents encoded and searched per chunk: peak memory grows with it, not with "
           "the corpus; a larger corpus is encoded resumably into a memory-mapped array and, with kind = \"flat\", "
           "searched exactly chunk by chunk", min=10, max=10_000_000),
@@ -304,6 +309,7 @@ def load_config(path: str | Path) -> BuildConfig:
     return BuildConfig(
         path=path.resolve(), title=top.get("title") or path.stem, base=model["base"],
         max_seq_length=model["max_seq_length"], batch_size=model["batch_size"], index_kind=index["kind"], chunk_docs=index["chunk_docs"],
+        exact_max_docs=index["exact_max_docs"],
         depth=index["depth"], datasets=datasets, experts=experts, routing=routing,
         measures=list(evaluation["measures"]), reference=evaluation["reference"],
         label_measure=evaluation["label_measure"] or default_label_measure(evaluation["measures"]), layout=layout,

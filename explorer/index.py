@@ -16,12 +16,16 @@ from .lazy import Lazy
 
 faiss = Lazy("faiss")
 
-INDEX_KINDS = ("flat", "hnsw", "ivf")
+INDEX_KINDS = ("flat", "hnsw", "ivf", "auto")
+RECALL_TARGET = 0.95  # recall@10 an IVF index is tuned to, against exact search
+PROBE_QUERIES = 200  # corpus documents used as queries to measure it (never test queries)
 
 
 def build_index(doc_emb: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ivf_lists: int | None = None,
                 ivf_probe: int | None = None) -> faiss.Index:
     """Exact inner product by default; HNSW or IVF (approximate) for large corpora."""
+    if kind == "auto":
+        raise ValueError('kind = "auto" is resolved by the build (resolve_kind), not an index of its own')
     emb = np.ascontiguousarray(doc_emb, dtype=np.float32)
     d = emb.shape[1]
     if kind == "flat":
@@ -38,6 +42,50 @@ def build_index(doc_emb: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ivf_l
         raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
     index.add(emb)
     return index
+
+
+def resolve_kind(kind: str, n_docs: int, exact_max_docs: int) -> str:
+    """The index a corpus gets: `auto` is exact ("flat") up to `exact_max_docs` documents and IVF above."""
+    if kind != "auto":
+        return kind
+    return "flat" if n_docs <= exact_max_docs else "ivf"
+
+
+def _probe(doc_emb: np.ndarray, queries: int, k: int, seed: int, chunk: int):
+    """Seeded corpus documents as queries, and their exact top-k (each one's own document left out)."""
+    from .chunked import ChunkedFlat
+
+    rng = np.random.default_rng(seed)
+    picks = np.sort(rng.choice(len(doc_emb), min(queries, len(doc_emb)), replace=False))
+    q = np.ascontiguousarray(np.asarray(doc_emb[picks]), dtype=np.float32)
+    _, exact = ChunkedFlat(doc_emb, chunk).search(q, k + 1)
+    return q, picks, [set(r) - {p} for r, p in zip(exact.tolist(), picks.tolist())]
+
+
+def ivf_recall(index, doc_emb: np.ndarray, nprobe: int, queries: int = PROBE_QUERIES, k: int = 10, seed: int = 0,
+               chunk: int = 50_000, probe=None) -> float:
+    """recall@k of `index` at `nprobe` against exact search, on seeded corpus documents as queries."""
+    q, picks, truth = probe or _probe(doc_emb, queries, k, seed, chunk)
+    index.nprobe = nprobe
+    _, got = index.search(q, k + 1)
+    return float(np.mean([len((set(g) - {p}) & t) / max(1, len(t)) for g, p, t in zip(got.tolist(), picks.tolist(),
+                                                                                     truth)]))
+
+
+def tune_ivf(index, doc_emb: np.ndarray, target: float = RECALL_TARGET, queries: int = PROBE_QUERIES, k: int = 10,
+             seed: int = 0, chunk: int = 50_000) -> dict:
+    """Set an IVF index's nprobe to the smallest power of two whose recall@k against exact search reaches `target`
+    (every list when none does), measured with `queries` seeded corpus documents as queries (ivf_recall). Returns
+    what to state in the workspace: nlist, nprobe, recall@k and how it was measured."""
+    probe = _probe(doc_emb, queries, k, seed, chunk)
+    nlist, nprobe = int(index.nlist), 1
+    while True:
+        recall = ivf_recall(index, doc_emb, nprobe, k=k, probe=probe)
+        if recall >= target or nprobe >= nlist:
+            break
+        nprobe = min(nlist, nprobe * 2)
+    return {"nlist": nlist, "nprobe": nprobe, f"recall_at_{k}": round(recall, 4), "target": target,
+            "measured_with": f"{len(probe[1])} seeded corpus documents as queries, against exact search"}
 
 
 class IndexFileError(ValueError):

@@ -301,6 +301,7 @@ MANIFEST: dict[str, Key] = {
         "role": Key("str", required=False, check=_role),
         "index": Key("str", required=False, check=lambda v: None if v in ("faiss", "chunked-exact") else
                      "is not faiss or chunked-exact"),
+        "ivf": Key("dict", required=False),
         "judged_split": Key("dict", required=False, fields={
             "share": Key("number"), "seed": Key("int"), "of": Key("str"), "train": Key("int"), "test": Key("int")}),
         "warnings": Key("list", required=False, items=Key("str"))})),
@@ -332,7 +333,8 @@ MANIFEST: dict[str, Key] = {
     "label_measure": Key("str", required=False, check=_measure),
     "index": Key("dict", required=False, fields={"kind": Key("str", required=False),
                                                  "depth": Key("int", required=False),
-                                                 "chunk_docs": Key("int", required=False)}),
+                                                 "chunk_docs": Key("int", required=False),
+                                                 "exact_max_docs": Key("int", required=False)}),
     "layout": Key("dict", required=False, fields={"sampled": Key("bool", required=False),
                                                   "points": Key("int", required=False)}),
     "stages": Key("dict", required=False),

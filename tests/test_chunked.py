@@ -114,3 +114,40 @@ def test_a_build_over_chunks_scores_as_the_exact_index_does(tmp_path, trains):
     assert len(a) == len(b) and (a["doc"].to_numpy() == b["doc"].to_numpy()).mean() > 0.99
     np.testing.assert_allclose(parts.metrics[whole.measures].to_numpy(), whole.metrics[whole.measures].to_numpy(),
                                atol=1e-3)
+
+
+def clustered(rng, n, d=32, centres=20):
+    c = rng.normal(size=(centres, d))
+    x = c[rng.integers(0, centres, n)] + 0.6 * rng.normal(size=(n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_ivf_is_tuned_to_the_recall_target_against_exact_search():
+    """nprobe is the smallest power of two reaching recall@10 >= 0.95 on corpus documents used as queries; the
+    figure stated is the one measured at that nprobe."""
+    from explorer.index import RECALL_TARGET, ivf_recall, resolve_kind, tune_ivf
+
+    rng = np.random.default_rng(3)
+    docs = clustered(rng, 20_000)
+    index = build_index(docs, "ivf", ivf_lists=256)
+    info = tune_ivf(index, docs, chunk=3000)
+    assert index.nprobe == info["nprobe"] and info["nlist"] == 256
+    assert info["recall_at_10"] >= RECALL_TARGET
+    assert info["nprobe"] > 1  # clustered data: one list is not enough
+    assert ivf_recall(index, docs, info["nprobe"] // 2, chunk=3000) < RECALL_TARGET  # the smallest that reaches it
+    assert ivf_recall(index, docs, info["nprobe"], chunk=3000) == pytest.approx(info["recall_at_10"], abs=1e-4)
+    assert tune_ivf(index, docs, target=1.01, chunk=3000)["nprobe"] == 256  # unreachable: every list probed
+    assert resolve_kind("auto", 10, 100) == "flat" and resolve_kind("auto", 101, 100) == "ivf"
+    assert resolve_kind("hnsw", 10, 100) == "hnsw"
+
+
+def test_auto_builds_ivf_above_its_threshold_and_states_the_recall(tmp_path, trains):
+    from explorer.build import build
+
+    config = _config(tmp_path, 100_000)
+    text = config.read_text().replace("chunk_docs = 100000", 'chunk_docs = 100000\nkind = "auto"\nexact_max_docs = 50')
+    config.write_text(text)
+    ws = build(config, tmp_path / "ws", progress=False)
+    for d in ws.manifest["datasets"]:
+        assert d["index"] == "faiss" and d["ivf"]["recall_at_10"] >= 0.95, d
+        assert ws.index(d["name"]).nprobe == d["ivf"]["nprobe"]  # the tuned nprobe is the one saved
