@@ -25,6 +25,24 @@ def write_beir(folder: Path, corpus: list[dict], queries: list[dict], qrels: dic
     return folder
 
 
+def two_domain_config(path: Path, cache: Path, tables: str = "", experts: str | None = None,
+                      names: tuple[str, ...] = ("homefix", "pycode"), max_pairs: int = 32) -> Path:
+    """A small build config on two sample domains (few queries, one epoch, no UMAP: seconds a stage), written to
+    `path`. `tables`: more TOML tables (e.g. "[index]\nchunk_docs = 30\n"); `experts`: [[experts]] tables in
+    place of one LoRA expert per domain."""
+    sample = ROOT / "sample_data"
+    text = f'title = "{path.stem}"\ncache_dir = "{cache}"\n{tables}[training]\nepochs = 1\n[layout]\numap = false\n'
+    for name in ("homefix", "pycode"):
+        text += (f'[[datasets]]\nname = "{name}"\npath = "{sample / name}"\ntrain_split = "train"\n'
+                 "max_pilot_queries = 20\nmax_eval_queries = 10\n")
+    if experts is None:
+        experts = "".join(f'[[experts]]\nname = "{n}"\nsources = [{{dataset = "{n}", source = "qrels", '
+                          f"max_pairs = {max_pairs}}}]\n" for n in names)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + experts)
+    return path
+
+
 @pytest.fixture(scope="session")
 def trains():
     """Asked for by every fixture that loads a model, trains an expert, builds a workspace or reads ../shared/data:

@@ -17,36 +17,14 @@ from explorer.build import build
 from explorer.config import ConfigError, load_config
 from explorer.workspace import Workspace, WorkspaceError, recover_interrupted_swap
 
-from .conftest import ROOT
+from .conftest import ROOT, two_domain_config
 
 SAMPLE = ROOT / "sample_data"
 
 
 def small_config(folder: Path, cache: Path, experts: list[str]) -> Path:
     """Two sample domains, few queries, short training, no UMAP: a build of a few seconds per stage."""
-    text = f'''title = "small"
-cache_dir = "{cache}"
-[training]
-epochs = 1
-[layout]
-umap = false
-'''
-    for name in ("homefix", "pycode"):
-        text += f'''[[datasets]]
-name = "{name}"
-path = "{SAMPLE / name}"
-train_split = "train"
-max_pilot_queries = 20
-max_eval_queries = 10
-'''
-    for name in experts:
-        text += f'''[[experts]]
-name = "{name}"
-sources = [{{dataset = "{name}", source = "qrels", max_pairs = 32}}]
-'''
-    path = folder / f"config-{'-'.join(experts)}.toml"
-    path.write_text(text)
-    return path
+    return two_domain_config(folder / f"config-{'-'.join(experts)}.toml", cache, names=tuple(experts))
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -97,11 +75,11 @@ def test_a_failed_build_leaves_the_previous_workspace_intact(first_build, monkey
     calls = {"n": 0}
     real = workspace_module.save_table
 
-    def failing(path, frame):
+    def failing(path, frame, *rest):
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError("disk full (simulated)")
-        real(path, frame)
+        real(path, frame, *rest)
 
     monkeypatch.setattr(workspace_module, "save_table", failing)
     with pytest.raises(OSError, match="disk full"):

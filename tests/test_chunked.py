@@ -10,9 +10,7 @@ import pytest
 
 from explorer.chunked import ChunkedFlat, encode_chunked
 from explorer.index import build_index, search
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "sample_data"
+from tests.conftest import two_domain_config
 
 
 def unit(rng, n, d=32):
@@ -68,30 +66,8 @@ def test_encoding_resumes_from_the_last_finished_chunk(tmp_path):
 
 
 def _config(folder: Path, chunk: int) -> Path:
-    text = f'''title = "chunked"
-cache_dir = "{folder / 'cache'}"
-[index]
-chunk_docs = {chunk}
-[training]
-epochs = 1
-[layout]
-umap = false
-'''
-    for name in ("homefix", "pycode"):
-        text += f'''[[datasets]]
-name = "{name}"
-path = "{SAMPLE / name}"
-train_split = "train"
-max_pilot_queries = 20
-max_eval_queries = 10
-[[experts]]
-name = "{name}"
-sources = [{{dataset = "{name}", source = "qrels", max_pairs = 16}}]
-'''
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"chunked-{chunk}.toml"
-    path.write_text(text)
-    return path
+    return two_domain_config(folder / f"chunked-{chunk}.toml", folder / "cache", f"[index]\nchunk_docs = {chunk}\n",
+                             max_pairs=16)
 
 
 def test_a_build_over_chunks_scores_as_the_exact_index_does(tmp_path, trains):

@@ -8,7 +8,6 @@ page's data (explorer.pages), with no other file naming them.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +17,7 @@ from explorer.experts.lora import LoraKind
 from explorer.pages import PAGES, page_data
 from explorer.routing import ROUTERS, Router, register
 from explorer.settings import Param
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "sample_data"
+from tests.conftest import two_domain_config
 
 
 class LastCandidate(Router):
@@ -61,24 +58,7 @@ def built(registered, tmp_path_factory, trains):
     from explorer.build import build
 
     folder = tmp_path_factory.mktemp("registries")
-    text = f'''title = "registries"
-cache_dir = "{folder / 'cache'}"
-[training]
-epochs = 1
-[routing]
-throwaway_pick = 0
-[layout]
-umap = false
-'''
-    for name in ("homefix", "pycode"):
-        text += f'''[[datasets]]
-name = "{name}"
-path = "{SAMPLE / name}"
-train_split = "train"
-max_pilot_queries = 20
-max_eval_queries = 10
-'''
-    text += '''[[experts]]
+    experts = '''[[experts]]
 name = "homefix"
 sources = [{dataset = "homefix", source = "qrels", max_pairs = 32}]
 [[experts]]
@@ -87,8 +67,7 @@ kind = "throwaway-tiny"
 r = 3
 sources = [{dataset = "pycode", source = "qrels", max_pairs = 32}]
 '''
-    config = folder / "registries.toml"
-    config.write_text(text)
+    config = two_domain_config(folder / "registries.toml", folder / "cache", "[routing]\nthrowaway_pick = 0\n", experts)
     return config, build(config, folder / "ws", progress=False)
 
 
