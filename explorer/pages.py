@@ -9,14 +9,14 @@ new page is one script plus one `register_page` call. No Streamlit and no model 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from .scores import points
 from . import views
+from .scores import points
 from .workspace import Workspace
 
 
@@ -30,7 +30,7 @@ class Page:
     params: tuple[str, ...] = ()  # the URL parameters the page reads (and `explorer view --param` accepts)
     default: bool = False  # the page the app opens on
     metadata_filters: bool = False  # also reads `kind` and `meta_<field>` (query metadata filters)
-    url: str = field(default="")
+    url: str = ""  # its URL path, when not its key
 
     @property
     def url_path(self) -> str:
@@ -46,10 +46,6 @@ def register_page(page: Page) -> Page:
         raise ValueError(f"a page with key {page.key!r} is already registered")
     PAGES[page.key] = page
     return page
-
-
-def page_by_script(script: str) -> Page:
-    return next(p for p in PAGES.values() if p.script == script)
 
 
 def page_data(key: str, ws: Workspace, params: Mapping[str, str] | None = None) -> dict:
@@ -166,7 +162,7 @@ def experts_data(ws: Workspace, p: Mapping[str, str]) -> dict:
 def playground_data(ws: Workspace, p: Mapping[str, str]) -> dict:
     """The pilot library a typed query is routed against (routing a typed query itself needs the model: the
     Playground page, or explorer.live)."""
-    return {"strategies": [s for s in views.real_strategies(ws)], "pilots": ws.pilots,
+    return {"strategies": views.real_strategies(ws), "pilots": ws.pilots,
             "out_of_domain_percentile": views.OOD_PERCENTILE}
 
 

@@ -50,9 +50,9 @@ class RoutingContext:
     own_expert: dict[str, int]  # dataset -> column of the expert trained on it
     pilot_emb: np.ndarray  # (n_pilot, d) base embeddings of pilot queries
     pilot_dataset: np.ndarray  # (n_pilot,) source dataset of each pilot query
-    pilot_scores: np.ndarray  # (n_pilot, n_encoders) nDCG@10 of every encoder on every pilot query
+    pilot_scores: np.ndarray  # (n_pilot, n_encoders) label measure (nDCG@10 unless set) of every encoder
     eval_dataset: np.ndarray  # (n_eval,) dataset of each evaluated query
-    eval_scores: np.ndarray  # (n_eval, n_encoders) nDCG@10 per encoder: only oracles may read it
+    eval_scores: np.ndarray  # (n_eval, n_encoders) label measure per encoder: only oracles may read it
     expert_datasets: dict[int, list[str]] = field(default_factory=dict)  # column -> datasets it was trained on
     # column -> what the expert can do (explorer.capabilities); a router asks this, never the kind's name
     expert_capabilities: dict[int, frozenset[str]] = field(default_factory=dict)
@@ -146,7 +146,7 @@ class Router:
     def what_if(self, ctx: RoutingContext, emb: np.ndarray, stored: Decision, off: list[int]) -> np.ndarray | None:
         """The column each evaluated query goes to with the experts at `off` switched off (-1: a stored mixture
         of experts still on, whose stored score stands), or None when the strategy cannot run without them.
-        `ctx` holds only the experts still on. By default: decide again from the pilot data that is left."""
+        `ctx`'s candidates and own experts are those still on. By default: decide again from the pilot data."""
         return self.decide(ctx, emb).chosen
 
     def masked_what_if(self, ctx: RoutingContext, emb: np.ndarray, stored: Decision, off: list[int]):
