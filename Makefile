@@ -28,7 +28,12 @@ run: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/streamlit run app.py --server.headless true $(if $(HOST),--server.address $(HOST)) \
 		$(if $(PORT),--server.port $(PORT)) -- $(if $(WORKSPACE),--workspace $(WORKSPACE))
 
-test: setup chromium
+# The tests cover the Ray engine on a local Ray instance, so they install its extra (`make run` does not).
+$(VENV)/.installed-ray: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[ray]"
+	touch $@
+
+test: setup $(VENV)/.installed-ray chromium
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 # The fast lane while developing: every test that loads no model, trains nothing and builds no workspace.

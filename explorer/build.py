@@ -29,6 +29,7 @@ from .chunked import ChunkedFlat, encode_chunked
 from .config import BuildConfig, ExpertSpec, load_config
 from .data import NOT_A_FOLDER, BeirDataset, DataError, load_beir, path_kind, split_judged
 from .encoders import Encoder
+from .engines import ray_encoder
 from .analysis import significance_tables
 from .evaluation import per_query, run_dict
 from .experts import EXPERT_KINDS
@@ -180,18 +181,20 @@ class Build:
         """Each corpus under the base encoder, once per dataset, shared by every expert."""
         self.log.begin("corpora", "Encoding corpora with the base encoder (once per dataset, shared by every "
                                   "expert)", len(self.datasets))
-        chunk = self.cfg.chunk_docs
+        cfg, chunk = self.cfg, self.cfg.chunk_docs
+        on_ray = cfg.compute["engine"] == "ray"
+        encode = (ray_encoder(cfg.base, cfg.max_seq_length, cfg.compute) if on_ray
+                  else lambda texts: self.encoder.encode(texts, show_progress=self.progress))
         for name, ds in self.datasets.items():
             key = self.doc_keys[name] = _hash("docs", ds.content_hash, self.base_fp)
-            path = self.cfg.cache_dir / "docs" / f"{key}.npy"
-            large = len(ds.corpus) > chunk  # encoded resumably, chunk by chunk, and kept memory-mapped
+            path = cfg.cache_dir / "docs" / f"{key}.npy"
+            chunked = on_ray or len(ds.corpus) > chunk  # resumable, chunk by chunk, kept memory-mapped
             self.doc_emb[name] = self.stages.cached(
-                f"docs:{name}", key, path, array_of_rows(len(ds.corpus), mmap=large),
-                lambda ds=ds, path=path: encode_chunked(
-                    lambda texts: self.encoder.encode(texts, show_progress=self.progress), ds.corpus.passages(),
-                    len(ds.corpus), path, chunk, self._chunk_done) if large
-                else self.encoder.encode(ds.corpus.passages(), show_progress=self.progress),
-                (lambda p, a: None) if large else save_array_atomically)
+                f"docs:{name}", key, path, array_of_rows(len(ds.corpus), mmap=chunked),
+                lambda ds=ds, path=path: encode_chunked(encode, ds.corpus.passages(), len(ds.corpus), path, chunk,
+                                                        self._chunk_done) if chunked
+                else encode(ds.corpus.passages()),
+                (lambda p, a: None) if chunked else save_array_atomically)
 
     def _chunk_done(self, i: int, n: int, reused: bool) -> None:
         self.echo(f"    chunk {i + 1}/{n}: {'kept from an earlier run' if reused else 'encoded'}")
@@ -457,6 +460,7 @@ class Build:
             "strategies": [s.record(self.ctx) for s in self.strategies],
             "routing": routing,
             "measures": cfg.measures, "reference": cfg.reference, "label_measure": cfg.label_measure,
+            "compute": {k: v for k, v in cfg.compute.items() if k != "address"},  # never a cluster's address
             "index": {"kind": cfg.index_kind, "depth": cfg.depth, "chunk_docs": cfg.chunk_docs,
                       "exact_max_docs": cfg.exact_max_docs},
             "layout": {**cfg.layout, "sampled": self.sampled, "points": len(self.points)},

@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .engines import COMPUTE_PARAMS, ray_problem
 from .evaluation import DEFAULT_MEASURES, default_label_measure
 from .experts import EXPERT_KINDS, AdapterError
 from .index import INDEX_KINDS
@@ -95,6 +96,7 @@ class BuildConfig:
     layout: dict
     cache_dir: Path
     device: str = "cpu"  # resolved: "cpu" or "cuda"
+    compute: dict = field(default_factory=lambda: {"engine": "local"})  # where the corpora are encoded
     chunk_docs: int = 50_000  # documents encoded and searched per chunk
     exact_max_docs: int = 2_000_000  # kind = "auto": exact search up to this corpus size, IVF above
 
@@ -104,7 +106,7 @@ class BuildConfig:
 
 
 # --- the declared tables -------------------------------------------------------------------------------------------
-ROOT_TABLES = ("model", "index", "training", "routing", "evaluation", "layout", "datasets", "experts")
+ROOT_TABLES = ("model", "index", "training", "routing", "evaluation", "layout", "compute", "datasets", "experts")
 ROOT_PARAMS = (
     Param("title", str, None, "shown in the app and the reports", nullable=True, default_doc="the file's name"),
     Param("cache_dir", str, None, "the stage cache, relative to this file", nullable=True,
@@ -215,7 +217,7 @@ def tables() -> dict[str, tuple[Param, ...]]:
     """Every table's settings, for the README's generated reference (`explorer settings`), with the routers and
     expert kinds registered now."""
     return {"top level": ROOT_PARAMS, "[model]": MODEL_PARAMS, "[index]": INDEX_PARAMS, "[training]": TRAIN_PARAMS,
-            "[routing]": routing_table(), "[evaluation]": EVALUATION_PARAMS, "[layout]": LAYOUT_PARAMS,
+            "[routing]": routing_table(), "[evaluation]": EVALUATION_PARAMS, "[layout]": LAYOUT_PARAMS, "[compute]": COMPUTE_PARAMS,
             "[[datasets]]": DATASET_PARAMS, "[[experts]]": expert_table(),
             "[[experts]] sources": SOURCE_TABLE_PARAMS,
             **{f'[[experts]] kind = "{k}"': cls.params for k, cls in EXPERT_KINDS.items()}}
@@ -285,6 +287,10 @@ def load_config(path: str | Path) -> BuildConfig:
     training = check_table(raw.get("training", {}), TRAIN_PARAMS, "training", problems)
     evaluation = check_table(raw.get("evaluation", {}), EVALUATION_PARAMS, "evaluation", problems)
     layout = check_table(raw.get("layout", {}), LAYOUT_PARAMS, "layout", problems)
+    compute = check_table(raw.get("compute", {}), COMPUTE_PARAMS, "compute", problems)
+    if compute.get("engine") == "ray" and ray_problem():
+        why, _, fix = ray_problem().partition(" (fix: ")
+        problems.add("compute", "engine", why, fix.rstrip(")"))
     routing_raw = raw.get("routing", {})
     routing = check_table(routing_raw, routing_table(), "routing", problems, handled=("variants",))
     datasets = _datasets(raw.get("datasets"), root, problems)
@@ -313,7 +319,7 @@ def load_config(path: str | Path) -> BuildConfig:
         depth=index["depth"], datasets=datasets, experts=experts, routing=routing,
         measures=list(evaluation["measures"]), reference=evaluation["reference"],
         label_measure=evaluation["label_measure"] or default_label_measure(evaluation["measures"]), layout=layout,
-        cache_dir=cache_dir, device=device,
+        cache_dir=cache_dir, device=device, compute=compute,
     )
 
 

@@ -1,0 +1,56 @@
+"""The corpus-encoding stage on Ray (the optional extra): the same embeddings as the local path, written to the
+same cache, on a local Ray instance with two CPU actors. CI installs the extra (make test), so these fail rather
+than skip when Ray is missing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explorer.config import ConfigError, load_config
+from tests.conftest import ROOT, two_domain_config
+
+COMPUTE = '[compute]\nengine = "ray"\nactors = 2\nbatch_size = 32\n'
+
+
+@pytest.fixture(scope="module")
+def local_ray(trains):
+    import ray
+
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_encodes_as_the_local_encoder_does(local_ray, tmp_path):
+    from explorer.build import build
+    from explorer.data import load_beir
+    from explorer.encoders import Encoder
+
+    said: list[str] = []
+    ws = build(two_domain_config(tmp_path / "ray.toml", tmp_path / "cache", COMPUTE), tmp_path / "ws",
+               progress=False, echo=said.append)
+    assert local_ray.is_initialized()  # the corpora went through Ray
+    assert ws.manifest["compute"]["engine"] == "ray" and "address" not in ws.manifest["compute"]
+    assert any("chunk 1/1: encoded" in line for line in said)
+    encoder = Encoder("bundled", max_seq_length=256)
+    for name in ("homefix", "pycode"):
+        ds = load_beir(ROOT / "sample_data" / name)
+        np.testing.assert_allclose(np.load(ws.path / "datasets" / name / "doc_emb.npy"),
+                                   encoder.encode(ds.corpus.passages()), rtol=0, atol=1e-5)
+
+
+def test_an_unknown_engine_is_refused_before_any_model(tmp_path):
+    config = two_domain_config(tmp_path / "bad.toml", tmp_path / "cache", '[compute]\nengine = "spark"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(config)
+    assert '[compute] `engine` "spark" is not one of "local" / "ray"' in str(err.value)
+
+
+def test_engine_ray_without_ray_installed_says_how_to_install_it(tmp_path, monkeypatch):
+    import explorer.config as config
+
+    monkeypatch.setattr(config, "ray_problem", lambda: 'Ray is not installed (fix: pip install ".[ray]", or set '
+                        'engine = "local")')
+    with pytest.raises(ConfigError) as err:
+        load_config(two_domain_config(tmp_path / "ray.toml", tmp_path / "cache", COMPUTE))
+    assert 'Ray is not installed (fix: pip install ".[ray]"' in str(err.value)
