@@ -71,7 +71,7 @@ def index_part(sizes: tuple[int, ...]) -> tuple[str, list[dict]]:
     """flat / hnsw / ivf through explorer.index.build_index (the build's own code path), recall against flat."""
     import faiss
 
-    from explorer.index import INDEX_KINDS, build_index
+    from explorer.index import INDEX_STRUCTURES, build_index
 
     queries = clustered(N_QUERIES, seed=1)
     results: list[dict] = []
@@ -79,7 +79,7 @@ def index_part(sizes: tuple[int, ...]) -> tuple[str, list[dict]]:
     for n in sizes:
         emb = clustered(n, seed=2)
         truth = None
-        for kind in INDEX_KINDS:  # flat first: its hits are the truth for recall
+        for kind in INDEX_STRUCTURES:  # flat first: its hits are the truth for recall
             if kind == "hnsw" and hnsw_prev:
                 n0, t0 = hnsw_prev
                 estimate = t0 * (n / n0) * np.log(n) / np.log(n0)

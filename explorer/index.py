@@ -16,7 +16,8 @@ from .lazy import Lazy
 
 faiss = Lazy("faiss")
 
-INDEX_KINDS = ("flat", "hnsw", "ivf", "auto")
+INDEX_STRUCTURES = ("flat", "hnsw", "ivf")  # what build_index makes
+INDEX_KINDS = (*INDEX_STRUCTURES, "auto")  # what [index] kind accepts: auto picks one of them per corpus
 RECALL_TARGET = 0.95  # recall@10 an IVF index is tuned to, against exact search
 PROBE_QUERIES = 200  # corpus documents used as queries to measure it (never test queries)
 
@@ -39,7 +40,7 @@ def build_index(doc_emb: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ivf_l
         index.train(emb)
         index.nprobe = ivf_probe or min(lists, max(8, lists // 10))
     else:
-        raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}")
+        raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_STRUCTURES)}")
     index.add(emb)
     return index
 
