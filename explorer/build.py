@@ -29,7 +29,7 @@ from .chunked import ChunkedFlat, encode_chunked
 from .config import BuildConfig, ExpertSpec, load_config
 from .data import NOT_A_FOLDER, BeirDataset, DataError, load_beir, path_kind, split_judged
 from .encoders import Encoder
-from .engines import ray_encoder
+from .engines import corpus_devices, ray_encoder
 from .analysis import significance_tables
 from .evaluation import per_query, run_dict
 from .experts import EXPERT_KINDS
@@ -183,8 +183,13 @@ class Build:
                                   "expert)", len(self.datasets))
         cfg, chunk = self.cfg, self.cfg.chunk_docs
         on_ray = cfg.compute["engine"] == "ray"
-        encode = (ray_encoder(cfg.base, cfg.max_seq_length, cfg.compute) if on_ray
-                  else lambda texts: self.encoder.encode(texts, show_progress=self.progress))
+        devices = corpus_devices(cfg.compute.get("devices", []), cfg.device)
+        if on_ray:
+            encode = ray_encoder(cfg.base, cfg.max_seq_length, cfg.compute)
+        elif len(devices) > 1:  # one process per device (every GPU): the base model only, before any expert
+            encode = lambda texts: self.encoder.encode_on(texts, devices, show_progress=self.progress)  # noqa: E731
+        else:
+            encode = lambda texts: self.encoder.encode(texts, show_progress=self.progress)  # noqa: E731
         for name, ds in self.datasets.items():
             key = self.doc_keys[name] = _hash("docs", ds.content_hash, self.base_fp)
             path = cfg.cache_dir / "docs" / f"{key}.npy"

@@ -151,6 +151,20 @@ class Encoder:
                                     normalize_embeddings=True, show_progress_bar=show_progress)
         return np.ascontiguousarray(emb, dtype=np.float32)
 
+    def encode_on(self, texts: Sequence[str], devices: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """Base-model embeddings of `texts` on several devices at once (sentence-transformers' multi-process pool:
+        one process per device, e.g. every GPU of the machine), in order. Only the base model: experts are never
+        copied into the pool, so this serves the corpus pass before any expert is loaded."""
+        if self.experts:
+            raise RuntimeError("encode_on runs the base model only; it is for the corpus pass, before the experts")
+        pool = self.model.start_multi_process_pool(target_devices=list(devices))
+        try:
+            emb = self.model.encode(list(texts), pool=pool, batch_size=self.batch_size, convert_to_numpy=True,
+                                    normalize_embeddings=True, show_progress_bar=show_progress)
+        finally:
+            self.model.stop_multi_process_pool(pool)
+        return np.ascontiguousarray(emb, dtype=np.float32)
+
     def forward_train(self, texts: Sequence[str]) -> torch.Tensor:
         """Normalised embeddings of one batch, with gradients unless called under inference mode (training the
         active expert; the caller holds `using`)."""

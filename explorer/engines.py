@@ -27,7 +27,23 @@ COMPUTE_PARAMS = (
     Param("actors", int, 2, 'engine = "ray": encoding actors, each holding the base model', min=1, max=10_000),
     Param("gpus_per_actor", float, 0.0, 'engine = "ray": GPUs each actor holds (0: CPU)', min=0, max=64),
     Param("batch_size", int, 256, 'engine = "ray": passages per map_batches call', min=1, max=100_000),
+    Param("devices", list, [], 'engine = "local": devices the corpus pass runs on at once, one process each (e.g. '
+          '["cuda:0", "cuda:1"]); empty: every GPU when [model] device is cuda and several are visible, else one',
+          item=str),
 )
+
+
+def corpus_devices(asked: list[str], device: str) -> list[str]:
+    """The devices of the local corpus pass: the ones asked for, or every visible GPU when the build runs on cuda
+    and there are several; one device (or none asked) means this process alone."""
+    if asked:
+        return list(asked)
+    if device != "cuda":
+        return []
+    import torch
+
+    n = torch.cuda.device_count()
+    return [f"cuda:{i}" for i in range(n)] if n > 1 else []
 
 
 def ray_problem() -> str | None:

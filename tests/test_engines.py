@@ -54,3 +54,39 @@ def test_engine_ray_without_ray_installed_says_how_to_install_it(tmp_path, monke
     with pytest.raises(ConfigError) as err:
         load_config(two_domain_config(tmp_path / "ray.toml", tmp_path / "cache", COMPUTE))
     assert 'Ray is not installed (fix: pip install ".[ray]"' in str(err.value)
+
+
+def test_the_corpus_pass_on_several_devices_equals_one_process(trains):
+    """sentence-transformers' multi-process pool (one process per device: every GPU of a machine; here two CPU
+    processes) gives the embeddings one process gives, in order; and it refuses to run once experts are loaded."""
+    from explorer.data import load_beir
+    from explorer.encoders import Encoder
+    from explorer.engines import corpus_devices
+
+    texts = load_beir(ROOT / "sample_data" / "pycode").corpus.passages()
+    encoder = Encoder("bundled", max_seq_length=256)
+    np.testing.assert_allclose(encoder.encode_on(texts, ["cpu", "cpu"]), encoder.encode(texts), rtol=0, atol=1e-5)
+    assert corpus_devices(["cuda:0", "cuda:1"], "cpu") == ["cuda:0", "cuda:1"]  # as asked
+    assert corpus_devices([], "cpu") == []  # one process
+    encoder.add_expert("x")
+    with pytest.raises(RuntimeError, match="base model only"):
+        encoder.encode_on(texts, ["cpu", "cpu"])
+
+
+def test_a_build_runs_its_corpus_pass_on_the_devices_given(tmp_path, trains, monkeypatch):
+    from explorer.build import build
+    from explorer.data import load_beir
+    from explorer.encoders import Encoder
+
+    seen = []
+    real = Encoder.encode_on
+    monkeypatch.setattr(Encoder, "encode_on", lambda self, texts, devices, **kw: seen.append(list(devices)) or real(
+        self, texts, devices, **kw))
+    config = two_domain_config(tmp_path / "devices.toml", tmp_path / "cache",
+                               '[compute]\ndevices = ["cpu", "cpu"]\n')
+    ws = build(config, tmp_path / "ws", progress=False)
+    assert ws.manifest["compute"]["devices"] == ["cpu", "cpu"]
+    assert seen == [["cpu", "cpu"]] * 2  # both corpora went through the pool
+    texts = load_beir(ROOT / "sample_data" / "homefix").corpus.passages()
+    np.testing.assert_allclose(np.load(ws.path / "datasets" / "homefix" / "doc_emb.npy"),
+                               Encoder("bundled", max_seq_length=256).encode(texts), rtol=0, atol=1e-5)
