@@ -88,8 +88,9 @@ CORE = ({**EARLY, "negatives": "hard", "hard_negatives": 16}, {"target_modules":
 
 
 def judged_against_crops(name: str, share: float = 0.5, seed: int = 13) -> list[dict]:
-    """One expert from corpus crops, one from a seeded `share` of the judged test queries (judged_split), both with
-    the core study's recipe, both scored on the other part of the judged queries only."""
+    """One expert from corpus crops, one from corpus sentences (the inverse cloze task's query side) and one from a
+    seeded `share` of the judged test queries (judged_split), all with the core study's recipe, all scored on the
+    other part of the judged queries only."""
     from explorer.config import JUDGED_TEST, JUDGED_TRAIN
     from explorer.data import load_beir, split_judged
     from explorer.encoders import Encoder
@@ -102,8 +103,9 @@ def judged_against_crops(name: str, share: float = 0.5, seed: int = 13) -> list[
     rows = [{"dataset": name, "training data": "none (base)", "pairs": 0,
              "held_out_ndcg10": test_ndcg(base, None, ds, doc_emb, JUDGED_TEST)}]
     train, lora = CORE
-    for label, source, split in (("corpus crops", "crops", None), (f"{share:.0%} of the judged queries", "qrels",
-                                                                   JUDGED_TRAIN)):
+    for label, source, split in (("corpus crops", "crops", None),
+                                  ("corpus sentences (inverse cloze task's queries)", "sentences", None),
+                                  (f"{share:.0%} of the judged queries", "qrels", JUDGED_TRAIN)):
         pairs = make_pairs(ds, source, {"max_pairs": 900, **({"split": split} if split else {})}, seed=13)
         enc = Encoder()
         result = train_expert(enc, "x", pairs, {name: doc_emb}, train, lora)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .scores import points, x100
+from .training import PAIR_SOURCES
 
 
 def _cmd_build(args) -> int:
@@ -235,7 +236,7 @@ def _build_commands(sub) -> None:
     t.add_argument("dataset")
     t.add_argument("--name", required=True)
     t.add_argument("--out", required=True)
-    t.add_argument("--source", default="qrels", choices=["qrels", "generated", "crops", "titles"])
+    t.add_argument("--source", default="qrels", choices=PAIR_SOURCES)
     t.add_argument("--split", default="train")
     t.add_argument("--base", default="bundled")
     t.add_argument("--epochs", type=int, default=3)

@@ -199,7 +199,8 @@ EXPERT_PARAMS = (
 )
 SOURCE_TABLE_PARAMS = (
     Param("dataset", str, REQUIRED, "a configured dataset"),
-    Param("source", str, "qrels", "qrels, generated (synthetic qrels), crops (random spans) or titles",
+    Param("source", str, "qrels", "qrels, generated (synthetic qrels), crops (random spans), sentences (one "
+          "sentence of a passage: the inverse cloze task's query side) or titles",
           choices=PAIR_SOURCES),
     *SOURCE_PARAMS,
 )
@@ -516,7 +517,7 @@ def _check_source(s: dict, train: dict, by_name: dict, where: str, problems: Pro
     if source in ("qrels", "generated") and have and split not in have:
         problems.add(where, "source", f"{source!r} reads qrels/{split}.tsv, which dataset {ds.name!r} does not have "
                      f"(it has: {', '.join(have)})",
-                     'use source = "crops" or "titles" (they need no training queries), or name a split it has')
+                     'use source = "crops", "sentences" or "titles" (they need no training queries), or name a split it has')
 
 
 def _variants(value, problems: Problems) -> list[dict]:

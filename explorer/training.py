@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 
 torch = Lazy("torch")
 
-PAIR_SOURCES = ("qrels", "generated", "crops", "titles")
+PAIR_SOURCES = ("qrels", "generated", "crops", "sentences", "titles")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 NEGATIVES = ("corpus", "in-batch", "hard")
 
 TRAIN_PARAMS = (
@@ -50,9 +52,12 @@ TRAIN_PARAMS = (
     Param("patience", int, 2, "with holdout: epochs without a better held-out score before training stops", min=1,
           max=1000),
     Param("max_pairs", int, 3000, "pairs kept per source (0: all)", min=0, nullable=True),
-    Param("crops_per_doc", int, 2, "crops source: pseudo-queries cut from each document", min=1, max=100),
-    Param("crop_min_words", int, 6, "crops source: shortest span in words", min=1, max=512),
-    Param("crop_max_words", int, 16, "crops source: longest span in words", min=1, max=512),
+    Param("crops_per_doc", int, 2, "crops and sentences sources: pseudo-queries cut from each document", min=1,
+          max=100),
+    Param("crop_min_words", int, 6, "crops source: shortest span in words; sentences: shortest sentence", min=1,
+          max=512),
+    Param("crop_max_words", int, 16, "crops source: longest span in words; sentences: longer ones are cut", min=1,
+          max=512),
     Param("split", str, "train", "qrels split that the qrels and generated sources read"),
     Param("per_dataset_pairs", int, None, "multi-task: pairs taken from each dataset (none: the smallest set)",
           min=1, nullable=True),
@@ -95,12 +100,27 @@ def make_pairs(ds: BeirDataset, source: str, params: Mapping, seed: int) -> list
                 n = rng.randint(lo, min(hi, len(words)))
                 start = rng.randint(0, len(words) - n)
                 pairs.append(Pair(" ".join(words[start:start + n]), ds.name, i))
+    elif source == "sentences":
+        pairs = _sentence_pairs(ds, int(p["crop_min_words"]), int(p["crop_max_words"]), int(p["crops_per_doc"]), rng)
     elif source == "titles":
         pairs = [Pair(t, ds.name, i) for i, t in enumerate(ds.corpus.titles) if t.strip()]
     else:
         raise ValueError(f"unknown pair source {source!r}; choose one of {', '.join(PAIR_SOURCES)}")
     rng.shuffle(pairs)
     return pairs[: int(p["max_pairs"])] if p["max_pairs"] else pairs
+
+
+def _sentence_pairs(ds: BeirDataset, lo: int, hi: int, per_doc: int, rng: random.Random) -> list[Pair]:
+    """The inverse cloze task's query side: one whole sentence of a passage (of at least `lo` words, cut to `hi`) as
+    the query, the passage as its document. The document keeps the sentence: documents stay base-encoded, so the
+    rest of the passage cannot be encoded on its own, as the original task does."""
+    pairs = []
+    for i, text in enumerate(ds.corpus.texts):
+        sentences = [s.split() for s in SENTENCE_END.split(text)]
+        sentences = [s for s in sentences if len(s) >= lo]
+        for s in rng.sample(sentences, min(per_doc, len(sentences))):
+            pairs.append(Pair(" ".join(s[:hi]), ds.name, i))
+    return pairs
 
 
 def balanced_union(pair_sets: Sequence[list[Pair]], per_set: int | None, seed: int) -> list[Pair]:

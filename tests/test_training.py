@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,27 @@ def test_crops_are_spans_of_their_document_and_seeded(symptoms):
         assert 6 <= len(p.query.split()) <= 16 and p.query in passages[p.doc]
     assert pairs == make_pairs(symptoms, "crops", {"crops_per_doc": 2, "max_pairs": 0}, seed=3)
     assert pairs != make_pairs(symptoms, "crops", {"crops_per_doc": 2, "max_pairs": 0}, seed=4)
+
+
+def test_sentences_are_whole_sentences_of_their_document(symptoms):
+    """The inverse cloze task's query side: each query is one whole sentence of its passage (of at least
+    crop_min_words words), at most crops_per_doc of them per passage, seeded."""
+    params = {"crops_per_doc": 1, "crop_min_words": 5, "crop_max_words": 200, "max_pairs": 0}
+    pairs = make_pairs(symptoms, "sentences", params, seed=3)
+    texts = symptoms.corpus.texts
+    long_enough = [i for i, t in enumerate(texts)
+                   if any(len(s.split()) >= 5 for s in re.split(r"(?<=[.!?])\s+", t))]
+    assert sorted(p.doc for p in pairs) == long_enough  # one sentence from every passage that has one
+    for p in pairs:
+        assert len(p.query.split()) >= 5 and p.query in " ".join(texts[p.doc].split())
+        start = " ".join(texts[p.doc].split()).index(p.query)
+        assert start == 0 or " ".join(texts[p.doc].split())[start - 2] in ".!?"  # begins a sentence
+        assert p.query[-1] in ".!?" or p.query == " ".join(texts[p.doc].split())[start:]  # and ends one
+    assert pairs == make_pairs(symptoms, "sentences", params, seed=3)
+    two = make_pairs(symptoms, "sentences", {**params, "crops_per_doc": 2}, seed=3)
+    assert len(two) > len(pairs) and max(np.bincount([p.doc for p in two])) == 2
+    cut = make_pairs(symptoms, "sentences", {**params, "crop_max_words": 6}, seed=3)
+    assert max(len(p.query.split()) for p in cut) == 6
 
 
 def test_titles_and_unknown_sources(symptoms):
