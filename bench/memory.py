@@ -59,7 +59,7 @@ class StandIn:
 
 def run_one(n: int, path: str, chunk: int, folder: Path) -> dict:
     """In this process: encode n passages and search QUERIES of them; the peak RSS and the stage times."""
-    from explorer.chunked import ChunkedFlat, encode_chunked
+    from explorer.chunked import ChunkedFlat, chunks, encode_chunked
     from explorer.index import build_index
 
     encode = StandIn()
@@ -69,7 +69,7 @@ def run_one(n: int, path: str, chunk: int, folder: Path) -> dict:
         emb = encode_chunked(encode, passages(n), n, folder / "docs.npy", chunk)
         index = ChunkedFlat(emb, chunk)
     else:
-        emb = np.concatenate([encode(batch) for batch in _batches(passages(n), chunk)])
+        emb = np.concatenate([encode(batch) for batch in chunks(passages(n), chunk)])
         index = build_index(emb, "flat")
     encoded = time.perf_counter()
     index.search(queries, DEPTH)
@@ -77,12 +77,6 @@ def run_one(n: int, path: str, chunk: int, folder: Path) -> dict:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     return {"n": n, "path": path, "chunk": chunk, "peak_mib": round(peak, 1),
             "encode_s": round(encoded - start, 2), "search_s": round(searched - encoded, 3)}
-
-
-def _batches(stream, size):
-    from explorer.chunked import chunks
-
-    return chunks(stream, size)
 
 
 def baseline() -> float:

@@ -149,7 +149,7 @@ def add_runs(path: Path, depth: int = RUN_DEPTH, docs_per_dataset: int = DOCS_PE
     reads: every encoder x every query x `depth` hits, as the build writes them, so size and read time are real."""
     import pandas as pd
 
-    from explorer.workspace import RUN_ROW_GROUP, Workspace, save_table
+    from explorer.workspace import Workspace, WorkspaceWriter, save_table
 
     ws = Workspace(path)
     n = len(ws.queries)
@@ -163,7 +163,7 @@ def add_runs(path: Path, depth: int = RUN_DEPTH, docs_per_dataset: int = DOCS_PE
         frames.append(pd.DataFrame({"system": name, "row": rows, "rank": rank,
                                     "doc": ((start + rank) % docs_per_dataset).astype(np.int32),
                                     "score": (top - 0.002 * rank).astype(np.float32)}))
-    save_table(path / "runs.parquet", pd.concat(frames, ignore_index=True), RUN_ROW_GROUP)  # as a build writes it
+    WorkspaceWriter(path).table("runs.parquet", pd.concat(frames, ignore_index=True))  # as a build writes it
     for ds in ws.datasets:
         ids = [f"{ds}-doc{i}" for i in range(docs_per_dataset)]
         save_table(path / "datasets" / ds / "docs.parquet",

@@ -15,6 +15,7 @@ from explorer import WORKSPACE_FORMAT_VERSION
 from explorer.config import routing_defaults
 from explorer.routing import all_strategies, routing_context
 from explorer.analysis import significance_tables
+from explorer.capabilities import MERGE_WEIGHTS
 from explorer.workspace import Workspace, WorkspaceWriter
 
 MEASURES = ["nDCG@10", "R@100", "RR@10", "AP"]
@@ -47,9 +48,10 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
         score = np.round(score * 10) / 10  # coarse, so ties happen as with real nDCG@10
         cube[e] = np.stack([score, np.clip(score + 0.2, 0, 1), score, score * 0.8], axis=1)
     ev = np.flatnonzero(q["role"] == "eval")
-    records = ([{"name": e, "kind": "lora", "capabilities": ["merge-weights"], "candidate": True, "multi_task": False,
+    lora = [MERGE_WEIGHTS]  # what a LoRA expert can do, as a build records it
+    records = ([{"name": e, "kind": "lora", "capabilities": lora, "candidate": True, "multi_task": False,
                  "datasets": [d]} for e, d in zip(experts, datasets)]
-               + [{"name": "multi-task", "kind": "lora", "capabilities": ["merge-weights"], "candidate": False,
+               + [{"name": "multi-task", "kind": "lora", "capabilities": lora, "candidate": False,
                    "multi_task": True, "datasets": datasets}])
     ctx = routing_context(encoders, records, experts, dict(zip(datasets, experts)), emb, q["dataset"].to_numpy(),
                           q["role"].to_numpy(), cube[:, :, 0].T, dict(routing_defaults()))

@@ -94,8 +94,11 @@ def per_query_matrix(ws: Workspace, measure: str, dataset: str | None = None, sl
     return sm.pivot(index="row", columns="strategy", values=measure).reindex(columns=ws.strategies)
 
 
+SIGNIFICANCE_RESAMPLES = 2000  # what every table and page asks for by default, and what the build stores
+
+
 def significance_table(ws: Workspace, measure: str | None = None, reference: str | None = None,
-                       resamples: int = 2000, slice_by: Slice | None = None) -> pd.DataFrame:
+                       resamples: int = SIGNIFICANCE_RESAMPLES, slice_by: Slice | None = None) -> pd.DataFrame:
     """Per dataset, every strategy against `reference` (paired t and randomization tests, Holm across strategies).
     Columns: dataset, system, delta, p_t, p_rand, p_t_holm, p_rand_holm, significant. With `slice_by`, on that
     slice's queries of each dataset. Without a slice, the table the build stored is read when it has this measure,
@@ -108,16 +111,13 @@ def significance_table(ws: Workspace, measure: str | None = None, reference: str
     return stored if stored is not None else compute_significance(ws, measure, reference, resamples, slice_by)
 
 
-SIGNIFICANCE_RESAMPLES = 2000  # what every table and page asks for by default
-
-
 def significance_tables(ws: Workspace, reference: str) -> list[tuple[str, str, int, pd.DataFrame]]:
     """What the build stores: the significance table of every measure against the configured reference."""
     return [(m, reference, SIGNIFICANCE_RESAMPLES, compute_significance(ws, m, reference, SIGNIFICANCE_RESAMPLES))
             for m in ws.measures]
 
 
-def compute_significance(ws: Workspace, measure: str, reference: str, resamples: int = 2000,
+def compute_significance(ws: Workspace, measure: str, reference: str, resamples: int = SIGNIFICANCE_RESAMPLES,
                          slice_by: Slice | None = None) -> pd.DataFrame:
     """significance_table computed from the per-query scores (what the build stores for every measure)."""
     frames = []
@@ -264,7 +264,6 @@ class WhatIf:
         m = ws.metrics
         enc_index = {e: i for i, e in enumerate(ws.encoders)}
         cube[m["system"].map(enc_index).to_numpy(), m["row"].to_numpy()] = m[measures].to_numpy()
-        pilot = np.flatnonzero(roles == "pilot")
         ev = np.flatnonzero(roles == "eval")
         ds = q["dataset"].to_numpy().astype(object)
         base = ws.embeddings("base")
@@ -277,7 +276,7 @@ class WhatIf:
                                     margin=frame["margin"].to_numpy(dtype=float))
         sm = ws.strategy_metrics
         strat_values = {n: f.set_index("row").reindex(ev)[measures].to_numpy() for n, f in sm.groupby("strategy")}
-        return {"cube": cube, "pilot": pilot, "eval": ev, "ds": ds, "base": base, "nd": nd, "stored": stored,
+        return {"cube": cube, "eval": ev, "base": base, "nd": nd, "stored": stored,
                 "strat_values": strat_values,
                 "multitask": next((e["name"] for e in ws.experts if e["multi_task"]), None),
                 "datasets_eval": ds[ev]}

@@ -30,11 +30,10 @@ class Page:
     params: tuple[str, ...] = ()  # the URL parameters the page reads (and `explorer view --param` accepts)
     default: bool = False  # the page the app opens on
     metadata_filters: bool = False  # also reads `kind` and `meta_<field>` (query metadata filters)
-    url: str = ""  # its URL path, when not its key
 
     @property
     def url_path(self) -> str:
-        return self.url or self.key
+        return self.key
 
 
 PAGES: dict[str, Page] = {}
@@ -127,9 +126,10 @@ def decisions_data(ws: Workspace, p: Mapping[str, str]) -> dict:
 def inspector_data(ws: Workspace, p: Mapping[str, str]) -> dict:
     strategy, measure = _strategy(ws, p), _measure(ws, p)
     row, notice = views.inspect_row(ws, p.get("row"))
-    if row is None:
-        dataset = ws.datasets[0]
-        row = views.showcase_row(ws, dataset, views.default_strategy(ws), measure)
+    if row is None:  # as the page opens: the showcase query of the dataset and strategy picked
+        dataset = p.get("dataset") or ws.datasets[0]
+        ws.dataset_info(dataset)  # a clear error naming the datasets
+        row = views.showcase_row(ws, dataset, strategy)
     return {"strategy": strategy, "measure": measure, "query": views.query_info(ws, row), "notice": notice,
             "decisions": views.decision_table(ws, row, measure),
             "routed": views.query_strategy(ws, strategy, row, measure)}

@@ -55,8 +55,6 @@ def _loss(curve: list[float], colour: str, name: str, alignment_steps: int = 0) 
 
 
 def _card(c: dict, colour: str, measure: str) -> None:
-    from explorer.views import x100
-
     with st.container(border=True):
         # one HTML block built here: the colour is a palette hex code, the name and kind escaped text
         colour = colour if _HEX.fullmatch(str(colour)) else OTHER_COLOUR
@@ -74,11 +72,11 @@ def _card(c: dict, colour: str, measure: str) -> None:
         m1, m2 = st.columns(2)
         delta_in = c["in_domain"] - c["base_in_domain"]
         delta_out = c["out_of_domain"] - c["base_out_of_domain"]
-        m1.metric("in-domain", x100(c["in_domain"]),
+        m1.metric("in-domain", views.x100(c["in_domain"]),
                   None if delta_in != delta_in else f"{views.signed(delta_in)} vs base",
                   help=f"Mean {safe.md(measure)} ×100 over {', '.join(safe.md(d) for d in c['datasets'])} of the "
                        f"strategy {safe.md(c['strategy'])}.")
-        m2.metric("out-of-domain", x100(c["out_of_domain"]),
+        m2.metric("out-of-domain", views.x100(c["out_of_domain"]),
                   None if delta_out != delta_out else f"{views.signed(delta_out)} vs base",
                   help=f"Mean {safe.md(measure)} ×100 over the other datasets.")
         if c["loss_curve"]:
@@ -174,9 +172,7 @@ def _pilot_library(ws, enabled: list[str]) -> None:
     if not enabled:
         st.info("Every expert is off: tick at least one to rebuild the pilot library.")
         return
-    from explorer.views import whatif_pilots
-
-    lib = whatif_pilots(state.whatif(), enabled)
+    lib = views.whatif_pilots(state.whatif(), enabled)
     lib = lib.pivot_table(index="dataset", columns="expert", values="size", aggfunc="sum", fill_value=0)
     lib = lib.reindex(index=ws.datasets, columns=expert_order(ws, lib.columns))  # as Routing now
     st.dataframe(lib, width="stretch", column_config=_pinned())
@@ -189,9 +185,7 @@ def _routing_now(ws, result: dict) -> None:
         return
     strat = state.synced(st.selectbox, "Routing now, strategy", "routing", strategies,
                          "pilot-mean" if "pilot-mean" in strategies else strategies[0])
-    from explorer.views import whatif_shares
-
-    shares = whatif_shares(state.whatif(), result["choices"], strat)
+    shares = views.whatif_shares(state.whatif(), result["choices"], strat)
     shares = shares.reindex(columns=expert_order(ws, shares.columns))
     st.dataframe((100 * shares).round(0), width="stretch", column_config=_pinned())
     st.caption("% of each dataset's test queries sent to each expert.")
