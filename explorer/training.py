@@ -180,6 +180,9 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
         settings = {**p, **(adapter_params or {})}
         texts, emb = alignment_sample(corpora or {}, doc_matrices, names, int(settings.get("align_passages", 500)),
                                       seed)
+        if settings.get("align_queries"):  # identical texts again: each training query under both encoders
+            queries = list(dict.fromkeys(pair.query for pair in pairs))
+            texts, emb = texts + queries, np.concatenate([emb.reshape(-1, encoder.dim), encoder.encode(queries)])
         curve = handler.fit(name, [pair.query for pair in pairs], targets, docs.cpu(), texts, emb, settings,
                             progress)  # its own query encoder runs on the CPU
         return TrainResult(steps=len(curve), loss_curve=curve, seconds=time.perf_counter() - start,

@@ -178,7 +178,9 @@ def test_hostile_query_adapter_folders_are_refused(enc, base_before, tmp_path):
         "not a model": ({"query_encoder": str(tmp_path)}, "local sentence-transformers folder"),
         "bad bundled option": ({"query_encoder": "bundled:layers=99"}, "layers=1..6"),
         "other base": ({"out_dim": 768}, "maps into 768 dimensions"),
-        "extra option": ({"bias": True}, "bias"),
+        "bias without its tensor": ({"bias": True}, "1 tensor(s) missing (e.g. map.bias)"),
+        "bias not a boolean": ({"bias": "yes"}, "bias = \"yes\" is refused: is not true or false"),
+        "extra option": ({"scale_queries": 2.0}, "is not supported by kind 'query-adapter'"),
     }
     for case, (config, message) in cases.items():
         folder = _query_adapter_folder(tmp_path / case.replace(" ", "-"), **config)

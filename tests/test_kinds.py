@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from explorer.data import load_beir
 from explorer.encoders import Encoder
 from explorer.experts import AdapterError
 from explorer.experts.prefix import MIX
-from explorer.experts.query_adapter import load_query_encoder
+from explorer.experts.query_adapter import fit_least_squares, load_query_encoder
 from explorer.training import make_pairs, train_expert
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,3 +142,51 @@ def test_a_missing_stronger_encoder_says_how_to_install_it(monkeypatch, tmp_path
 def test_the_small_test_encoder_is_a_different_encoder():
     small = load_query_encoder(SMALL_ENCODER)
     assert len(small[0].auto_model.encoder.layer) == 3
+
+
+def test_the_affine_map_is_the_least_squares_fit_with_an_unpenalised_bias():
+    """ERA's setting: W and b minimise ||xW^T + b - y||^2; checked against numpy's least squares on [x, 1]."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    y = (x @ rng.normal(size=(4, 8)).T + 3.0 + 0.05 * rng.normal(size=(300, 4))).astype(np.float32)
+    residual = {}
+    for bias in (True, False):
+        linear = torch.nn.Linear(8, 4, bias=bias)
+        fit_least_squares(linear, torch.from_numpy(x), torch.from_numpy(y), ridge=0.0)
+        design = np.hstack([x, np.ones((300, 1), np.float32)]) if bias else x
+        solution = np.linalg.lstsq(design, y, rcond=None)[0]
+        assert np.allclose(linear.weight.detach().numpy(), solution[:8].T, atol=1e-4)
+        if bias:
+            assert np.allclose(linear.bias.detach().numpy(), solution[8], atol=1e-4)
+        with torch.no_grad():
+            residual[bias] = float(((linear(torch.from_numpy(x)) - torch.from_numpy(y)) ** 2).mean())
+    assert residual[True] < 0.01 < residual[False]  # the offset of 3 is what a map through the origin cannot fit
+
+
+def test_era_with_bias_and_query_alignment_trains_saves_and_loads(homefix, tmp_path):
+    """align_queries adds each distinct training query to the passages; bias makes the map affine; both are
+    recorded on the card and survive a save and a load."""
+    ds, pairs = homefix
+    enc = Encoder()
+    docs = {"homefix": enc.encode(ds.corpus.passages())}
+    result = train_expert(enc, "era-b", pairs, docs, {"epochs": 1},
+                          {"encoder": SMALL_ENCODER, "bias": True, "align_queries": True, "stages": "alignment-only",
+                           "align_passages": 40}, kind="query-adapter", corpora={"homefix": ds.corpus.passages()})
+    distinct = len({pair.query for pair in pairs})
+    assert result.settings["bias"] is True and result.settings["align_texts"] == 40 + distinct
+    assert result.trainable_parameters == 384 * 384 + 384
+    adapter = enc.experts["era-b"].adapters["era-b"]
+    assert float(adapter.map.bias.abs().sum()) > 0
+    # the training queries were aligned on: each lands nearer its own base embedding than without them
+    queries = sorted({pair.query for pair in pairs})
+    target = enc.encode(queries)
+    with_queries = np.mean(np.sum(enc.encode(queries, "era-b") * target, axis=1))
+    train_expert(enc, "era-p", pairs, docs, {"epochs": 1}, {"encoder": SMALL_ENCODER, "bias": True,
+                 "stages": "alignment-only", "align_passages": 40}, kind="query-adapter",
+                 corpora={"homefix": ds.corpus.passages()})
+    assert with_queries > np.mean(np.sum(enc.encode(queries, "era-p") * target, axis=1))
+    enc.save_expert("era-b", tmp_path / "era-b")
+    assert json.loads((tmp_path / "era-b" / "adapter_config.json").read_text())["bias"] is True
+    fresh = Encoder()
+    assert fresh.load_expert("era-b", tmp_path / "era-b", "query-adapter") == 384 * 384 + 384
+    assert np.allclose(fresh.encode(TEXTS, "era-b"), enc.encode(TEXTS, "era-b"), atol=1e-5)

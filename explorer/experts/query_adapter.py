@@ -2,9 +2,10 @@
 
 Documents stay in the base model's index; only queries go through the other encoder and the map. Training is two
 stages on precomputed embeddings, so it is cheap once the texts are encoded: (1) alignment on identical texts (corpus
-passages embedded by both encoders; least squares for "mse", gradient steps for "cosine"), (2) supervised
-adaptation on labelled pairs with the same contrastive loss as the other experts. `stages` picks
-"alignment-only", "labels-only" or "both".
+passages, and with `align_queries` the expert's training queries, embedded by both encoders; least squares for
+"mse", gradient steps for "cosine"), (2) supervised adaptation on labelled pairs with the same contrastive loss as the
+other experts. `stages` picks "alignment-only", "labels-only" or "both". With `bias` the map is affine, ERA's setting
+(a linear map with bias, then L2 normalisation).
 """
 
 from __future__ import annotations
@@ -88,10 +89,10 @@ def load_query_encoder(spec: str):
 class QueryAdapter:
     """ERA's adapter: a stronger query encoder (frozen) and the trained linear map into the base document space."""
 
-    def __init__(self, encoder_spec: str, model, out_dim: int):
+    def __init__(self, encoder_spec: str, model, out_dim: int, bias: bool = False):
         self.encoder_spec = encoder_spec
         self.model = model
-        self.map = torch.nn.Linear(model.get_embedding_dimension(), out_dim, bias=False)
+        self.map = torch.nn.Linear(model.get_embedding_dimension(), out_dim, bias=bias)
 
     def project(self, q: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.normalize(self.map(q), dim=-1)
@@ -112,6 +113,9 @@ class QueryAdapterKind(ExpertKind):
         Param("align_loss", str, "mse", "alignment loss: least squares or gradient steps on cosine",
               choices=("mse", "cosine")),
         Param("adapter_lr", float, 1e-3, "learning rate of the labelled-pairs stage", above=0, max=1),
+        Param("align_queries", bool, False, "also align on the expert's training queries (each once), beside the "
+              "passages"),
+        Param("bias", bool, False, "an affine map (ERA's linear map with bias) rather than a linear one"),
     )
 
     def __init__(self, transformer, holder=None):
@@ -135,7 +139,8 @@ class QueryAdapterKind(ExpertKind):
         p = {**self.defaults, **params}
         if p["stages"] not in STAGES:
             raise ValueError(f"stages = {p['stages']!r}; choose one of {', '.join(STAGES)}")
-        self.adapters[expert] = QueryAdapter(p["encoder"], self._model(p["encoder"]), self.transformer.config.hidden_size)
+        self.adapters[expert] = QueryAdapter(p["encoder"], self._model(p["encoder"]), self.transformer.config.hidden_size,
+                                             bool(p["bias"]))
         return sum(t.numel() for t in self.trainable_parameters(expert))
 
     @classmethod
@@ -148,7 +153,8 @@ class QueryAdapterKind(ExpertKind):
             "in_dim": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536
             else "is not an integer in [1, 65536]",
             "out_dim": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536
-            else "is not an integer in [1, 65536]"}, {})
+            else "is not an integer in [1, 65536]",
+            "bias": lambda v: None if isinstance(v, bool) else "is not true or false"}, {})
         missing = [k for k in ("query_encoder", "in_dim", "out_dim") if k not in accepted]
         if missing:
             raise AdapterError(f"{config_path}: no {missing[0]} (fix: save the query adapter with explorer)")
@@ -171,30 +177,33 @@ class QueryAdapterKind(ExpertKind):
         if s["out_dim"] != self.transformer.config.hidden_size:
             raise AdapterError(f"{folder}: maps into {s['out_dim']} dimensions, the base model has "
                                f"{self.transformer.config.hidden_size} (fix: train it on this base encoder)")
-        adapter = QueryAdapter(s["query_encoder"], self._model(s["query_encoder"]), s["out_dim"])
+        adapter = QueryAdapter(s["query_encoder"], self._model(s["query_encoder"]), s["out_dim"], s.get("bias", False))
         if adapter.map.in_features != s["in_dim"]:
             raise AdapterError(f"{folder}: in_dim {s['in_dim']} does not match encoder {s['query_encoder']!r} "
                                f"({adapter.map.in_features}) (fix: retrain the query adapter)")
-        tensors = read_tensors(folder / "adapter_model.safetensors", {"map.weight": tuple(adapter.map.weight.shape)},
-                               lambda k: k)
+        weights = dict(adapter.map.named_parameters())
+        path = folder / "adapter_model.safetensors"
+        tensors = read_tensors(path, {f"map.{k}": tuple(w.shape) for k, w in weights.items()}, lambda k: k)
         with torch.no_grad():
-            adapter.map.weight.copy_(tensors["map.weight"])
+            for key, w in weights.items():
+                w.copy_(tensors[f"map.{key}"])
         self.adapters[expert] = adapter
-        return adapter.map.weight.numel()
+        return sum(w.numel() for w in weights.values())
 
     def save(self, expert: str, folder: Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         a = self.adapters[expert]
         config = {"peft_type": PEFT_TYPE, "query_encoder": a.encoder_spec, "in_dim": a.map.in_features,
-                  "out_dim": a.map.out_features}
+                  "out_dim": a.map.out_features, "bias": a.map.bias is not None}
         (folder / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-        safetensors_torch.save_file({"map.weight": a.map.weight.detach().contiguous()},
+        safetensors_torch.save_file({f"map.{k}": w.detach().contiguous() for k, w in a.map.named_parameters()},
                                     str(folder / "adapter_model.safetensors"))
 
     def settings(self, expert: str) -> dict:
         a = self.adapters[expert]
-        return {"encoder": a.encoder_spec, "encoder_dim": a.map.in_features, **getattr(a, "trained_with", {})}
+        return {"encoder": a.encoder_spec, "encoder_dim": a.map.in_features, "bias": a.map.bias is not None,
+                **getattr(a, "trained_with", {})}
 
     def trainable_parameters(self, expert: str) -> list[torch.nn.Parameter]:
         return list(self.adapters[expert].map.parameters())
@@ -213,6 +222,15 @@ class QueryAdapterKind(ExpertKind):
             self._embedded[key] = emb
         return emb
 
+    def _embed_both(self, spec: str, align_texts: Sequence[str], query_texts: Sequence[str]):
+        """The alignment texts' and the training queries' embeddings (None where there are none), each distinct
+        text encoded once: with `align_queries` the training queries are alignment texts too."""
+        distinct = list(dict.fromkeys([*align_texts, *query_texts]))
+        if not distinct:
+            return None, None
+        emb, row = self._embed(spec, distinct), {text: i for i, text in enumerate(distinct)}
+        return tuple(emb[[row[t] for t in texts]] if len(texts) else None for texts in (align_texts, query_texts))
+
     def encode(self, expert: str, texts: Sequence[str], batch_size: int) -> np.ndarray:
         a = self.adapters[expert]
         q = self._embed(a.encoder_spec, texts, batch_size)
@@ -225,33 +243,55 @@ class QueryAdapterKind(ExpertKind):
         """Train the map: alignment on (align_texts, align_emb), then the labelled pairs against `docs`."""
         p = {**self.defaults, **params}
         a = self.adapters[expert]
-        a.trained_with = {"stages": p["stages"], "align_loss": p["align_loss"], "align_passages": len(align_texts),
+        a.trained_with = {"stages": p["stages"], "align_loss": p["align_loss"], "align_texts": len(align_texts),
                           "adapter_lr": float(p.get("adapter_lr", self.default_lr))}
-        curve: list[float] = []
-        aq = self._embed(a.encoder_spec, align_texts) if p["stages"] != "labels-only" and len(align_texts) else None
-        qq = self._embed(a.encoder_spec, query_texts) if p["stages"] != "alignment-only" and len(query_texts) else None
-        target = torch.from_numpy(np.asarray(align_emb, dtype=np.float32))
-        if aq is not None and p["align_loss"] == "mse":
-            # least squares with a small ridge: W = argmin ||aq W^T - target||^2
-            gram = aq.T @ aq + 1e-3 * torch.eye(aq.shape[1])
-            with torch.no_grad():
-                a.map.weight.copy_(torch.linalg.solve(gram, aq.T @ target).T)
-                curve.append(float(((aq @ a.map.weight.T - target) ** 2).sum(dim=1).mean()))
-        elif aq is not None:
-            curve += _steps(a.map, lambda _: 1 - (a.project(aq) * target).sum(dim=1).mean(), 300, 1e-2, progress)
+        aligned, labelled = p["stages"] != "labels-only" and len(align_texts), p["stages"] != "alignment-only"
+        aq, qq = self._embed_both(a.encoder_spec, align_texts if aligned else [], query_texts if labelled else [])
+        curve = align(a, aq, torch.from_numpy(np.asarray(align_emb, dtype=np.float32)), p, progress)
         a.trained_with["alignment_steps"] = len(curve)  # the curve's first part; the labelled pairs follow
         if qq is not None:
-            gold = torch.as_tensor(list(targets))
-            tau, batch, epochs = float(p["temperature"]), int(p["batch_size"]), int(p["epochs"])
-            order = torch.Generator().manual_seed(int(p["seed"]))
-
-            def loss(step):
-                idx = torch.randint(len(qq), (min(batch, len(qq)),), generator=order)
-                return torch.nn.functional.cross_entropy(a.project(qq[idx]) @ docs.T / tau, gold[idx])
-
-            steps = max(1, epochs * -(-len(qq) // batch))
-            curve += _steps(a.map, loss, steps, float(p.get("adapter_lr", self.default_lr)), progress)
+            curve += adapt(a, qq, torch.as_tensor(list(targets)), docs, p, float(p.get("adapter_lr", self.default_lr)),
+                           progress)
         return curve
+
+
+def align(a: QueryAdapter, aq: torch.Tensor | None, target: torch.Tensor, p: Mapping, progress=None) -> list[float]:
+    """ERA's first stage on embeddings: the map from the query encoder's embeddings `aq` of the alignment texts to
+    their base embeddings `target` (least squares for "mse", cosine steps otherwise). Returns its loss curve."""
+    if aq is None:
+        return []
+    if p["align_loss"] == "mse":
+        fit_least_squares(a.map, aq, target)
+        with torch.no_grad():
+            return [float(((a.map(aq) - target) ** 2).sum(dim=1).mean())]
+    return _steps(a.map, lambda _: 1 - (a.project(aq) * target).sum(dim=1).mean(), 300, 1e-2, progress)
+
+
+def adapt(a: QueryAdapter, qq: torch.Tensor, gold: torch.Tensor, docs: torch.Tensor, p: Mapping, lr: float,
+          progress=None) -> list[float]:
+    """ERA's second stage on embeddings: contrastive steps on the labelled pairs (query embeddings `qq`, each
+    query's document row `gold` in `docs`), as the other experts train."""
+    tau, batch, epochs = float(p["temperature"]), int(p["batch_size"]), int(p["epochs"])
+    order = torch.Generator().manual_seed(int(p["seed"]))
+
+    def loss(step):
+        idx = torch.randint(len(qq), (min(batch, len(qq)),), generator=order)
+        return torch.nn.functional.cross_entropy(a.project(qq[idx]) @ docs.T / tau, gold[idx])
+
+    return _steps(a.map, loss, max(1, epochs * -(-len(qq) // batch)), lr, progress)
+
+
+def fit_least_squares(linear: torch.nn.Linear, x: torch.Tensor, target: torch.Tensor, ridge: float = 1e-3) -> None:
+    """Set `linear` to argmin ||linear(x) - target||^2 + ridge ||W||^2 (the bias, where there is one, is not
+    penalised: it is the difference of the means once the weights are fitted on centred data)."""
+    x_mean = x.mean(dim=0) if linear.bias is not None else torch.zeros(x.shape[1], dtype=x.dtype)
+    t_mean = target.mean(dim=0) if linear.bias is not None else torch.zeros(target.shape[1], dtype=x.dtype)
+    xc, tc = x - x_mean, target - t_mean
+    weight = torch.linalg.solve(xc.T @ xc + ridge * torch.eye(x.shape[1], dtype=x.dtype), xc.T @ tc).T
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        if linear.bias is not None:
+            linear.bias.copy_(t_mean - x_mean @ weight.T)
 
 
 def _steps(module: torch.nn.Module, loss_fn, steps: int, lr: float, progress) -> list[float]:
