@@ -5,7 +5,8 @@ memory-mapped from a file), each built from a memory-mapped embedding file chunk
 
 Vectors: 384-d unit vectors from bench.scale's seeded mixture of 200 Gaussian clusters, written to DIR in blocks
 (10M is 15 GiB). Queries: 200 more points of the same mixture. Recall@10 is against exact search. IVF has
-nlist = sqrt(n) lists (as explorer.index.build_index chooses), is trained on a 100,000-vector sample, and its
+nlist = sqrt(n) lists (as explorer.index.build_index chooses), is trained on 256 seeded vectors per list
+(explorer.ondisk.train_ivf, as the build's on-disk IVF is), and its
 nprobe is the smallest power of two reaching recall@10 >= 0.95, tuned on 200 *corpus documents* used as queries
 (explorer.index.tune_ivf), never on the 200 evaluation queries. Single-query latency: each query searched alone
 (p50, p95; exact search: 20 queries, each a full pass over the corpus); faiss on every core.
@@ -25,7 +26,7 @@ import numpy as np
 from .markdown import machine_line, table
 from .scale import clustered
 
-DIM, K, QUERIES, TRAIN = 384, 10, 200, 100_000
+DIM, K, QUERIES = 384, 10, 200
 BLOCK = 500_000
 
 
@@ -42,36 +43,16 @@ def vectors(path: Path, n: int) -> np.ndarray:
 
 
 def ivf(emb: np.ndarray, nlist: int, folder: Path | None):
-    """An IVF-flat index trained on a sample and filled chunk by chunk; with `folder`, its inverted lists go to a
-    file there (faiss's OnDiskInvertedLists, merged from per-chunk shards) and are memory-mapped when searched."""
-    import faiss
-    from faiss.contrib.ondisk import merge_ondisk
+    """An IVF-flat index trained on a seeded sample and filled chunk by chunk; with `folder`, the build's on-disk
+    IVF (explorer.ondisk: its lists merged from per-chunk shards into one file, memory-mapped when searched)."""
+    from explorer.ondisk import build_ivf_on_disk, train_ivf
 
-    rng = np.random.default_rng(0)
-    sample = np.ascontiguousarray(emb[np.sort(rng.choice(len(emb), min(TRAIN, len(emb)), replace=False))])
-    trained = faiss.IndexIVFFlat(faiss.IndexFlatIP(DIM), DIM, nlist, faiss.METRIC_INNER_PRODUCT)
-    trained.train(sample)
-    if folder is None:
-        for start in range(0, len(emb), BLOCK):
-            trained.add(np.ascontiguousarray(emb[start:start + BLOCK]))
-        return trained
-    folder.mkdir(parents=True, exist_ok=True)
-    empty = folder / "trained.faiss"
-    faiss.write_index(trained, str(empty))
-    shards = []
-    for i, start in enumerate(range(0, len(emb), BLOCK)):
-        shard = faiss.read_index(str(empty))
-        block = np.ascontiguousarray(emb[start:start + BLOCK])
-        shard.add_with_ids(block, np.arange(start, start + len(block), dtype=np.int64))
-        shards.append(str(folder / f"shard-{i:03d}.faiss"))
-        faiss.write_index(shard, shards[-1])
-        del shard
-    index = faiss.read_index(str(empty))
-    merge_ondisk(index, shards, str(folder / "lists.ivfdata"))
-    faiss.write_index(index, str(folder / "ondisk.faiss"))
-    for s in shards:
-        Path(s).unlink()
-    return faiss.read_index(str(folder / "ondisk.faiss"))  # its lists file is memory-mapped, not read
+    if folder is not None:
+        return build_ivf_on_disk(emb, folder, BLOCK, nlist)
+    trained = train_ivf(emb, nlist)
+    for start in range(0, len(emb), BLOCK):
+        trained.add(np.ascontiguousarray(emb[start:start + BLOCK]))
+    return trained
 
 
 def latencies(index, queries: np.ndarray) -> tuple[float, float]:

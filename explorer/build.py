@@ -33,7 +33,8 @@ from .engines import corpus_devices, ray_encoder
 from .analysis import significance_tables
 from .evaluation import per_query, run_dict
 from .experts import EXPERT_KINDS
-from .index import build_index, resolve_kind, save_index, search, tune_ivf
+from .index import ON_DISK, build_index, resolve_kind, save_index, search, tune_ivf
+from .ondisk import INDEX_FILE, build_ivf_on_disk, on_disk_of_size
 from .names import SystemName
 from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
@@ -120,6 +121,7 @@ class Build:
     q_emb: list[np.ndarray] = field(default_factory=list)
     indexes: dict = field(default_factory=dict)
     index_recall: dict = field(default_factory=dict)  # dataset -> an IVF index's tuned nprobe and measured recall
+    index_storage: dict = field(default_factory=dict)  # dataset -> how its index is stored (INDEX_STORAGE)
     runs: list[pd.DataFrame] = field(default_factory=list)
     routed: list = field(default_factory=list)
 
@@ -313,18 +315,31 @@ class Build:
         cfg = self.cfg
         self.log.begin("search", "Indexing and searching", len(self.datasets) + 1)
         for name, ds in self.datasets.items():
-            kind = resolve_kind(cfg.index_kind, len(ds.corpus), cfg.exact_max_docs)
+            kind = resolve_kind(cfg.index_kind, len(ds.corpus), cfg.exact_max_docs, cfg.memory_max_docs)
             if kind == "flat" and len(ds.corpus) > cfg.chunk_docs:  # exact, chunk by chunk: no index
                 self.indexes[name] = ChunkedFlat(self.doc_emb[name], cfg.chunk_docs)
+                self.index_storage[name] = "chunked-exact"
                 continue
             key = _hash("index", self.doc_keys[name], kind)
-            self.indexes[name] = self.stages.cached(
-                f"index:{name}", key, cfg.cache_dir / "index" / f"{key}.faiss", index_of_size(len(ds.corpus)),
-                lambda name=name, kind=kind: build_index(self.doc_emb[name], kind), lambda p, i: save_index(i, p))
-            if kind == "ivf":  # stated in the workspace: how near exact this approximate index is
+            self.indexes[name] = self._index(name, key, kind, len(ds.corpus))
+            self.index_storage[name] = "faiss-on-disk" if kind == ON_DISK else "faiss"
+            if kind in ("ivf", ON_DISK):  # stated in the workspace: how near exact this approximate index is
                 self.index_recall[name] = tune_ivf(self.indexes[name], self.doc_emb[name], chunk=cfg.chunk_docs)
         self.qrels_by = _qrels_lookup(self.queries)
         self.metric_arr = self.stages.timed("search+metrics", self.search_key, self._score_every_encoder)
+
+    def _index(self, name: str, key: str, kind: str, n_docs: int):
+        """A corpus's faiss index from the cache, or built: in memory, or (ivf-disk) chunk by chunk into a cache
+        folder holding the index and its lists file."""
+        cfg = self.cfg
+        if kind == ON_DISK:
+            folder = cfg.cache_dir / "index" / key
+            return self.stages.cached(
+                f"index:{name}", key, folder / INDEX_FILE, lambda p: on_disk_of_size(p.parent, n_docs),
+                lambda: build_ivf_on_disk(self.doc_emb[name], folder, cfg.chunk_docs), lambda p, i: None)
+        return self.stages.cached(
+            f"index:{name}", key, cfg.cache_dir / "index" / f"{key}.faiss", index_of_size(n_docs),
+            lambda: build_index(self.doc_emb[name], kind), lambda p, i: save_index(i, p))
 
     def _score_every_encoder(self) -> np.ndarray:
         """(encoder, query row, measure) scores; every run goes into `runs`."""
@@ -426,7 +441,7 @@ class Build:
             w = WorkspaceWriter(tmp)
             for name, ds in self.datasets.items():
                 w.dataset(name, ds.corpus.ids, ds.corpus.titles, ds.corpus.texts, self.doc_emb[name],
-                          self.indexes[name])
+                          self.indexes[name], self.index_storage[name])
             w.query_embeddings(self.q_emb)
             for spec in self.cfg.experts:
                 w.expert(spec.name, self.folders[spec.name])
@@ -455,7 +470,7 @@ class Build:
             "base_model": {"name": cfg.base, "fingerprint": base_fingerprint(cfg.base),
                            "max_seq_length": cfg.max_seq_length, "parameters": self.base_parameters},
             "datasets": [{**_dataset_record(s, self.datasets[s.name]),
-                          "index": getattr(self.indexes[s.name], "kind", "faiss"),
+                          "index": self.index_storage[s.name],
                           **({"ivf": self.index_recall[s.name]} if s.name in self.index_recall else {})}
                          for s in cfg.datasets],
             "encoders": self.encoders,
@@ -467,7 +482,7 @@ class Build:
             "measures": cfg.measures, "reference": cfg.reference, "label_measure": cfg.label_measure,
             "compute": {k: v for k, v in cfg.compute.items() if k != "address"},  # never a cluster's address
             "index": {"kind": cfg.index_kind, "depth": cfg.depth, "chunk_docs": cfg.chunk_docs,
-                      "exact_max_docs": cfg.exact_max_docs},
+                      "exact_max_docs": cfg.exact_max_docs, "memory_max_docs": cfg.memory_max_docs},
             "layout": {**cfg.layout, "sampled": self.sampled, "points": len(self.points)},
             "versions": _library_versions(), "stages": self.log.entries,
             "build_seconds": round(time.perf_counter() - self.start, 1),

@@ -99,6 +99,7 @@ class BuildConfig:
     compute: dict = field(default_factory=lambda: {"engine": "local"})  # where the corpora are encoded
     chunk_docs: int = 50_000  # documents encoded and searched per chunk
     exact_max_docs: int = 2_000_000  # kind = "auto": exact search up to this corpus size, IVF above
+    memory_max_docs: int = 5_000_000  # kind = "auto": IVF in memory up to this corpus size, on disk above
 
     @property
     def multitask(self) -> ExpertSpec | None:
@@ -126,11 +127,15 @@ MODEL_PARAMS = (
 )
 INDEX_PARAMS = (
     Param("kind", str, "flat", "faiss index: exact inner product, HNSW / IVF (approximate; IVF is tuned to "
-          "recall@10 >= 0.95 against exact), or auto (exact up to exact_max_docs, IVF above)", choices=INDEX_KINDS),
+          "recall@10 >= 0.95 against exact), ivf-disk (IVF with its lists in a memory-mapped file, built chunk by "
+          "chunk: for corpora beyond RAM), or auto (exact up to exact_max_docs, IVF up to memory_max_docs, ivf-disk "
+          "above)", choices=INDEX_KINDS),
     Param("depth", int, 100, "documents kept per query in every run (R@100 and AP read them)", min=1, max=10_000),
     Param("exact_max_docs", int, 2_000_000, 'with kind = "auto": a corpus up to this many documents is searched '
           "exactly (flat, or chunk by chunk above chunk_docs), a larger one with IVF tuned to recall@10 >= 0.95",
           min=1),
+    Param("memory_max_docs", int, 5_000_000, 'with kind = "auto": the largest corpus whose IVF lists are held in '
+          "memory (about 1.5 GB per million 384-dimensional documents); a larger one gets ivf-disk", min=1),
     Param("chunk_docs", int, 50_000, "documents encoded and searched per chunk: peak memory grows with it, not with "
           "the corpus; a larger corpus is encoded resumably into a memory-mapped array and, with kind = \"flat\", "
           "searched exactly chunk by chunk", min=10, max=10_000_000),
@@ -316,7 +321,7 @@ def load_config(path: str | Path) -> BuildConfig:
     return BuildConfig(
         path=path.resolve(), title=top.get("title") or path.stem, base=model["base"],
         max_seq_length=model["max_seq_length"], batch_size=model["batch_size"], index_kind=index["kind"], chunk_docs=index["chunk_docs"],
-        exact_max_docs=index["exact_max_docs"],
+        exact_max_docs=index["exact_max_docs"], memory_max_docs=index["memory_max_docs"],
         depth=index["depth"], datasets=datasets, experts=experts, routing=routing,
         measures=list(evaluation["measures"]), reference=evaluation["reference"],
         label_measure=evaluation["label_measure"] or default_label_measure(evaluation["measures"]), layout=layout,

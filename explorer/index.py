@@ -16,8 +16,9 @@ from .lazy import Lazy
 
 faiss = Lazy("faiss")
 
-INDEX_STRUCTURES = ("flat", "hnsw", "ivf")  # what build_index makes
-INDEX_KINDS = (*INDEX_STRUCTURES, "auto")  # what [index] kind accepts: auto picks one of them per corpus
+INDEX_STRUCTURES = ("flat", "hnsw", "ivf")  # what build_index makes in memory
+ON_DISK = "ivf-disk"  # IVF with its lists in a file beside the index (explorer.ondisk), for corpora beyond RAM
+INDEX_KINDS = (*INDEX_STRUCTURES, ON_DISK, "auto")  # what [index] kind accepts: auto picks one per corpus
 RECALL_TARGET = 0.95  # recall@10 an IVF index is tuned to, against exact search
 PROBE_QUERIES = 200  # corpus documents used as queries to measure it (never test queries)
 
@@ -45,11 +46,14 @@ def build_index(doc_emb: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ivf_l
     return index
 
 
-def resolve_kind(kind: str, n_docs: int, exact_max_docs: int) -> str:
-    """The index a corpus gets: `auto` is exact ("flat") up to `exact_max_docs` documents and IVF above."""
+def resolve_kind(kind: str, n_docs: int, exact_max_docs: int, memory_max_docs: int | None = None) -> str:
+    """The index a corpus gets: `auto` is exact ("flat") up to `exact_max_docs` documents, IVF in memory up to
+    `memory_max_docs` and IVF with its lists on disk above."""
     if kind != "auto":
         return kind
-    return "flat" if n_docs <= exact_max_docs else "ivf"
+    if n_docs <= exact_max_docs:
+        return "flat"
+    return "ivf" if memory_max_docs is None or n_docs <= memory_max_docs else ON_DISK
 
 
 def _probe(doc_emb: np.ndarray, queries: int, k: int, seed: int, chunk: int):
@@ -100,7 +104,7 @@ def save_index(index: faiss.Index, path: Path) -> None:
     atomic_write(Path(path), lambda tmp: faiss.write_index(index, str(tmp)))
 
 
-def load_index(path: Path) -> faiss.Index:
+def load_index(path: Path, io_flags: int = 0) -> faiss.Index:
     """Read a faiss index; IndexFileError naming the file (not faiss's C++ trace) when it cannot be read."""
     from .data import NOT_A_FILE, path_kind
 
@@ -109,7 +113,7 @@ def load_index(path: Path) -> faiss.Index:
     if kind != "file":
         raise IndexFileError(f"{path}: {'is missing' if kind == 'missing' else NOT_A_FILE[kind]}")
     try:
-        return faiss.read_index(str(path))
+        return faiss.read_index(str(path), io_flags)
     except (RuntimeError, OSError, MemoryError) as err:
         reason = str(err).rsplit("Error: ", 1)[-1].split(" at /", 1)[0].replace(str(path), "the file").strip()[:160]
         raise IndexFileError(f"{path}: not a readable faiss index, truncated or damaged ({reason})") from err

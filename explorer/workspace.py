@@ -299,8 +299,8 @@ MANIFEST: dict[str, Key] = {
         "test_split": Key("str", required=False), "train_split": Key(("str", "null"), required=False),
         "ignore_identical_ids": Key("bool", required=False), "pilot_source": Key("str", required=False),
         "role": Key("str", required=False, check=_role),
-        "index": Key("str", required=False, check=lambda v: None if v in ("faiss", "chunked-exact") else
-                     "is not faiss or chunked-exact"),
+        "index": Key("str", required=False, check=lambda v: None if v in INDEX_STORAGE else
+                     f"is not one of {', '.join(INDEX_STORAGE)}"),
         "ivf": Key("dict", required=False),
         "judged_split": Key("dict", required=False, fields={
             "share": Key("number"), "seed": Key("int"), "of": Key("str"), "train": Key("int"), "test": Key("int")}),
@@ -334,7 +334,8 @@ MANIFEST: dict[str, Key] = {
     "index": Key("dict", required=False, fields={"kind": Key("str", required=False),
                                                  "depth": Key("int", required=False),
                                                  "chunk_docs": Key("int", required=False),
-                                                 "exact_max_docs": Key("int", required=False)}),
+                                                 "exact_max_docs": Key("int", required=False),
+                                                 "memory_max_docs": Key("int", required=False)}),
     "layout": Key("dict", required=False, fields={"sampled": Key("bool", required=False),
                                                   "points": Key("int", required=False)}),
     "stages": Key("dict", required=False),
@@ -455,7 +456,27 @@ def _kind_capabilities(kind: str) -> list[str]:
     return sorted(EXPERT_KINDS[kind].capabilities) if kind in EXPERT_KINDS else []
 
 
+# How a dataset's documents are searched (manifest datasets[].index): index.faiss; exact over the memory-mapped
+# doc_emb.npy, chunk by chunk; index.faiss with its IVF lists in index.ivfdata beside it (explorer.ondisk).
+INDEX_STORAGE = ("faiss", "chunked-exact", "faiss-on-disk")
+
+# Format 2 stores the per-query tables partitioned (explorer.partitions): <table>/dataset=<d>/<key>=<value>/.
+# Format 1 workspaces keep one <table>.parquet file each and still open.
+PARTITIONED = {"runs.parquet": ("dataset", "system"), "metrics.parquet": ("dataset", "system"),
+               "strategy_metrics.parquet": ("dataset", "strategy"), "decisions.parquet": ("dataset", "strategy")}
+
+
+def table_folder(name: str) -> str:
+    """The folder of a partitioned table: runs.parquet -> runs."""
+    return name.removesuffix(".parquet")
+
+
 SIGNIFICANCE_COLUMNS = ["system", "delta", "p_t", "p_rand", "n", "p_t_holm", "p_rand_holm", "significant", "dataset"]
+
+
+def _row_datasets(queries: pd.DataFrame) -> np.ndarray:
+    """Each query row's dataset, indexed by row: the partition key of the per-query tables."""
+    return queries.set_index("row")["dataset"].sort_index().to_numpy()
 
 
 class WorkspaceWriter:
@@ -465,10 +486,26 @@ class WorkspaceWriter:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._row_dataset: np.ndarray | None = None  # each query row's dataset, from queries.parquet
 
-    def dataset(self, name: str, ids, titles, texts, doc_emb: np.ndarray, index) -> None:
+    def _save(self, name: str, frame: pd.DataFrame) -> None:
+        """A table: partitioned by dataset and its system or strategy (PARTITIONED), or one file."""
+        group = RUN_ROW_GROUP if name == "runs.parquet" else None
+        if name not in PARTITIONED:
+            save_table(self.root / name, frame, group)
+            return
+        if self._row_dataset is None:  # a writer opened on a folder that has its queries already
+            self._row_dataset = _row_datasets(load_parquet(self.root / "queries.parquet", ("row", "dataset")))
+        from .partitions import write_partitioned
+
+        keyed = frame.assign(dataset=self._row_dataset[frame["row"].to_numpy()])
+        write_partitioned(self.root / table_folder(name), keyed, PARTITIONED[name],
+                          lambda path, part: save_table(path, part, group))
+
+    def dataset(self, name: str, ids, titles, texts, doc_emb: np.ndarray, index, storage: str = "faiss") -> None:
         """A corpus: its documents, base embeddings (a memory-mapped cache file is copied, never read whole) and
-        faiss index (none for a corpus searched exactly chunk by chunk: its embeddings are the index)."""
+        index, stored as `storage` (INDEX_STORAGE) says: none for a corpus searched exactly chunk by chunk (its
+        embeddings are the index), the index and its lists file for an on-disk IVF."""
         from .index import save_index
 
         folder = inside(self.root, "datasets", name)
@@ -477,7 +514,11 @@ class WorkspaceWriter:
             shutil.copyfile(doc_emb.filename, folder / "doc_emb.npy")
         else:
             save_array(folder / "doc_emb.npy", doc_emb)
-        if getattr(index, "kind", None) != "chunked-exact":
+        if storage == "faiss-on-disk":
+            from .ondisk import copy_on_disk
+
+            copy_on_disk(index, folder)
+        elif storage == "faiss":
             save_index(index, folder / "index.faiss")
 
     def expert(self, name: str, folder: Path) -> None:
@@ -494,7 +535,9 @@ class WorkspaceWriter:
         missing = [c for c in TABLE_COLUMNS[name] if c not in frame.columns]
         if missing:
             raise ValueError(f"{name}: columns {missing} are missing")
-        save_table(self.root / name, frame, RUN_ROW_GROUP if name == "runs.parquet" else None)
+        if name == "queries.parquet":
+            self._row_dataset = _row_datasets(frame)
+        self._save(name, frame)
 
     def metrics(self, systems: list[str], cube: np.ndarray, measures: list[str]) -> None:
         """metrics.parquet from a (system, row, measure) cube: every encoder's per-query scores."""
@@ -504,7 +547,7 @@ class WorkspaceWriter:
             frame.insert(0, "row", np.arange(cube.shape[1]))
             frame.insert(0, "system", name)
             frames.append(frame)
-        save_table(self.root / "metrics.parquet", pd.concat(frames, ignore_index=True))
+        self._save("metrics.parquet", pd.concat(frames, ignore_index=True))
 
     def routed(self, routed: list[tuple[str, np.ndarray, Any, np.ndarray]], encoders: list[str],
                measures: list[str]) -> None:
@@ -523,8 +566,8 @@ class WorkspaceWriter:
             sm.insert(0, "row", rows)
             sm.insert(0, "strategy", strategy)
             values.append(sm)
-        save_table(self.root / "decisions.parquet", pd.concat(decisions, ignore_index=True))
-        save_table(self.root / "strategy_metrics.parquet", pd.concat(values, ignore_index=True))
+        self._save("decisions.parquet", pd.concat(decisions, ignore_index=True))
+        self._save("strategy_metrics.parquet", pd.concat(values, ignore_index=True))
 
     def pilots(self, library, encoders: list[str], pilot_rows: np.ndarray, labels: np.ndarray) -> None:
         """The pilot library (centroids and who they stand for) and each pilot query's label."""
@@ -694,10 +737,13 @@ class Workspace:
                                      f"{len(self.docs(dataset))} (fix: {REBUILD})")
             self.__dict__[key] = ChunkedFlat(emb, self.manifest.get("index", {}).get("chunk_docs", 50_000))
         if key not in self.__dict__:
+            from .ondisk import OnDiskIndexError, load_on_disk
+
             path = self.file(*self._dataset_dir(dataset), "index.faiss")
+            on_disk = self.dataset_info(dataset).get("index") == "faiss-on-disk"
             try:
-                index = load_index(path)
-            except IndexFileError as err:
+                index = load_on_disk(path.parent) if on_disk else load_index(path)
+            except (IndexFileError, OnDiskIndexError) as err:
                 raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
             if index.ntotal != len(self.docs(dataset)):
                 raise WorkspaceError(f"{path}: holds {index.ntotal} documents, docs.parquet {len(self.docs(dataset))} "
@@ -707,8 +753,48 @@ class Workspace:
 
     # --- tables ---------------------------------------------------------------------------------------------
     def _table(self, name: str, *parts: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+        if name in PARTITIONED and self.partitioned:
+            return self._partitioned(name, columns=columns)
         path = self.file(*parts, name)
         return load_parquet(path, TABLE_COLUMNS.get(name, ()) + tuple(columns or ()))
+
+    @property
+    def partitioned(self) -> bool:
+        """Format 2 and later: the per-query tables are partitioned folders (format 1: one file each)."""
+        return int(self.manifest["format_version"]) >= 2
+
+    def _partition_names(self) -> dict[str, list[str]]:
+        mixes = [str(SystemName.mix(s)) for s in self.strategies]
+        return {"dataset": self.datasets, "system": self.encoders + mixes, "strategy": self.strategies}
+
+    def _partitioned(self, name: str, where: dict | None = None, filters: list | None = None,
+                     columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+        """Rows of a partitioned table, only from the partitions in `where` (key -> values), in the layout format 1
+        gave (no dataset column: a row's dataset is in queries.parquet); WorkspaceError naming the path when a
+        partition is missing, foreign or damaged."""
+        import pyarrow
+
+        from .partitions import PartitionError, read_partitioned
+
+        folder = self.file(table_folder(name))
+        kind = path_kind(folder)
+        if kind != "folder":
+            raise WorkspaceError(f"{folder}: {'is missing' if kind == 'missing' else NOT_A_FOLDER[kind]} (fix: "
+                                 f"{REBUILD})")
+        try:
+            frame = read_partitioned(folder, PARTITIONED[name], self._partition_names(), where, filters,
+                                     TABLE_COLUMNS[name] + tuple(columns or ()))
+        except PartitionError as err:
+            raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
+        except (ValueError, OSError, pyarrow.ArrowException) as err:
+            raise WorkspaceError(f"{folder}: a partition is not a readable Parquet table ({str(err)[:200]}) (fix: "
+                                 f"{REBUILD})") from err
+        key = PARTITIONED[name][1]  # format 1's order: by system (or strategy) as the manifest lists them, then row
+        order = {v: i for i, v in enumerate(self._partition_names()[key])}
+        frame = frame.drop(columns="dataset").sort_values([key, "row"], key=lambda c: c.map(order) if c.name == key
+                                                          else c, kind="stable", ignore_index=True)
+        return frame[[c for c in TABLE_COLUMNS[name] if c in frame.columns] +
+                     [c for c in frame.columns if c not in TABLE_COLUMNS[name]]]
 
     @cached_property
     def queries(self) -> pd.DataFrame:
@@ -829,7 +915,8 @@ class Workspace:
 
     def run_rows(self, systems: list[str] | None = None, rows=None) -> pd.DataFrame:
         """The runs of `systems` (None: all) on query `rows` (None: all), read with filters: a page reads the
-        row groups it shows, never the whole table (which `runs` reads, once, when something needs all of it)."""
+        partitions (format 2: the rows' datasets under those systems) and row groups it shows, never the whole
+        table (which `runs` reads, once, when something needs all of it)."""
         rows = None if rows is None else sorted({int(r) for r in rows})
         if "runs" in self.__dict__:
             r = self.runs
@@ -839,11 +926,17 @@ class Workspace:
             if rows is not None:
                 keep &= r["row"].isin(rows).to_numpy()
             return r[keep]
-        filters = [("system", "in", list(systems))] if systems is not None else []
+        filters = [("system", "in", list(systems))] if systems is not None and not self.partitioned else []
         if rows is not None:  # the range lets pyarrow skip row groups by their statistics
             filters += [("row", ">=", rows[0]), ("row", "<=", rows[-1]), ("row", "in", rows)] if rows else [
                 ("row", "<", 0)]
-        return load_parquet(self.file("runs.parquet"), TABLE_COLUMNS["runs.parquet"], filters or None)
+        if not self.partitioned:
+            return load_parquet(self.file("runs.parquet"), TABLE_COLUMNS["runs.parquet"], filters or None)
+        where = {} if systems is None else {"system": list(systems)}
+        if rows is not None:  # only the partitions of the datasets these rows belong to are opened
+            of = self.queries.set_index("row")["dataset"]
+            where["dataset"] = sorted(set(of.reindex(rows).dropna()))
+        return self._partitioned("runs.parquet", where, filters or None)
 
     def ranking(self, system: str, row: int, depth: int = 10) -> pd.DataFrame:
         """Top `depth` of one query under one encoder (or mix:<strategy>): rank, doc_id, title, text, score, grade."""

@@ -127,3 +127,77 @@ def test_auto_builds_ivf_above_its_threshold_and_states_the_recall(tmp_path, tra
     for d in ws.manifest["datasets"]:
         assert d["index"] == "faiss" and d["ivf"]["recall_at_10"] >= 0.95, d
         assert ws.index(d["name"]).nprobe == d["ivf"]["nprobe"]  # the tuned nprobe is the one saved
+
+
+def test_an_on_disk_ivf_built_chunk_by_chunk_searches_as_the_in_memory_one(tmp_path):
+    """ivf-disk: trained as the in-memory IVF is (all documents, for a corpus this small), filled one chunk of a
+    memory-mapped matrix at a time into one lists file; same hits at the same nprobe, and the folder can move."""
+    from explorer.ondisk import INDEX_FILE, LISTS_FILE, build_ivf_on_disk, load_on_disk
+
+    rng = np.random.default_rng(5)
+    docs, queries = clustered(rng, 5000), clustered(rng, 40)
+    np.save(tmp_path / "emb.npy", docs)
+    mapped = np.load(tmp_path / "emb.npy", mmap_mode="r")
+    memory = build_index(docs, "ivf", ivf_lists=64, ivf_probe=8)
+    built = build_ivf_on_disk(mapped, tmp_path / "idx", chunk=700, nlist=64)
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [INDEX_FILE, LISTS_FILE]
+    (tmp_path / "idx").rename(tmp_path / "moved")  # as a workspace's temporary folder is renamed into place
+    on_disk = load_on_disk(tmp_path / "moved")
+    for index in (built, on_disk):
+        index.nprobe = 8
+        a, b = memory.search(queries, 10), index.search(queries, 10)
+        np.testing.assert_array_equal(a[1], b[1])
+        np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+    assert on_disk.ntotal == 5000
+
+
+def test_a_damaged_on_disk_index_names_its_file(tmp_path):
+    from explorer.index import save_index
+    from explorer.ondisk import LISTS_FILE, OnDiskIndexError, build_ivf_on_disk, load_on_disk
+
+    docs = clustered(np.random.default_rng(6), 2000)
+    build_ivf_on_disk(docs, tmp_path / "idx", chunk=500, nlist=16)
+    lists = tmp_path / "idx" / LISTS_FILE
+    data = lists.read_bytes()
+    lists.write_bytes(data[: len(data) // 2])
+    with pytest.raises(OnDiskIndexError, match=f"{lists}: {len(data) // 2} bytes, its index expects {len(data)}"):
+        load_on_disk(tmp_path / "idx")
+    lists.unlink()
+    with pytest.raises(OnDiskIndexError, match=f"{lists}: is missing"):
+        load_on_disk(tmp_path / "idx")
+    (tmp_path / "elsewhere").write_bytes(data)
+    lists.symlink_to(tmp_path / "elsewhere")  # a link planted in someone's workspace
+    with pytest.raises(OnDiskIndexError, match="is a symbolic link"):
+        load_on_disk(tmp_path / "idx")
+    lists.unlink()
+    lists.write_bytes(data)
+    save_index(build_index(docs, "ivf", ivf_lists=16), tmp_path / "idx" / "index.faiss")  # lists in the file
+    with pytest.raises(OnDiskIndexError, match="its lists are not on disk"):
+        load_on_disk(tmp_path / "idx")
+
+
+def test_auto_puts_the_ivf_lists_on_disk_above_memory_max_docs(tmp_path, trains):
+    from explorer.build import build
+    from explorer.index import resolve_kind, search
+    from explorer.ondisk import LISTS_FILE
+    from explorer.workspace import Workspace
+
+    assert [resolve_kind("auto", n, 100, 1000) for n in (100, 1000, 1001)] == ["flat", "ivf", "ivf-disk"]
+    config = _config(tmp_path, 40)
+    config.write_text(config.read_text().replace(
+        "chunk_docs = 40", 'chunk_docs = 40\nkind = "auto"\nexact_max_docs = 50\nmemory_max_docs = 60'))
+    ws = build(config, tmp_path / "ws", progress=False)
+    again = build(config, tmp_path / "ws", progress=False)
+    for d in ws.manifest["datasets"]:
+        name = d["name"]
+        assert d["index"] == "faiss-on-disk" and d["ivf"]["recall_at_10"] >= 0.95, d
+        assert (ws.path / "datasets" / name / LISTS_FILE).is_file()
+        index = Workspace(ws.path).index(name)
+        assert index.nprobe == d["ivf"]["nprobe"]
+        # the workspace's index gives the stored base run of every query of the dataset
+        rows = ws.queries[ws.queries["dataset"] == name]["row"].to_numpy()
+        run = search(index, ws.embeddings("base")[rows], 10, ws.docs(name)["doc_id"].tolist())
+        stored = ws.run_rows(["base"], rows)
+        top = stored[stored["rank"] <= 10].sort_values(["row", "rank"])["doc"].to_numpy()
+        assert (run.docs[run.docs >= 0] == top).mean() > 0.99
+    assert all(again.manifest["stages"][f"index:{d['name']}"]["cached"] for d in ws.manifest["datasets"])

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from explorer import WORKSPACE_FORMAT_VERSION
 from explorer.cli import main
 from explorer.workspace import Workspace, WorkspaceError, inside
 
@@ -98,7 +99,7 @@ BAD_MANIFESTS = {
     "version-as-string": (lambda m: m.update(format_version="1"),
                           "key 'format_version' is \"1\", expected an integer"),
     "version-as-bool": (lambda m: m.update(format_version=True), "key 'format_version' is true, expected an integer"),
-    "version-zero": (lambda m: m.update(format_version=0), "key 'format_version': is 0, expected 1 to 1"),
+    "version-zero": (lambda m: m.update(format_version=0), "key 'format_version': is 0, expected 1 to 2"),
     "no-version": (lambda m: m.pop("format_version"), "key 'format_version' is missing"),
     "no-encoders": (lambda m: m.pop("encoders"), "key 'encoders' is missing"),
     "strategies-not-a-list": (lambda m: m.update(strategies={"name": "base"}),
@@ -146,7 +147,7 @@ def test_every_manifest_problem_is_reported_at_once(copy):
 
 
 def test_a_newer_format_asks_for_an_upgrade_and_bad_json_for_a_rebuild(copy):
-    edit_manifest(copy, lambda m: m.update(format_version=2))
+    edit_manifest(copy, lambda m: m.update(format_version=WORKSPACE_FORMAT_VERSION + 1))
     assert "newer than this explorer reads" in (message := refused(copy)) and "upgrade router-explorer" in message
     (copy / "manifest.json").write_text("[" * 100000)
     assert "manifest.json: unreadable" in (message := refused(copy)) and FIX in message
@@ -165,13 +166,25 @@ def test_the_workspace_path_as_a_symbolic_link_loop(tmp_path):
     assert code == 2
 
 
+BASE_RUN = "runs/dataset=a/system=base"  # one partition of the runs table (format 2)
 DAMAGE = {
     "truncated-parquet": ("queries.parquet", lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
                           lambda ws: ws.queries, "not a readable Parquet table"),
     "garbage-parquet": ("datasets/a/docs.parquet", lambda p: p.write_bytes(b"not parquet at all" * 10),
                         lambda ws: ws.docs("a"), "not a readable Parquet table"),
-    "parquet-missing-a-column": ("runs.parquet", lambda p: __import__("pandas").read_parquet(p).drop(
+    "parquet-missing-a-column": (f"{BASE_RUN}/part-0.parquet", lambda p: __import__("pandas").read_parquet(p).drop(
         columns=["score"]).to_parquet(p), lambda ws: ws.runs, "no column(s) 'score'"),
+    "truncated-partition": (f"{BASE_RUN}/part-0.parquet", lambda p: p.write_bytes(p.read_bytes()[:40]),
+                            lambda ws: ws.run_rows(["base"]), "not a readable Parquet table"),
+    "foreign-partition": ("runs/dataset=elsewhere", lambda p: p.mkdir(), lambda ws: ws.runs,
+                          "not a partition of this table"),
+    "partition-is-a-link": (BASE_RUN, lambda p: (shutil.rmtree(p), p.symlink_to(p.parent)),
+                            lambda ws: ws.run_rows(["base"]), "is a symbolic link"),
+    "partition-holds-a-link": (f"{BASE_RUN}/more.parquet", lambda p: p.symlink_to(p.parent / "part-0.parquet"),
+                               lambda ws: ws.runs, "a partition holds plain .parquet files only"),
+    "empty-partition": (BASE_RUN, lambda p: (p / "part-0.parquet").unlink(), lambda ws: ws.runs,
+                        "an empty partition"),
+    "missing-partitioned-table": ("decisions", lambda p: shutil.rmtree(p), lambda ws: ws.decisions, "is missing"),
     "truncated-npy": ("embeddings/enc00.npy", lambda p: p.write_bytes(p.read_bytes()[:200]),
                       lambda ws: ws.embeddings("base"), "not a readable .npy array"),
     "object-npy": ("pilots.npy", lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True),
@@ -185,7 +198,8 @@ DAMAGE = {
     "garbage-faiss": ("datasets/a/index.faiss", lambda p: p.write_bytes(b"hello world" * 10),
                       lambda ws: ws.index("a"), "not a readable faiss index"),
     "missing-table": ("layout.parquet", lambda p: p.unlink(), lambda ws: ws.layout, "is missing"),
-    "file-is-a-loop": ("metrics.parquet", lambda p: (p.unlink(), p.symlink_to(p)), lambda ws: ws.metrics,
+    "file-is-a-loop": ("metrics/dataset=a/system=base/part-0.parquet", lambda p: (p.unlink(), p.symlink_to(p)),
+                       lambda ws: ws.metrics,
                        "is a symbolic link loop, not a file"),
 }
 
@@ -202,10 +216,11 @@ def test_a_damaged_file_names_itself_and_the_fix(copy, case):
 
 
 def test_the_cli_exits_2_with_the_message_for_a_damaged_table(copy, capsys):
-    (copy / "strategy_metrics.parquet").write_bytes(b"PAR1 truncated")
+    part = sorted((copy / "strategy_metrics").rglob("*.parquet"))[0]
+    part.write_bytes(b"PAR1 truncated")
     assert main(["eval", str(copy)]) == 2
     err = capsys.readouterr().err
-    assert f"{copy / 'strategy_metrics.parquet'}: not a readable Parquet table" in err and FIX in err
+    assert f"{part}: not a readable Parquet table" in err and FIX in err
     assert "Traceback" not in err
 
 

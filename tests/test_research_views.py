@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -228,10 +229,9 @@ def renamed_copy(src: Path, dst: Path, old: str, new: str) -> Workspace:
     for s in manifest["strategies"]:
         s["name"] = new if s["name"] == old else s["name"]
     (dst / "manifest.json").write_text(json.dumps(manifest))
-    for name in ("decisions.parquet", "strategy_metrics.parquet"):
-        t = pd.read_parquet(dst / name)
-        t["strategy"] = t["strategy"].replace(old, new)
-        t.to_parquet(dst / name, index=False)
+    for table in ("decisions", "strategy_metrics"):  # partitioned by dataset and strategy (format 2)
+        for part in (dst / table).glob(f"dataset=*/strategy={quote(old, safe='')}"):
+            part.rename(part.with_name(f"strategy={quote(new, safe='')}"))
     return Workspace(dst)
 
 
@@ -503,25 +503,61 @@ def test_the_stored_significance_is_the_computed_one(ws):  # noqa: F811
     assert "stages" in ws.manifest and "significance" in ws.manifest["stages"]
 
 
-def test_a_page_reads_only_the_runs_it_shows(ws):  # noqa: F811
-    """runs.parquet is written in row groups; run_rows reads through filters, and gives the rows of the whole table
-    that match (for one query under one encoder, and for many queries under several systems)."""
-    import pyarrow.parquet as pq
-
-    fresh = Workspace(ws.path)  # nothing read yet: run_rows must not need the whole table
-    meta = pq.ParquetFile(fresh.file("runs.parquet")).metadata
-    assert meta.num_row_groups > 1
-    row = int(fresh.eval_rows()["row"].iloc[3])
+def test_a_page_reads_only_the_partitions_it_shows(ws, tmp_path):  # noqa: F811
+    """The per-query tables are partitioned by dataset and system (format 2): one query's run under one encoder
+    needs one partition, so a copy holding only that partition gives the same rows as the whole table."""
+    whole = ws.runs
+    row = int(ws.eval_rows(ws.datasets[1])["row"].iloc[3])
+    dataset = ws.queries.iloc[row]["dataset"]
+    copy = tmp_path / "ws"
+    shutil.copytree(ws.path, copy)
+    for part in (copy / "runs").glob("dataset=*/system=*"):
+        if part != copy / "runs" / f"dataset={dataset}" / "system=base":
+            shutil.rmtree(part)
+    fresh = Workspace(copy)
     one = fresh.run_rows(["base"], [row])
     assert "runs" not in fresh.__dict__
-    whole = Workspace(ws.path).runs
     expected = whole[(whole["system"] == "base") & (whole["row"] == row)]
     assert len(one) == len(expected) > 0
-    assert one[["rank", "doc"]].to_numpy().tolist() == expected[["rank", "doc"]].to_numpy().tolist()
-    rows = fresh.eval_rows(ws.datasets[1])["row"].tolist()
+    assert one[["rank", "doc", "score"]].to_numpy().tolist() == expected[["rank", "doc", "score"]].to_numpy().tolist()
+    rows = ws.eval_rows(ws.datasets[1])["row"].tolist()
     systems = [ws.encoders[1], ws.encoders[2]]
-    many = fresh.run_rows(systems, rows)
+    many = Workspace(ws.path).run_rows(systems, rows)
     expected = whole[whole["system"].isin(systems) & whole["row"].isin(rows)]
-    assert sorted(map(tuple, many[["system", "row", "rank"]].to_numpy().tolist())) == sorted(
-        map(tuple, expected[["system", "row", "rank"]].to_numpy().tolist()))
+    assert many[["system", "row", "rank", "doc"]].to_numpy().tolist() == expected[
+        ["system", "row", "rank", "doc"]].to_numpy().tolist()
     assert len(fresh.run_rows(systems, [])) == 0
+    # the layout is plain hive partitioning: pyarrow opens the folder as one table, the system names decoded
+    import pyarrow.dataset as pds
+
+    table = pds.dataset(Path(ws.path) / "runs", format="parquet", partitioning="hive").to_table().to_pandas()
+    assert set(table["system"].astype(str)) == set(whole["system"]) and len(table) == len(whole)
+
+
+def as_format_1(src: Path, dst: Path) -> Path:
+    """A copy of a format-2 workspace in format 1's layout: each per-query table one Parquet file."""
+    ws = Workspace(src)
+    shutil.copytree(src, dst)
+    for name, frame in (("runs", ws.runs), ("metrics", ws.metrics), ("decisions", ws.decisions),
+                        ("strategy_metrics", ws.strategy_metrics)):
+        shutil.rmtree(dst / name)
+        frame.to_parquet(dst / f"{name}.parquet", index=False)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    (dst / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    return dst
+
+
+def test_a_format_1_workspace_still_opens_and_shows_the_same(ws, tmp_path):  # noqa: F811
+    """Older workspaces keep their single-file tables: every page's data is the same from either layout."""
+    from explorer.pages import PAGES, page_data
+
+    old = Workspace(as_format_1(Path(ws.path), tmp_path / "v1"))
+    new = Workspace(ws.path)
+    assert not old.partitioned and new.partitioned
+    for name in ("runs", "metrics", "decisions", "strategy_metrics"):
+        pd.testing.assert_frame_equal(getattr(old, name), getattr(new, name))
+    row = int(new.eval_rows()["row"].iloc[5])
+    pd.testing.assert_frame_equal(old.run_rows(new.encoders[:2], [row]).reset_index(drop=True),
+                                  new.run_rows(new.encoders[:2], [row]).reset_index(drop=True))
+    for key in PAGES:
+        assert json.dumps(page_data(key, old), sort_keys=True) == json.dumps(page_data(key, new), sort_keys=True), key
