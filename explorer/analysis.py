@@ -185,7 +185,7 @@ def choice_set(ws: Workspace, strategy: str) -> list[str]:
 def _choice_scores(ws: Workspace, experts: list[str], measure: str | None = None) -> pd.DataFrame:
     """Evaluated rows x `experts`: each expert's own per-query score."""
     measure = ws.measure(measure)
-    m = ws.metrics[ws.metrics["system"].isin(experts)]
+    m = ws.metric_rows(list(experts))
     m = m[m["row"].isin(ws.eval_rows()["row"])]
     return m.pivot(index="row", columns="system", values=measure).reindex(columns=experts)
 
@@ -207,9 +207,9 @@ def query_table(ws: Workspace, strategy: str, measure: str | None = None) -> pd.
     measure = ws.measure(measure)
     cand = _choice_scores(ws, choice_set(ws, strategy), measure)
     best = cand.max(axis=1)
-    d = ws.decisions[ws.decisions["strategy"] == strategy].set_index("row")
-    sm = ws.strategy_metrics[ws.strategy_metrics["strategy"] == strategy].set_index("row")[measure]
-    base = ws.metrics[ws.metrics["system"] == "base"].set_index("row")[measure]
+    d = ws.decision_rows([strategy]).set_index("row")
+    sm = ws.strategy_metric_rows([strategy]).set_index("row")[measure]
+    base = ws.metric_rows(["base"]).set_index("row")[measure]
     q = ws.eval_rows().set_index("row")
     out = pd.DataFrame({
         "dataset": q["dataset"], "qid": q["qid"], "text": q["text"], "kind": q["kind"],
@@ -240,7 +240,7 @@ def routing_report(ws: Workspace, strategy: str, measure: str | None = None) -> 
 
 def selection_matrix(ws: Workspace, strategy: str) -> pd.DataFrame:
     """Dataset x encoder: the share of each dataset's queries sent to each encoder (mixtures count by weight)."""
-    d = ws.decisions[ws.decisions["strategy"] == strategy].merge(ws.queries[["row", "dataset"]], on="row")
+    d = ws.decision_rows([strategy]).merge(ws.queries[["row", "dataset"]], on="row")
     cols = [f"weight:{e}" for e in ws.encoders]
     m = d.groupby("dataset")[cols].mean().reindex(ws.datasets)
     m.columns = ws.encoders

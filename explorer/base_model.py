@@ -30,3 +30,6 @@ def base_fingerprint(base: str) -> str:
         elif f.is_file():
             digest.update(f"{f.name}:{f.stat().st_size}".encode())
     return digest.hexdigest()[:16]
+
+
+PRECISIONS = ("float32", "float16")  # of the encoder's embedding passes ([model] precision, Encoder)

@@ -175,8 +175,10 @@ class Build:
         cfg = self.cfg
         self.log.begin("encoder", f"Loading base encoder {cfg.base!r}")
         self.encoder = Encoder(cfg.base, device=cfg.device, max_seq_length=cfg.max_seq_length,
-                               batch_size=cfg.batch_size)
-        self.base_fp = _hash(base_fingerprint(cfg.base), cfg.max_seq_length)
+                               batch_size=cfg.batch_size, precision=cfg.precision)
+        # every cached embedding depends on the precision; float32 keeps the key it always had
+        self.base_fp = _hash(base_fingerprint(cfg.base), cfg.max_seq_length,
+                             *([cfg.precision] if cfg.precision != "float32" else []))
         self.base_parameters = sum(p.numel() for p in self.encoder.model.parameters())
 
     def encode_corpora(self) -> None:
@@ -468,7 +470,8 @@ class Build:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "title": cfg.title, "config": str(cfg.path),
             "base_model": {"name": cfg.base, "fingerprint": base_fingerprint(cfg.base),
-                           "max_seq_length": cfg.max_seq_length, "parameters": self.base_parameters},
+                           "max_seq_length": cfg.max_seq_length, "parameters": self.base_parameters,
+                           "precision": cfg.precision},
             "datasets": [{**_dataset_record(s, self.datasets[s.name]),
                           "index": self.index_storage[s.name],
                           **({"ivf": self.index_recall[s.name]} if s.name in self.index_recall else {})}

@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .base_model import PRECISIONS
 from .engines import COMPUTE_PARAMS, ray_problem
 from .evaluation import DEFAULT_MEASURES, default_label_measure
 from .experts import EXPERT_KINDS, AdapterError
@@ -96,6 +97,7 @@ class BuildConfig:
     layout: dict
     cache_dir: Path
     device: str = "cpu"  # resolved: "cpu" or "cuda"
+    precision: str = "float32"  # of the embedding passes (Encoder.precision)
     compute: dict = field(default_factory=lambda: {"engine": "local"})  # where the corpora are encoded
     chunk_docs: int = 50_000  # documents encoded and searched per chunk
     exact_max_docs: int = 2_000_000  # kind = "auto": exact search up to this corpus size, IVF above
@@ -124,6 +126,9 @@ MODEL_PARAMS = (
     Param("device", str, "cpu", '"cpu", "cuda" (a GPU; the build stops if there is none) or "auto" (a GPU when '
           "there is one); results on a GPU match the CPU's to float tolerance, not bit for bit",
           choices=("cpu", "cuda", "auto")),
+    Param("precision", str, "float32", "float16: the base and expert passes that embed corpora and queries run in "
+          "half precision (torch autocast; faster on a GPU, rankings within the tolerance in docs/benchmarks.md); "
+          "training, ERA's own query encoder and the Ray engine stay float32", choices=PRECISIONS),
 )
 INDEX_PARAMS = (
     Param("kind", str, "flat", "faiss index: exact inner product, HNSW / IVF (approximate; IVF is tuned to "
@@ -308,6 +313,7 @@ def load_config(path: str | Path) -> BuildConfig:
     _check_label_measure(evaluation, problems)
     _check_base(model.get("base", "bundled"), problems)
     device = _device(model["device"], problems)
+    _check_precision(model["precision"], compute, device, problems)
     cache = top.get("cache_dir")
     try:
         cache_dir = (root / os.path.expanduser(cache)).resolve() if cache else Path.home() / ".cache" / "router-explorer"
@@ -325,8 +331,23 @@ def load_config(path: str | Path) -> BuildConfig:
         depth=index["depth"], datasets=datasets, experts=experts, routing=routing,
         measures=list(evaluation["measures"]), reference=evaluation["reference"],
         label_measure=evaluation["label_measure"] or default_label_measure(evaluation["measures"]), layout=layout,
-        cache_dir=cache_dir, device=device, compute=compute,
+        cache_dir=cache_dir, device=device, compute=compute, precision=model["precision"],
     )
+
+
+def _check_precision(precision: str, compute: dict, device: str, problems: Problems) -> None:
+    """Half precision runs in this process only: not on Ray's workers nor in the multi-device pool, whose passes
+    would be float32 under a float16 cache key."""
+    if precision != "float16":
+        return
+    from .engines import corpus_devices
+
+    if compute.get("engine") == "ray":
+        problems.add("model", "precision", '"float16" is not supported with [compute] engine = "ray"',
+                     'use precision = "float32", or engine = "local"')
+    elif len(corpus_devices(compute.get("devices", []), device)) > 1:
+        problems.add("model", "precision", '"float16" runs on one device, and this build would use several',
+                     'set [compute] devices = ["cuda:0"], or precision = "float32"')
 
 
 def _device(asked: str, problems: Problems) -> str:

@@ -7,6 +7,7 @@ asking for different experts get exactly the serial results.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from .base_model import BUNDLED, resolve_base
+from .base_model import BUNDLED, PRECISIONS, resolve_base
 from .experts import EXPERT_KINDS, AdapterError, ExpertKind, switch_adapters
 from .names import NAME as EXPERT_NAME
 
@@ -36,8 +37,11 @@ class Encoder:
     """A frozen sentence-transformers model with any number of query-side experts; thread-safe."""
 
     def __init__(self, base: str = BUNDLED, device: str = "cpu", max_seq_length: int | None = 256,
-                 batch_size: int = 64):
+                 batch_size: int = 64, precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision = {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.base = base
+        self.precision = precision
         self.model = SentenceTransformer(resolve_base(base), device=device)
         if max_seq_length:
             self.model.max_seq_length = max_seq_length
@@ -144,12 +148,19 @@ class Encoder:
         if handler is not None and handler.encodes_itself:  # an expert with its own query encoder (ERA)
             with self.lock:
                 return handler.encode(expert, texts, batch_size or self.batch_size)
-        with self.using(expert), torch.inference_mode():
+        with self.using(expert), torch.inference_mode(), self._autocast():
             if len(texts) <= SMALL_BATCH:  # a live query: skip encode()'s per-call walks over every module
                 return self.forward_train(texts).numpy().astype(np.float32)
             emb = self.model.encode(list(texts), batch_size=batch_size or self.batch_size, convert_to_numpy=True,
                                     normalize_embeddings=True, show_progress_bar=show_progress)
         return np.ascontiguousarray(emb, dtype=np.float32)
+
+    def _autocast(self):
+        """Half precision for an embedding pass when asked for (torch autocast keeps the reductions in float32);
+        float32 otherwise. Training never runs under it."""
+        if self.precision == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.model.device.type, dtype=torch.float16)
 
     def encode_on(self, texts: Sequence[str], devices: Sequence[str], show_progress: bool = False) -> np.ndarray:
         """Base-model embeddings of `texts` on several devices at once (sentence-transformers' multi-process pool:

@@ -20,9 +20,8 @@ UP, DOWN = "▲", "▼"
 
 def strategy_run(ws: Workspace, strategy: str, dataset: str) -> dict[str, dict[str, float]]:
     """{qid: {doc_id: score}} of a strategy on a dataset's evaluated queries (each query from its chosen run)."""
-    d = ws.decisions
     rows = set(ws.eval_rows(dataset)["row"])
-    sel = d[(d["strategy"] == strategy) & d["row"].isin(rows)]
+    sel = ws.decision_rows([strategy], rows)
     systems = {row: (str(SystemName.mix(strategy)) if chosen == "mixture" else chosen) for row, chosen in
                zip(sel["row"], sel["chosen"])}
     runs = ws.run_rows(sorted(set(systems.values())), rows)

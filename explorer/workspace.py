@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import WORKSPACE_FORMAT_VERSION
+from .base_model import PRECISIONS
 from .data import NOT_A_FILE, NOT_A_FOLDER, path_kind
 from .evaluation import default_label_measure
 from .names import SystemName, name_problem, strategy_name_problem
@@ -293,7 +294,9 @@ MANIFEST: dict[str, Key] = {
     "created": Key("str", required=False),
     "base_model": Key("dict", fields={
         "name": Key("str"), "max_seq_length": Key("int", required=False), "parameters": Key("int", required=False),
-        "fingerprint": Key("str", required=False)}),
+        "fingerprint": Key("str", required=False),
+        "precision": Key("str", required=False, check=lambda v: None if v in PRECISIONS else
+                         f"is not one of {', '.join(PRECISIONS)}")}),
     "datasets": Key("list", items=Key("dict", fields={
         "name": Key("str", check=_dataset), "n_docs": Key("int", required=False),
         "test_split": Key("str", required=False), "train_split": Key(("str", "null"), required=False),
@@ -790,9 +793,8 @@ class Workspace:
             raise WorkspaceError(f"{folder}: a partition is not a readable Parquet table ({str(err)[:200]}) (fix: "
                                  f"{REBUILD})") from err
         key = PARTITIONED[name][1]  # format 1's order: by system (or strategy) as the manifest lists them, then row
-        order = {v: i for i, v in enumerate(self._partition_names()[key])}
-        frame = frame.drop(columns="dataset").sort_values([key, "row"], key=lambda c: c.map(order) if c.name == key
-                                                          else c, kind="stable", ignore_index=True)
+        codes = pd.Categorical(frame[key], categories=self._partition_names()[key]).codes
+        frame = frame.drop(columns="dataset").take(np.lexsort((frame["row"].to_numpy(), codes))).reset_index(drop=True)
         return frame[[c for c in TABLE_COLUMNS[name] if c in frame.columns] +
                      [c for c in frame.columns if c not in TABLE_COLUMNS[name]]]
 
@@ -822,21 +824,27 @@ class Workspace:
     def qrels_table(self) -> pd.DataFrame:
         return self._table("qrels.parquet")
 
+    def _columns(self, name: str) -> tuple[str, ...]:
+        """The columns a per-query table must hold beyond TABLE_COLUMNS: its measures, or a decision's scores and
+        weights per encoder."""
+        if name == "decisions.parquet":
+            return tuple(f"{c}:{e}" for c in ("score", "weight") for e in self.encoders)
+        return tuple(self.measures) if name in ("metrics.parquet", "strategy_metrics.parquet") else ()
+
     @cached_property
     def metrics(self) -> pd.DataFrame:
         """Per-query metrics of every encoder on every query: system, row, one column per measure."""
-        return self._table("metrics.parquet", columns=self.measures)
+        return self._table("metrics.parquet", columns=self._columns("metrics.parquet"))
 
     @cached_property
     def strategy_metrics(self) -> pd.DataFrame:
         """Per-query metrics of every strategy on the evaluated queries: strategy, row, measures."""
-        return self._table("strategy_metrics.parquet", columns=self.measures)
+        return self._table("strategy_metrics.parquet", columns=self._columns("strategy_metrics.parquet"))
 
     @cached_property
     def decisions(self) -> pd.DataFrame:
         """strategy, row, chosen, margin, score:<encoder>..., weight:<encoder>..."""
-        return self._table("decisions.parquet", columns=tuple(f"{c}:{e}" for c in ("score", "weight")
-                                                              for e in self.encoders))
+        return self._table("decisions.parquet", columns=self._columns("decisions.parquet"))
 
     @cached_property
     def runs(self) -> pd.DataFrame:
@@ -913,30 +921,48 @@ class Workspace:
         q = q[q["role"] == "eval"]
         return q if dataset is None else q[q["dataset"] == dataset]
 
-    def run_rows(self, systems: list[str] | None = None, rows=None) -> pd.DataFrame:
-        """The runs of `systems` (None: all) on query `rows` (None: all), read with filters: a page reads the
-        partitions (format 2: the rows' datasets under those systems) and row groups it shows, never the whole
-        table (which `runs` reads, once, when something needs all of it)."""
+    def select(self, name: str, values: list[str] | None = None, rows=None) -> pd.DataFrame:
+        """Rows of a per-query table (PARTITIONED) for the systems or strategies `values` (None: all) and query
+        `rows` (None: all), read with filters: format 2 opens only the partitions of the rows' datasets under those
+        values, and the row filter skips row groups; a table already read whole is filtered in memory."""
+        table, key = table_folder(name), PARTITIONED[name][1]
         rows = None if rows is None else sorted({int(r) for r in rows})
-        if "runs" in self.__dict__:
-            r = self.runs
-            keep = np.ones(len(r), bool)
-            if systems is not None:
-                keep &= r["system"].isin(systems).to_numpy()
+        if table in self.__dict__ or (not self.partitioned and name != "runs.parquet"):
+            whole = getattr(self, table)
+            keep = np.ones(len(whole), bool)
+            if values is not None:
+                keep &= whole[key].isin(values).to_numpy()
             if rows is not None:
-                keep &= r["row"].isin(rows).to_numpy()
-            return r[keep]
-        filters = [("system", "in", list(systems))] if systems is not None and not self.partitioned else []
+                keep &= whole["row"].isin(rows).to_numpy()
+            return whole[keep]
+        filters = [(key, "in", list(values))] if values is not None and not self.partitioned else []
         if rows is not None:  # the range lets pyarrow skip row groups by their statistics
             filters += [("row", ">=", rows[0]), ("row", "<=", rows[-1]), ("row", "in", rows)] if rows else [
                 ("row", "<", 0)]
         if not self.partitioned:
-            return load_parquet(self.file("runs.parquet"), TABLE_COLUMNS["runs.parquet"], filters or None)
-        where = {} if systems is None else {"system": list(systems)}
+            return load_parquet(self.file(name), TABLE_COLUMNS[name] + self._columns(name), filters or None)
+        where = {} if values is None else {key: list(values)}
         if rows is not None:  # only the partitions of the datasets these rows belong to are opened
             of = self.queries.set_index("row")["dataset"]
             where["dataset"] = sorted(set(of.reindex(rows).dropna()))
-        return self._partitioned("runs.parquet", where, filters or None)
+        return self._partitioned(name, where, filters or None, self._columns(name))
+
+    def run_rows(self, systems: list[str] | None = None, rows=None) -> pd.DataFrame:
+        """The runs of `systems` (None: all) on query `rows` (None: all): what `select` reads, never the whole
+        table (which `runs` reads, once, when something needs all of it)."""
+        return self.select("runs.parquet", systems, rows)
+
+    def metric_rows(self, systems: list[str] | None = None, rows=None) -> pd.DataFrame:
+        """Per-query metrics of `systems` on `rows` (select)."""
+        return self.select("metrics.parquet", systems, rows)
+
+    def decision_rows(self, strategies: list[str] | None = None, rows=None) -> pd.DataFrame:
+        """Decisions of `strategies` on `rows` (select)."""
+        return self.select("decisions.parquet", strategies, rows)
+
+    def strategy_metric_rows(self, strategies: list[str] | None = None, rows=None) -> pd.DataFrame:
+        """Per-query metrics of `strategies` on `rows` (select)."""
+        return self.select("strategy_metrics.parquet", strategies, rows)
 
     def ranking(self, system: str, row: int, depth: int = 10) -> pd.DataFrame:
         """Top `depth` of one query under one encoder (or mix:<strategy>): rank, doc_id, title, text, score, grade."""
@@ -953,6 +979,5 @@ class Workspace:
 
     def strategy_system(self, strategy: str, row: int) -> str:
         """The run a strategy used for a query: its chosen encoder, or mix:<strategy> for a merged encode."""
-        d = self.decisions
-        chosen = d[(d["strategy"] == strategy) & (d["row"] == row)]["chosen"].iloc[0]
+        chosen = self.decision_rows([strategy], [row])["chosen"].iloc[0]
         return str(SystemName.mix(strategy)) if chosen == "mixture" else chosen

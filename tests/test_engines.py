@@ -90,3 +90,30 @@ def test_a_build_runs_its_corpus_pass_on_the_devices_given(tmp_path, trains, mon
     texts = load_beir(ROOT / "sample_data" / "homefix").corpus.passages()
     np.testing.assert_allclose(np.load(ws.path / "datasets" / "homefix" / "doc_emb.npy"),
                                Encoder("bundled", max_seq_length=256).encode(texts), rtol=0, atol=1e-5)
+
+
+def test_half_precision_moves_embeddings_little_and_runs_in_one_process(trains, tmp_path):
+    """precision = "float16": the embedding passes under autocast stay within a small distance of float32 (the
+    ranking tolerance is measured in bench.precision); training is untouched; it is refused where a pass would
+    leave this process (Ray, several devices) and for an unknown precision."""
+    from explorer.data import load_beir
+    from explorer.encoders import Encoder
+
+    texts = load_beir(ROOT / "sample_data" / "pycode").corpus.passages()
+    full, half = Encoder(), Encoder(precision="float16")
+    a, b = full.encode(texts), half.encode(texts)
+    assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1, atol=1e-3)
+    assert 0 < np.abs(a - b).max() < 5e-3  # it did run in half precision, and moved little
+    assert np.min(np.sum(a * b, axis=1)) > 0.999
+    assert np.array_equal(half.encode(texts[:3]), half.encode(texts[:3]))  # a live query too, deterministic
+    with pytest.raises(ValueError, match="precision = 'float8'"):
+        Encoder(precision="float8")
+    for extra, message in ((COMPUTE, '"float16" is not supported with [compute] engine = "ray"'),
+                           ('[compute]\ndevices = ["cpu", "cpu"]\n', '"float16" runs on one device')):
+        config = two_domain_config(tmp_path / "half.toml", tmp_path / "cache",
+                                   '[model]\nprecision = "float16"\n' + extra)
+        with pytest.raises(ConfigError) as err:
+            load_config(config)
+        assert message in str(err.value)
+    config = two_domain_config(tmp_path / "half.toml", tmp_path / "cache", '[model]\nprecision = "float16"\n')
+    assert load_config(config).precision == "float16"

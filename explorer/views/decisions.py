@@ -25,7 +25,7 @@ def decisions_view(ws: Workspace, strategy: str, skip_all_ties: bool = False, me
     if skip_all_ties:
         t = t[~t["all_tie"]]
     experts = choice_set(ws, strategy)
-    d = ws.decisions[ws.decisions["strategy"] == strategy].set_index("row").reindex(t.index)
+    d = ws.decision_rows([strategy]).set_index("row").reindex(t.index)
     weights = d[[f"weight:{e}" for e in ws.encoders]].set_axis(ws.encoders, axis=1).assign(dataset=t["dataset"])
     shares = weights.groupby("dataset").mean().reindex(ws.datasets)
     shares = shares.loc[:, [e for e in ws.encoders if e in experts or (shares[e] > 0).any()]].fillna(0.0)

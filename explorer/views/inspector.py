@@ -29,8 +29,8 @@ def query_pilot_similarity(ws: Workspace, row: int) -> pd.DataFrame:
 def query_decisions(ws: Workspace, row: int, measure: str | None = None) -> pd.DataFrame:
     """Every strategy's decision on one evaluated query: strategy, family, chosen, margin, score, best."""
     measure = ws.measure(measure)
-    d = ws.decisions[ws.decisions["row"] == row].set_index("strategy")
-    sm = ws.strategy_metrics[ws.strategy_metrics["row"] == row].set_index("strategy")[measure]
+    d = ws.decision_rows(rows=[row]).set_index("strategy")
+    sm = ws.strategy_metric_rows(rows=[row]).set_index("strategy")[measure]
     fam = strategy_families(ws)
     out = pd.DataFrame({"strategy": ws.strategies})
     out["family"] = out["strategy"].map(fam)
@@ -45,7 +45,7 @@ def query_decisions(ws: Workspace, row: int, measure: str | None = None) -> pd.D
 
 def encoder_scores(ws: Workspace, row: int) -> pd.DataFrame:
     """Each encoder's per-query metrics on one query (index = encoder)."""
-    m = ws.metrics[ws.metrics["row"] == row].set_index("system")
+    m = ws.metric_rows(rows=[row]).set_index("system")
     return m[ws.measures].reindex(ws.encoders)
 
 
@@ -59,7 +59,7 @@ def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, tuple[st
     """Column key -> (label, system) for the side-by-side rankings: 'routed' (by `strategy`), 'base', 'oracle'
     (the query's best expert), then every encoder by name. Keys are stable, so they can live in the URL."""
     out = {}
-    if row in set(ws.decisions.loc[ws.decisions["strategy"] == strategy, "row"]):
+    if len(ws.decision_rows([strategy], [row])):
         system = ws.strategy_system(strategy, row)
         out["routed"] = (f"routed by {strategy} → {system.replace('mix:', 'merge of ')}", system)
     out["base"] = ("base", "base")
@@ -74,11 +74,9 @@ def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, tuple[st
 def column_score(ws: Workspace, system: str, row: int, measure: str) -> float:
     name = SystemName.parse(system, ws.encoders)
     if name.kind == "mix":
-        sm = ws.strategy_metrics
-        hit = sm[(sm["strategy"] == name.target) & (sm["row"] == row)]
+        hit = ws.strategy_metric_rows([name.target], [row])
     else:
-        m = ws.metrics
-        hit = m[(m["system"] == system) & (m["row"] == row)]
+        hit = ws.metric_rows([system], [row])
     return float(hit[measure].iloc[0]) if len(hit) else float("nan")
 
 
@@ -168,7 +166,7 @@ def strategy_pair(ws: Workspace, a: str, b: str, measure: str | None = None) -> 
     'A better', 'tie')."""
     measure = ws.measure(measure)
     q = ws.eval_rows().set_index("row")[["qid", "dataset", "kind", "text"]]
-    sm, d = ws.strategy_metrics, ws.decisions
+    sm, d = ws.strategy_metric_rows([a, b]), ws.decision_rows([a, b])
     out = q.copy()
     for side, s in (("a", a), ("b", b)):
         out[f"chosen_{side}"] = d[d["strategy"] == s].set_index("row")["chosen"].reindex(q.index)
@@ -189,7 +187,7 @@ def query_strategy(ws: Workspace, strategy: str, row: int, measure: str | None =
     """One strategy on one query: chosen, margin (text), weights, score (fraction), system (its run)."""
     measure = ws.measure(measure)
     d = query_decisions(ws, row, measure).set_index("strategy")
-    if strategy not in d.index or row not in set(ws.decisions.loc[ws.decisions["strategy"] == strategy, "row"]):
+    if strategy not in d.index or not len(ws.decision_rows([strategy], [row])):
         return {}
     r = d.loc[strategy]
     return {"strategy": strategy, "chosen": r["chosen"], "margin": margin_text(r["margin"]), "weights": r["weights"],
