@@ -165,7 +165,8 @@ def _cmd_train(args) -> int:
         return 2
     encoder = Encoder(args.base)
     docs = encoder.encode(ds.corpus.passages(), show_progress=True)
-    params = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "split": args.split}
+    params = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size),
+                                ("holdout", args.holdout)) if v is not None} | {"split": args.split}
     pairs = make_pairs(ds, args.source, params, seed=13)
     adapter = {"encoder": args.encoder} if args.encoder else {}
     result = train_expert(encoder, args.name, pairs, {ds.name: docs}, params, adapter, kind=args.kind,
@@ -173,6 +174,10 @@ def _cmd_train(args) -> int:
     encoder.save_expert(args.name, args.out)
     print(f"Trained {args.kind} expert {args.name!r} on {len(pairs)} pairs in {result.steps} steps "
           f"({result.seconds:.1f}s); saved it to {args.out}")
+    if result.settings.get("best_epoch") == 0:
+        print(f"note: no epoch beat the base model on the {result.settings.get('holdout_queries')} held-out training "
+              "queries, so the expert kept epoch 0 and encodes as the base model does (fix: more training pairs, "
+              "or --holdout 0 to keep every epoch)")
     return 0
 
 
@@ -239,9 +244,10 @@ def _build_commands(sub) -> None:
     t.add_argument("--source", default="qrels", choices=PAIR_SOURCES)
     t.add_argument("--split", default="train")
     t.add_argument("--base", default="bundled")
-    t.add_argument("--epochs", type=int, default=3)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--epochs", type=int, default=None, help="default: [training] epochs (explorer settings)")
+    t.add_argument("--lr", type=float, default=None, help="default: [training] lr")
+    t.add_argument("--batch-size", type=int, default=None, help="default: [training] batch_size")
+    t.add_argument("--holdout", type=float, default=None, help="default: [training] holdout (0: keep every epoch)")
     t.add_argument("--kind", default="lora", help="a registered expert kind (explorer settings lists them)")
     t.add_argument("--encoder", default=None, help="query-adapter: the stronger query encoder")
     t.set_defaults(func=_cmd_train)

@@ -6,7 +6,9 @@ The loss is a softmax cross-entropy over negatives: `negatives = "corpus"` uses 
 each pair's documents that the base model ranks highest but are not relevant (mined with one product against the
 same matrix). With `holdout`, a seeded share of the training queries is held out and each epoch is scored on it
 (MRR@10 against the whole corpus); training stops after `patience` epochs without a better score and keeps the
-best epoch's weights, so the budget fits the data without reading any test query.
+best epoch's weights, so the budget fits the data without reading any test query. The defaults (up to 10 epochs,
+a 10% holdout, 16 hard negatives; LoRA on attention and the feed-forward layers) are the recipe bench.recipes chose
+by held-out MRR@10 of training queries (docs/benchmarks.md).
 Pairs come from qrels (human or generated queries) or, for a domain without labels, from the corpus itself:
 random spans (Contriever-style crops) or titles as pseudo-queries for their own document.
 """
@@ -36,18 +38,18 @@ SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 NEGATIVES = ("corpus", "in-batch", "hard")
 
 TRAIN_PARAMS = (
-    Param("epochs", int, 3, "passes over the expert's training pairs", min=1, max=1000),
+    Param("epochs", int, 10, "passes over the expert's training pairs (with holdout: at most)", min=1, max=1000),
     Param("batch_size", int, 32, "pairs per training step", min=1, max=4096),
     Param("lr", float, 5e-4, "AdamW learning rate (a kind's `adapter_lr` or own default takes precedence)",
           above=0, max=1),
     Param("temperature", float, 0.05, "softmax temperature τ of the contrastive loss", above=0, max=100),
     Param("warmup", float, 0.1, "share of the steps with linear warm-up", min=0, max=1),
     Param("seed", int, 13, "seed of pair sampling, shuffling and initialisation"),
-    Param("negatives", str, "corpus", "\"corpus\": softmax over every document; \"in-batch\": the batch's positives; "
+    Param("negatives", str, "hard", "\"corpus\": softmax over every document; \"in-batch\": the batch's positives; "
           "\"hard\": the batch's positives and each pair's hard negatives", choices=NEGATIVES),
-    Param("hard_negatives", int, 8, "negatives = \"hard\": documents the base model ranks highest that are not "
+    Param("hard_negatives", int, 16, "negatives = \"hard\": documents the base model ranks highest that are not "
           "relevant, mined per pair", min=1, max=1000),
-    Param("holdout", float, 0.0, "share of the training queries held out to choose the stopping epoch by their "
+    Param("holdout", float, 0.1, "share of the training queries held out to choose the stopping epoch by their "
           "MRR@10 (0: no early stopping, every epoch is trained)", min=0, max=0.5),
     Param("patience", int, 2, "with holdout: epochs without a better held-out score before training stops", min=1,
           max=1000),

@@ -17,7 +17,7 @@ from .conftest import ROOT
 def test_train_writes_a_peft_folder_that_loads_as_an_expert(tmp_path, capsys):
     out = tmp_path / "hf"
     assert main(["train", str(ROOT / "sample_data" / "homefix"), "--name", "hf", "--out", str(out),
-                 "--epochs", "1"]) == 0
+                 "--epochs", "1", "--holdout", "0"]) == 0
     assert "Trained lora expert 'hf'" in (printed := capsys.readouterr().out) and f"saved it to {out}" in printed
     assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
     enc = Encoder()

@@ -85,7 +85,8 @@ def test_save_and_load_round_trip(experts_encoder, tmp_path):
     config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["r"] == 8
     fresh = Encoder()
-    assert fresh.load_expert("a2", tmp_path / "a") == 110592
+    # r 8 on query, key, value, both output.dense layers and intermediate.dense of 6 layers (the default targets)
+    assert fresh.load_expert("a2", tmp_path / "a") == 6 * (4 * 8 * (384 + 384) + 2 * 8 * (384 + 1536))
     assert np.allclose(fresh.encode(TEXTS, "a2"), experts_encoder.encode(TEXTS, "a"), atol=1e-6)
 
 

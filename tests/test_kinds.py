@@ -34,10 +34,12 @@ def kinds(homefix, trains):
     ds, pairs = homefix
     enc = Encoder()
     docs = {"homefix": enc.encode(ds.corpus.passages())}
-    results = {"lora": train_expert(enc, "lora", pairs, docs, {"epochs": 1}, {})}
+    every_epoch = {"holdout": 0.0, "negatives": "corpus"}  # these tests are about the kinds, not the recipe
+    results = {"lora": train_expert(enc, "lora", pairs, docs, {"epochs": 1, **every_epoch}, {})}
     lora_before = enc.encode(TEXTS, "lora")
     for name, seed in (("p1", 1), ("p2", 2)):
-        results[name] = train_expert(enc, name, pairs, docs, {"epochs": 2, "seed": seed}, {"virtual_tokens": 4},
+        results[name] = train_expert(enc, name, pairs, docs, {"epochs": 2, "seed": seed, **every_epoch},
+                                     {"virtual_tokens": 4},
                                      kind="prefix")
     results["era"] = train_expert(enc, "era", pairs, docs, {"epochs": 2}, {"encoder": SMALL_ENCODER},
                                   kind="query-adapter", corpora={"homefix": ds.corpus.passages()})

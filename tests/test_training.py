@@ -95,7 +95,8 @@ def test_training_lowers_the_loss_and_only_touches_the_expert(symptoms, negative
     before_emb = enc.encode([p.query for p in pairs[:8]])
     before = _loss(enc, None, pairs, docs)
     result = train_expert(enc, "sym", pairs, {"symptoms": docs},
-                          {"epochs": 6, "batch_size": 16, "lr": 1e-3, "negatives": negatives, "seed": 0})
+                          {"epochs": 6, "batch_size": 16, "lr": 1e-3, "negatives": negatives, "seed": 0,
+                           "holdout": 0.0}, {"target_modules": ["query", "key", "value"]})
     assert result.steps == 6 * -(-len(pairs) // 16) and result.trainable_parameters == 110592
     assert _loss(enc, "sym", pairs, docs) < 0.9 * before
     assert np.allclose(enc.encode([p.query for p in pairs[:8]]), before_emb, atol=1e-6)  # the base is untouched

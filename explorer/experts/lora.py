@@ -36,6 +36,9 @@ def _plain_key(stored: str, expected: Mapping) -> str | None:
 
 # Linear layers of a BERT-style base that a LoRA may target (attention projections and the feed-forward layers).
 TARGETS = ("query", "key", "value", "dense", "attention.output.dense", "intermediate.dense", "output.dense")
+# The default recipe (with [training]'s early stopping and hard negatives): the best held-out MRR@10 of
+# bench.recipes on the training queries of scifact and npl (docs/benchmarks.md, "Training recipes").
+DEFAULT_TARGETS = ("query", "key", "value", "intermediate.dense", "output.dense")
 REFUSED = {  # true, false and "gaussian" initialise A and B only; olora, pissa, corda, loftq... rewrite the base
     "init_lora_weights": "this initialisation rewrites the base weights",
     "layer_replication": "it adds and repeats transformer layers of the base model",
@@ -89,7 +92,8 @@ class LoraKind(ExpertKind):
         Param("r", int, 8, "LoRA rank", min=1, max=256),
         Param("alpha", int, 32, "LoRA scaling α (the update is scaled by α / r)", min=1, max=4096),
         Param("dropout", float, 0.1, "dropout on the LoRA input while training", min=0, below=1),
-        Param("target_modules", list, ["query", "key", "value"], "the base model's Linear layers that get a LoRA",
+        Param("target_modules", list, list(DEFAULT_TARGETS), "the base model's Linear layers that get a LoRA "
+              "(default: attention and the feed-forward layers)",
               choices=TARGETS),
     )
 
