@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from .analysis import WhatIf
-from .base_model import PRECISIONS
 from .encoders import Encoder, ExpertChoice
 from .index import search
 from .model_folders import model_folder_problem
@@ -79,9 +78,9 @@ class LiveRouter:
         if why:
             raise WorkspaceError(f"{ws.path / 'manifest.json'}: base_model.name {name[:80]!r} {why} (fix: rebuild "
                                  "the workspace with a base model of your own)")
-        precision = info.get("precision", "float32")  # a typed query is embedded as the stored ones were
+        # a typed query is embedded as the stored ones were (the manifest's precision is checked on opening)
         return cls(ws, Encoder(name, max_seq_length=info.get("max_seq_length", 256),
-                               precision=precision if precision in PRECISIONS else "float32"))  # validated
+                               precision=info.get("precision", "float32")))
 
     @cached_property
     def context(self):

@@ -87,7 +87,7 @@ def load_on_disk(folder: Path) -> object:
     if lists.is_symlink() or kind != "file":
         why = "is missing" if kind == "missing" else NOT_A_FILE.get(kind, "is a symbolic link, not a plain file")
         raise OnDiskIndexError(f"{lists}: {why}; an on-disk index keeps its lists beside {INDEX_FILE}")
-    index = load_index(folder / INDEX_FILE, faiss.IO_FLAG_ONDISK_SAME_DIR)
+    index = load_index(folder / INDEX_FILE, faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)  # never written
     check_lists(index, lists)
     return index
 

@@ -139,8 +139,8 @@ class QueryAdapterKind(ExpertKind):
         p = {**self.defaults, **params}
         if p["stages"] not in STAGES:
             raise ValueError(f"stages = {p['stages']!r}; choose one of {', '.join(STAGES)}")
-        self.adapters[expert] = QueryAdapter(p["encoder"], self._model(p["encoder"]), self.transformer.config.hidden_size,
-                                             bool(p["bias"]))
+        self.adapters[expert] = QueryAdapter(p["encoder"], self._model(p["encoder"]),
+                                             self.transformer.config.hidden_size, bool(p["bias"]))
         return sum(t.numel() for t in self.trainable_parameters(expert))
 
     @classmethod
