@@ -23,7 +23,7 @@ from .index import INDEX_KINDS
 from .names import SystemName, name_problem, strategy_name_problem
 from .routing import COMMON_PARAMS, ROUTERS, fixed_strategies, routing_params
 from .settings import REQUIRED, Param, Problems, check_table, defaults, markdown_table, nearest
-from .training import PAIR_SOURCES, SOURCE_PARAMS, TRAIN_DEFAULTS, TRAIN_PARAMS
+from .training import KEY_BASELINE, PAIR_SOURCES, SOURCE_PARAMS, TRAIN_PARAMS
 
 
 class ConfigError(ValueError):
@@ -70,10 +70,17 @@ class ExpertSpec:
         return list(dict.fromkeys(s["dataset"] for s in self.sources))
 
     def cache_key(self, data_hashes: dict[str, str], base: str) -> str:
-        """What the trained expert depends on. Training settings left at their default are not part of it, so a
-        new declared setting (which arrives with its default) does not retrain every cached expert."""
+        """What the trained expert depends on. Settings at their baseline value (the default, or the former
+        default of one that changed: KEY_BASELINE, ExpertKind.key_baseline) are not part of it, so a new declared
+        setting (which arrives with its default) does not retrain every cached expert, while an expert that relies
+        on a changed default is trained again."""
         spec = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-        spec["train"] = {k: v for k, v in self.train.items() if k not in TRAIN_DEFAULTS or TRAIN_DEFAULTS[k] != v}
+        spec["train"] = {k: v for k, v in self.train.items() if k not in KEY_BASELINE or KEY_BASELINE[k] != v}
+        kind = EXPERT_KINDS.get(self.kind)
+        if kind is not None and kind.key_baseline:  # a changed default counts where the expert relies on it
+            implicit = {k: v for k, v in kind.defaults.items() if k not in self.adapter_params}
+            spec["adapter_params"] = {**self.adapter_params, **{k: v for k, v in implicit.items()
+                                                                if k in kind.key_baseline and kind.key_baseline[k] != v}}
         payload = {"spec": spec,
                    "data": {d: data_hashes.get(d) for d in self.datasets}, "base": base}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

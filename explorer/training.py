@@ -65,6 +65,10 @@ TRAIN_PARAMS = (
           min=1, nullable=True),
 )
 TRAIN_DEFAULTS = defaults(TRAIN_PARAMS)
+# The values an expert's cache key leaves out: every default, except those changed since keys were introduced,
+# which keep their former value (3 epochs, corpus negatives, 8 hard negatives, no holdout), so an expert trained
+# before keeps its key and one that relies on a new default is trained again.
+KEY_BASELINE = {**TRAIN_DEFAULTS, "epochs": 3, "negatives": "corpus", "hard_negatives": 8, "holdout": 0.0}
 # The keys a single [[experts]].sources entry may set for itself (make_pairs reads them).
 SOURCE_PARAMS = tuple(p for p in TRAIN_PARAMS if p.name in ("split", "max_pairs", "crops_per_doc", "crop_min_words",
                                                                "crop_max_words"))

@@ -300,3 +300,25 @@ def test_a_judged_split_never_trains_on_what_it_evaluates(tmp_path):
     cfg.write_text(cfg.read_text().replace('train_split = "train"\n', "", 1).replace("judged_split = 0.5", "judged_split = 0.95"))
     with pytest.raises(ConfigError, match="`judged_split` is 0.95, out of range"):
         load_config(cfg)
+
+
+def test_a_changed_default_retrains_only_the_experts_that_rely_on_it(tmp_path):
+    """The training recipe's defaults changed (10 epochs with a holdout, hard negatives, LoRA on the feed-forward
+    layers too). An expert that relies on them gets a new cache key, one that set the old values explicitly keeps
+    the key it had when those were the defaults, and writing a current default out changes nothing."""
+    sample = ROOT / "sample_data" / "homefix"
+
+    def key(training: str = "", expert: str = "") -> str:
+        config = tmp_path / "k.toml"
+        config.write_text(f'[training]\n{training}[[datasets]]\npath = "{sample}"\ntrain_split = "train"\n'
+                          f'[[experts]]\nname = "homefix"\nsources = [{{dataset = "homefix"}}]\n{expert}')
+        return load_config(config).experts[0].cache_key({}, "base")
+
+    old = ('epochs = 3\nnegatives = "corpus"\nhard_negatives = 8\nholdout = 0.0\n',
+           'target_modules = ["query", "key", "value"]\n')
+    new = ('epochs = 10\nnegatives = "hard"\nhard_negatives = 16\nholdout = 0.1\n',
+           'target_modules = ["query", "key", "value", "intermediate.dense", "output.dense"]\n')
+    assert key() != key(*old)  # relying on the new defaults is not the old training
+    assert key(*new) == key(new[0]) == key()  # writing the current defaults out changes nothing
+    assert key(old[0]) == key(old[0], "") != key()  # the old training settings, as keys always had them
+    assert key(new[0], old[1]) != key(new[0])  # attention only is not the new default

@@ -166,6 +166,9 @@ class ExpertKind:
     default_lr: float | None = None  # None: the training config's lr
     params: tuple[Param, ...] = ()  # the kind's own settings in an [[experts]] table (declared once, checked early)
     defaults: dict = {}  # filled from `params` by register_kind
+    # settings whose default has changed, at their former default: the value an expert's cache key leaves out, so
+    # an expert trained before keeps its key and one that relies on the new default gets a new one
+    key_baseline: dict = {}
 
     @classmethod
     def can(cls, capability: str) -> bool:

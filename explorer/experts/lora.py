@@ -88,6 +88,7 @@ class LoraKind(ExpertKind):
     name = "lora"
     description = "LoRA adapter on the query side (peft), mixable by weighted merge"
     capabilities = frozenset({MERGE_WEIGHTS})
+    key_baseline = {"target_modules": ["query", "key", "value"]}  # the default before the feed-forward layers
     params = (
         Param("r", int, 8, "LoRA rank", min=1, max=256),
         Param("alpha", int, 32, "LoRA scaling α (the update is scaled by α / r)", min=1, max=4096),
