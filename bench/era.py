@@ -56,6 +56,12 @@ class Embedder:
         return emb
 
 
+def train_split(ws, name: str, ds) -> str | None:
+    """The dataset's split of training queries in the core study, or None (its experts train on corpus crops)."""
+    split = ws.dataset_info(name).get("train_split")
+    return split if split and split in ds.qrels else None
+
+
 def alignment_pool(ws, datasets: dict, base) -> tuple[list[str], np.ndarray, list[str]]:
     """Every distinct text the core study trains on, with its base embedding and where it came from."""
     from explorer.training import make_pairs
@@ -68,8 +74,8 @@ def alignment_pool(ws, datasets: dict, base) -> tuple[list[str], np.ndarray, lis
     origin += ["pilot query"] * len(pilots)
     extra = []
     for name, ds in datasets.items():
-        split = ws.dataset_info(name).get("train_split")
-        if split and split in ds.qrels:
+        split = train_split(ws, name, ds)
+        if split:
             extra += [(ds.queries[q], "training query") for q in ds.qrels[split]]
         else:
             crops = make_pairs(ds, "crops", {}, SEED)
@@ -118,8 +124,8 @@ def labelled_pairs(ws, datasets):
     rng = np.random.default_rng(SEED)
     pairs = []
     for name, ds in datasets.items():
-        split = ws.dataset_info(name).get("train_split")
-        source, params = ("qrels", {"split": split}) if split and split in ds.qrels else ("crops", {})
+        split = train_split(ws, name, ds)
+        source, params = ("qrels", {"split": split}) if split else ("crops", {})
         made = make_pairs(ds, source, params, SEED)
         pairs += [made[i] for i in rng.choice(len(made), min(LABELLED_PER_DATASET, len(made)), replace=False)]
     train, held = split_holdout(pairs, 0.1, SEED)

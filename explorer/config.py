@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .base_model import PRECISIONS
-from .engines import COMPUTE_PARAMS, ray_problem
+from .engines import COMPUTE_PARAMS, corpus_devices, ray_problem
 from .evaluation import DEFAULT_MEASURES, default_label_measure
 from .experts import EXPERT_KINDS, AdapterError
 from .index import INDEX_KINDS
@@ -347,8 +347,6 @@ def _check_precision(precision: str, compute: dict, device: str, problems: Probl
     would be float32 under a float16 cache key."""
     if precision != "float16":
         return
-    from .engines import corpus_devices
-
     if compute.get("engine") == "ray":
         problems.add("model", "precision", '"float16" is not supported with [compute] engine = "ray"',
                      'use precision = "float32", or engine = "local"')

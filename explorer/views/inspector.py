@@ -187,7 +187,7 @@ def query_strategy(ws: Workspace, strategy: str, row: int, measure: str | None =
     """One strategy on one query: chosen, margin (text), weights, score (fraction), system (its run)."""
     measure = ws.measure(measure)
     d = query_decisions(ws, row, measure).set_index("strategy")
-    if strategy not in d.index or not len(ws.decision_rows([strategy], [row])):
+    if strategy not in d.index or pd.isna(d.loc[strategy, "chosen"]):  # no decision of it on this query
         return {}
     r = d.loc[strategy]
     return {"strategy": strategy, "chosen": r["chosen"], "margin": margin_text(r["margin"]), "weights": r["weights"],
