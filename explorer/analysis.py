@@ -11,6 +11,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .data import JUDGED_TRAIN
 from .evaluation import significance
 from .routing import Decision, RoutingContext, all_strategies, routing_context
 from .workspace import Workspace
@@ -79,9 +80,22 @@ def judged_split_notes(ws: Workspace, measure: str | None = None) -> list[str]:
         base = m[(m["system"] == "base") & m["row"].isin(rows)][measure]
         notes.append(f"{d['name']}: evaluated on {split['test']} of its {split['train'] + split['test']} judged "
                      f"{split['of']} queries; the other {split['train']} (a seeded {split['share']:.0%}, seed "
-                     f"{split['seed']}) trained its expert and are its pilot queries. Base on {len(base)} of them, "
+                     f"{split['seed']}) {_judged_part_use(ws, d['name'])}. Base on {len(base)} of them, "
                      f"both parts: {100 * base.mean():.1f} {measure}.")
     return notes
+
+
+def _judged_part_use(ws: Workspace, dataset: str) -> str:
+    """What the training part of a judged split did, from the card of the dataset's own expert: trained it, chose
+    its stopping epoch (stop_split), or neither; it is always the dataset's pilot queries."""
+    card = ws.expert_card(ws.own_expert[dataset]) if dataset in ws.own_expert else {}
+    sources = card.get("sources") if isinstance(card.get("sources"), list) else []
+    hp = card.get("hyper_parameters") if isinstance(card.get("hyper_parameters"), dict) else {}
+    if any(isinstance(s, dict) and s.get("dataset") == dataset and s.get("split") == JUDGED_TRAIN for s in sources):
+        return "trained its expert and are its pilot queries"
+    if hp.get("stop_split") == JUDGED_TRAIN:
+        return "chose its expert's stopping epoch and are its pilot queries"
+    return "are its pilot queries"
 
 
 def per_query_matrix(ws: Workspace, measure: str, dataset: str | None = None, slice_by: Slice | None = None

@@ -259,8 +259,12 @@ class Build:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
 
+        stop = spec.train.get("stop_split")  # checked: judged queries of its one dataset that it does not train on
+        stop_pairs = (make_pairs(self.datasets[spec.datasets[0]], "qrels", {"split": stop, "max_pairs": 0}, 0)
+                      if stop else None)
         result = train_expert(self.encoder, spec.name, pairs, self.doc_emb, spec.train, spec.adapter_params, tick,
-                              spec.kind, corpora={d: self.datasets[d].corpus.passages() for d in spec.datasets})
+                              spec.kind, corpora={d: self.datasets[d].corpus.passages() for d in spec.datasets},
+                              stop_pairs=stop_pairs)
         bar.close()
         tmp = partial_dir(folder)
         self.encoder.save_expert(spec.name, tmp)

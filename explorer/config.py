@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .base_model import PRECISIONS
+from .data import JUDGED_TEST, JUDGED_TRAIN
 from .engines import COMPUTE_PARAMS, corpus_devices, ray_problem
 from .evaluation import DEFAULT_MEASURES, default_label_measure
 from .experts import EXPERT_KINDS, AdapterError
@@ -194,7 +195,6 @@ DATASET_PARAMS = (
           max=0.9),
     Param("judged_seed", int, 13, "seed of the judged split"),
 )
-JUDGED_TRAIN, JUDGED_TEST = "judged-train", "judged-test"  # the two parts of a judged split, as qrels splits
 def kind_param() -> Param:
     """`kind`: one of the expert kinds registered now."""
     return Param("kind", str, "lora", "the expert kind", choices=tuple(EXPERT_KINDS))
@@ -482,6 +482,8 @@ def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, pro
         for key, message, fix in EXPERT_KINDS[kind].check_settings(adapter_params):
             problems.add(where, key, message, fix)
         multi = v["multi_task"]
+        if train.get("stop_split") is not None:
+            _check_stop_split(train, sources, multi, by_name, where, problems)
         if not sources and not multi and adapter is None and "adapter" not in e:
             problems.add(where, "sources", "the expert has no sources and no adapter",
                          'give sources = [{dataset = ..., source = ...}], multi_task = true, or adapter = "folder"')
@@ -513,6 +515,32 @@ def _sources(value, where: str, train: dict, by_name: dict, problems: Problems) 
             _check_source(sv, train, by_name, f"{where} sources #{j + 1}", problems)
         sources.append({**sv, "source": sv.get("source", "qrels")})
     return sources
+
+
+def _check_stop_split(train: dict, sources: list[dict], multi: bool, by_name: dict, where: str,
+                      problems: Problems) -> None:
+    """stop_split: judged queries of the expert's one dataset that it does not train on, never evaluated ones."""
+    split = train["stop_split"]
+    names = list(dict.fromkeys(s.get("dataset") for s in sources))
+    if multi or len(names) != 1 or names[0] not in by_name:
+        problems.add(where, "stop_split", "needs an expert trained on one configured dataset",
+                     "drop stop_split, or give the expert sources from one dataset")
+        return
+    ds = by_name[names[0]]
+    have = _splits(ds.path) + ([JUDGED_TRAIN] if ds.judged_split else [])
+    evaluated = {ds.test_split, *([ds.judged_from] if ds.judged_split else [])}
+    trained = {s.get("split", train.get("split")) for s in sources if s.get("source") in ("qrels", "generated")}
+    if split in evaluated:
+        others = ", ".join(sorted(set(have) - evaluated)) or "none"
+        problems.add(where, "stop_split", f"{split!r} holds the evaluated queries of {ds.name!r}: choosing the "
+                     "epoch on them reads the test set", f'name a training split (it has: {others}), or set '
+                     f'judged_split on the dataset and stop_split = "{JUDGED_TRAIN}"')
+    elif split not in have:
+        problems.add(where, "stop_split", f"dataset {ds.name!r} has no split {split!r} (it has: {', '.join(have)})",
+                     "name one of its splits")
+    elif split in trained:
+        problems.add(where, "stop_split", f"the expert trains on {split!r} itself", "use holdout instead, or train on "
+                     "crops and stop on the judged queries")
 
 
 def _adapter(value, kind: str, where: str, root: Path, problems: Problems) -> Path | None:

@@ -373,6 +373,9 @@ def _metadata_fields(meta: dict, qid: str, line: int, path: Path, kept: dict[str
     return out
 
 
+JUDGED_TRAIN, JUDGED_TEST = "judged-train", "judged-test"  # the two parts of a judged split, as qrels splits
+
+
 def split_judged(ds: BeirDataset, split: str, share: float, seed: int, train_name: str, test_name: str) -> None:
     """Divide the judged queries of `split` in two (seeded): `share` of them become the qrels split `train_name`
     (training and pilot queries), the rest `test_name` (evaluated), as small-collection studies cross-validate."""

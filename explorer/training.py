@@ -6,9 +6,11 @@ The loss is a softmax cross-entropy over negatives: `negatives = "corpus"` uses 
 each pair's documents that the base model ranks highest but are not relevant (mined with one product against the
 same matrix). With `holdout`, a seeded share of the training queries is held out and each epoch is scored on it
 (MRR@10 against the whole corpus); training stops after `patience` epochs without a better score and keeps the
-best epoch's weights, so the budget fits the data without reading any test query. The defaults (up to 10 epochs,
-a 10% holdout, 16 hard negatives; LoRA on attention and the feed-forward layers) are the recipe bench.recipes chose
-by held-out MRR@10 of training queries (docs/benchmarks.md).
+best epoch's weights, so the budget fits the data without reading any test query; `stop_split` takes judged
+queries of the expert's dataset that it does not train on instead, scored by graded nDCG@10 (a crop expert of a
+judged split stops on the judged training half). `mask_relevant` keeps a query's other relevant documents out of its negatives. The
+defaults (up to 10 epochs, a 10% holdout, 16 hard negatives; LoRA on attention and the feed-forward layers) are the
+recipe bench.recipes chose by held-out MRR@10 of training queries (docs/benchmarks.md).
 Pairs come from qrels (human or generated queries) or, for a domain without labels, from the corpus itself:
 random spans (Contriever-style crops) or titles as pseudo-queries for their own document.
 """
@@ -49,10 +51,15 @@ TRAIN_PARAMS = (
           "\"hard\": the batch's positives and each pair's hard negatives", choices=NEGATIVES),
     Param("hard_negatives", int, 16, "negatives = \"hard\": documents the base model ranks highest that are not "
           "relevant, mined per pair", min=1, max=1000),
+    Param("mask_relevant", bool, False, "leave out of each pair's negatives the other documents judged relevant to "
+          "the same query (a judged query with many relevant documents otherwise learns to push them away)"),
     Param("holdout", float, 0.1, "share of the training queries held out to choose the stopping epoch by their "
           "MRR@10 (0: no early stopping, every epoch is trained)", min=0, max=0.5),
-    Param("patience", int, 2, "with holdout: epochs without a better held-out score before training stops", min=1,
-          max=1000),
+    Param("stop_split", str, None, "a qrels split of the expert's own dataset whose judged queries choose the "
+          "stopping epoch by their graded nDCG@10, instead of held-out training pairs (every pair then trains), "
+          "e.g. \"judged-train\" for a crop expert of a judged split; never the evaluated split", nullable=True),
+    Param("patience", int, 2, "with holdout or stop_split: epochs without a better held-out score before training "
+          "stops", min=1, max=1000),
     Param("max_pairs", int, 3000, "pairs kept per source (0: all)", min=0, nullable=True),
     Param("crops_per_doc", int, 2, "crops and sentences sources: pseudo-queries cut from each document", min=1,
           max=100),
@@ -79,6 +86,7 @@ class Pair:
     query: str
     dataset: str
     doc: int  # row of the document in its dataset's corpus
+    grade: int = 1  # the judgement of a qrels pair (pseudo-queries: 1)
 
 
 def make_pairs(ds: BeirDataset, source: str, params: Mapping, seed: int) -> list[Pair]:
@@ -95,7 +103,7 @@ def make_pairs(ds: BeirDataset, source: str, params: Mapping, seed: int) -> list
         for qid, docs in ds.qrels[split].items():
             for did, grade in docs.items():
                 if grade > 0 and did in row:
-                    pairs.append(Pair(ds.queries[qid], ds.name, row[did]))
+                    pairs.append(Pair(ds.queries[qid], ds.name, row[did], int(grade)))
     elif source == "crops":
         lo, hi = int(p["crop_min_words"]), int(p["crop_max_words"])
         for i, text in enumerate(ds.corpus.passages()):
@@ -167,9 +175,11 @@ def alignment_sample(corpora: Mapping[str, Sequence[str]], doc_matrices: Mapping
 def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrices: Mapping[str, np.ndarray],
                  params: Mapping, adapter_params: Mapping | None = None,
                  progress: Callable[[int, int, float], None] | None = None, kind: str = "lora",
-                 corpora: Mapping[str, Sequence[str]] | None = None) -> TrainResult:
+                 corpora: Mapping[str, Sequence[str]] | None = None, stop_pairs: Sequence[Pair] | None = None
+                 ) -> TrainResult:
     """Add expert `name` of `kind` to `encoder` and train it on `pairs` against the base document embeddings:
-    only the expert's own parameters learn, the base model stays frozen."""
+    only the expert's own parameters learn, the base model stays frozen. With `stop_pairs` (judged queries of the
+    expert's datasets that it does not train on) they, not a holdout of `pairs`, choose the stopping epoch."""
     if not pairs:
         raise ValueError(f"expert {name!r} has no training pairs (fix: check its data sources)")
     p = {**TRAIN_DEFAULTS, **params}
@@ -178,7 +188,9 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
     seed = int(p["seed"])
     torch.manual_seed(seed)
     names = sorted({pair.dataset for pair in pairs})
-    docs, targets = _document_matrix(pairs, doc_matrices, names, encoder.model.device)
+    docs, offsets = _document_matrix(doc_matrices, names, encoder.model.device)
+    targets = [offsets[pair.dataset] + pair.doc for pair in pairs]
+    stop = None if not stop_pairs else graded_by_query(stop_pairs, [offsets[x.dataset] + x.doc for x in stop_pairs])
     count = encoder.add_expert(name, kind, adapter_params or {})
     handler = encoder.experts[name]
     if handler.trains_itself:  # ERA: alignment, then the labelled pairs
@@ -194,7 +206,7 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
         return TrainResult(steps=len(curve), loss_curve=curve, seconds=time.perf_counter() - start,
                            trainable_parameters=count, settings=handler.settings(name))
     lr = float((adapter_params or {}).get("adapter_lr", handler.default_lr or p["lr"]))
-    run = _Run(encoder, name, pairs, targets, docs, p, handler.trainable_parameters(name), lr, progress)
+    run = _Run(encoder, name, pairs, targets, docs, p, handler.trainable_parameters(name), lr, progress, stop)
     start = time.perf_counter()
     curve = run.epochs()
     settings = {**handler.settings(name), "lr": lr}
@@ -204,28 +216,28 @@ def train_expert(encoder: Encoder, name: str, pairs: Sequence[Pair], doc_matrice
                        trainable_parameters=count, settings=settings)
 
 
-def _document_matrix(pairs: Sequence[Pair], doc_matrices: Mapping[str, np.ndarray], names: list[str], device):
+def _document_matrix(doc_matrices: Mapping[str, np.ndarray], names: list[str], device):
     """Every training dataset's base document embeddings as one matrix on `device` (where the query passes run),
-    and each pair's target row in it."""
+    and the row each dataset starts at."""
     offsets, total = {}, 0
     for ds in names:
         offsets[ds] = total
         total += len(doc_matrices[ds])
     docs = torch.from_numpy(np.concatenate([doc_matrices[ds] for ds in names]).astype(np.float32)).to(device)
-    return docs, [offsets[pair.dataset] + pair.doc for pair in pairs]
+    return docs, offsets
 
 
 class _Run:
     """One expert's training: AdamW with linear warm-up and decay, contrastive batches, early stopping on the
-    held-out queries when a holdout is set (the best epoch's weights are kept)."""
+    held-out queries when a holdout or stopping queries are set (the best epoch's weights are kept)."""
 
-    def __init__(self, encoder, name, pairs, targets, docs, p, trainable, lr, progress):
+    def __init__(self, encoder, name, pairs, targets, docs, p, trainable, lr, progress, stop=None):
         self.encoder, self.name, self.pairs, self.targets, self.docs, self.p = encoder, name, pairs, targets, docs, p
         self.trainable, self.progress = trainable, progress
         seed = int(p["seed"])
         self.rng = random.Random(seed)
         self.batch_size, epochs = int(p["batch_size"]), int(p["epochs"])
-        train_idx, held_idx = split_holdout(pairs, float(p["holdout"]), seed)
+        train_idx, held_idx = split_holdout(pairs, 0.0 if stop else float(p["holdout"]), seed)
         self.steps_per_epoch = math.ceil(len(train_idx) / self.batch_size)
         self.total_steps, self.n_epochs = self.steps_per_epoch * epochs, epochs
         warmup = max(1, int(self.total_steps * float(p["warmup"])))
@@ -238,8 +250,12 @@ class _Run:
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimiser, lr_factor)
         self.hard = (mine_hard_negatives(encoder, pairs, targets, docs, int(p["hard_negatives"]))
                      if p["negatives"] == "hard" else None)
-        self.held = relevant_by_query(pairs, targets, held_idx)
-        self.stopper = EarlyStop(int(p["patience"]), trainable) if held_idx else None
+        self.held = stop or relevant_by_query(pairs, targets, held_idx)
+        # judged stopping queries often have many relevant documents, where MRR saturates: graded nDCG@10 instead
+        self.criterion = heldout_ndcg if stop else heldout_mrr
+        self.relevant = (dict(zip(*relevant_by_query(pairs, targets, train_idx))) if p["mask_relevant"] else None)
+        self.stopper = (EarlyStop(int(p["patience"]), trainable, "stop_ndcg10" if stop else "holdout_mrr10")
+                        if self.held[0] else None)
         self.order = list(train_idx)
         self.curve: list[float] = []
 
@@ -247,7 +263,7 @@ class _Run:
         encoder = self.encoder
         with encoder.using(self.name):
             if self.stopper:
-                self.stopper.update(0, heldout_mrr(encoder, self.held, self.docs))
+                self.stopper.update(0, self.criterion(encoder, self.held, self.docs))
             encoder.model.train()
             for t in self.trainable:
                 t.requires_grad_(True)
@@ -268,7 +284,8 @@ class _Run:
         q = self.encoder.forward_train([self.pairs[i].query for i in idx])
         gold = torch.tensor([self.targets[i] for i in idx], device=self.encoder.model.device)
         loss = contrastive_loss(q, gold, self.docs, self.p["negatives"], float(self.p["temperature"]),
-                                None if self.hard is None else self.hard[idx])
+                                None if self.hard is None else self.hard[idx],
+                                None if self.relevant is None else [self.relevant[self.pairs[i].query] for i in idx])
         loss.backward()
         self.optimiser.step()
         self.schedule.step()
@@ -280,19 +297,35 @@ class _Run:
     def stop_after(self, epoch: int) -> bool:
         """Score the held-out queries after `epoch`; True when early stopping says stop."""
         self.encoder.model.eval()
-        stop = self.stopper.update(epoch, heldout_mrr(self.encoder, self.held, self.docs))
+        stop = self.stopper.update(epoch, self.criterion(self.encoder, self.held, self.docs))
         self.encoder.model.train()
         return stop
 
 
 def contrastive_loss(q: torch.Tensor, gold: torch.Tensor, docs: torch.Tensor, negatives: str, tau: float,
-                     hard: torch.Tensor | None = None) -> torch.Tensor:
-    """Softmax cross-entropy of each query's gold document against the negatives the setting names."""
+                     hard: torch.Tensor | None = None, relevant: Sequence[set] | None = None) -> torch.Tensor:
+    """Softmax cross-entropy of each query's gold document against the negatives the setting names; with
+    `relevant` (each pair's query's relevant rows) the others relevant to the same query are no negatives."""
     if negatives == "corpus":
-        return torch.nn.functional.cross_entropy(q @ docs.T / tau, gold)
-    pool = gold if hard is None else torch.cat([gold, hard.reshape(-1)])
-    uniq, inverse = torch.unique(pool, return_inverse=True)
-    return torch.nn.functional.cross_entropy(q @ docs[uniq].T / tau, inverse[:len(gold)])
+        columns, target = None, gold
+    else:
+        pool = gold if hard is None else torch.cat([gold, hard.reshape(-1)])
+        columns, inverse = torch.unique(pool, return_inverse=True)
+        target = inverse[:len(gold)]
+    logits = (q @ (docs if columns is None else docs[columns]).T) / tau
+    if relevant is not None:
+        logits = logits.masked_fill(_other_relevant(relevant, gold, columns, logits.shape), -torch.inf)
+    return torch.nn.functional.cross_entropy(logits, target)
+
+
+def _other_relevant(relevant: Sequence[set], gold: torch.Tensor, columns: torch.Tensor | None, shape) -> torch.Tensor:
+    """(batch, columns) True where a column is a document relevant to the row's query other than its own gold."""
+    mask = torch.zeros(shape, dtype=torch.bool, device=gold.device)
+    col = None if columns is None else {int(d): j for j, d in enumerate(columns.tolist())}
+    for i, (rows, own) in enumerate(zip(relevant, gold.tolist())):
+        hit = [r if col is None else col[r] for r in rows if r != own and (col is None or r in col)]
+        mask[i, hit] = True
+    return mask
 
 
 def split_holdout(pairs: Sequence[Pair], share: float, seed: int) -> tuple[list[int], list[int]]:
@@ -315,6 +348,14 @@ def relevant_by_query(pairs: Sequence[Pair], targets: Sequence[int], indices: Se
     for i in range(len(pairs)) if indices is None else indices:
         relevant.setdefault(pairs[i].query, set()).add(targets[i])
     return list(relevant), list(relevant.values())
+
+
+def graded_by_query(pairs: Sequence[Pair], targets: Sequence[int]) -> tuple[list[str], list[dict]]:
+    """(distinct query texts, {document row: grade} of each): judged queries with their graded judgements."""
+    graded: dict[str, dict] = {}
+    for pair, row in zip(pairs, targets):
+        graded.setdefault(pair.query, {})[row] = pair.grade
+    return list(graded), list(graded.values())
 
 
 def mine_hard_negatives(encoder: Encoder, pairs: Sequence[Pair], targets: Sequence[int], docs: torch.Tensor,
@@ -343,12 +384,29 @@ def heldout_mrr(encoder: Encoder, held: tuple[list[str], list[set]], docs: torch
     return total / max(1, len(texts))
 
 
+def heldout_ndcg(encoder: Encoder, held: tuple[list[str], list[dict]], docs: torch.Tensor, depth: int = 10,
+                 batch: int = 64) -> float:
+    """nDCG@`depth` (trec_eval's, by ir_measures) of judged queries with graded judgements {row: grade} against
+    the whole document matrix, under the active expert."""
+    from .evaluation import per_query
+
+    texts, graded = held
+    run = {}
+    with torch.inference_mode():
+        for b in range(0, len(texts), batch):
+            top = torch.topk(encoder.forward_train(texts[b:b + batch]) @ docs.T, min(depth, docs.shape[0]), dim=1)
+            for i, (rows, scores) in enumerate(zip(top.indices.tolist(), top.values.tolist()), start=b):
+                run[str(i)] = {str(r): s for r, s in zip(rows, scores)}
+    qrels = {str(i): {str(r): g for r, g in rel.items()} for i, rel in enumerate(graded)}
+    return float(per_query(qrels, run, [f"nDCG@{depth}"])[f"nDCG@{depth}"].mean()) if texts else 0.0
+
+
 class EarlyStop:
     """Keeps the trainable tensors of the best epoch by held-out score (epoch 0: before any step) and says when
-    `patience` epochs have passed without a better one."""
+    `patience` epochs have passed without a better one; the card records the curve under `label`."""
 
-    def __init__(self, patience: int, tensors: Sequence[torch.Tensor]):
-        self.patience, self.tensors = patience, list(tensors)
+    def __init__(self, patience: int, tensors: Sequence[torch.Tensor], label: str = "holdout_mrr10"):
+        self.patience, self.tensors, self.label = patience, list(tensors), label
         self.best, self.best_epoch, self.best_state, self.curve = -1.0, 0, None, []
 
     def update(self, epoch: int, score: float) -> bool:
@@ -363,4 +421,4 @@ class EarlyStop:
         with torch.no_grad():
             for t, saved in zip(self.tensors, self.best_state):
                 t.copy_(saved)
-        return {"best_epoch": self.best_epoch, "epochs_trained": len(self.curve) - 1, "holdout_mrr10": self.curve}
+        return {"best_epoch": self.best_epoch, "epochs_trained": len(self.curve) - 1, self.label: self.curve}

@@ -5,6 +5,8 @@ queries and evaluates the rest."""
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import numpy as np
@@ -275,6 +277,7 @@ def test_a_judged_split_trains_on_part_of_the_test_queries_and_evaluates_the_res
     # every table says so, with the base on both parts beside it
     notes = analysis.judged_split_notes(ws)
     assert len(notes) == 1 and f"evaluated on {len(evals)} of its {len(test)} judged test queries" in notes[0]
+    assert "trained its expert and are its pilot queries" in notes[0]
     base = ws.metrics[(ws.metrics["system"] == "base") & ws.metrics["row"].isin(q["row"])]["nDCG@10"].mean()
     assert f"both parts: {100 * base:.1f} nDCG@10" in notes[0]
     assert main(["eval", str(ws.path)]) == 0
@@ -300,6 +303,50 @@ def test_a_judged_split_never_trains_on_what_it_evaluates(tmp_path):
     cfg.write_text(cfg.read_text().replace('train_split = "train"\n', "", 1).replace("judged_split = 0.5", "judged_split = 0.95"))
     with pytest.raises(ConfigError, match="`judged_split` is 0.95, out of range"):
         load_config(cfg)
+
+
+def stop_config(folder: Path, expert: str) -> Path:
+    """The judged config with homefix's expert trained on `expert` (its sources and settings)."""
+    path = judged_config(folder, folder / "cache")
+    text = path.read_text().replace('sources = [{dataset = "homefix", source = "qrels"}]', expert, 1)
+    path.write_text(text)
+    return path
+
+
+def test_stop_split_names_judged_training_queries_the_expert_does_not_train_on(tmp_path):
+    crops = 'sources = [{dataset = "homefix", source = "crops"}]\n'
+    ok = load_config(stop_config(tmp_path, crops + 'stop_split = "judged-train"'))
+    assert ok.experts[0].train["stop_split"] == "judged-train"
+    for expert, message in [
+        (crops + 'stop_split = "test"', "'test' holds the evaluated queries of 'homefix'"),
+        (crops + 'stop_split = "judged-test"', "'judged-test' holds the evaluated queries"),
+        (crops + 'stop_split = "dev"', "dataset 'homefix' has no split 'dev'"),
+        ('sources = [{dataset = "homefix", source = "qrels"}]\nstop_split = "judged-train"',
+         "the expert trains on 'judged-train' itself"),
+        ('sources = [{dataset = "homefix", source = "crops"}, {dataset = "pycode", source = "crops"}]\n'
+         'stop_split = "judged-train"', "needs an expert trained on one configured dataset"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(stop_config(tmp_path, expert))
+
+
+@pytest.mark.slow
+def test_a_crop_expert_stops_on_the_judged_training_queries(tmp_path):
+    """stop_split: every crop trains, and the judged training part (the pilots) chooses the epoch."""
+    from explorer.data import load_beir
+
+    cfg = load_config(stop_config(tmp_path, 'sources = [{dataset = "homefix", source = "crops", max_pairs = 64}]\n'
+                                            'stop_split = "judged-train"\nepochs = 3\nbatch_size = 16'))
+    ws = build(cfg, tmp_path / "ws", progress=False)
+    card = ws.expert_card("homefix")
+    q = ws.queries[(ws.queries["dataset"] == "homefix") & (ws.queries["role"] == "pilot")]
+    test = load_beir(SAMPLE / "homefix").qrels["test"]
+    judged = [qid for qid in q["qid"] if any(g > 0 for g in test[qid].values())]
+    hp = card["hyper_parameters"]
+    assert card["pairs"] == 64 and hp["steps_per_epoch"] == 4 and hp["stop_split"] == "judged-train"
+    assert hp["holdout_queries"] == len(judged) > 0 and len(hp["stop_ndcg10"]) == hp["epochs_trained"] + 1
+    assert "holdout_mrr10" not in hp  # judged queries are scored by graded nDCG@10, not MRR
+    assert "chose its expert's stopping epoch and are its pilot queries" in analysis.judged_split_notes(ws)[0]
 
 
 def test_a_changed_default_retrains_only_the_experts_that_rely_on_it(tmp_path):

@@ -9,8 +9,8 @@ import pytest
 
 from explorer.data import load_beir
 from explorer.encoders import Encoder
-from explorer.training import (Pair, balanced_union, contrastive_loss, heldout_mrr, make_pairs, mine_hard_negatives,
-                               split_holdout, train_expert)
+from explorer.training import (Pair, balanced_union, contrastive_loss, graded_by_query, heldout_mrr, heldout_ndcg,
+                               make_pairs, mine_hard_negatives, split_holdout, train_expert)
 
 from .conftest import ROOT
 
@@ -167,3 +167,49 @@ def test_early_stopping_keeps_the_best_held_out_epoch(symptoms):
     with enc.using("sym"):
         again = heldout_mrr(enc, (texts, relevant), torch.from_numpy(docs))
     assert again == pytest.approx(curve[best], abs=1e-5)
+
+
+@pytest.mark.parametrize("negatives", ["corpus", "in-batch", "hard"])
+def test_masked_loss_drops_only_the_other_relevant_documents_of_each_query(negatives):
+    """mask_relevant: a query judged relevant to several documents is not pushed away from its other relevant ones;
+    every other negative stays, so the loss is a softmax over exactly the remaining columns."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    docs = torch.nn.functional.normalize(torch.randn(12, 8, generator=gen), dim=-1)
+    q = torch.nn.functional.normalize(torch.randn(3, 8, generator=gen), dim=-1)
+    gold = torch.tensor([0, 1, 5])  # rows 0 and 1: one query with relevant documents 0, 1 and 7
+    hard = torch.tensor([[7, 9], [9, 10], [2, 3]]) if negatives == "hard" else None
+    relevant = [{0, 1, 7}, {0, 1, 7}, {5}]
+    columns = {"corpus": list(range(12)), "in-batch": [0, 1, 5], "hard": [0, 1, 2, 3, 5, 7, 9, 10]}[negatives]
+    expected = []
+    for i in range(3):
+        keep = [c for c in columns if c == gold[i] or c not in relevant[i]]
+        logits = q[i] @ docs[keep].T / 0.05
+        expected.append(-torch.log_softmax(logits, 0)[keep.index(int(gold[i]))])
+    got = contrastive_loss(q, gold, docs, negatives, 0.05, hard, relevant)
+    assert torch.isclose(got, torch.stack(expected).mean())
+    plain = contrastive_loss(q, gold, docs, negatives, 0.05, hard)
+    assert got < plain  # the other relevant documents only ever added to the loss
+
+
+@pytest.mark.slow
+def test_the_stopping_score_of_judged_queries_is_trec_evals_graded_ndcg(symptoms):
+    """stop_split's criterion: graded nDCG@10 of the judged queries over the whole corpus, as the build scores."""
+    import torch
+
+    from explorer.evaluation import per_query, run_dict
+    from explorer.index import build_index, search
+
+    enc = Encoder()
+    docs = enc.encode(symptoms.corpus.passages())
+    pairs = make_pairs(symptoms, "qrels", {"max_pairs": 0, "split": "test"}, seed=0)
+    assert {p.grade for p in pairs} == {g for q in symptoms.qrels["test"].values() for g in q.values() if g > 0}
+    texts, graded = graded_by_query(pairs, [p.doc for p in pairs])
+    got = heldout_ndcg(enc, (texts, graded), torch.from_numpy(docs))
+    qid = {symptoms.queries[q]: q for q in symptoms.qrels["test"]}
+    qids = [qid[t] for t in texts]
+    run = search(build_index(docs), enc.encode(texts), 10, symptoms.corpus.ids, qids)
+    expected = per_query(symptoms.qrels["test"], run_dict(qids, symptoms.corpus.ids, run.docs, run.scores),
+                         ["nDCG@10"], qids)["nDCG@10"].mean()
+    assert got == pytest.approx(expected, abs=1e-6) and 0 < got < 1
