@@ -5,7 +5,7 @@ WORKSPACE ?=
 HOST ?=
 PORT ?=
 
-.PHONY: setup run test test-fast screenshots bench bench-quick bench-seeds bench-zero-shot chromium mpnet
+.PHONY: setup run test test-fast screenshots bench bench-quick bench-seeds bench-zero-shot bench-judged chromium mpnet
 
 setup: $(VENV)/.installed
 
@@ -65,3 +65,9 @@ bench-seeds: setup
 bench-zero-shot: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer build bench/zero_shot.toml --out workspaces/zero-shot
 	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer eval workspaces/zero-shot
+
+# The core study with the six collections that have only judged queries split in halves (pilots and stopping on
+# one half, evaluation on the other); reuses the core study's cached documents and query-trained experts.
+bench-judged: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer build bench/judged.toml --out workspaces/judged
+	HF_HUB_OFFLINE=1 $(VENV)/bin/explorer eval workspaces/judged

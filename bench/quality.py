@@ -1,6 +1,7 @@
 """What routing does on real data: the Table-1-style report of a built workspace, for docs/benchmarks.md.
 
     python -m bench.quality [--workspace workspaces/real]
+    python -m bench.quality --workspace workspaces/judged --config bench/judged.toml --section quality-judged
 
 Builds `bench/real.toml` into the workspace first when it is missing (heavy stages are cached), then writes the
 section between `<!-- quality:start -->` and `<!-- quality:end -->` of docs/benchmarks.md and the selection
@@ -218,14 +219,19 @@ def other_methods(ws: Workspace) -> str:
     return table(header, rows)
 
 
-def report(ws: Workspace, figures: Path, resamples: int = 2000, command: str = "python -m bench.quality") -> str:
-    """The whole quality section as Markdown (the heatmap PNG is written into `figures`)."""
-    heat = selection_heatmaps(ws, figures / "selection-heatmaps.png")
+def report(ws: Workspace, figures: Path, resamples: int = 2000, command: str = "python -m bench.quality",
+           section: str = "quality") -> str:
+    """The whole quality section as Markdown (the heatmap PNG is written into `figures`, named after `section`)."""
+    from explorer.analysis import judged_split_notes
+
+    heat = selection_heatmaps(ws, figures / ("selection-heatmaps.png" if section == "quality"
+                                             else f"selection-heatmaps-{section}.png"))
+    notes = judged_split_notes(ws, "nDCG@10")
     n_eval = int((ws.queries["role"] == "eval").sum())
     n_pilot = int((ws.queries["role"] == "pilot").sum())
     m = ws.manifest
     parts = [
-        "## Quality on real data",
+        "## Quality on real data" if section == "quality" else f"## Quality on real data: {m['title']}",
         f"```\n{command}\n```",
         f"{machine_line()} Workspace: {m['title']} — {len(ws.datasets)} datasets, {n_eval:,} test queries, "
         f"{n_pilot:,} pilot queries, {len(ws.candidates)} domain experts + multi-task, {len(ws.strategies)} "
@@ -236,6 +242,8 @@ def report(ws: Workspace, figures: Path, resamples: int = 2000, command: str = "
         f"{UP_BASE}/{DOWN_BASE}: significantly better/worse than `base`; {UP_PILOT}/{DOWN_PILOT}: than `pilot-mean` "
         "(paired t-test and randomization test both p < 0.05 after Holm correction across strategies, per dataset).",
         score_matrix(ws, "nDCG@10", resamples),
+        *(["Evaluated on part of the judged queries (`judged_split`):\n\n" + "\n".join(f"- {n}" for n in notes)]
+          if notes else []),
         "### R@100 ×100",
         score_matrix(ws, "R@100", resamples, with_marks=False),
         "### Routing accuracy and regret",
@@ -281,14 +289,18 @@ def main() -> None:
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--figures", default=str(ROOT / "docs" / "figures"))
     parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--section", default="quality", help="the section of --doc to rewrite (another study: "
+                        "e.g. quality-judged)")
     args = parser.parse_args()
     path = Path(args.workspace)
     if not (path / "manifest.json").is_file():
         from explorer.build import build
 
         build(args.config, path)
-    body = report(Workspace(path), Path(args.figures), args.resamples)
-    replace_section(Path(args.doc), "quality", body)
+    command = "python -m bench.quality" + ("" if args.section == "quality" else
+                                           f" --workspace {args.workspace} --section {args.section}")
+    body = report(Workspace(path), Path(args.figures), args.resamples, command, args.section)
+    replace_section(Path(args.doc), args.section, body)
     print(body)
 
 

@@ -120,3 +120,14 @@ def test_experts_record_their_real_training_data(real_workspace):
     card = real_workspace.expert_card("arguana")
     assert card["sources"] == [{"dataset": "arguana", "source": "generated"}]
     assert card["pairs"] == 150
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[1] / "bench").glob("*.toml")))
+def test_every_bench_config_is_valid_against_the_shared_data(shared_data, name):
+    """The studies' configs (core, seeds, zero-shot, judged) name real datasets, splits and settings: checked as a
+    build checks them, before any model loads."""
+    from explorer.config import load_config
+
+    cfg = load_config(Path(__file__).parents[1] / "bench" / name)
+    assert cfg.datasets and cfg.experts
+    assert {d.path.resolve().parent for d in cfg.datasets} == {shared_data.resolve()}
