@@ -231,7 +231,7 @@ def report(ws: Workspace, figures: Path, resamples: int = 2000, command: str = "
     n_pilot = int((ws.queries["role"] == "pilot").sum())
     m = ws.manifest
     parts = [
-        "## Quality on real data" if section == "quality" else f"## Quality on real data: {m['title']}",
+        "## Quality on real data" if section == "quality" else f"## {m['title']}",
         f"```\n{command}\n```",
         f"{machine_line()} Workspace: {m['title']} — {len(ws.datasets)} datasets, {n_eval:,} test queries, "
         f"{n_pilot:,} pilot queries, {len(ws.candidates)} domain experts + multi-task, {len(ws.strategies)} "
@@ -297,8 +297,8 @@ def main() -> None:
         from explorer.build import build
 
         build(args.config, path)
-    command = "python -m bench.quality" + ("" if args.section == "quality" else
-                                           f" --workspace {args.workspace} --section {args.section}")
+    command = "python -m bench.quality" + ("" if args.section == "quality" else f" --workspace {args.workspace} "
+                                           f"--config {args.config} --section {args.section}")
     body = report(Workspace(path), Path(args.figures), args.resamples, command, args.section)
     replace_section(Path(args.doc), args.section, body)
     print(body)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .base_model import PRECISIONS
+from .capabilities import TRAINS_ITSELF
 from .data import JUDGED_TEST, JUDGED_TRAIN
 from .engines import COMPUTE_PARAMS, corpus_devices, ray_problem
 from .evaluation import DEFAULT_MEASURES, default_label_measure
@@ -482,7 +483,10 @@ def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, pro
         for key, message, fix in EXPERT_KINDS[kind].check_settings(adapter_params):
             problems.add(where, key, message, fix)
         multi = v["multi_task"]
-        if train.get("stop_split") is not None:
+        if train.get("stop_split") is not None and EXPERT_KINDS[kind].can(TRAINS_ITSELF):
+            problems.add(where, "stop_split", f'kind "{kind}" brings its own training stages, which do not stop '
+                         "early", "drop stop_split")
+        elif train.get("stop_split") is not None:
             _check_stop_split(train, sources, multi, by_name, where, problems)
         if not sources and not multi and adapter is None and "adapter" not in e:
             problems.add(where, "sources", "the expert has no sources and no adapter",

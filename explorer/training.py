@@ -8,9 +8,9 @@ same matrix). With `holdout`, a seeded share of the training queries is held out
 (MRR@10 against the whole corpus); training stops after `patience` epochs without a better score and keeps the
 best epoch's weights, so the budget fits the data without reading any test query; `stop_split` takes judged
 queries of the expert's dataset that it does not train on instead, scored by graded nDCG@10 (a crop expert of a
-judged split stops on the judged training half). `mask_relevant` keeps a query's other relevant documents out of its negatives. The
-defaults (up to 10 epochs, a 10% holdout, 16 hard negatives; LoRA on attention and the feed-forward layers) are the
-recipe bench.recipes chose by held-out MRR@10 of training queries (docs/benchmarks.md).
+judged split stops on the judged training half). `mask_relevant` keeps a query's other relevant documents out of
+its negatives. The defaults (up to 10 epochs, a 10% holdout, 16 hard negatives; LoRA on attention and the
+feed-forward layers) are the recipe bench.recipes chose by held-out MRR@10 of training queries (docs/benchmarks.md).
 Pairs come from qrels (human or generated queries) or, for a domain without labels, from the corpus itself:
 random spans (Contriever-style crops) or titles as pseudo-queries for their own document.
 """

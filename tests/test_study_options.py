@@ -325,6 +325,7 @@ def test_stop_split_names_judged_training_queries_the_expert_does_not_train_on(t
          "the expert trains on 'judged-train' itself"),
         ('sources = [{dataset = "homefix", source = "crops"}, {dataset = "pycode", source = "crops"}]\n'
          'stop_split = "judged-train"', "needs an expert trained on one configured dataset"),
+        ('kind = "query-adapter"\n' + crops + 'stop_split = "judged-train"', "brings its own training stages"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config(stop_config(tmp_path, expert))
