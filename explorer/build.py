@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 from . import WORKSPACE_FORMAT_VERSION, __version__
 from .base_model import base_fingerprint
 from .chunked import ChunkedFlat, encode_chunked
-from .config import BuildConfig, ExpertSpec, load_config
-from .data import NOT_A_FOLDER, BeirDataset, DataError, load_beir, path_kind, split_judged
+from .config import BuildConfig, DatasetSpec, ExpertSpec, load_config
+from .data import JUDGED_TRAIN, NOT_A_FOLDER, BeirDataset, DataError, Problem, load_beir, path_kind, split_judged
 from .encoders import Encoder
 from .engines import corpus_devices, ray_encoder
 from .analysis import significance_tables
@@ -134,16 +134,24 @@ class Build:
         return self.log.echo
 
     # --- datasets and output ----------------------------------------------------------------------------------
+    def _splits_read(self, spec: DatasetSpec) -> tuple[str, ...]:
+        """The qrels files of a dataset that the build reads: its test and training splits (or the one its judged
+        split divides), and any other that an expert trains on or stops on (`split`, `stop_split`)."""
+        own = (spec.judged_from,) if spec.judged_split else (spec.test_split, spec.train_split)
+        experts = [e for e in self.cfg.experts if spec.name in e.datasets]
+        read = [s.get("split", e.train.get("split")) for e in experts for s in e.sources
+                if s.get("dataset") == spec.name and s.get("source") in ("qrels", "generated")]
+        read += [e.train.get("stop_split") for e in experts]
+        return tuple(dict.fromkeys(s for s in (*own, *read) if s and s != JUDGED_TRAIN))
+
     def read_datasets(self) -> None:
         """Every dataset, every problem of all of them reported together, before any model is loaded."""
         cfg = self.cfg
         self.log.begin("datasets", f"Loading {len(cfg.datasets)} dataset(s)")
         failed: list[DataError] = []
         for spec in cfg.datasets:
-            splits = ((spec.judged_from,) if spec.judged_split
-                      else tuple(s for s in (spec.test_split, spec.train_split) if s))
             try:
-                ds = load_beir(spec.path, spec.name, splits=splits)
+                ds = load_beir(spec.path, spec.name, splits=self._splits_read(spec))
             except DataError as err:
                 failed.append(err)
                 continue
@@ -259,9 +267,7 @@ class Build:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
 
-        stop = spec.train.get("stop_split")  # checked: judged queries of its one dataset that it does not train on
-        stop_pairs = (make_pairs(self.datasets[spec.datasets[0]], "qrels", {"split": stop, "max_pairs": 0}, 0)
-                      if stop else None)
+        stop_pairs = self._stop_pairs(spec)
         result = train_expert(self.encoder, spec.name, pairs, self.doc_emb, spec.train, spec.adapter_params, tick,
                               spec.kind, corpora={d: self.datasets[d].corpus.passages() for d in spec.datasets},
                               stop_pairs=stop_pairs)
@@ -278,6 +284,22 @@ class Build:
         (tmp / "card.json").write_text(json.dumps(card, indent=2))
         finish_dir(tmp, folder)
         return folder, key, False
+
+    def _stop_pairs(self, spec: ExpertSpec) -> list | None:
+        """The judged queries of `stop_split` (the config checked: its one dataset, a split it does not train on,
+        never the evaluated one); a split without a single relevant judgement is refused, not silently replaced by
+        the holdout."""
+        split = spec.train.get("stop_split")
+        if not split:
+            return None
+        ds = self.datasets[spec.datasets[0]]
+        pairs = make_pairs(ds, "qrels", {"split": split, "max_pairs": 0}, 0)
+        if not pairs:
+            file = ds.path if split == JUDGED_TRAIN else ds.path / "qrels" / f"{split}.tsv"
+            raise DataError([Problem(file, None, f"split {split!r} judges no document of the corpus relevant to any "
+                                     f"query in queries.jsonl, so expert {spec.name!r} has nothing to stop on",
+                                     "give it judgements with a grade above 0, or drop stop_split")])
+        return pairs
 
     def _pairs(self, spec: ExpertSpec) -> list:
         """An expert's training pairs: each source's, seeded; a multi-task expert's balanced across datasets."""

@@ -371,16 +371,24 @@ def mine_hard_negatives(encoder: Encoder, pairs: Sequence[Pair], targets: Sequen
     return top[[row[pair.query] for pair in pairs]]
 
 
+def _top_rows(encoder: Encoder, texts: Sequence[str], docs: torch.Tensor, depth: int, batch: int
+              ) -> list[tuple[list[int], list[float]]]:
+    """(rows, scores) of each text's `depth` best documents of the matrix under the active expert, in order."""
+    out: list[tuple[list[int], list[float]]] = []
+    with torch.inference_mode():
+        for b in range(0, len(texts), batch):
+            top = torch.topk(encoder.forward_train(texts[b:b + batch]) @ docs.T, min(depth, docs.shape[0]), dim=1)
+            out += zip(top.indices.tolist(), top.values.tolist())
+    return out
+
+
 def heldout_mrr(encoder: Encoder, held: tuple[list[str], list[set]], docs: torch.Tensor, depth: int = 10,
                 batch: int = 64) -> float:
     """MRR@`depth` of the held-out queries against the whole document matrix, under the active expert."""
     texts, relevant = held
     total = 0.0
-    with torch.inference_mode():
-        for b in range(0, len(texts), batch):
-            top = torch.topk(encoder.forward_train(texts[b:b + batch]) @ docs.T, min(depth, docs.shape[0]), dim=1)
-            for ranks, rel in zip(top.indices.tolist(), relevant[b:b + batch]):
-                total += next((1.0 / (r + 1) for r, d in enumerate(ranks) if d in rel), 0.0)
+    for (ranks, _), rel in zip(_top_rows(encoder, texts, docs, depth, batch), relevant):
+        total += next((1.0 / (r + 1) for r, d in enumerate(ranks) if d in rel), 0.0)
     return total / max(1, len(texts))
 
 
@@ -391,12 +399,8 @@ def heldout_ndcg(encoder: Encoder, held: tuple[list[str], list[dict]], docs: tor
     from .evaluation import per_query
 
     texts, graded = held
-    run = {}
-    with torch.inference_mode():
-        for b in range(0, len(texts), batch):
-            top = torch.topk(encoder.forward_train(texts[b:b + batch]) @ docs.T, min(depth, docs.shape[0]), dim=1)
-            for i, (rows, scores) in enumerate(zip(top.indices.tolist(), top.values.tolist()), start=b):
-                run[str(i)] = {str(r): s for r, s in zip(rows, scores)}
+    run = {str(i): {str(r): s for r, s in zip(rows, scores)}
+           for i, (rows, scores) in enumerate(_top_rows(encoder, texts, docs, depth, batch))}
     qrels = {str(i): {str(r): g for r, g in rel.items()} for i, rel in enumerate(graded)}
     return float(per_query(qrels, run, [f"nDCG@{depth}"])[f"nDCG@{depth}"].mean()) if texts else 0.0
 

@@ -168,6 +168,17 @@ def test_qrels_source_on_a_real_dataset_without_train_split(tmp_path):
     ('[[datasets]]\npath = "beta"\ntest_split = "dev"\n', "'dev' has no qrels/dev.tsv"),
     ('cache_dir = "loop"\n[[datasets]]\npath = "beta"\n', "loop is a symbolic link loop"),
     ('cache_dir = "beta/corpus.jsonl"\n[[datasets]]\npath = "beta"\n', "corpus.jsonl is a file, not a folder"),
+    # stop_split names a qrels split by its name only: a path, the evaluated split or a wrong type is refused
+    ('[[datasets]]\npath = "beta"\n[[experts]]\nname = "x"\nsources = [{dataset = "beta", source = "crops"}]\n'
+     'stop_split = "../beta/qrels/test"\n', "dataset 'beta' has no split '../beta/qrels/test' (it has: test, train)"),
+    ('[[datasets]]\npath = "beta"\n[[experts]]\nname = "x"\nsources = [{dataset = "beta", source = "crops"}]\n'
+     'stop_split = "test"\n', "'test' holds the evaluated queries of 'beta': choosing the epoch on them reads the test"),
+    ('[[datasets]]\npath = "beta"\n[[experts]]\nname = "x"\nsources = [{dataset = "beta", source = "crops"}]\n'
+     'stop_split = 3\n', "`stop_split` is 3 (an integer), not a string"),
+    ('[training]\nstop_split = "train"\n[[datasets]]\npath = "beta"\n[[experts]]\nname = "x"\nmulti_task = true\n',
+     "`stop_split` needs an expert trained on one configured dataset"),
+    ('[[datasets]]\npath = "beta"\n[[experts]]\nname = "x"\nsources = [{dataset = "beta", source = "crops"}]\n'
+     'mask_relevant = "yes"\n', "`mask_relevant` is \"yes\" (a string), not a boolean"),
 ])
 def test_single_mistakes(tmp_path, text, message):
     _dataset(tmp_path, "beta")

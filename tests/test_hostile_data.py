@@ -144,3 +144,27 @@ def test_a_build_reports_every_bad_dataset_and_writes_nothing(tmp_path, capsys, 
     assert f"{second / 'qrels' / 'test.tsv'}:2: grade -2 is negative" in err
     assert "Traceback" not in err
     assert listing(tmp_path) == before  # no cache folder, no workspace, no temporary folder
+
+
+@pytest.mark.slow
+def test_a_stopping_split_without_a_relevant_judgement_stops_the_build(tmp_path, capsys):
+    """stop_split names a split whose every judgement is 0: the build says so (exit 2) instead of silently falling
+    back to the holdout, and leaves no workspace behind; once the split judges a document, the expert stops on it."""
+    data = folder(tmp_path, "tiny")
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t0\n")
+    config = tmp_path / "build.toml"
+    config.write_text(f'cache_dir = "{tmp_path / "cache"}"\n[layout]\numap = false\n'
+                      f'[[datasets]]\nname = "tiny"\npath = "{data}"\n'
+                      '[[experts]]\nname = "x"\nsources = [{dataset = "tiny", source = "crops"}]\nstop_split = "dev"\n')
+    assert main(["build", str(config), "--out", str(tmp_path / "ws"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{data / 'qrels' / 'dev.tsv'}: split 'dev' judges no document of the corpus relevant to any query" in err
+    assert "drop stop_split" in err and "Traceback" not in err
+    assert not (tmp_path / "ws").exists()
+    # with one relevant judgement the split is read (it is neither the test nor a training split) and stops on it
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\n")
+    assert main(["build", str(config), "--out", str(tmp_path / "ws"), "--quiet"]) == 0
+    from explorer.workspace import Workspace
+
+    hp = Workspace(tmp_path / "ws").expert_card("x")["hyper_parameters"]
+    assert hp["stop_split"] == "dev" and hp["holdout_queries"] == 1 and "stop_ndcg10" in hp

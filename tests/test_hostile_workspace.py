@@ -282,3 +282,30 @@ def test_a_base_model_named_by_the_manifest_is_loaded_only_when_safe(copy, tmp_p
     monkeypatch.setattr(explorer.encoders, "SentenceTransformer", None)  # any model load would fail loudly
     with pytest.raises(WorkspaceError, match=f"base_model.name .*{message}.*fix: rebuild"):
         LiveRouter.open(Workspace(copy))
+
+
+def test_a_hostile_expert_card_cannot_make_the_judged_split_note_say_more(sample_workspace, tmp_path):
+    """The note under every score table of a judged split reads the dataset's own expert card, which is untrusted:
+    fields of the wrong shape only leave the plain "are its pilot queries", and a card that is a folder is a
+    WorkspaceError naming it and the fix."""
+    from explorer.analysis import judged_split_notes
+
+    target = tmp_path / "ws"
+    shutil.copytree(sample_workspace.path, target)
+    dataset, expert = next(iter(sample_workspace.own_expert.items()))
+    n = int(((sample_workspace.queries["dataset"] == dataset) & (sample_workspace.queries["role"] == "eval")).sum())
+    edit_manifest(target, lambda m: next(d for d in m["datasets"] if d["name"] == dataset).update(
+        judged_split={"share": 0.5, "seed": 13, "of": "test", "train": n, "test": n}))
+    card_path = target / "experts" / expert / "card.json"
+    card = json.loads(card_path.read_text())
+    for sources, hyper in [({"dataset": dataset, "split": "judged-train"}, "stop_split"),
+                           (["judged-train"], {"stop_split": ["judged-train"]}),
+                           ([[dataset, "judged-train"]], None)]:
+        card_path.write_text(json.dumps({**card, "sources": sources, "hyper_parameters": hyper}))
+        (note,) = judged_split_notes(Workspace(target))
+        assert f"seed 13) are its pilot queries." in note
+    card_path.unlink()
+    card_path.mkdir()
+    with pytest.raises(WorkspaceError) as err:
+        judged_split_notes(Workspace(target))
+    assert str(err.value).startswith(f"{card_path}: ") and FIX in str(err.value)
