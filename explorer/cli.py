@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .scores import points, x100
+from .scores import points, scale, x100
 from .training import PAIR_SOURCES
 
 
@@ -73,7 +73,8 @@ def _cmd_eval(args) -> int:
     cols = summary_columns(ws)
     width = max(len(s) for s in ws.strategies) + 2
     where = f", queries whose {slice_by[0]} is {slice_by[1]!r}" if slice_by else ""
-    print(f"{args.measure} x100 (one decimal{where}). ▲/▼: significantly better/worse than {reference!r} "
+    times = "x100" if scale(args.measure) == 100 else "as counted (not a 0-1 score)"
+    print(f"{args.measure} {times} (one decimal{where}). ▲/▼: significantly better/worse than {reference!r} "
           f"(paired t-test and randomization test, both Holm-corrected, p<0.05)")
     print(" " * width + "".join(f"{c[:11]:>12}" for c in cols))
     if ws.zero_shot_datasets:
@@ -84,7 +85,7 @@ def _cmd_eval(args) -> int:
         cells = []
         for c in cols:
             v = table.at[c, s]
-            cells.append(f"{x100(v if np.isfinite(v) else None, missing='–') + sig.get((c, s), ''):>12}")
+            cells.append(f"{x100(v if np.isfinite(v) else None, '–', args.measure) + sig.get((c, s), ''):>12}")
         print(f"{s:<{width}}" + "".join(cells))
     return 0
 
@@ -145,7 +146,7 @@ def _cmd_whatif(args) -> int:
     args.measure = _choose(args.measure or ws.label_measure, ws.measures, "--measure")
     enabled = [e["name"] for e in ws.experts if e["name"] not in set(args.without)]
     table, _ = WhatIf(ws).run(enabled, args.measure)
-    print(points(table).T.to_string())
+    print(points(table, measure=args.measure).T.to_string())
     return 0
 
 
@@ -204,22 +205,22 @@ def _cmd_install_mpnet(args) -> int:
 def _cmd_view(args) -> int:
     import json
 
-    from .pages import PAGES, page_data
+    from .pages import PAGES, ParamError, page_data
     from .workspace import Workspace
 
     if args.page not in PAGES:
         raise UsageError(f"no page {args.page!r} (fix: use one of {', '.join(PAGES)})")
-    params = {}
+    params: dict[str, list[str]] = {}
     for item in args.param:
         key, eq, value = item.partition("=")
         if not eq or not key:
-            raise UsageError(f"--param {item!r} is not KEY=VALUE (fix: e.g. --param measure=R@100)")
-        params[key] = value
+            raise UsageError(f"--param {item[:80]!r} is not KEY=VALUE (fix: e.g. --param measure=R@100)")
+        params.setdefault(key, []).append(value)  # a key given twice is a list, as a URL repeats it
     ws = Workspace(args.workspace)
     try:
-        data = page_data(args.page, ws, params)
-    except KeyError as err:
-        raise UsageError(f"{err.args[0]} (fix: see `explorer view {args.page} --help`)") from err
+        data = page_data(args.page, ws, {k: v if len(v) > 1 else v[0] for k, v in params.items()})
+    except ParamError as err:
+        raise UsageError(str(err)) from err
     if args.json:
         print(json.dumps(data, indent=1, ensure_ascii=False))
     else:

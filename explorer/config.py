@@ -318,6 +318,7 @@ def load_config(path: str | Path) -> BuildConfig:
                                     problems)
     _check_strategies(routing, evaluation, experts, problems)
     _check_measures(evaluation.get("measures", []), problems)
+    _check_cutoffs(evaluation.get("measures", []), index.get("depth"), problems)
     _check_label_measure(evaluation, problems)
     _check_base(model.get("base", "bundled"), problems)
     device = _device(model["device"], problems)
@@ -650,6 +651,23 @@ def _check_measures(measures: list, problems: Problems) -> None:
                          f"{hint}names are case-sensitive, e.g. nDCG@10, R@100, RR@10, AP, P@10")
     for m in sorted({m for m in measures if measures.count(m) > 1}):
         problems.add("evaluation", "measures", f"{m!r} is listed twice", "list each measure once")
+
+
+def _check_cutoffs(measures: list, depth, problems: Problems) -> None:
+    """A measure cut off deeper than the runs ([index] depth) would be computed on a truncated run: refused."""
+    import ir_measures
+
+    if not isinstance(depth, int):
+        return
+    for m in measures:
+        try:
+            cutoff = ir_measures.parse_measure(m).params.get("cutoff")
+        except Exception:  # noqa: BLE001 - reported by _check_measures
+            continue
+        if isinstance(cutoff, int) and cutoff > depth:
+            problems.add("evaluation", "measures", f"{m!r} reads the top {cutoff:,} documents, but every run keeps "
+                         f"{depth:,} ([index] depth)", f"set [index] depth = {cutoff} or more, or use a cutoff of at "
+                         f"most {depth}")
 
 
 def _check_label_measure(evaluation: dict, problems: Problems) -> None:

@@ -87,7 +87,7 @@ def paper_data(ws: Workspace, measure: str | None = None, reference: str | None 
     oracles = [s["name"] for s in ws.manifest["strategies"] if s.get("uses_oracle")]
     real = [s for s in ws.strategies if s not in oracles]
     sig = marks(significance_table(ws, measure, reference, resamples, slice_by=slice_by)) if with_marks else {}
-    return {"table": points(raw.T), "marks": sig, "best": tied_best(raw, real), "oracles": oracles,
+    return {"table": points(raw.T, measure=measure), "marks": sig, "best": tied_best(raw, real), "oracles": oracles,
             "reference": reference, "measure": measure, "slice_by": slice_by, "with_marks": with_marks,
             "zero_shot": ws.zero_shot_datasets, "notes": judged_split_notes(ws, measure)}
 

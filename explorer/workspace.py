@@ -321,16 +321,7 @@ MANIFEST: dict[str, Key] = {
         "description": Key("str", required=False), "uses_oracle": Key("bool", required=False),
         "whatif": Key("str", required=False),
         "choices": Key("list", required=False, items=Key("str", check=_encoder))})),
-    "routing": Key("dict", fields={
-        "strategies": Key("list", required=False, items=Key("str", check=strategy_name_problem)),
-        "variants": Key("list", required=False, items=Key("dict", fields={
-            "name": Key("str", check=strategy_name_problem), "router": Key("str", check=strategy_name_problem)})),
-        "ties": Key("str", required=False), "pilot_k": Key("int", required=False),
-        "normalize_pilots": Key("bool", required=False), "base_as_candidate": Key("bool", required=False),
-        "gamma": Key("number", required=False), "tau": Key("number", required=False),
-        "dataset_router_samples": Key("int", required=False), "seed": Key("int", required=False),
-        "ddr_top_k": Key("int", required=False), "tie_rule": Key("str", required=False),
-        "ties_chosen": Key("str", required=False), "ties_cv": Key("dict", required=False)}),
+    "routing": Key("dict"),  # its fields come from the routers' declarations (routing_key), read when checked
     "measures": Key("list", check=lambda v: None if v else "is empty", items=Key("str", check=_measure)),
     "reference": Key("str", required=False, check=strategy_name_problem),
     "label_measure": Key("str", required=False, check=_measure),
@@ -344,6 +335,26 @@ MANIFEST: dict[str, Key] = {
     "stages": Key("dict", required=False),
     "versions": Key("dict", required=False),
 }
+
+
+PARAM_TYPES = {bool: "bool", int: "int", float: "number", str: "str", list: "list"}
+
+
+def routing_key() -> Key:
+    """The manifest's `routing`: what the build adds (strategies, variants, the tie rule chosen) and every routing
+    setting as its router declares it (routing_params), so a router's new setting is checked without an edit here."""
+    from .routing import routing_params
+
+    fields = {
+        "strategies": Key("list", required=False, items=Key("str", check=strategy_name_problem)),
+        "variants": Key("list", required=False, items=Key("dict", fields={
+            "name": Key("str", check=strategy_name_problem), "router": Key("str", check=strategy_name_problem)})),
+        "tie_rule": Key("str", required=False), "ties_chosen": Key("str", required=False),
+        "ties_cv": Key("dict", required=False)}
+    for p in routing_params():
+        kinds = (PARAM_TYPES[p.type], *(("null",) if p.nullable else ()))  # "number" takes an int too
+        fields.setdefault(p.name, Key(kinds, required=False))
+    return Key("dict", fields=fields)
 
 
 def _check(value: object, key: Key, where: str, out: list[str]) -> None:
@@ -422,7 +433,7 @@ def validate_manifest(manifest: object, path: Path) -> None:
                              f"({WORKSPACE_FORMAT_VERSION}) (fix: upgrade router-explorer, or rebuild the "
                              f"workspace with this version)")
     problems: list[str] = []
-    _check_fields(manifest, MANIFEST, "", problems)
+    _check_fields(manifest, {**MANIFEST, "routing": routing_key()}, "", problems)
     if not problems:
         _consistency(manifest, problems)
     if problems:

@@ -185,7 +185,7 @@ def test_inspector_shows_query_decisions_and_rankings(ws):
     top = ws.ranking(ws.candidates[-1], row).iloc[0]
     assert any(f"{top['doc_id']}: {top['title']}" in df.value["document"].tolist() for df in at.dataframe[1:])
     # read a document on demand: its text, the query's terms marked (tests/test_app_views.py checks the marks)
-    at.selectbox(key="insp_doc").set_value(top["doc_id"]).run()
+    at.selectbox(key="w_inspector_doc").set_value(top["doc_id"]).run()
     from explorer.terms import shared_terms
     from explorer.ui.highlight import reader
 

@@ -342,13 +342,13 @@ def test_overview_significance_toggle_slice_and_wtl_in_the_url(meta_ws):
     row = next(line for line in wtl_md.splitlines() if line.startswith(f"| `{r.strategy}` |"))
     assert row.endswith(f"| {r.wins} / {r.ties} / {r.losses} |")
     # the significance toggle lives in the URL
-    at.toggle(key="qp_sig").set_value(False).run()
+    at.toggle(key="w_overview_sig").set_value(False).run()
     assert_drawn(at)
     assert at.query_params["sig"] == "0"
     table_md = next(m.value for m in at.markdown if m.value.startswith("| strategy") and "gap:" in m.value)
     assert "▲" not in table_md and "▼" not in table_md
     reopened = app(meta_ws.path, params={"sig": "0"})
-    assert reopened.toggle(key="qp_sig").value is False
+    assert reopened.toggle(key="w_overview_sig").value is False
     # the chart's strategies live in the URL
     chart = [meta_ws.strategies[0], meta_ws.strategies[-1]]
     by_label(at.multiselect, "Strategies in the chart").set_value(chart).run()
@@ -361,7 +361,7 @@ def test_overview_significance_toggle_slice_and_wtl_in_the_url(meta_ws):
     assert "" in values  # a quarter of the queries have no source: that slice too opens from a link
     value = values[-1]
     shown = NO_VALUE if value == "" else value
-    at.selectbox(key="qp_slice_value").set_value(shown).run()
+    at.selectbox(key="w_overview_slice_value").set_value(shown).run()
     assert_drawn(at)
     assert at.query_params["slice"] == "source" and at.query_params["slice_value"] == shown
     sliced = analysis.summary(meta_ws, "nDCG@10", slice_by=("source", value))
@@ -374,7 +374,7 @@ def test_overview_significance_toggle_slice_and_wtl_in_the_url(meta_ws):
     for other in values:
         link = NO_VALUE if other == "" else other
         reopened = app(meta_ws.path, params={"slice": "source", "slice_value": link})
-        assert reopened.selectbox(key="qp_slice_value").value == link
+        assert reopened.selectbox(key="w_overview_slice_value").value == link
         n = len(analysis.slice_rows(meta_ws, "source", other))
         assert f"{n} of {len(meta_ws.eval_rows())} test queries" in texts(reopened)
     labels = [b.proto.label for b in at.get("download_button")]
@@ -444,12 +444,12 @@ def test_errors_sort_keys_first_kind_filter_download_and_negative_margin(meta_ws
     assert {"meta:level", "meta:source"} <= set(shown.columns)
     qt = analysis.query_table(meta_ws, "pilot-mean")
     kind = analysis.metadata_values(meta_ws, "kind")["value"].iloc[-1]
-    at.multiselect(key="qp_kind").set_value([kind]).run()
+    at.multiselect(key="w_errors_kind").set_value([kind]).run()
     assert listed(at.query_params["kind"]) == [kind]
     assert len(at.dataframe[0].value) == int((qt["kind"] == kind).sum())
     assert set(at.dataframe[0].value["kind"]) == {kind}
     level = analysis.metadata_values(meta_ws, "level")["value"].iloc[0]
-    at.multiselect(key="qp_meta_level").set_value([level]).run()
+    at.multiselect(key="w_errors_meta_level").set_value([level]).run()
     keep = (qt["kind"] == kind) & (meta_ws.metadata("level").to_numpy()[qt.index] == level)
     assert len(at.dataframe[0].value) == int(keep.sum()) if keep.any() else "No query matches" in texts(at)
     if keep.any():
@@ -477,7 +477,7 @@ def test_hostile_metadata_values_are_drawn_as_text(ws, tmp_path):  # noqa: F811
     w = Workspace(dst)
     at = app(w.path, params={"slice": "kind", "slice_value": HOSTILE})
     assert_inert(at)
-    assert at.selectbox(key="qp_slice_value").value == HOSTILE
+    assert at.selectbox(key="w_overview_slice_value").value == HOSTILE
     n = len(analysis.slice_rows(w, "kind", HOSTILE))
     assert n and f"{n} of {len(w.eval_rows())} test queries" in texts(at)
     at = app(w.path, "errors", params={"kind": HOSTILE, "meta_note": HOSTILE})

@@ -1,9 +1,16 @@
-"""Routing strategies: one module per family, all registered in `ROUTERS` (see base.py)."""
+"""Routing strategies: one module per family, all registered in `ROUTERS` (see base.py). Every module of this
+package is imported here, so a router added as one module (with `@register`) is picked up without editing this
+file; `base` and `fixed` hold the contract and the fixed choices."""
 
-from . import classifiers, dataset_router, ddr, oracle, pilot_routers, prototype  # noqa: F401  (registration)
+import importlib
+import pkgutil
+
 from .base import (COMMON_PARAMS, ROUTERS, Decision, Router, RoutingContext, Variant, argmax_decision, register,
                    routing_context, routing_params)
 from .fixed import Fixed, fixed_strategies
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):  # registration, in a stable order
+    importlib.import_module(f"{__name__}.{_module}")
 
 
 FAMILY_ORDER = ["baseline", "RouterRetriever", "DAR", "DDR", "oracle"]  # display order: baselines, routers, upper bounds

@@ -63,8 +63,15 @@ class RoutingContext:
         """The columns whose expert has `capability`, in column order."""
         return [c for c, caps in sorted(self.expert_capabilities.items()) if capability in caps]
 
-    def param(self, key: str, default):
-        return self.params.get(key, default)
+    def param(self, key: str):
+        """A routing setting: as configured, else its declared default (declared once, by the router that reads
+        it or COMMON_PARAMS); KeyError for a setting no router declares."""
+        if key in self.params:
+            return self.params[key]
+        declared = {p.name: p for p in routing_params()}
+        if key not in declared:
+            raise KeyError(f"{key!r} is not a declared routing setting")
+        return declared[key].default
 
     def with_params(self, overrides: dict) -> "RoutingContext":
         """The same context with some parameters overridden (a strategy variant); kept, so its pilot library and
@@ -83,25 +90,25 @@ class RoutingContext:
     def tie_choice(self) -> tuple[str, dict[str, float]]:
         """(the tie rule in use, held-out pilot scores of each rule when it was chosen by cross-validation)."""
         def choose():
-            rule = self.param("ties", "auto")
+            rule = self.param("ties")
             if rule != "auto":
                 return rule, {}
             return choose_tie_rule(self.pilot_emb, self.pilot_scores, self.candidates, self.pilot_dataset,
-                                   self.own_expert, seed=self.param("seed", 0), k=self.param("pilot_k", 1),
-                                   normalize=self.param("normalize_pilots", True))
+                                   self.own_expert, seed=self.param("seed"), k=self.param("pilot_k"),
+                                   normalize=self.param("normalize_pilots"))
         return self.cached("tie_choice", choose)
 
     @property
     def labels(self) -> np.ndarray:
         return self.cached("labels", lambda: best_labels(
             self.pilot_scores, self.candidates, self.pilot_dataset, self.own_expert,
-            ties=self.tie_choice[0], seed=self.param("seed", 0)))
+            ties=self.tie_choice[0], seed=self.param("seed")))
 
     @property
     def library(self) -> PilotLibrary:
         return self.cached("library", lambda: build_library(
-            self.pilot_emb, self.labels, self.pilot_dataset, k=self.param("pilot_k", 1), seed=self.param("seed", 0),
-            normalize=self.param("normalize_pilots", True)))
+            self.pilot_emb, self.labels, self.pilot_dataset, k=self.param("pilot_k"), seed=self.param("seed"),
+            normalize=self.param("normalize_pilots")))
 
 
 @dataclass

@@ -50,7 +50,7 @@ class PrototypeMerge(Prototype):
 
     def decide(self, ctx, emb):
         hard = argmax_decision(self.score(ctx, emb), ctx.candidates, len(ctx.encoders))
-        gamma, tau = float(ctx.param("gamma", 0.05)), float(ctx.param("tau", 0.05))
+        gamma, tau = float(ctx.param("gamma")), float(ctx.param("tau"))
         weights = hard.weights.copy()
         scores = np.nan_to_num(hard.scores, nan=-np.inf)
         for i in np.flatnonzero(hard.margin < gamma):

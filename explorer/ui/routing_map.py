@@ -8,14 +8,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import views
-from explorer.ui import safe, state
+from explorer.ui import safe, session
 from explorer.ui.figures import place_labels
 from explorer.ui.safe import plot as esc
 from explorer.ui.style import CORRECT_COLOURS, OTHER_COLOUR, dataset_palette, expert_palette, finish, wrap
+from explorer.views.routing_map import COLOUR_BY, PAGE
 
-MAX_DRAWN = 3000
-COLOUR_BY = {"routed": "routed expert", "oracle": "oracle expert", "dataset": "source dataset",
-             "correct": "correct / incorrect routing", "regret": "regret"}
 HEIGHT = 620
 PLOT_PX = (760, 430)  # a lower bound of the plot area (px) at a 1500 px window: labels are placed for it
 
@@ -30,74 +28,49 @@ def _span(frames) -> tuple[float, float, float, float]:
 
 
 def render() -> None:
-    ws = state.workspace()
-    st.title("Routing map")
+    c = session.open_page_run(PAGE)
+    ws = c.ws
+    st.title(PAGE.title)
     st.caption("Every query placed by its base-encoder embedding. Diamonds: the pilot centroids (one colour per "
                "expert; labelled where a label fits, every one named on hover). Small faded dots: pilot training "
                "queries, coloured by their best-expert label. Ringed dots: test queries. Click a test query to open "
                "it in the Query inspector; a box or lasso selection lists its test queries below.")
-    methods = views.layout_methods(ws)
-    if not methods:
+    if not views.layout_methods(ws):
         st.info("This workspace has no 2-D layout. Rebuild it with `[layout]` enabled in the build config.")
         return
-    c = _controls(ws, views, methods)
-    data = state.cached(views.map_points, c["method"], c["strategy"], c["measure"])
-    q, tests, train, pilots, sampled = _filtered(views, data, c)
-    _notes(ws, sampled)
+    _controls(c)
+    data = c.data()
+    _notes(data)
+    tests, train, pilots = data["tests"], data["train"], data["pilots"]
     if tests.empty and train.empty:
         st.info("No queries match these filters: clear the dataset or metadata filters.")
         return
-    fig = _figure(ws, c, tests, train, pilots)
+    fig = _figure(ws, c.values, tests, train, pilots)
     event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
                             key="routing_map")
-    _selection(ws, views, q, tests, _selected_rows(event), c["strategy"], c["measure"])
+    _selection(c, data["queries"], tests, _selected_rows(event))
 
 
-def _controls(ws, views, methods: list[str]) -> dict:
+def _controls(c) -> None:
     """The page's controls, each kept in the URL: layout, strategy, measure (what the oracle, correctness and
-    regret are taken by), colouring, datasets, the pilot toggle and the metadata filters. Returns them by name
-    (`meta`: field -> chosen values)."""
+    regret are taken by), colouring, datasets, the pilot toggle and the metadata filters."""
     c1, c2, c3, c4, c5 = st.columns([1, 2, 1.2, 2, 3])
-    method = state.synced(st.radio, "Layout", "layout", methods, methods[0], container=c1,
-                          format_func=lambda m: safe.md(str(m).upper()))  # radio options are Markdown
-    strategy = state.synced(st.selectbox, "Strategy", "strategy", ws.strategies, views.default_strategy(ws),
-                            container=c2)
-    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure, container=c3)
-    colour = state.synced(st.selectbox, "Colour test queries by", "colour", list(COLOUR_BY), "routed",
-                          container=c4, format_func=COLOUR_BY.get)
-    datasets = state.synced(st.multiselect, "Datasets", "datasets", ws.datasets, [], container=c5,
-                            placeholder="all datasets")
-    show_pilots = state.synced(st.toggle, "Show pilot training queries", "pilots", None, True, cast=state.as_bool)
-    meta = state.metadata_filters(state.cached(views.slice_options), "Test query",
-                                  "Draw only the test queries that take one of these values")
-    return {"method": method, "strategy": strategy, "measure": measure, "colour": colour, "datasets": datasets,
-            "show_pilots": show_pilots, "meta": meta}
+    c("layout", "Layout", draw=st.radio, container=c1, format_func=lambda m: safe.md(str(m).upper()))
+    c("strategy", "Strategy", container=c2)
+    c("measure", "Measure", container=c3)
+    c("colour", "Colour test queries by", container=c4, format_func=COLOUR_BY.get)
+    c("datasets", "Datasets", container=c5, placeholder="all datasets")
+    c("pilots", "Show pilot training queries", draw=st.toggle)
+    c.metadata_filters("Test query", "Draw only the test queries that take one of these values")
 
 
-def _filtered(views, data: dict, c: dict):
-    """The points the filters keep: every query of the chosen datasets (q), the test queries drawn (tests), the
-    pilot training queries drawn (train), the centroids, and whether a sample of MAX_DRAWN was drawn."""
-    q, pilots = data["queries"], data["pilots"]
-    if c["datasets"]:
-        q = q[q["dataset"].isin(c["datasets"])]
-        pilots = pilots[pilots["dataset"].isin(c["datasets"])]
-    tests = q[q["role"] == "eval"]
-    if c["meta"]:
-        tests = tests[tests["row"].isin(state.cached(views.metadata_filter, tuple((f, tuple(v))
-                                                                                    for f, v in c["meta"].items())))]
-    train = q[q["role"] != "eval"] if c["show_pilots"] else q.iloc[:0]
-    tests, sampled_t = views.sample_points(tests, MAX_DRAWN)
-    train, sampled_p = views.sample_points(train, MAX_DRAWN)
-    return q, tests, train, pilots, sampled_t or sampled_p
-
-
-def _notes(ws, sampled: bool) -> None:
+def _notes(data: dict) -> None:
     """Says when the map does not show every query as it is: drawn from a sample, or laid out from one."""
     notes = []
-    if sampled:
-        notes.append(f"Large workspace: at most {MAX_DRAWN:,} test and {MAX_DRAWN:,} pilot queries are drawn "
-                     f"(a fixed random sample).")
-    if ws.manifest.get("layout", {}).get("sampled"):
+    if data["sampled"]:
+        notes.append(f"Large workspace: at most {data['max_drawn']:,} test and {data['max_drawn']:,} pilot queries "
+                     "are drawn (a fixed random sample).")
+    if data["layout_sampled"]:
         notes.append("The layout was fitted on a sample of the queries and the rest placed into it.")
     if notes:
         st.info(" ".join(notes))
@@ -110,9 +83,11 @@ def _figure(ws, c: dict, tests, train, pilots) -> go.Figure:
     _pilot_queries(fig, ws, train, experts)
     _test_queries(fig, ws, tests, c["colour"], experts)
     _centroids(fig, pilots, experts, [tests, train, pilots])
-    axis = esc(str(c["method"]).upper())
+    axis = esc(str(c["layout"]).upper())
     fig = finish(fig, f"{axis} 1", f"{axis} 2", height=HEIGHT, legend="")
     fig.update_layout(dragmode="pan", clickmode="event+select")
+    if c["colour"] == "regret":  # the colour bar takes the right edge: the legend goes below, never over it
+        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.12, yanchor="top"))
     return fig
 
 
@@ -205,17 +180,17 @@ def _selected_rows(event) -> list[int]:
     return rows
 
 
-def _selection(ws, views, q, tests, rows: list[int], strategy: str, measure: str) -> None:
+def _selection(c, q, tests, rows: list[int]) -> None:
     """What a selection does: one test query opens in the inspector, several are listed; below, a picker opens
     any test query (those selected, or every one drawn)."""
     selected = q[q["row"].isin(rows)]
     evaluated = selected[selected["role"] == "eval"]
     if len(evaluated) == 1 and len(rows) == 1:
-        state.open_query(int(evaluated["row"].iloc[0]), dataset=evaluated["dataset"].iloc[0], strategy=strategy)
+        _inspect(c, int(evaluated["row"].iloc[0]))
     if len(rows) and evaluated.empty:
         st.info("Pilot training queries are not evaluated: select a test query (ringed dot) to inspect it.")
     if len(evaluated) > 1:
-        _selection_table(ws, views, list(evaluated["row"]), strategy, measure)
+        _selection_table(c, list(evaluated["row"]))
     st.markdown("**Open a test query in the Query inspector**")
     pool = evaluated if len(evaluated) > 1 else tests
     labels = {int(r.row): f"{r.qid} · {r.dataset} · {r.text[:90]}" for r in pool.itertuples()}
@@ -223,18 +198,26 @@ def _selection(ws, views, q, tests, rows: list[int], strategy: str, measure: str
     pick = o1.selectbox("Test query", list(labels), format_func=labels.get, key="map_pick",
                         label_visibility="collapsed")
     if o2.button("Open in inspector", key="map_open", disabled=pick is None):
-        state.open_query(int(pick), dataset=q.set_index("row").loc[int(pick), "dataset"], strategy=strategy)
+        _inspect(c, int(pick))
 
 
-def _selection_table(ws, views, rows: list[int], strategy: str, measure: str) -> None:
+def _inspect(c, row: int) -> None:
+    """Open one test query in the Query inspector, with this page's strategy and measure."""
+    from explorer.views.inspector import PAGE as INSPECTOR
+
+    session.open_page(INSPECTOR, c.ws, row=row, strategy=c["strategy"], measure=c["measure"])
+
+
+def _selection_table(c, rows: list[int]) -> None:
     """The test queries of a box or lasso selection: text, dataset, routed, oracle, regret, and a link to each in
     the Query inspector (a click on a row opens it here)."""
     from urllib.parse import urlencode
 
-    sel = state.cached(views.selected_queries, tuple(int(r) for r in rows), strategy, measure)
+    ws, strategy, measure = c.ws, c["strategy"], c["measure"]
+    sel = views.selected_queries(ws, rows, strategy, measure)
     st.markdown(f"**{len(sel)} test queries selected** (click a row to open it in the Query inspector, or its "
                 "link in a new tab)")
-    carried = {"measure": measure} if measure != ws.label_measure else {}  # as state.open_query: defaults stay out
+    carried = {"measure": measure} if measure != ws.label_measure else {}  # defaults stay out of a link
     table = pd.DataFrame({
         "open": ["inspector?" + urlencode({"row": int(r.row), "dataset": r.dataset, "strategy": strategy, **carried})
                  for r in sel.itertuples()],
@@ -248,8 +231,7 @@ def _selection_table(ws, views, rows: list[int], strategy: str, measure: str) ->
                              "regret": st.column_config.NumberColumn("regret ×100", format="%.1f", width=90)})
     picked = list(event.selection.rows) if event and event.selection else []
     if picked and 0 <= picked[0] < len(sel):
-        r = sel.iloc[picked[0]]
-        state.open_query(int(r["row"]), dataset=r["dataset"], strategy=strategy)
+        _inspect(c, int(sel.iloc[picked[0]]["row"]))
 
 
 if __name__ == "__main__":

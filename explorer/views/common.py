@@ -8,6 +8,7 @@ import pandas as pd
 from ..names import SystemName
 from ..scores import points, signed, x100  # noqa: F401  (the pages format scores with these)
 from ..workspace import Workspace
+from .base import UrlParam
 
 
 def strategy_families(ws: Workspace) -> dict[str, str]:
@@ -98,3 +99,20 @@ def fixed_strategy(ws: Workspace, expert: str) -> str | None:
         if name in ws.strategies:
             return name
     return None
+
+
+# --- the parameters several pages read (declared once; the researcher's context is made of the shared ones) -----
+def _strategies(ws: Workspace, _values: dict) -> list[str]:
+    return ws.strategies
+
+
+STRATEGY = UrlParam("strategy", choices=_strategies, default=lambda ws, v: default_strategy(ws), shared=True,
+                    doc="the strategy whose routing the page shows")
+MEASURE = UrlParam("measure", choices=lambda ws, v: ws.measures, default=lambda ws, v: ws.label_measure, shared=True,
+                   doc="the measure of every score on the page (default: the build's label measure)")
+REFERENCE = UrlParam("reference", choices=_strategies, shared=True, doc="the strategy significance compares with",
+                     default=lambda ws, v: ws.manifest.get("reference", "base") if ws.manifest.get(
+                         "reference", "base") in ws.strategies else ws.strategies[0])
+DATASETS = UrlParam("datasets", "multi", lambda ws, v: ws.datasets, [], "only these datasets (none: all)")
+SKIP_TIES = UrlParam("skip_ties", "bool", default=False,
+                     doc="leave out the queries where every expert of the strategy's choice set ties")

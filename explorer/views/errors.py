@@ -7,7 +7,8 @@ import pandas as pd
 
 from ..analysis import query_table
 from ..workspace import Workspace
-from .common import metadata_columns
+from .base import Page, UrlParam, metadata_choice, register_page
+from .common import DATASETS, MEASURE, SKIP_TIES, STRATEGY, metadata_columns
 
 
 def error_table(ws: Workspace, strategy: str, measure: str | None = None, datasets: list[str] | None = None,
@@ -46,3 +47,42 @@ def error_view(ws: Workspace, strategy: str, measure: str | None = None, dataset
             column = "kind" if field == "kind" else f"meta:{field}"
             t = t[t[column].astype(str).isin([str(v) for v in values])]
     return t
+
+
+# --- the page -------------------------------------------------------------------------------------------------
+SORTS = {"regret": "regret (largest first)", "delta_base": "routed − base (worst first)",
+         "margin": "margin (smallest first)", "dataset": "dataset, query id"}
+ASCENDING = {"regret": False, "margin": True, "delta_base": True, "dataset": True}
+
+
+def sorted_errors(t: pd.DataFrame, sort: str) -> pd.DataFrame:
+    """The error table in the page's order (stable, so ties keep the dataset's query order)."""
+    by = ["dataset", "qid"] if sort == "dataset" else sort
+    return t.sort_values(by, ascending=ASCENDING[sort], kind="stable")
+
+
+def data(ws: Workspace, v: dict) -> dict:
+    """The filtered, sorted queries (index = row), how many of all, the mean regret, how many routing hurt, and
+    the table as CSV (every column, unrounded)."""
+    metadata = tuple((f, tuple(vals)) for f, vals in metadata_choice(v, ws).items())
+    margin = float(v["margin"]) if v["use_margin"] else None
+    t = error_view(ws, v["strategy"], v["measure"], list(v["datasets"]), v["wrong"], margin, v["hurt"],
+                   v["skip_ties"], metadata)
+    t = sorted_errors(t, v["sort"])
+    return {"strategy": v["strategy"], "measure": v["measure"], "queries": t, "total": int(len(ws.eval_rows())),
+            "mean_regret": float(t["regret"].mean()) if len(t) else float("nan"),
+            "hurt": int((t["delta_base"] < 0).sum()), "csv": t.to_csv(index_label="row")}
+
+
+PAGE = register_page(Page(
+    "errors", "Error analysis", ":material/bug_report:", "explorer/ui/errors.py", data,
+    (STRATEGY, MEASURE, DATASETS,
+     UrlParam("wrong", "bool", default=False, doc="only queries whose routed expert is not among the tied best"),
+     UrlParam("hurt", "bool", default=False, doc="only queries where routing scores below the base model"),
+     SKIP_TIES,
+     UrlParam("use_margin", "bool", default=False, doc="only queries whose routing margin is below `margin`"),
+     UrlParam("margin", "float", default=0.05, min=0.0, max=1e6,
+              doc="the margin (top-1 − top-2 router score, never negative) `use_margin` filters below"),
+     UrlParam("sort", choices=lambda ws, v: list(SORTS), default="regret", doc="the order of the table")),
+    metadata_filters=True,
+    caption="Every test query under one strategy: routed, oracle and base scores, regret and margin, filtered.", order=50))

@@ -8,7 +8,8 @@ import pandas as pd
 from ..scores import points
 from ..names import SystemName
 from ..workspace import Workspace
-from .common import margin_text, strategy_families, strategy_order
+from .base import Page, UrlParam, register_page
+from .common import MEASURE, STRATEGY, default_strategy, margin_text, strategy_families, strategy_order
 
 
 def query_info(ws: Workspace, row: int) -> dict:
@@ -192,3 +193,109 @@ def query_strategy(ws: Workspace, strategy: str, row: int, measure: str | None =
     r = d.loc[strategy]
     return {"strategy": strategy, "chosen": r["chosen"], "margin": margin_text(r["margin"]), "weights": r["weights"],
             "score": float(r["score"]), "system": ws.strategy_system(strategy, row)}
+
+
+# --- the page -------------------------------------------------------------------------------------------------
+VIEWS = {"rankings": "Rankings side by side", "compare": "Two strategies (A vs B)"}
+COLOUR_BY = {"dataset": "dataset", "a": "expert routed by A", "b": "expert routed by B", "outcome": "who wins"}
+COMPARE_DEPTH = 10
+
+
+def _eval_rows(ws: Workspace, v: dict) -> list[int]:
+    return ws.eval_rows(v["dataset"])["row"].astype(int).tolist() if v.get("dataset") else []
+
+
+def _default_row(ws: Workspace, v: dict) -> int | None:
+    rows = _eval_rows(ws, v)
+    return showcase_row(ws, v["dataset"], v["strategy"]) if rows else None
+
+
+def _columns(ws: Workspace, v: dict) -> list[str]:
+    return list(column_options(ws, v["row"], v["strategy"])) if v.get("row") is not None else []
+
+
+def _default_a(ws: Workspace, v: dict) -> str:
+    reference = ws.manifest.get("reference", "base")
+    return reference if reference in ws.strategies else ws.strategies[0]
+
+
+def _default_b(ws: Workspace, v: dict) -> str:
+    return v["strategy"] if v["strategy"] != v["a"] else default_strategy(ws)
+
+
+def _row_number(text: str) -> int:
+    return int(text.strip()[:40])
+
+
+def _describe_row(ws: Workspace, row: int) -> str:
+    q = ws.queries.iloc[int(row)]
+    return f"{q['qid']} of {q['dataset']} (row {int(row)})"
+
+
+def entering(ws: Workspace, raw: dict, url: dict) -> dict:
+    """A row the page is opened on (by a link or from another page) picks its dataset."""
+    row, _ = inspect_row(ws, raw.get("row"))
+    if row is not None:
+        raw = {**raw, "dataset": str(ws.queries.iloc[row]["dataset"])}
+    return raw
+
+
+def _rankings(ws: Workspace, v: dict) -> dict | None:
+    options = column_options(ws, v["row"], v["strategy"])
+    systems = {options[k][0]: options[k][1] for k in v["cols"] if k in options}
+    if len(systems) < 2:
+        return None
+    return {"columns": {options[k][0]: k for k in v["cols"] if k in options},
+            **side_by_side(ws, v["row"], systems, v["depth"], v["measure"])}
+
+
+def _compare(ws: Workspace, v: dict) -> dict:
+    sides = {side: query_strategy(ws, s, v["row"], v["measure"]) for side, s in (("A", v["a"]), ("B", v["b"]))}
+    systems = {f"{side} · {v[side.lower()]}": d["system"] for side, d in sides.items() if d}
+    pair = strategy_pair(ws, v["a"], v["b"], v["measure"])
+    return {"sides": sides, "rankings": side_by_side(ws, v["row"], systems, COMPARE_DEPTH, v["measure"])
+            if systems else None, "pair": pair, "counts": pair_counts(pair)}
+
+
+def data(ws: Workspace, v: dict) -> dict:
+    """One test query: who it is, its similarity to every expert's pilots, every strategy's decision (scored by
+    the page's measure), then the rankings side by side or the two strategies A and B (on it and on every query),
+    and the document being read."""
+    row = v["row"]
+    if row is None:
+        return {"query": None}
+    out = {"query": query_info(ws, row), "similarity": query_pilot_similarity(ws, row),
+           "decisions": decision_table(ws, row, v["measure"]),
+           "routed": query_strategy(ws, v["strategy"], row, v["measure"])}
+    if v["view"] == "compare":
+        out["compare"] = _compare(ws, v)
+        shown = out["compare"]["rankings"]
+    else:
+        out["rankings"] = shown = _rankings(ws, v)
+    docs = [d for r in (shown["rankings"].values() if shown else []) for d in r["doc_id"]]
+    judged = ws.qrels(out["query"]["dataset"], "eval").get(out["query"]["qid"], {})
+    out["readable"] = list(dict.fromkeys([*docs, *judged]))
+    out["judged"] = judged
+    out["doc"] = document(ws, out["query"]["dataset"], v["doc"]) if v["doc"] in out["readable"] else None
+    return out
+
+
+PAGE = register_page(Page(
+    "inspector", "Query inspector", ":material/search:", "explorer/ui/inspector.py", data,
+    (UrlParam("dataset", choices=lambda ws, v: ws.datasets, default=lambda ws, v: ws.datasets[0], in_url=True,
+              doc="the dataset whose test queries the query picker lists"),
+     STRATEGY, MEASURE,
+     UrlParam("row", choices=_eval_rows, default=_default_row, cast=_row_number, shared=True, in_url=True,
+              doc="the test query (its row in queries.parquet); default: where the strategy gains most over base",
+              explain=lambda ws, raw: inspect_row(ws, raw)[1], describe=_describe_row),
+     UrlParam("view", choices=lambda ws, v: list(VIEWS), default="rankings", doc="rankings side by side, or A vs B"),
+     UrlParam("cols", "multi", _columns, lambda ws, v: [k for k in ("routed", "base", "oracle")
+                                                        if k in _columns(ws, v)],
+              "the rankings side by side (2 to 4): routed, base, oracle or an expert's name", max_items=4),
+     UrlParam("depth", "int", default=10, min=5, max=30, doc="documents per ranking"),
+     UrlParam("a", choices=lambda ws, v: ws.strategies, default=_default_a, shared=True, doc="strategy A"),
+     UrlParam("b", choices=lambda ws, v: ws.strategies, default=_default_b, shared=True, doc="strategy B"),
+     UrlParam("by", choices=lambda ws, v: list(COLOUR_BY), default="dataset", doc="what colours the A/B scatter"),
+     UrlParam("doc", "text", default=None, max_length=512, doc="the document open in the reader (its id)")),
+    entering=entering,
+    caption="One test query: its pilots, every strategy's decision, rankings side by side, or A against B.", order=40))

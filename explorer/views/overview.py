@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..analysis import AVERAGE, ZERO_SHOT_AVERAGE, summary
+from ..analysis import AVERAGE, ZERO_SHOT_AVERAGE, judged_split_notes, metadata_values, summary
 from ..ui.safe import code, md
 from ..workspace import Workspace
-from .common import instance_oracle, real_strategies, x100
+from .base import NO_VALUE, Page, UrlParam, register_page
+from .common import MEASURE, REFERENCE, STRATEGY, instance_oracle, points, real_strategies, x100
 
 
 def overview_table(ws: Workspace, measure: str, reference: str | None = None, with_marks: bool = True,
@@ -40,12 +41,12 @@ def overview_table(ws: Workspace, measure: str, reference: str | None = None, wi
     for s in table.columns:
         cells = [code(s)]
         for col in table.index:
-            text = x100(table.loc[col, s]) + marks.get((col, s), "")
+            text = x100(table.loc[col, s], measure=measure) + marks.get((col, s), "")
             cells.append(f"**{text}**" if s in best[col] else text)
         lines.append("| " + " | ".join(cells) + " |")
     if oracle:
         lines.append("| *gap: " + md(oracle) + " − best* | " + " | ".join(
-            x100(gap[c]) + (" †" if c in negative else "") for c in table.index) + " |")
+            x100(gap[c], measure=measure) + (" †" if c in negative else "") for c in table.index) + " |")
     return {"table": table, "best": best, "gap": gap, "negative_gap": negative, "queries": queries, "marks": marks,
             "reference": reference, "markdown": "\n".join(lines)}
 
@@ -73,12 +74,67 @@ def sliced_bar_frame(ws: Workspace, measure: str, strategies: list[str], slice_b
     """bar_frame on a slice of the queries: dataset, strategy, score (x100), description."""
     t = summary(ws, measure, slice_by=slice_by)
     desc = {s["name"]: s.get("description", "") for s in ws.manifest["strategies"]}
-    rows = [{"dataset": d, "strategy": s, "score": 100 * t.loc[d, s], "description": desc.get(s, "")}
+    rows = [{"dataset": d, "strategy": s, "score": points(t.loc[d, s], None, measure), "description": desc.get(s, "")}
             for d in t.index for s in strategies if s in t.columns]
     return pd.DataFrame(rows, columns=["dataset", "strategy", "score", "description"])
 
 
 def sliced_overview_csv(ws: Workspace, measure: str, slice_by: tuple[str, str] | None = None) -> str:
-    t = summary(ws, measure, slice_by=slice_by).T * 100
+    t = points(summary(ws, measure, slice_by=slice_by).T, None, measure)
     t.index.name = "strategy"
     return t.round(1).to_csv()
+
+
+# --- the page -------------------------------------------------------------------------------------------------
+NO_SLICE = ""  # the slice selector's "all test queries"
+BAR_DEFAULTS = ("base", "multi-task", "dataset-router", "pilot-mean", "pilot-nearest", "prototype-merge",
+                "dataset-oracle", "instance-oracle")
+
+
+def _slice_values(ws: Workspace, values: dict) -> list[str]:
+    field = values.get("slice")
+    if not field:
+        return []
+    return [NO_VALUE if v == "" else v for v in metadata_values(ws, field)["value"]]
+
+
+SLICE = UrlParam("slice", choices=lambda ws, v: [NO_SLICE, *ws.metadata_fields], default=NO_SLICE,
+                 doc="a query metadata field to slice the table by (none: every test query)")
+SLICE_VALUE = UrlParam("slice_value", choices=_slice_values, doc="the value of the slice field",
+                       default=lambda ws, v: (_slice_values(ws, v) or [None])[0])
+SIG = UrlParam("sig", "bool", default=True, doc="draw the significance marks")
+COLS = UrlParam("cols", "multi", lambda ws, v: ws.strategies, doc="the strategies in the bar chart",
+                default=lambda ws, v: [s for s in BAR_DEFAULTS if s in ws.strategies])
+
+
+def slice_of(values: dict) -> tuple[str, str] | None:
+    """The (field, value) slice the parameters name, or None (every test query)."""
+    if not values.get("slice") or values.get("slice_value") is None:
+        return None
+    value = values["slice_value"]
+    return values["slice"], "" if value == NO_VALUE else value
+
+
+def data(ws: Workspace, v: dict) -> dict:
+    """The Overview: the table and its notes, wins / ties / losses, the bars, and the downloads' tables."""
+    from ..export import paper_table
+
+    measure, reference, cut = v["measure"], v["reference"], slice_of(v)
+    view = overview_table(ws, measure, reference, v["sig"], cut)
+    paper = {f"paper_{fmt}": paper_table(ws, measure, reference, fmt, slice_by=cut, with_marks=v["sig"])
+             for fmt in ("latex", "markdown")}
+    return {"measure": measure, "reference": view["reference"], "slice": cut,
+            "table": points(view["table"], measure=measure), "best": view["best"], "marks": view["marks"],
+            "oracle_gap": points(view["gap"], measure=measure),
+            "negative_gap": view["negative_gap"], "queries": view["queries"], "markdown": view["markdown"],
+            "judged_notes": judged_split_notes(ws, measure), "zero_shot": ws.zero_shot_datasets,
+            "win_tie_loss": win_tie_loss_table(ws, measure, reference, cut),
+            "bars": sliced_bar_frame(ws, measure, list(v["cols"]), cut).dropna(subset=["score"]),
+            "csv": sliced_overview_csv(ws, measure, cut), **paper}
+
+
+PAGE = register_page(Page(
+    "overview", "Overview", ":material/table_chart:", "explorer/ui/overview.py", data,
+    (MEASURE, REFERENCE, SIG, SLICE, SLICE_VALUE, COLS, STRATEGY), default=True,
+    caption="Mean per-query score of every routing strategy on every dataset, significance against a reference, "
+            "per-query wins / ties / losses, the oracle gap, a slice by query metadata, and downloads.", order=10))

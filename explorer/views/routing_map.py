@@ -6,6 +6,8 @@ import pandas as pd
 
 from ..analysis import query_table
 from ..workspace import Workspace
+from .base import Page, UrlParam, metadata_choice, register_page
+from .common import DATASETS, MEASURE, STRATEGY
 
 
 def layout_methods(ws: Workspace) -> list[str]:
@@ -33,6 +35,19 @@ def map_points(ws: Workspace, method: str, strategy: str, measure: str | None = 
     return {"queries": queries, "pilots": pilots}
 
 
+def layout_points(ws: Workspace, method: str) -> dict[str, pd.DataFrame]:
+    """The test queries (row, qid, dataset, text, x, y) and the pilot centroids (with x, y) on one layout: the
+    backdrop a new point is placed on."""
+    lay = ws.layout[ws.layout["method"] == method]
+    pts = lay[lay["item"] == "query"].set_index("ref")[["x", "y"]]
+    q = ws.queries.set_index("row")
+    queries = q.loc[pts.index, ["qid", "dataset", "role", "text"]].join(pts)
+    queries.index.name = "row"
+    queries = queries[queries["role"] == "eval"].reset_index()
+    pilots = ws.pilots.set_index("pilot").join(lay[lay["item"] == "pilot"].set_index("ref")[["x", "y"]])
+    return {"queries": queries, "pilots": pilots.reset_index()}
+
+
 def sample_points(frame: pd.DataFrame, limit: int, seed: int = 0) -> tuple[pd.DataFrame, bool]:
     """At most `limit` rows, a seeded sample (stable across reruns); returns (frame, sampled)."""
     if len(frame) <= limit:
@@ -50,3 +65,46 @@ def selected_queries(ws: Workspace, rows, strategy: str, measure: str | None = N
                        "oracle_score"]]
     out.index.name = "row"
     return out.reset_index()
+
+
+# --- the page -------------------------------------------------------------------------------------------------
+MAX_DRAWN = 3000  # test queries and pilot queries drawn at most (each): a seeded sample beyond
+COLOUR_BY = {"routed": "routed expert", "oracle": "oracle expert", "dataset": "source dataset",
+             "correct": "correct / incorrect routing", "regret": "regret"}
+
+
+def data(ws: Workspace, v: dict) -> dict:
+    """The map's points after the page's filters: `tests` and `train` (pilot queries) drawn (a seeded sample of at
+    most MAX_DRAWN each), `pilots` (centroids of the datasets shown), `sampled` (a sample was drawn),
+    `layout_sampled` (the layout was fitted on a sample), and every query of the datasets shown (`queries`)."""
+    from .common import metadata_filter
+
+    if not layout_methods(ws):
+        return {"layout": None, "queries": pd.DataFrame(), "tests": pd.DataFrame(), "train": pd.DataFrame(),
+                "pilots": pd.DataFrame(), "sampled": False, "layout_sampled": False}
+    points = map_points(ws, v["layout"], v["strategy"], v["measure"])
+    q, pilots = points["queries"], points["pilots"]
+    if v["datasets"]:
+        q = q[q["dataset"].isin(v["datasets"])]
+        pilots = pilots[pilots["dataset"].isin(v["datasets"])]
+    tests = q[q["role"] == "eval"]
+    chosen = metadata_choice(v, ws)
+    if chosen:
+        tests = tests[tests["row"].isin(metadata_filter(ws, chosen))]
+    train = q[q["role"] != "eval"] if v["pilots"] else q.iloc[:0]
+    tests, sampled_t = sample_points(tests, MAX_DRAWN)
+    train, sampled_p = sample_points(train, MAX_DRAWN)
+    return {"layout": v["layout"], "queries": q, "tests": tests, "train": train, "pilots": pilots,
+            "sampled": sampled_t or sampled_p, "layout_sampled": bool(ws.manifest.get("layout", {}).get("sampled")),
+            "max_drawn": MAX_DRAWN}
+
+
+LAYOUT = UrlParam("layout", choices=lambda ws, v: layout_methods(ws), doc="the 2-D layout: umap or pca",
+                  default=lambda ws, v: (layout_methods(ws) or [None])[0])
+COLOUR = UrlParam("colour", choices=lambda ws, v: list(COLOUR_BY), default="routed", doc="what colours test queries")
+PILOTS = UrlParam("pilots", "bool", default=True, doc="draw the pilot training queries")
+
+PAGE = register_page(Page(
+    "map", "Routing map", ":material/scatter_plot:", "explorer/ui/routing_map.py", data,
+    (LAYOUT, STRATEGY, MEASURE, COLOUR, DATASETS, PILOTS), metadata_filters=True,
+    caption="Every query placed by its base-encoder embedding beside the pilot centroids, coloured by routing.", order=20))
