@@ -127,7 +127,7 @@ def test_inspector_shows_hostile_query_and_document_literally(hostile):
     heading = next(m.proto.body for m in at.markdown if m.proto.body.startswith("<h4>"))
     assert heading == f"<h4>“{html.escape(HOSTILE, quote=False)}”</h4>"
     assert any(m.proto.allow_html for m in at.markdown if m.proto.body == heading)
-    doc_id = at.selectbox(key="w_inspector_doc").options[0]
+    doc_id = at.selectbox(key="w_inspector_doc").options[1]  # [0]: the reader's "pick a document"
     at.selectbox(key="w_inspector_doc").set_value(doc_id).run()
     assert_inert(at)
     # the reader: one HTML block of the escaped title and text, the query's terms in <mark> (explorer.ui.highlight)

@@ -88,7 +88,7 @@ def _open_point(c, key: str) -> None:
     event = st.session_state.get(key)
     rows = list(dict.fromkeys(_points(event["selection"]["points"] if event else [])))
     if len(rows) == 1:
-        c.set("row", rows[0])
+        _go(c, rows[0])
 
 
 def _points(points) -> list[int]:
@@ -107,7 +107,7 @@ def _open_listed(c, key: str, rows: list[int]) -> None:
     event = st.session_state.get(key)
     picked = list(event["selection"]["rows"]) if event else []
     if picked and 0 <= picked[0] < len(rows):
-        c.set("row", rows[picked[0]])
+        _go(c, rows[picked[0]])
 
 
 def render() -> None:
@@ -153,7 +153,7 @@ def _pick_query(c) -> None:
 
 def _triage(c, row: int) -> None:
     """Previous / next through the Error-analysis selection (its filters and sort, as last set there)."""
-    from explorer.views.errors import PAGE as ERRORS
+    from explorer.views.errors import PAGE as ERRORS, SORTS
 
     values = ERRORS.resolve(c.ws, {**session.remembered(ERRORS), **{k: c[k] for k in ("strategy", "measure")}})
     rows = [int(r) for r in session.data(ERRORS, c.ws, values.values)["queries"].index]
@@ -167,7 +167,8 @@ def _triage(c, row: int) -> None:
     t1.button("◀ previous", key="triage_prev", disabled=at == 0, on_click=_go, args=(c, rows[max(at - 1, 0)]))
     t2.button("next ▶", key="triage_next", disabled=at == len(rows) - 1,
               on_click=_go, args=(c, rows[min(at + 1, len(rows) - 1)]))
-    t3.markdown(f"**{at + 1} of {len(rows)}** in Error analysis' selection ({safe.md(values.values['sort'])} order)")
+    order = SORTS[values.values["sort"]]
+    t3.markdown(f"**{at + 1} of {len(rows)}** in Error analysis' selection, by {safe.md(order)}")
 
 
 def _go(c, row: int) -> None:
