@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 
 from .data import JUDGED_TRAIN
-from .evaluation import significance
-from .routing import Decision, RoutingContext, all_strategies, routing_context
+from .evaluation import per_query, run_dict, significance
+from .fusion import pool_of, run_arrays
+from .rankmetrics import depth_needed, evaluate, judgements_for, supported
+from .routing import Decision, RoutingContext, all_strategies, chosen_settings, routing_context
 from .workspace import Workspace
 
 AVERAGE = "average"
@@ -306,9 +308,50 @@ class WhatIf:
                                q["dataset"].to_numpy(), q["role"].to_numpy(), a["cube"][:, :, a["nd"]].T,
                                ws.manifest["routing"])
 
+    @cached_property
+    def _pool(self) -> dict:
+        """For strategies that fuse runs: every encoder's run of the evaluated queries, gathered once (pool
+        position = evaluated query), and their judgements (the what-if scores fused rankings, it routes nothing)."""
+        ws, ev = self.ws, self._arrays["eval"]
+        depth = int(ws.manifest.get("index", {}).get("depth", 100))
+        docs, scores = run_arrays(ws.run_rows(ws.encoders, ev), ws.encoders, len(ws.queries), depth)
+        datasets = ws.queries["dataset"].to_numpy().astype(object)[ev]
+        ids = {d: ws.docs(d)["doc_id"].tolist() for d in dict.fromkeys(datasets.tolist())}
+        queries = ws.queries.iloc[ev][["qid", "dataset", "role"]].assign(row=np.arange(len(ev)))
+        return {"pool": pool_of(docs[:, ev], scores[:, ev], datasets, ids), "depth": depth,
+                "judged": judgements_for(ws.qrels_table, queries, ids, ("eval",)), "ids": ids, "queries": queries}
+
+    def _fused_values(self, dec: Decision, measure: str) -> np.ndarray:
+        """`measure` of every evaluated query under a decision whose mixtures fuse runs: a hard choice reads the
+        stored metrics, a mixture's fused ranking is scored here (on arrays; ir_measures for other measures)."""
+        a, p = self._arrays, self._pool
+        chosen = dec.chosen
+        values = a["cube"][np.maximum(chosen, 0), a["eval"], self.ws.measures.index(measure)].copy()
+        mixed = np.flatnonzero(chosen < 0)
+        if len(mixed):
+            need = depth_needed(measure, p["depth"]) if supported(measure) else p["depth"]
+            docs, scores = p["pool"].run(dec.weights[mixed], dec.fusion, need, mixed)
+            if supported(measure):
+                values[mixed] = evaluate(measure, p["judged"].grades(mixed, docs), p["judged"], mixed)
+            else:
+                values[mixed] = self._per_query(measure, mixed, docs, scores)
+        return values
+
+    def _per_query(self, measure: str, at: np.ndarray, docs: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """ir_measures on fused runs, for a measure not computed on arrays."""
+        q = self._pool["queries"].iloc[at]
+        out = np.zeros(len(at))
+        for name in dict.fromkeys(q["dataset"].tolist()):
+            mine = np.flatnonzero(q["dataset"].to_numpy() == name)
+            qids = q["qid"].to_numpy()[mine].tolist()
+            run = run_dict(qids, self._pool["ids"][name], docs[mine], np.nan_to_num(scores[mine]))
+            out[mine] = per_query(self.ws.qrels(name), run, [measure], qids)[measure].reindex(qids).fillna(0).to_numpy()
+        return out
+
     def run(self, enabled: list[str], measure: str | None = None) -> tuple[pd.DataFrame, dict]:
         """(dataset x strategy table of `measure` with the average row, {strategy: chosen encoder column per
-        evaluated query}). Strategies whose fixed expert is switched off are left out."""
+        evaluated query, -1 for a mixture}). Strategies whose fixed expert is switched off are left out; those
+        that fuse runs fuse the experts still on again."""
         measure = self.ws.measure(measure)
         a, ws = self._arrays, self.ws
         ctx = self.context(enabled)
@@ -317,10 +360,16 @@ class WhatIf:
         emb = a["base"][ev]
         cols, choices = {}, {}
         routers = all_strategies(ws.encoders, a["multitask"], ws.strategies,
-                                 ws.manifest["routing"].get("variants"))
+                                 ws.manifest["routing"].get("variants"), chosen_settings(ws.manifest))
         off = [ws.encoders.index(e) for e in ws.encoders[1:] if e not in enabled]
         for router in routers:
             if not router.available(ctx):
+                continue
+            if router.fusion(ctx) is not None:
+                dec = router.what_if_decision(ctx, emb, a["stored"][router.name], off)
+                if dec is None:
+                    continue
+                cols[router.name], choices[router.name] = self._fused_values(dec, measure), dec.chosen
                 continue
             chosen = router.what_if(ctx, emb, a["stored"][router.name], off)
             if chosen is None:

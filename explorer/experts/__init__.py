@@ -4,5 +4,6 @@ from .base import EXPERT_KINDS, AdapterError, ExpertKind, register_kind, switch_
 from .lora import LoraKind
 from .prefix import PrefixKind
 from .query_adapter import QueryAdapterKind
+from .bm25 import Bm25Kind  # noqa: E402  (after the neural kinds: the order of kinds in the settings reference)
 
-__all__ = ["EXPERT_KINDS", "AdapterError", "ExpertKind", "LoraKind", "PrefixKind", "QueryAdapterKind", "register_kind", "switch_adapters"]
+__all__ = ["EXPERT_KINDS", "AdapterError", "Bm25Kind", "ExpertKind", "LoraKind", "PrefixKind", "QueryAdapterKind", "register_kind", "switch_adapters"]
