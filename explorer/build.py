@@ -645,7 +645,7 @@ def _dataset_record(s, ds: BeirDataset) -> dict:
 def _library_versions() -> dict:
     out = {"python": platform.python_version(), "router-explorer": __version__}
     for pkg in ("torch", "sentence-transformers", "transformers", "peft", "faiss-cpu", "ir-measures", "numpy",
-                "scikit-learn", "umap-learn"):
+                "scikit-learn", "umap-learn", "bm25s", "PyStemmer"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
