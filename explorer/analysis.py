@@ -7,6 +7,7 @@ stored tables: no model is touched.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -216,6 +217,25 @@ def oracle_weights(ws: Workspace, strategy: str, measure: str | None = None) -> 
     return pd.DataFrame(best / np.maximum(best.sum(axis=1, keepdims=True), 1), index=cand.index, columns=cand.columns)
 
 
+SHOWN_WEIGHT = 0.005  # weights below this are left out of a decision's label (they round to 0.00)
+
+
+def weights_label(weights: Mapping[str, float]) -> str:
+    """One expert's name for a hard choice; 'mix: a 0.60 · b 0.40' (largest first) for a mixture: a mixed
+    decision is never shown as a single choice."""
+    kept = sorted(((n, float(w)) for n, w in weights.items() if w >= SHOWN_WEIGHT), key=lambda kv: -kv[1])
+    if len(kept) == 1 and np.isclose(kept[0][1], 1.0):
+        return kept[0][0]
+    return "mix: " + " · ".join(f"{n} {w:.2f}" for n, w in kept)
+
+
+def decision_labels(ws: Workspace, decisions: pd.DataFrame) -> pd.Series:
+    """Each decision row (strategy, row, weight:<encoder>...) as weights_label text, indexed like `decisions`."""
+    values = decisions[[f"weight:{e}" for e in ws.encoders]].to_numpy(dtype=float)
+    return pd.Series([weights_label(dict(zip(ws.encoders, np.nan_to_num(w)))) for w in values],
+                     index=decisions.index, dtype=object)
+
+
 def query_table(ws: Workspace, strategy: str, measure: str | None = None) -> pd.DataFrame:
     """One row per evaluated query: routed choice (an encoder or "mixture"; `primary` is a mixture's largest-weight
     expert), its score, the oracle's over the experts it chooses among, the base's, regret, margin, and whether the
@@ -234,6 +254,7 @@ def query_table(ws: Workspace, strategy: str, measure: str | None = None) -> pd.
     out["regret"] = out["oracle_score"] - out["routed_score"]
     weights = d[[f"weight:{e}" for e in ws.encoders]].to_numpy()
     out["primary"] = np.asarray(ws.encoders)[weights.argmax(axis=1)]  # a mixture is judged by its largest weight
+    out["decision"] = decision_labels(ws, d)  # in words: the expert, or the mixture's weights
     is_best = np.isclose(cand.to_numpy(), best.to_numpy()[:, None], atol=1e-9)
     col = {c: j for j, c in enumerate(cand.columns)}
     out["correct"] = [bool(is_best[i, col[c]]) if c in col else False for i, c in enumerate(out["primary"])]

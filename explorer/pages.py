@@ -102,8 +102,13 @@ def _slice(p: Mapping[str, str]) -> tuple[str, str] | None:
 
 def overview_data(ws: Workspace, p: Mapping[str, str]) -> dict:
     measure = _measure(ws, p)
-    view = views.overview_table(ws, measure, p.get("reference"), p.get("sig", "true") != "false", _slice(p))
-    return {"measure": measure, "reference": view["reference"],
+    groups = tuple(g for g in p.get("groups", "").split(",") if g) or None
+    unknown = [g for g in groups or () if g not in views.GROUP_ORDER]
+    if unknown:
+        raise KeyError(f"groups: {unknown[0]!r} is not a strategy group; use {', '.join(views.GROUP_ORDER)}")
+    view = views.overview_table(ws, measure, p.get("reference"), p.get("sig", "true") != "false", _slice(p),
+                                groups=groups)
+    return {"measure": measure, "reference": view["reference"], "groups": views.strategy_groups(ws),
             "table": points(view["table"]), "best": view["best"], "queries": view["queries"],
             "marks": view["marks"], "oracle_gap": points(view["gap"]),
             "win_tie_loss": views.win_tie_loss_table(ws, measure, p.get("reference"), _slice(p))}
@@ -132,7 +137,8 @@ def inspector_data(ws: Workspace, p: Mapping[str, str]) -> dict:
         row = views.showcase_row(ws, dataset, strategy)
     return {"strategy": strategy, "measure": measure, "query": views.query_info(ws, row), "notice": notice,
             "decisions": views.decision_table(ws, row, measure),
-            "routed": views.query_strategy(ws, strategy, row, measure)}
+            "routed": views.query_strategy(ws, strategy, row, measure),
+            "contributions": views.contributions(ws, strategy, row)}
 
 
 def errors_data(ws: Workspace, p: Mapping[str, str]) -> dict:
@@ -168,7 +174,7 @@ def playground_data(ws: Workspace, p: Mapping[str, str]) -> dict:
 
 for _page in (
     Page("overview", "Overview", ":material/table_chart:", "explorer/ui/overview.py", overview_data,
-         ("measure", "reference", "sig", "slice", "cols", "strategy"), default=True),
+         ("measure", "reference", "sig", "slice", "cols", "strategy", "groups"), default=True),
     Page("map", "Routing map", ":material/scatter_plot:", "explorer/ui/routing_map.py", map_data,
          ("layout", "strategy", "measure", "colour", "datasets", "pilots"), metadata_filters=True),
     Page("decisions", "Routing decisions", ":material/alt_route:", "explorer/ui/decisions.py", decisions_data,

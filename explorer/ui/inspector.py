@@ -216,6 +216,7 @@ def _rankings(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str]
             _ranking_table(sbs["rankings"][label], f"insp_rank_{row}_{k}_{system}", len(systems))
             _snippets(sbs["rankings"][label], info["text"])
     st.caption("Green rows: judged relevant (● grade 1, ●● grade 2). Click a row to read its document below.")
+    _contributions(views, row, strategy, depth)
     if not sbs["judged"]:
         st.info("This query has no judged documents, so there is nothing to track across rankings.")
     elif sbs["moves"].empty:
@@ -229,6 +230,16 @@ def _rankings(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str]
     for r in sbs["rankings"].values():
         shown += [d for d in r["doc_id"] if d not in shown]
     return shown, sbs["judged"]
+
+
+def _contributions(views, row: int, strategy: str, depth: int) -> None:
+    """For a strategy that mixed this query: where each document of its fused ranking stood in each expert's run."""
+    contrib = state.cached(views.contributions, strategy, row, depth)
+    if contrib.empty:
+        return
+    st.markdown(f"**Which experts contributed each document of {safe.md(strategy)}'s ranking** (the document's "
+                "rank in each weighted expert's own run; empty: not in its run)")
+    st.dataframe(contrib, hide_index=True, width="stretch")
 
 
 def _compare(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str], dict]:
@@ -278,8 +289,7 @@ def _compare_rankings(views, row: int, info: dict, a: str, b: str, measure: str)
                 continue
             label = f"{side} · {s}"
             sc = sbs["scores"][label]
-            weights = f" · weights {safe.md(d['weights'])}" if d["chosen"] == views.MIXTURE else ""
-            st.caption(f"chose {safe.md(d['chosen'])} · margin {safe.md(d['margin'])}{weights} · "
+            st.caption(f"chose {safe.md(d['decision'])} · margin {safe.md(d['margin'])} · "
                        + " · ".join(f"{safe.md(m)} {views.x100(v)}" for m, v in sc.items()))
             _ranking_table(sbs["rankings"][label], f"cmp_rank_{row}_{side}_{s}_{d['system']}", 2)
             _snippets(sbs["rankings"][label], info["text"])

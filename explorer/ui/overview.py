@@ -47,7 +47,8 @@ def render() -> None:
     state.score_note()
     measure, reference, show_sig = _controls(ws)
     slice_by = _slice(ws, state.cached(views.slice_options))
-    view = state.cached(views.overview_table, measure, reference, bool(show_sig), slice_by)
+    groups = _groups(ws)
+    view = state.cached(views.overview_table, measure, reference, bool(show_sig), slice_by, groups=groups)
     if slice_by:
         n = view["queries"]
         per = ", ".join(f"{safe.md(d)} {n[d]}" for d in ws.datasets)
@@ -58,6 +59,17 @@ def render() -> None:
     _win_tie_loss(measure, reference, slice_by)
     _bars(ws, measure, slice_by)
     _downloads(ws, measure, reference, show_sig, slice_by)
+
+
+def _groups(ws) -> tuple[str, ...]:
+    """Which strategy groups the table lists (all by default), so that mixing never hides choosing or the reverse."""
+    counts = views.group_counts(ws)
+    chosen = state.synced(st.multiselect, "Strategy groups in the table", "groups", list(counts), list(counts),
+                          format_func=lambda g: f"{g} ({counts.get(g, 0)})",
+                          help="choose: routers that pick one expert; mix: fusion of the experts' runs and soft "
+                               "routing; post-retrieval: routers that look at every expert's ranking first; "
+                               "lexical: BM25 and its hybrids; fixed: one system always; oracle: upper bounds.")
+    return tuple(chosen) or tuple(counts)
 
 
 def _controls(ws) -> tuple[str, str, bool]:

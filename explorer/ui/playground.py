@@ -71,6 +71,10 @@ def render() -> None:
     st.markdown("**What each strategy decides**")
     st.dataframe(decisions, hide_index=True, width="stretch",
                  column_config={"margin": st.column_config.NumberColumn("margin", format="%.3f")})
+    if router.left_out:  # they decide from every expert's stored run, which a typed query does not have
+        st.caption("Not routed live (they read every expert's stored ranking first): "
+                   + ", ".join(safe.md(s) for s in router.left_out) + ". A lexical expert (BM25) is searched live "
+                   "from the workspace's documents; a fusion searches each of its experts and fuses their rankings.")
     _results(searches, c["dataset"])
 
 
@@ -86,7 +90,7 @@ def _controls(ws, views) -> dict:
     c1, c2, c3, c4 = st.columns([1.2, 1.6, 1.6, 1])
     dataset = state.synced(st.selectbox, "Search the corpus of", "dataset", [ALL, *ws.datasets], ws.datasets[0],
                            container=c1, format_func=lambda d: ALL_LABEL if d == ALL else d)
-    live_strats = [s for s in views.real_strategies(ws)]
+    live_strats = views.live_strategies(ws)
     strategy = state.synced(st.selectbox, "Chosen expert from strategy", "strategy", live_strats,
                             views.default_strategy(ws) if views.default_strategy(ws) in live_strats
                             else live_strats[0], container=c2)

@@ -9,15 +9,19 @@ from ..analysis import AVERAGE, ZERO_SHOT_AVERAGE, summary
 from ..ui.safe import code, md
 from ..workspace import Workspace
 from .common import instance_oracle, real_strategies, x100
+from .mixing import grouped_strategies
 
 
 def overview_table(ws: Workspace, measure: str, reference: str | None = None, with_marks: bool = True,
-                   slice_by: tuple[str, str] | None = None, resamples: int = 2000) -> dict:
+                   slice_by: tuple[str, str] | None = None, resamples: int = 2000,
+                   groups: tuple[str, ...] | None = None) -> dict:
     """The Overview: the dataset x strategy table (on a slice of the queries if given) with every real strategy
     tied for best in bold (at the shown precision), the significance marks, the instance-oracle gap (negative
     where the oracle, which picks each query's expert by the label measure, scores below a real strategy under `measure`:
     marked †), the number of queries per column, and its Markdown (names escaped). Keys: table, best, gap,
-    negative_gap, queries, marks, markdown."""
+    negative_gap, queries, marks, markdown. Rows of the Markdown come group by group (choose, mix,
+    post-retrieval, lexical, fixed, oracle: views.mixing.GROUP_ORDER), only those of `groups` when given; bold,
+    the gap and the marks stay those of the whole table."""
     from ..analysis import marks as sig_marks
     from ..analysis import significance_table, slice_rows, tied_best
 
@@ -37,7 +41,7 @@ def overview_table(ws: Workspace, measure: str, reference: str | None = None, wi
         queries[ZERO_SHOT_AVERAGE] = int(counts[ws.zero_shot_datasets].sum())
     header = ["strategy", *(md(c) for c in table.index)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for s in table.columns:
+    for s in grouped_strategies(ws, groups):
         cells = [code(s)]
         for col in table.index:
             text = x100(table.loc[col, s]) + marks.get((col, s), "")

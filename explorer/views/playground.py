@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..workspace import Workspace
-from .common import strategy_families
+from .common import real_strategies, strategy_families
 
 
 def live_decisions(ws: Workspace, result, choice_of) -> pd.DataFrame:
@@ -15,23 +15,34 @@ def live_decisions(ws: Workspace, result, choice_of) -> pd.DataFrame:
     rows = []
     for name, dec in result.decisions.items():
         choice = choice_of(dec)
-        if choice is None:
-            text = "base"
-        elif isinstance(choice, str):
-            text = choice
-        else:
-            text = " + ".join(f"{k} {v:.2f}" for k, v in choice.items())
+        text = choice_label(choice)
         margin = float(dec.margin[0]) if len(dec.margin) else float("nan")
         rows.append({"strategy": name, "family": fam.get(name, ""), "choice": text, "margin": margin})
     return pd.DataFrame(rows)
 
 
 def choice_label(choice) -> str:
+    """A live decision in words: an expert, an adapter mixture 'a 0.60 + b 0.40', or a fusion of runs
+    'mix: a 0.60 · b 0.40'."""
     if choice is None:
         return "base"
     if isinstance(choice, str):
         return choice
+    if hasattr(choice, "fusion"):  # explorer.live.FusedChoice: the rankings of its experts fused
+        return "mix: " + " · ".join(f"{k} {v:.2f}" for k, v in choice.items())
     return " + ".join(f"{k} {v:.2f}" for k, v in choice.items())
+
+
+def live_strategies(ws: Workspace) -> list[str]:
+    """The strategies that can route a typed query: not the oracles (no judgements) and not those that decide
+    from every expert's stored run (post-retrieval: a typed query has none)."""
+    from ..routing import all_strategies, chosen_settings
+
+    multitask = next((e["name"] for e in ws.experts if e["multi_task"]), None)
+    runs = {r.name for r in all_strategies(ws.encoders, multitask, ws.strategies,
+                                           ws.manifest["routing"].get("variants"), chosen_settings(ws.manifest))
+            if r.needs_runs}
+    return [s for s in real_strategies(ws) if s not in runs]
 
 
 def pilot_best_similarity(ws: Workspace, role: str = "pilot") -> np.ndarray:
