@@ -339,8 +339,10 @@ MANIFEST: dict[str, Key] = {
         "settings": Key("dict", required=False, fields={
             "soft_k": Key("int", required=False, check=lambda v: None if 1 <= v <= 64 else "is not in [1, 64]"),
             "soft_temperature": Key("number", required=False, check=_positive),
-            "hybrid_weight": Key("number", required=False, check=_share), "soft_cv": Key("dict", required=False,
-                                                                                       values=Key("number"))}),
+            "hybrid_weight": Key("number", required=False, check=_share),
+            "soft_cv": Key("dict", required=False, values=Key("number")),
+            "hybrid_on": Key("dict", required=False, keys=_dataset, values=Key("bool")),
+            "hybrid_cv": Key("dict", required=False, keys=_dataset, values=Key("list", items=Key("number")))}),
         "choices": Key("list", required=False, items=Key("str", check=_encoder))})),
     "routing": Key("dict", fields={
         "strategies": Key("list", required=False, items=Key("str", check=strategy_name_problem)),
@@ -354,6 +356,8 @@ MANIFEST: dict[str, Key] = {
         "lexical_as_candidate": Key("bool", required=False), "soft_k": Key(("int", "null"), required=False),
         "soft_temperature": Key(("number", "null"), required=False, check=_positive),
         "hybrid_weight": Key("number", required=False, check=_share),
+        "hybrid_datasets": Key("str", required=False, check=lambda v: None if v in ("all", "pilot") else
+                               'is not "all" or "pilot"'),
         "rrf_k": Key("number", required=False, check=lambda v: None if v >= 0 else "is negative"),
         "fusion_norm": Key("str", required=False, check=lambda v: None if v in NORMS else
                            f"is not one of {', '.join(NORMS)}"),

@@ -18,9 +18,10 @@ ENCODERS = ["base", "e1", "e2", "bm25"]
 N_PILOT, N_EVAL, DEPTH, N_DOCS = 40, 6, 10, 30
 
 
-def _context(candidates=(1, 2), eval_scores=None, **params) -> RoutingContext:
+def _context(candidates=(1, 2), eval_scores=None, lexical_at=None, **params) -> RoutingContext:
     """Two domains (d1 along axis 0, d2 along axis 1). Every query's relevant document is its own number; expert
-    k retrieves it first on domain k's queries and fifth on the other's; base and BM25 retrieve it third."""
+    k retrieves it first on domain k's queries and fifth on the other's; base retrieves it third, BM25 at
+    `lexical_at[dataset]` (0-based; third by default)."""
     rng = np.random.default_rng(0)
     n = N_PILOT + N_EVAL
     ds = np.array(["d1", "d2"] * (n // 2), dtype=object)
@@ -36,7 +37,7 @@ def _context(candidates=(1, 2), eval_scores=None, **params) -> RoutingContext:
         others = [d for d in rng.permutation(N_DOCS) if d != rel][:DEPTH - 1]
         own = 1 if ds[q] == "d1" else 2
         for e in range(4):
-            at = 0 if e == own else 4 if e in (1, 2) else 2
+            at = 0 if e == own else 4 if e in (1, 2) else (lexical_at or {}).get(ds[q], 2) if e == 3 else 2
             docs[e, q] = np.insert(others, at, rel)
             label[q, e] = 1 / np.log2(at + 2)
     pool = pool_of(docs, scores, ds, {"d1": [f"x{i:02d}" for i in range(N_DOCS)], "d2": [f"x{i:02d}" for i in
@@ -49,7 +50,7 @@ def _context(candidates=(1, 2), eval_scores=None, **params) -> RoutingContext:
         pilot_dataset=ds[pilot], pilot_scores=label[pilot], eval_dataset=ds[ev],
         eval_scores=label[ev] if eval_scores is None else eval_scores, expert_datasets={1: ["d1"], 2: ["d2"]},
         expert_capabilities={1: frozenset({MERGE_WEIGHTS}), 2: frozenset({MERGE_WEIGHTS}), 3: frozenset({LEXICAL})},
-        params={"ties": "first", **params}, runs=pool, pilot_rows=pilot, eval_rows=ev, pilot_judged=judged,
+        params={"ties": "first", **params}, runs=pool, pilot_rows=pilot, eval_rows=ev, pilot_judged=judged, row_dataset=ds,
         label_measure="nDCG@10", depth=DEPTH), emb[ev], ev
 
 
@@ -70,6 +71,22 @@ def test_hybrid_fuses_base_with_the_lexical_expert():
     routed = MixedVariant("pilot-mean/hybrid", ROUTERS["pilot-mean"](), {"hybrid": True}).decide(ctx, emb, rows)
     own = np.where(ctx.eval_dataset == "d1", 1, 2)
     assert np.allclose(routed.weights[np.arange(len(rows)), own], 0.5) and np.allclose(routed.weights[:, 3], 0.5)
+
+
+def test_hybrid_per_dataset_is_chosen_on_pilot_queries():
+    """BM25 finds the answer first on d2 and fifth on d1: fused with base (weight 0.7 on BM25) it lifts d2's pilot
+    queries and sinks d1's, so with hybrid_datasets = "pilot" only d2's queries take it."""
+    ctx, emb, rows = _context(lexical_at={"d1": 4, "d2": 0}, hybrid_weight=0.7, hybrid_datasets="pilot")
+    router = ROUTERS["hybrid"]()
+    settings = router.settings(ctx)
+    assert settings["hybrid_on"] == {"d1": False, "d2": True}
+    without, with_ = settings["hybrid_cv"]["d2"]
+    assert with_ == pytest.approx(1.0) and without == pytest.approx(0.5)  # base has it third: 1 / log2(4)
+    dec = router.decide(ctx, emb, rows)
+    d2 = ctx.eval_dataset == "d2"
+    assert np.allclose(dec.weights[d2][:, [0, 3]], [0.3, 0.7]) and (dec.chosen[~d2] == 0).all()
+    variant = MixedVariant("pilot-mean/hybrid", ROUTERS["pilot-mean"](), {"hybrid": True})
+    assert "hybrid_on" not in variant.settings(ctx.with_params({"hybrid_datasets": "all"}))
 
 
 def test_soft_weights_are_the_softmax_of_the_top_k_scores():

@@ -17,6 +17,8 @@ def all_strategies(encoders: list[str], multitask: str | None, only: list[str] |
     by name. A variant is {"name": ..., "router": <registered name>, <parameter>: <value>, ...}. `chosen`: per
     strategy, settings a build chose (the manifest's `settings`), reused instead of choosing them again."""
     registered: list[Router] = [cls() for cls in ROUTERS.values()]
+    for router in registered:
+        router.chosen = (chosen or {}).get(router.name)
     for v in variants or []:
         if v.get("router") not in ROUTERS:
             raise ValueError(f"variant {v.get('name')!r}: router {v.get('router')!r} is not registered; "

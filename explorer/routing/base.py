@@ -36,6 +36,9 @@ MIX_PARAMS = (
           above=0, max=100, nullable=True, default_doc="chosen on pilot queries among 0.005 to 1"),
     Param("hybrid_weight", float, 0.5, "hybrid: the lexical experts' share of the fused score (CombSUM over "
           "min-max normalised scores; the strategy's runs have the rest)", above=0, below=1),
+    Param("hybrid_datasets", str, "all", 'hybrid: fuse with the lexical experts on every dataset ("all"), or on '
+          'the datasets whose pilot queries score higher with them than without ("pilot", cross-validated on the '
+          "pilot queries; a dataset without pilot queries keeps the strategy alone)", choices=("all", "pilot")),
 )
 # Only in a [[routing.variants]] table: turn a router's choice into a mixture.
 VARIANT_MIX = (
@@ -83,6 +86,7 @@ class RoutingContext:
     # at them (fusion, soft routing, post-retrieval routing); None where no run is at hand (a typed query)
     runs: RunPool | None = None
     pilot_rows: np.ndarray | None = None  # (n_pilot,) query rows of the pilot queries, in pilot_emb's order
+    row_dataset: np.ndarray | None = None  # (n_queries,) the dataset of every query row
     eval_rows: np.ndarray | None = None  # (n_eval,) query rows of the evaluated queries
     # judgements of the pilot queries only (position = query row): mixing settings are chosen on them
     pilot_judged: Judgements | None = None
@@ -176,6 +180,7 @@ class Router:
     needs_runs: bool = False  # decides from every expert's run of the query (post-retrieval), not the embedding
     scores_experts: bool = True  # decides by a score per expert: a soft variant may mix its top ones instead
     merges_adapters: bool = False  # its mixtures are encodings under merged experts, not fusions of runs
+    chosen: dict | None = None  # settings its build chose (the manifest's `settings`), reused rather than chosen again
 
     def available(self, ctx: RoutingContext) -> bool:
         return len(ctx.candidates) > 0
@@ -269,7 +274,7 @@ def routing_context(encoders: list[str], experts: list[dict], candidates: list[s
         pilot_scores=label_scores[pilot], eval_dataset=ds[ev], eval_scores=label_scores[ev],
         expert_datasets={col[e["name"]]: list(e["datasets"]) for e in experts if not e["multi_task"]},
         expert_capabilities={col[e["name"]]: frozenset(e.get("capabilities", ())) for e in experts},
-        params=dict(params), runs=runs, pilot_rows=np.flatnonzero(pilot), eval_rows=np.flatnonzero(ev),
+        params=dict(params), runs=runs, pilot_rows=np.flatnonzero(pilot), eval_rows=np.flatnonzero(ev), row_dataset=ds,
         pilot_judged=pilot_judged, label_measure=label_measure, depth=depth)
 
 

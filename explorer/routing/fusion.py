@@ -11,12 +11,13 @@ import numpy as np
 from ..fusion import NORMS, Fusion
 from ..settings import Param
 from .base import MIX_PARAMS, Decision, Router, RoutingContext, register
-from .mixing import with_lexical
+from .mixing import MIX_FUSION, choose_hybrid_datasets, hybrid_rows, with_lexical
 
 RRF_K = Param("rrf_k", float, 60.0, "RRF: k in 1 / (k + rank)", min=0, max=100_000)
 FUSION_NORM = Param("fusion_norm", str, "min-max", "CombSUM / CombMNZ: how each run's scores are normalised before "
                     "they are summed", choices=NORMS)
 HYBRID_WEIGHT = next(p for p in MIX_PARAMS if p.name == "hybrid_weight")
+HYBRID_DATASETS = next(p for p in MIX_PARAMS if p.name == "hybrid_datasets")
 
 
 def uniform(n: int, n_encoders: int, cols: list[int]) -> np.ndarray:
@@ -84,24 +85,44 @@ class Hybrid(_RankFusion):
     family = "lexical"
     group = "lexical"
     method = "combsum"
-    params = (HYBRID_WEIGHT,)
+    params = (HYBRID_WEIGHT, HYBRID_DATASETS)
 
     def columns(self, ctx: RoutingContext) -> list[int]:
         return [0, *ctx.lexical] if ctx.lexical else []
 
     def fusion(self, ctx: RoutingContext) -> Fusion:
-        return Fusion("combsum", "min-max")
+        return MIX_FUSION
+
+    def _choice(self, ctx: RoutingContext):
+        """hybrid_datasets = "pilot": the datasets whose pilot queries gain from BM25 over the base model alone."""
+        if ctx.param("hybrid_datasets", "all") != "pilot":
+            return None, {}
+        if self.chosen and "hybrid_on" in self.chosen:  # the build's choice (the what-if has no runs to choose by)
+            return dict(self.chosen["hybrid_on"]), dict(self.chosen.get("hybrid_cv", {}))
+        return ctx.cached(("hybrid", self.name), lambda: choose_hybrid_datasets(
+            ctx, lambda sub, emb, rows: _base(len(emb), len(ctx.encoders)), self._weight(ctx)))
+
+    def _weight(self, ctx: RoutingContext) -> float:
+        return float(ctx.param("hybrid_weight", HYBRID_WEIGHT.default))
+
+    def settings(self, ctx: RoutingContext) -> dict:
+        on, cv = self._choice(ctx)
+        return {"hybrid_weight": self._weight(ctx), **({"hybrid_on": on, "hybrid_cv": cv} if on is not None else {})}
 
     def decide(self, ctx: RoutingContext, emb: np.ndarray, rows: np.ndarray | None = None) -> Decision:
-        return self._with(ctx, len(emb), ctx.lexical)
+        return self._with(ctx, len(emb), ctx.lexical, rows, self._choice(ctx)[0])
 
     def what_if_decision(self, ctx, emb, stored, off):
         lexical = [c for c in ctx.lexical if c not in off]
-        return self._with(ctx, len(emb), lexical) if lexical else None
+        return self._with(ctx, len(emb), lexical, ctx.eval_rows, self._choice(ctx)[0]) if lexical else None
 
-    def _with(self, ctx: RoutingContext, n: int, lexical: list[int]) -> Decision:
-        base = uniform(n, len(ctx.encoders), [0])
-        dec = with_lexical(Decision(base, base.copy(), np.full(n, np.nan)), lexical,
-                           float(ctx.param("hybrid_weight", HYBRID_WEIGHT.default)), self.fusion(ctx))
+    def _with(self, ctx: RoutingContext, n: int, lexical: list[int], rows, on) -> Decision:
+        dec = with_lexical(_base(n, len(ctx.encoders)), lexical, self._weight(ctx), MIX_FUSION,
+                           hybrid_rows(ctx, rows, on))
         dec.scores = np.where(dec.weights > 0, dec.weights, np.nan)
         return dec
+
+
+def _base(n: int, n_encoders: int) -> Decision:
+    base = uniform(n, n_encoders, [0])
+    return Decision(base, base.copy(), np.full(n, np.nan))

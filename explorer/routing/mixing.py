@@ -8,7 +8,9 @@ and the setting with the best mean held-out label measure wins (k = 1, the hard 
 keeps the choice and every candidate's score; the what-if and live routing reuse it.
 
 A hybrid variant (`hybrid = true`) fuses whatever the strategy routes to with the lexical experts' runs (BM25):
-weight `hybrid_weight` on the lexical side, the rest on the strategy's experts.
+weight `hybrid_weight` on the lexical side, the rest on the strategy's experts; with `hybrid_datasets = "pilot"`
+only on the datasets whose pilot queries gain from it (cross-validated: the router trained on one half of the
+pilot queries decides the other half, scored with and without the lexical runs), the strategy alone elsewhere.
 """
 
 from __future__ import annotations
@@ -50,11 +52,45 @@ def soft_decision(scores: np.ndarray, candidates: list[int], n_encoders: int, k:
     return Decision(weights, hard.scores, top2_margin(sub), fusion)
 
 
-def with_lexical(dec: Decision, lexical: list[int], weight: float, fusion: Fusion = MIX_FUSION) -> Decision:
-    """`dec` fused with the lexical experts: their share `weight` (split evenly), the decision's weights the rest."""
-    weights = dec.weights * (1.0 - weight)
-    weights[:, lexical] += weight / len(lexical)
+def with_lexical(dec: Decision, lexical: list[int], weight: float, fusion: Fusion = MIX_FUSION,
+                 where: np.ndarray | None = None) -> Decision:
+    """`dec` fused with the lexical experts: their share `weight` (split evenly), the decision's weights the rest;
+    only on the queries `where` (a boolean mask) when given, the others keep `dec`."""
+    on = np.ones(len(dec.weights), bool) if where is None else np.asarray(where, bool)
+    weights = dec.weights.copy()
+    weights[on] *= 1.0 - weight
+    for col in lexical:
+        weights[on, col] += weight / len(lexical)
     return Decision(weights, dec.scores, dec.margin, fusion)
+
+
+def hybrid_rows(ctx: RoutingContext, rows: np.ndarray | None, chosen: dict[str, bool] | None) -> np.ndarray | None:
+    """Which decided queries take the lexical runs: all (None) unless a per-dataset choice is given and the
+    queries' rows (hence datasets) are known."""
+    if chosen is None or rows is None or ctx.row_dataset is None:
+        return None
+    return np.array([bool(chosen.get(str(d), False)) for d in ctx.row_dataset[np.asarray(rows)]], dtype=bool)
+
+
+def choose_hybrid_datasets(ctx: RoutingContext, decide, weight: float
+                           ) -> tuple[dict[str, bool], dict[str, list[float]]]:
+    """Per dataset, whether the lexical runs help: `decide(sub_context, emb, rows)` (the strategy trained on one
+    half of each dataset's pilot queries) decides the other half, which is scored with and without the lexical
+    runs; a dataset takes them when its mean held-out label measure is higher with them. Pilot queries only.
+    Returns ({dataset: with lexical}, {dataset: [without, with]})."""
+    if ctx.runs is None or ctx.pilot_judged is None or not supported(ctx.label_measure) or len(ctx.pilot_emb) < 4:
+        return {}, {}
+    sums: dict[str, np.ndarray] = {}
+    for train, test in pilot_folds(ctx.pilot_dataset, int(ctx.param("seed", 0)), SOFT_CV_SPLITS):
+        rows = ctx.pilot_rows[test]
+        dec = decide(ctx.pilot_subset(train), ctx.pilot_emb[test], rows)
+        plain = decision_values(ctx, dec, rows, ctx.pilot_scores[test])
+        mixed = decision_values(ctx, with_lexical(dec, ctx.lexical, weight), rows, ctx.pilot_scores[test])
+        for ds in dict.fromkeys(ctx.pilot_dataset[test].tolist()):
+            mine = ctx.pilot_dataset[test] == ds
+            sums[ds] = sums.get(ds, np.zeros(3)) + [plain[mine].sum(), mixed[mine].sum(), mine.sum()]
+    cv = {ds: [float(v[0] / v[2]), float(v[1] / v[2])] for ds, v in sums.items()}
+    return {ds: bool(v[1] > v[0] + 1e-12) for ds, v in cv.items()}, cv
 
 
 def decision_values(ctx: RoutingContext, dec: Decision, rows: np.ndarray, hard_values: np.ndarray) -> np.ndarray:
@@ -140,30 +176,47 @@ class MixedVariant(Variant):
                     dict(self.chosen.get("soft_cv", {})))
         return c.cached(("soft", self.name), lambda: choose_soft(self.inner, c))
 
+    def _hybrid_choice(self, c: RoutingContext) -> tuple[dict[str, bool] | None, dict[str, list[float]]]:
+        """With hybrid_datasets = "pilot": per dataset, whether the lexical runs join (the build's choice, or chosen
+        now on the pilot queries, the soft setting held fixed); None: on every dataset."""
+        if not self.hybrid or c.param("hybrid_datasets", "all") != "pilot":
+            return None, {}
+        if "hybrid_on" in self.chosen:
+            return dict(self.chosen["hybrid_on"]), dict(self.chosen.get("hybrid_cv", {}))
+        return c.cached(("hybrid", self.name), lambda: choose_hybrid_datasets(
+            c, lambda sub, emb, rows: self._plain(sub, emb, rows, self._soft_choice(c)[0] if self.soft else None),
+            float(c.param("hybrid_weight", 0.5))))
+
     def settings(self, ctx: RoutingContext) -> dict:
         c = self._context(ctx)
         out = {"hybrid_weight": float(c.param("hybrid_weight", 0.5))} if self.hybrid else {}
         if self.soft:
             (k, t), cv = self._soft_choice(c)
             out.update({"soft_k": k, "soft_temperature": t, **({"soft_cv": cv} if cv else {})})
+        on, cv = self._hybrid_choice(c)
+        if on is not None:
+            out.update({"hybrid_on": on, "hybrid_cv": cv})
         return out
 
-    def _mix(self, c: RoutingContext, scores: np.ndarray | None, dec: Decision | None,
-             candidates: list[int] | None = None) -> Decision:
-        """Soft: the decision from `scores` over `candidates` (default: the context's); hybrid: `dec` (or the soft
-        decision) fused with the lexical experts."""
-        if self.soft:
-            (k, t), _ = self._soft_choice(c)
-            dec = soft_decision(scores, c.candidates if candidates is None else candidates, len(c.encoders), k, t)
-        if self.hybrid:
-            dec = with_lexical(dec, c.lexical, float(c.param("hybrid_weight", 0.5)))
-        return dec
+    def _plain(self, c: RoutingContext, emb: np.ndarray, rows, soft: tuple[int, float] | None,
+               scores: np.ndarray | None = None, candidates: list[int] | None = None) -> Decision:
+        """The decision before any lexical run joins: soft (top-k softmax of the scores) or the router's own."""
+        if soft is None:
+            return self.inner.decide(c, emb, rows) if scores is None else \
+                argmax_decision(scores, c.candidates if candidates is None else candidates, len(c.encoders))
+        scores = self.inner.scores(c, emb, rows) if scores is None else scores
+        return soft_decision(scores, c.candidates if candidates is None else candidates, len(c.encoders), *soft)
+
+    def _mix(self, c: RoutingContext, dec: Decision, rows) -> Decision:
+        if not self.hybrid:
+            return dec
+        on, _ = self._hybrid_choice(c)
+        return with_lexical(dec, c.lexical, float(c.param("hybrid_weight", 0.5)), where=hybrid_rows(c, rows, on))
 
     def decide(self, ctx: RoutingContext, emb: np.ndarray, rows: np.ndarray | None = None) -> Decision:
         c = self._context(ctx)
-        if self.soft:
-            return self._mix(c, self.inner.scores(c, emb, rows), None)
-        return self._mix(c, None, self.inner.decide(c, emb, rows))
+        soft = self._soft_choice(c)[0] if self.soft else None
+        return self._mix(c, self._plain(c, emb, rows, soft), rows)
 
     def what_if_decision(self, ctx: RoutingContext, emb: np.ndarray, stored: Decision, off: list[int]):
         """The inner router's scores again (its stored ones, masked, where its what-if masks), mixed with the
@@ -177,9 +230,8 @@ class MixedVariant(Variant):
         else:
             scores = self.inner.scores(c, emb, c.eval_rows)
         enabled = [col for col in c.candidates if col not in off]
-        if self.soft:
-            return self._mix(c, scores, None, enabled)
-        return self._mix(c, None, argmax_decision(scores, enabled, len(c.encoders)))
+        soft = self._soft_choice(c)[0] if self.soft else None
+        return self._mix(c, self._plain(c, emb, c.eval_rows, soft, scores, enabled), c.eval_rows)
 
 
 def make_variant(name: str, inner: Router, overrides: dict, chosen: dict | None = None) -> Variant:
