@@ -75,6 +75,8 @@ def _metrics(docs: np.ndarray, judged: Judgements) -> np.ndarray:
 
 def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: int = 300, n_datasets: int = 8,
                         dim: int = 384, seed: int = 0, depth: int = 100, n_docs: int = 2000) -> Path:
+    if n_docs < 3 * depth + 2:
+        raise ValueError(f"n_docs = {n_docs}: at least 3 x depth + 2 = {3 * depth + 2} (the shared pool of each query)")
     rng = np.random.default_rng(seed)
     datasets = [f"d{i}" for i in range(n_datasets)]
     experts = [f"e{i}" for i in range(n_datasets)]
@@ -124,11 +126,16 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
     writer.routed(routed, encoders, MEASURES)
     writer.metrics(encoders, cube, MEASURES)
     writer.query_embeddings([emb] + [None] * (len(encoders) - 1))
+    lib = ctx.library  # the pilot library and a plain 2-D layout (two coordinates), so the map pages draw
+    writer.pilots(lib, encoders, pilot, ctx.labels)
+    points = np.concatenate([lib.centroids, emb]) if len(lib) else emb
+    writer.layout({"pca": points[:, :2]}, len(lib), len(q))
     writer.manifest({
         "format_version": WORKSPACE_FORMAT_VERSION, "title": f"synthetic {n_eval} queries",
         "datasets": [{"name": d} for d in datasets], "encoders": encoders, "experts": records,
         "candidates": experts, "own_expert": dict(zip(datasets, experts)), "base_model": {"name": "bundled"},
-        "strategies": [r.record(ctx) for r in routers], "routing": routing, "measures": MEASURES,
+        "strategies": [r.record(ctx) for r in routers], "routing": {**routing, "ties_chosen": ctx.tie_choice[0]},
+        "measures": MEASURES,
         "reference": "base", "index": {"depth": depth}})
     writer.significance(significance_tables(Workspace(out), "base"))  # as a build stores it
     return out

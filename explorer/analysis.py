@@ -15,7 +15,8 @@ import pandas as pd
 from .data import JUDGED_TRAIN
 from .evaluation import per_query, run_dict, significance
 from .fusion import pool_of, run_arrays
-from .rankmetrics import depth_needed, evaluate, judgements_for, supported
+from .pilot import FIXED_RULES
+from .rankmetrics import evaluate_ranks, judged_columns, judgements_for, supported
 from .routing import Decision, RoutingContext, all_strategies, chosen_settings, routing_context
 from .workspace import Workspace
 
@@ -323,11 +324,13 @@ class WhatIf:
         experts; every expert's record stays, so strategies keep their stored columns (masked ones stay masked)."""
         a, ws = self._arrays, self.ws
         q = ws.queries
+        routing = dict(ws.manifest["routing"])
+        if routing.get("ties") == "auto" and routing.get("ties_chosen") in FIXED_RULES:
+            routing["ties"] = routing["ties_chosen"]  # the build chose it on the pilot queries: not chosen again
         return routing_context(ws.encoders, ws.experts,
                                [c for c in ws.candidates if c == "base" or c in enabled],
                                {d: e for d, e in ws.own_expert.items() if e in enabled}, a["base"],
-                               q["dataset"].to_numpy(), q["role"].to_numpy(), a["cube"][:, :, a["nd"]].T,
-                               ws.manifest["routing"])
+                               q["dataset"].to_numpy(), q["role"].to_numpy(), a["cube"][:, :, a["nd"]].T, routing)
 
     @cached_property
     def _pool(self) -> dict:
@@ -342,20 +345,28 @@ class WhatIf:
         return {"pool": pool_of(docs[:, ev], scores[:, ev], datasets, ids), "depth": depth,
                 "judged": judgements_for(ws.qrels_table, queries, ids, ("eval",)), "ids": ids, "queries": queries}
 
-    def _fused_values(self, dec: Decision, measure: str) -> np.ndarray:
+    def _fused_values(self, dec: Decision, measure: str, stored: Decision, stored_values: np.ndarray) -> np.ndarray:
         """`measure` of every evaluated query under a decision whose mixtures fuse runs: a hard choice reads the
-        stored metrics, a mixture's fused ranking is scored here (on arrays; ir_measures for other measures)."""
+        stored metrics, a mixture the build stored as it is reads its stored value, any other mixture is fused
+        here and scored from where its judged documents land (on arrays; ir_measures for other measures)."""
         a, p = self._arrays, self._pool
         chosen = dec.chosen
         values = a["cube"][np.maximum(chosen, 0), a["eval"], self.ws.measures.index(measure)].copy()
-        mixed = np.flatnonzero(chosen < 0)
-        if len(mixed):
-            need = depth_needed(measure, p["depth"]) if supported(measure) else p["depth"]
-            docs, scores = p["pool"].run(dec.weights[mixed], dec.fusion, need, mixed)
-            if supported(measure):
-                values[mixed] = evaluate(measure, p["judged"].grades(mixed, docs), p["judged"], mixed)
-            else:
-                values[mixed] = self._per_query(measure, mixed, docs, scores)
+        same = np.all(dec.weights == stored.weights, axis=1)
+        values[(chosen < 0) & same] = stored_values[(chosen < 0) & same]
+        mixed = np.flatnonzero((chosen < 0) & ~same)
+        if not len(mixed):
+            return values
+        if not supported(measure):
+            docs, scores = p["pool"].run(dec.weights[mixed], dec.fusion, p["depth"], mixed)
+            values[mixed] = self._per_query(measure, mixed, docs, scores)
+            return values
+        if "relevant" not in p:  # each evaluated query's judged documents among its runs' documents
+            p["relevant"] = judged_columns(p["judged"], np.arange(p["pool"].shape[0]), p["pool"].union)
+        cols, grades = p["relevant"]
+        fused = p["pool"].fuse(dec.weights[mixed], dec.fusion, None if len(mixed) == len(chosen) else mixed)
+        ranks = p["pool"].ranks_of(fused, cols[mixed])
+        values[mixed] = evaluate_ranks(measure, ranks, grades[mixed], p["judged"], mixed, p["depth"])
         return values
 
     def _per_query(self, measure: str, at: np.ndarray, docs: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -390,7 +401,9 @@ class WhatIf:
                 dec = router.what_if_decision(ctx, emb, a["stored"][router.name], off)
                 if dec is None:
                     continue
-                cols[router.name], choices[router.name] = self._fused_values(dec, measure), dec.chosen
+                stored = a["stored"][router.name]
+                cols[router.name] = self._fused_values(dec, measure, stored, a["strat_values"][router.name][:, mi])
+                choices[router.name] = dec.chosen
                 continue
             chosen = router.what_if(ctx, emb, a["stored"][router.name], off)
             if chosen is None:

@@ -598,10 +598,14 @@ def _check_source(s: dict, train: dict, by_name: dict, where: str, problems: Pro
 def _check_mixing(v: dict, router: type, lexical: bool, where: str, problems: Problems) -> None:
     """soft and hybrid need a router that scores every expert and chooses one (not a fusion, a merge or an
     oracle); a hybrid needs a lexical expert to fuse with."""
+    why = ("is an oracle (it reads the test judgements)" if router.uses_oracle else
+           "mixes by merging experts into one encoding" if router.merges_adapters else
+           "does not choose by a score per expert" if not router.scores_experts else None)
     for key in ("soft", "hybrid"):
-        if v.get(key) is True and (not router.scores_experts or router.uses_oracle or router.merges_adapters):
-            problems.add(where, key, f"router {router.name!r} does not choose by a score per expert, so it has no "
-                         f"{key} variant", "use a router such as pilot-mean, prototype or qpp-learned")
+        if v.get(key) is True and why:
+            problems.add(where, key, f"router {router.name!r} {why}, so it has no {key} variant",
+                         "use a router that picks one expert by its scores, such as pilot-mean, prototype or "
+                         "qpp-learned")
     if v.get("hybrid") is True and not lexical:
         problems.add(where, "hybrid", "there is no lexical expert to fuse with",
                      'add [[experts]] name = "bm25", kind = "bm25"')

@@ -92,6 +92,7 @@ class RunPool:
     union: np.ndarray = field(init=False)  # (n, U) corpus positions, -1 padded
     where: np.ndarray = field(init=False)  # (S, n, k) column of each entry in its query's union (-1: empty)
     _values: dict = field(default_factory=dict, init=False, repr=False)
+    _sums: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
         S, n, k = self.docs.shape
@@ -108,6 +109,8 @@ class RunPool:
         self.union[urow, col] = self.docs[valid][first]
         self.where = np.full(self.docs.shape, -1, dtype=np.int64)
         self.where[valid] = col[inverse]
+        # each entry's cell in the flattened (query, union column) grid; empty entries go to one spare cell past it
+        self._cells = np.where(valid, np.arange(n, dtype=np.int64)[None, :, None] * width + self.where, n * width)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -123,39 +126,81 @@ class RunPool:
     def fuse(self, weights: np.ndarray, fusion: Fusion, queries: np.ndarray | None = None) -> np.ndarray:
         """(m, U) fused scores of the queries at positions `queries` (default: all), float32 as runs store them;
         -inf where no list with a positive weight holds the document. `weights`: (m, S), each row over systems."""
-        q = np.arange(self.shape[0]) if queries is None else np.asarray(queries)
-        m, width = len(q), self.shape[1]
+        n, width = self.shape
         systems = np.flatnonzero((weights > 0).any(axis=0))
-        where = self.where[systems][:, q]  # (s, m, k)
-        used = where >= 0
-        w = np.broadcast_to(weights[:, systems].T[:, :, None], where.shape)
-        flat = (np.arange(m)[None, :, None] * width + where)[used]
-        pos = w[used] > 0
-        total = np.bincount(flat[pos], (w[used] * self.values(fusion)[systems][:, q][used])[pos], m * width)
-        count = np.bincount(flat[pos], minlength=m * width).reshape(m, width)
-        total = total.reshape(m, width)
-        if fusion.method == "combmnz":
-            total = total * count
-        return np.where(count > 0, total, -np.inf).astype(np.float32)
+        w = weights[:, systems].T  # (s, m)
+        if queries is None and len(systems) and (w == w[:1]).all() and (w > 0).all():
+            return self._uniform(tuple(systems), fusion, w[0])  # every list weighed alike on every query
+        q = np.arange(n) if queries is None else np.asarray(queries)
+        rows, lists = np.nonzero(weights > 0)  # only the (query, list) pairs that count: a few per query
+        where = self.where[lists, q[rows]]  # (pairs, k)
+        values = self.values(fusion)[lists, q[rows]] * weights[rows, lists][:, None]
+        cells = np.where(where >= 0, rows[:, None] * width + where, len(q) * width).ravel()
+        total = np.bincount(cells, values.ravel(), len(q) * width + 1)[:-1].reshape(len(q), width)
+        count = np.bincount(cells, minlength=len(q) * width + 1)[:-1].reshape(len(q), width)
+        return _finish(total, count, fusion)
+
+    def _uniform(self, systems: tuple, fusion: Fusion, row_weight: np.ndarray) -> np.ndarray:
+        """fuse() when each query weighs its lists alike (rank fusion over the candidates): the unweighted sums
+        and counts of a set of systems are kept, so a subset of it (experts switched off in the what-if) costs
+        only the switched-off lists' entries, subtracted."""
+        n, width = self.shape
+        key = (fusion.method == "rrf", fusion.norm, fusion.rrf_k)
+        known = next((s for (k, s) in self._sums if k == key and set(systems) <= set(s)), None)
+        if known is None:
+            known = systems
+            while len(self._sums) >= 4:
+                self._sums.pop(next(iter(self._sums)))
+            self._sums[(key, known)] = self._sum(known, fusion)
+        total, count = self._sums[(key, known)]
+        off = [s for s in known if s not in systems]
+        if off:  # a list holds a document once per query, so its cells are distinct: subtract in place
+            total, count = total.copy().ravel(), count.copy().ravel()
+            for s in off:
+                held = self._cells[s] < n * width
+                total[self._cells[s][held]] -= self.values(fusion)[s][held]
+                count[self._cells[s][held]] -= 1
+            total, count = total.reshape(n, width), count.reshape(n, width)
+        total = total * row_weight[:, None]
+        return _finish(total, count, fusion)
+
+    def _sum(self, systems: tuple, fusion: Fusion) -> tuple[np.ndarray, np.ndarray]:
+        n, width = self.shape
+        cells = self._cells[list(systems)].ravel()
+        total = np.bincount(cells, self.values(fusion)[list(systems)].ravel(), n * width + 1)[:-1]
+        count = np.bincount(cells, minlength=n * width + 1)[:-1]
+        return total.reshape(n, width), count.reshape(n, width)
+
+    def ranks_of(self, fused: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """(m, r) trec_eval rank of each union column `cols` (m, r; -1 = none) in its row of `fused`: 1 + the
+        documents scored higher + those tied with it that come first (a larger document id, a smaller column);
+        inf for none and for a document no fused list holds."""
+        ranks = np.full(cols.shape, np.inf)
+        order = np.arange(fused.shape[1])
+        for j in range(cols.shape[1]):
+            c = cols[:, j]
+            f = fused[np.arange(len(c)), np.maximum(c, 0)][:, None]
+            before = (fused > f).sum(axis=1) + ((fused == f) & (order[None, :] < c[:, None])).sum(axis=1)
+            ranks[:, j] = np.where((c >= 0) & np.isfinite(f[:, 0]), 1 + before, np.inf)
+        return ranks
 
     def top(self, fused: np.ndarray, depth: int) -> np.ndarray:
         """(m, depth) union columns of the best `depth` documents per row in trec_eval's order (score descending,
-        ties by document id descending), -1 past the end of a shorter list."""
+        ties by document id descending, i.e. by column), -1 past the end of a shorter list. Only the columns at or
+        above each row's depth-th score are sorted, so the cost is one partition of the row."""
         m, width = fused.shape
         depth = int(min(depth, width))
-        if depth == 0:
-            return np.full((m, 0), -1, dtype=np.int64)
-        if depth < width:  # keep every column that can enter the top `depth` (ties at the cut included), in order
-            cut = -np.partition(-fused, depth - 1, axis=1)[:, depth - 1:depth]
-            above = fused > cut
-            level = (fused == cut) & (np.cumsum(fused == cut, axis=1) <= depth - above.sum(axis=1, keepdims=True))
-            keep = above | level
-            cols = np.nonzero(keep)[1].reshape(m, depth)
-        else:
-            cols = np.broadcast_to(np.arange(width), (m, width))
-        order = np.argsort(-np.take_along_axis(fused, cols, axis=1), axis=1, kind="stable")
-        cols = np.take_along_axis(cols, order, axis=1)
-        return np.where(np.isfinite(np.take_along_axis(fused, cols, axis=1)), cols, -1)
+        out = np.full((m, depth), -1, dtype=np.int64)
+        if depth == 0 or m == 0:
+            return out
+        cut = -np.partition(-fused, depth - 1, axis=1)[:, depth - 1] if depth < width else np.full(m, -np.inf)
+        r, c = np.nonzero((fused >= cut[:, None]) & np.isfinite(fused))
+        order = np.lexsort((c, -fused[r, c], r))
+        r, c = r[order], c[order]
+        pos = np.arange(len(r)) - np.searchsorted(r, r)
+        keep = pos < depth
+        out[r[keep], pos[keep]] = c[keep]
+        return out
 
     def run(self, weights: np.ndarray, fusion: Fusion, depth: int, queries: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +211,17 @@ class RunPool:
         safe = np.maximum(cols, 0)
         docs = np.where(cols >= 0, self.union[q[:, None], safe], -1)
         return docs, np.where(cols >= 0, np.take_along_axis(fused, safe, axis=1), np.nan).astype(np.float32)
+
+
+SNAP = 1e-9  # a fused score this close to 0 is 0: sums kept and lists subtracted leave float residue there
+
+
+def _finish(total: np.ndarray, count: np.ndarray, fusion: Fusion) -> np.ndarray:
+    """The fused scores as runs store them (float32), -inf where no weighted list holds the document."""
+    if fusion.method == "combmnz":
+        total = total * count
+    total = np.where(np.abs(total) < SNAP, 0.0, total)
+    return np.where(count > 0, total, -np.inf).astype(np.float32)
 
 
 def tie_keys(doc_ids: list[str]) -> np.ndarray:

@@ -134,3 +134,48 @@ def judgements_for(qrels, queries, doc_ids: dict[str, list[str]], roles: tuple[s
             lookup = pd.Series(np.arange(len(ids)), index=pd.Index(ids))
             pos[mine] = q.loc[mine, "doc_id"].map(lookup).fillna(-1).astype(np.int64)
     return Judgements(len(queries), q["row"].to_numpy(), pos.to_numpy(), q["grade"].to_numpy())
+
+
+def judged_columns(judged: Judgements, queries: np.ndarray, union: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query (rows of `union`, its candidate documents), the union columns of its documents with a grade
+    above 0 and their grades: (cols, grades), each (m, r), cols -1 padded. Measures of any ranking of the union
+    follow from where these documents land (`evaluate_ranks`)."""
+    grades = judged.grades(np.asarray(queries), union)
+    positive = grades > 0
+    width = max(int(positive.sum(axis=1).max()) if len(grades) else 0, 1)
+    r, c = np.nonzero(positive)
+    pos = np.arange(len(r)) - np.searchsorted(r, r)
+    cols = np.full((len(grades), width), -1, dtype=np.int64)
+    out = np.zeros((len(grades), width))
+    cols[r, pos], out[r, pos] = c, grades[r, c]
+    return cols, out
+
+
+def evaluate_ranks(measure: str, ranks: np.ndarray, grades: np.ndarray, judged: Judgements, queries: np.ndarray,
+                   depth: int) -> np.ndarray:
+    """`evaluate` from the ranks (m, r; inf = not retrieved) of each query's documents with a grade above 0 and
+    their grades, in a ranking cut at `depth`: every supported measure reads only where those documents land."""
+    p = parsed(measure)
+    if p is None:
+        raise ValueError(f"{measure!r} is not computed on arrays; use explorer.evaluation.per_query")
+    name, cutoff = p
+    k = depth if cutoff is None else min(int(cutoff), depth)
+    inside = (ranks <= k) & (grades > 0)
+    rel = inside & (grades >= 1)
+    n_rel = judged.relevant[np.asarray(queries)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if name == "nDCG":
+            dcg = np.where(inside, grades / np.log2(np.where(inside, ranks, 1) + 1), 0.0).sum(axis=1)
+            ideal = judged.ideal_dcg(queries, cutoff)
+            return np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1.0), 0.0)
+        if name == "R":
+            return np.where(n_rel > 0, rel.sum(axis=1) / np.maximum(n_rel, 1), 0.0)
+        if name == "P":
+            return rel.sum(axis=1) / cutoff
+        if name == "RR":
+            first = np.where(rel, ranks, np.inf).min(axis=1)
+            return np.where(np.isfinite(first), 1.0 / first, 0.0)
+        r = np.where(rel, ranks, np.inf)
+        above = (r[:, None, :] <= r[:, :, None]).sum(axis=2)  # relevant documents at or above each one
+        precision = np.where(rel, above / np.where(rel, r, 1), 0.0)
+        return np.where(n_rel > 0, precision.sum(axis=1) / np.maximum(n_rel, 1), 0.0)

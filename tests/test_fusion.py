@@ -119,3 +119,40 @@ def test_unsupported_measures_are_said_so():
     assert not supported("Judged@10") and not supported("nDCG@10(dcg='exp-log2')") and not supported("nonsense")
     with pytest.raises(ValueError, match="per_query"):
         evaluate("Judged@10", np.zeros((1, 1)), Judgements(1, np.array([0]), np.array([0]), np.array([1])), [0])
+
+
+@pytest.mark.parametrize("measure", ["nDCG@10", "R@100", "RR@10", "AP", "P@5", "nDCG", "AP@5"])
+def test_measures_from_the_ranks_of_judged_documents_equal_those_of_the_whole_ranking(measure):
+    """The what-if scores a fused ranking from where each judged document lands in it (RunPool.ranks_of,
+    evaluate_ranks): the same values as scoring the ranked list itself, ties and run depth included."""
+    from explorer.rankmetrics import evaluate_ranks, judged_columns
+
+    rng = np.random.default_rng(11)
+    ids, docs, scores, _, judged = _random_case(rng)
+    pool = pool_of(docs, scores, np.array(["x"] * docs.shape[1], dtype=object), {"x": ids})
+    rows = np.arange(docs.shape[1])
+    cols, grades = judged_columns(judged, rows, pool.union)
+    for fusion, depth in ((Fusion("rrf"), 100), (Fusion("combsum"), 7), (Fusion("combmnz", "z-score"), 30)):
+        weights = rng.dirichlet(np.ones(3), size=len(rows))
+        fused = pool.fuse(weights, fusion)
+        ranked, _ = pool.run(weights, fusion, depth)
+        expect = evaluate(measure, judged.grades(rows, ranked), judged, rows)
+        got = evaluate_ranks(measure, pool.ranks_of(fused, cols), grades, judged, rows, depth)
+        assert got == pytest.approx(expect, abs=1e-12)
+
+
+def test_switching_lists_off_a_kept_fusion_equals_fusing_the_rest_afresh():
+    """The what-if keeps the sums of a uniform fusion and subtracts the lists switched off: the rankings equal a
+    fresh fusion of the lists still on (asked for every query by position, a fusion takes the direct path)."""
+    rng = np.random.default_rng(5)
+    ids, docs, scores, _, _ = _random_case(rng, systems=4)
+    kept = pool_of(docs, scores, np.array(["x"] * docs.shape[1], dtype=object), {"x": ids})
+    n = docs.shape[1]
+    for fusion in (Fusion("rrf"), Fusion("combsum"), Fusion("combmnz", "z-score")):
+        kept.fuse(np.full((n, 4), 0.25), fusion)
+        for on in ([0, 1, 3], [2], [1, 2]):
+            weights = np.zeros((n, 4))
+            weights[:, on] = 1 / len(on)
+            fresh = pool_of(docs, scores, np.array(["x"] * n, dtype=object), {"x": ids})
+            direct = fresh.fuse(weights, fusion, np.arange(n))
+            assert np.array_equal(kept.top(kept.fuse(weights, fusion), 100), fresh.top(direct, 100)), (fusion, on)
