@@ -273,6 +273,14 @@ def report(ws: Workspace, figures: Path, resamples: int = 2000, command: str = "
         "it is a second model (all-mpnet-base-v2: 109M parameters), of which only the map is trained.",
         expert_table(ws),
     ]
+    from .mixing import chosen_on_pilots, summary_table
+
+    parts += ["### Choose or mix",
+              "Every strategy by group, averaged over the nine datasets: nDCG@10 and R@100 ×100, the difference "
+              "with base, per-query wins / ties / losses against base, the datasets where the difference is "
+              "significant (Holm), and the share of the instance oracle's gap over base it closes "
+              "(`python -m bench.mixing` gives the same table for any workspace).",
+              summary_table(ws, resamples), "Chosen on the pilot queries:", chosen_on_pilots(ws)]
     others = other_methods(ws)
     if others:
         parts += ["### DDR and ERA beside the LoRA experts",
