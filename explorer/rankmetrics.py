@@ -96,27 +96,13 @@ class Judgements:
 def evaluate(measure: str, grades: np.ndarray, judged: Judgements, queries: np.ndarray) -> np.ndarray:
     """(m,) values of `measure` for rankings whose documents have `grades` (m, d), rank order, of the queries at
     `queries` in `judged`. ValueError for a measure this module does not compute (see `supported`)."""
-    p = parsed(measure)
-    if p is None:
-        raise ValueError(f"{measure!r} is not computed on arrays; use explorer.evaluation.per_query")
-    name, cutoff = p
-    g = grades if cutoff is None else grades[:, :cutoff]
-    rel = (g >= 1).astype(np.float64)
-    n_rel = judged.relevant[np.asarray(queries)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if name == "nDCG":
-            dcg = (np.where(g > 0, g, 0.0) / np.log2(np.arange(2, g.shape[1] + 2))).sum(axis=1)
-            ideal = judged.ideal_dcg(queries, cutoff)
-            return np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1.0), 0.0)
-        if name == "R":
-            return np.where(n_rel > 0, rel.sum(axis=1) / np.maximum(n_rel, 1), 0.0)
-        if name == "P":
-            return rel.sum(axis=1) / cutoff
-        if name == "RR":
-            first = np.argmax(rel > 0, axis=1)
-            return np.where(rel.any(axis=1), 1.0 / (first + 1), 0.0)
-        precision = np.cumsum(rel, axis=1) / np.arange(1, g.shape[1] + 1)
-        return np.where(n_rel > 0, (precision * rel).sum(axis=1) / np.maximum(n_rel, 1), 0.0)
+    positive = grades > 0
+    rows, cols = np.nonzero(positive)
+    at = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    width = max(int(positive.sum(axis=1).max()) if len(grades) else 0, 1)
+    ranks, kept = np.full((len(grades), width), np.inf), np.zeros((len(grades), width))
+    ranks[rows, at], kept[rows, at] = cols + 1, grades[rows, cols]
+    return evaluate_ranks(measure, ranks, kept, judged, queries, grades.shape[1])
 
 
 def judgements_for(qrels, queries, doc_ids: dict[str, list[str]], roles: tuple[str, ...]) -> Judgements:
