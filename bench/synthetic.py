@@ -109,6 +109,16 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
     ev = np.flatnonzero(q["role"] == "eval")
     routed = [(r.name, ev, dec, _values(dec, cube, pool, judged, ev, depth))
               for r in routers for dec in [r.decide(ctx, emb[ev], ev)]]
+    _write(out, q, emb, encoders, records, ctx, routers, routed, cube, docs, scores, ids, depth, n_eval)
+    return out
+
+
+def _write(out: Path, q, emb, encoders, records, ctx, routers, routed, cube, docs, scores, ids, depth, n_eval):
+    """The workspace's files, through the build's own writer."""
+    ds = q["dataset"].to_numpy().astype(object)
+    pilot = np.flatnonzero(q["role"] == "pilot")
+    datasets = list(dict.fromkeys(ds.tolist()))
+    experts = [r["name"] for r in records if r["candidate"]]
     out.mkdir(parents=True, exist_ok=True)
     writer = WorkspaceWriter(out)  # the build's own writer: the same file names and columns
     writer.table("queries.parquet", q)
@@ -134,11 +144,9 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
         "format_version": WORKSPACE_FORMAT_VERSION, "title": f"synthetic {n_eval} queries",
         "datasets": [{"name": d} for d in datasets], "encoders": encoders, "experts": records,
         "candidates": experts, "own_expert": dict(zip(datasets, experts)), "base_model": {"name": "bundled"},
-        "strategies": [r.record(ctx) for r in routers], "routing": {**routing, "ties_chosen": ctx.tie_choice[0]},
-        "measures": MEASURES,
-        "reference": "base", "index": {"depth": depth}})
+        "strategies": [r.record(ctx) for r in routers], "routing": {**ctx.params, "ties_chosen": ctx.tie_choice[0]},
+        "measures": MEASURES, "reference": "base", "index": {"depth": depth}})
     writer.significance(significance_tables(Workspace(out), "base"))  # as a build stores it
-    return out
 
 
 def _values(dec, cube: np.ndarray, pool, judged: Judgements, ev: np.ndarray, depth: int) -> np.ndarray:
