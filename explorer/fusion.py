@@ -168,7 +168,7 @@ class RunPool:
         n, width = self.shape
         cells = self._cells[list(systems)].ravel()
         total = np.bincount(cells, self.values(fusion)[list(systems)].ravel(), n * width + 1)[:-1]
-        count = np.bincount(cells, minlength=n * width + 1)[:-1]
+        count = np.bincount(cells, minlength=n * width + 1)[:-1].astype(np.int32)
         return total.reshape(n, width), count.reshape(n, width)
 
     def ranks_of(self, fused: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -218,10 +218,10 @@ SNAP = 1e-9  # a fused score this close to 0 is 0: sums kept and lists subtracte
 
 def _finish(total: np.ndarray, count: np.ndarray, fusion: Fusion) -> np.ndarray:
     """The fused scores as runs store them (float32), -inf where no weighted list holds the document."""
-    if fusion.method == "combmnz":
-        total = total * count
-    total = np.where(np.abs(total) < SNAP, 0.0, total)
-    return np.where(count > 0, total, -np.inf).astype(np.float32)
+    out = (total * count if fusion.method == "combmnz" else total).astype(np.float32)
+    out[np.abs(out) < SNAP] = 0.0
+    out[count == 0] = -np.inf
+    return out
 
 
 def tie_keys(doc_ids: list[str]) -> np.ndarray:
