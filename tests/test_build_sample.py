@@ -67,7 +67,7 @@ def test_metrics_equal_an_independent_computation_on_the_stored_runs(sample_work
 
 def test_manifest_records_the_build(sample_workspace):
     m = sample_workspace.manifest
-    assert m["format_version"] == 2 and m["base_model"]["name"] == "bundled"
+    assert m["format_version"] == 3 and m["base_model"]["name"] == "bundled"
     assert {d["name"] for d in m["datasets"]} == set(sample_workspace.datasets)
     assert all(not d["ignore_identical_ids"] for d in m["datasets"])
     assert "torch" in m["versions"] and "peft" in m["versions"]

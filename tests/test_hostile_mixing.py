@@ -152,3 +152,18 @@ def test_a_forged_bm25_card_is_refused_when_the_playground_needs_it(synthetic, t
     router = LiveRouter(Workspace(copy), Loaded())
     with pytest.raises(WorkspaceError, match=r"card.json hyper_parameters.*stemmer"):
         router.lexical_index("bm25", "d0")
+
+
+def test_a_format_2_workspace_still_opens_and_is_grouped_by_family(synthetic, tmp_path):
+    from explorer import views
+
+    copy = tmp_path / "ws"
+    shutil.copytree(synthetic, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["format_version"] = 2
+    for s in manifest["strategies"]:
+        s.pop("group", None), s.pop("settings", None)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    groups = views.strategy_groups(Workspace(copy))
+    assert groups["pilot-mean"] == "choose" and groups["instance-oracle"] == "oracle"
+    assert groups["base"] == "fixed" and groups["fixed:bm25"] == "lexical"
