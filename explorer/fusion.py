@@ -93,6 +93,7 @@ class RunPool:
     where: np.ndarray = field(init=False)  # (S, n, k) column of each entry in its query's union (-1: empty)
     _values: dict = field(default_factory=dict, init=False, repr=False)
     _sums: dict = field(default_factory=dict, init=False, repr=False)
+    _last: tuple = field(default=(None, None), init=False, repr=False)
 
     def __post_init__(self):
         S, n, k = self.docs.shape
@@ -154,13 +155,16 @@ class RunPool:
             self._sums[(key, known)] = self._sum(known, fusion)
         total, count = self._sums[(key, known)]
         off = [s for s in known if s not in systems]
-        if off:  # a list holds a document once per query, so its cells are distinct: subtract in place
+        if off and self._last[:2] == (key, systems):  # CombSUM and CombMNZ of the same experts: once
+            total, count = self._last[2:]
+        elif off:  # a list holds a document once per query, so its cells are distinct: subtract in place
             total, count = total.copy().ravel(), count.copy().ravel()
             for s in off:
                 held = self._cells[s] < n * width
                 total[self._cells[s][held]] -= self.values(fusion)[s][held]
                 count[self._cells[s][held]] -= 1
             total, count = total.reshape(n, width), count.reshape(n, width)
+            self._last = (key, systems, total, count)
         total = total * row_weight[:, None]
         return _finish(total, count, fusion)
 
