@@ -182,10 +182,11 @@ class RunPool:
         ranks = np.full(cols.shape, np.inf)
         order = np.arange(fused.shape[1])
         for j in range(cols.shape[1]):
-            c = cols[:, j]
-            f = fused[np.arange(len(c)), np.maximum(c, 0)][:, None]
-            before = (fused > f).sum(axis=1) + ((fused == f) & (order[None, :] < c[:, None])).sum(axis=1)
-            ranks[:, j] = np.where((c >= 0) & np.isfinite(f[:, 0]), 1 + before, np.inf)
+            rows = np.flatnonzero(cols[:, j] >= 0)  # the queries with a j-th judged document (most have few)
+            c, part = cols[rows, j], fused[rows]
+            f = part[np.arange(len(rows)), c][:, None]
+            before = (part > f).sum(axis=1) + ((part == f) & (order[None, :] < c[:, None])).sum(axis=1)
+            ranks[rows, j] = np.where(np.isfinite(f[:, 0]), 1 + before, np.inf)
         return ranks
 
     def top(self, fused: np.ndarray, depth: int) -> np.ndarray:
