@@ -218,16 +218,13 @@ def oracle_weights(ws: Workspace, strategy: str, measure: str | None = None) -> 
     return pd.DataFrame(best / np.maximum(best.sum(axis=1, keepdims=True), 1), index=cand.index, columns=cand.columns)
 
 
-SHOWN_WEIGHT = 0.005  # weights below this are left out of a decision's label (they round to 0.00)
-
-
 def weights_label(weights: Mapping[str, float]) -> str:
-    """One expert's name for a hard choice; 'mix: a 0.60 · b 0.40' (largest first) for a mixture: a mixed
-    decision is never shown as a single choice."""
-    kept = sorted(((n, float(w)) for n, w in weights.items() if w >= SHOWN_WEIGHT), key=lambda kv: -kv[1])
+    """One expert's name for a hard choice; 'mix: a 0.60 · b 0.40' (largest first; '<0.01' for a weight that
+    rounds to 0) for a mixture: a mixed decision is never shown as a single choice."""
+    kept = sorted(((n, float(w)) for n, w in weights.items() if w > 0), key=lambda kv: -kv[1])
     if len(kept) == 1 and np.isclose(kept[0][1], 1.0):
         return kept[0][0]
-    return "mix: " + " · ".join(f"{n} {w:.2f}" for n, w in kept)
+    return "mix: " + " · ".join(f"{n} {w:.2f}" if w >= 0.005 else f"{n} <0.01" for n, w in kept)
 
 
 def decision_labels(ws: Workspace, decisions: pd.DataFrame) -> pd.Series:
