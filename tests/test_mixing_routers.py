@@ -176,3 +176,11 @@ def test_every_new_strategy_is_listed_with_its_group():
     assert groups["hybrid"] == groups["pilot-mean/hybrid"] == groups["fixed:bm25"] == "lexical"
     assert groups["pilot-mean"] == "choose" and groups["fixed:e1"] == "fixed"
     assert groups["instance-oracle"] == "oracle"
+
+
+def test_a_mixture_is_labelled_by_its_weights_never_as_one_choice():
+    from explorer.analysis import weights_label
+
+    assert weights_label({"base": 0.0, "pilot": 1.0}) == "pilot"
+    assert weights_label({"pycode": 0.4, "pilot": 0.6, "base": 0.0}) == "mix: pilot 0.60 · pycode 0.40"
+    assert weights_label({"pilot": 0.9995, "pycode": 0.0005}) == "mix: pilot 1.00 · pycode <0.01"
