@@ -73,8 +73,18 @@ def _metrics(docs: np.ndarray, judged: Judgements) -> np.ndarray:
     return cube
 
 
+def _cube_without_runs(rng, quality: np.ndarray) -> np.ndarray:
+    """Per-query metrics drawn directly (coarse, so ties happen as with real nDCG@10): the pages-at-scale
+    benchmarks, which add runs of their own (bench.scale.add_runs) and time no fusion."""
+    score = np.round(quality * 10) / 10
+    return np.stack([score, np.clip(score + 0.2, 0, 1), score, score * 0.8], axis=2)
+
+
 def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: int = 300, n_datasets: int = 8,
-                        dim: int = 384, seed: int = 0, depth: int = 100, n_docs: int = 2000) -> Path:
+                        dim: int = 384, seed: int = 0, depth: int = 100, n_docs: int = 2000,
+                        with_runs: bool = True) -> Path:
+    """`with_runs = False`: no runs, qrels or corpora (metrics drawn directly) and no strategy that fuses runs or
+    reads them: the workspace of the page benchmarks, cheap at 50,000 queries."""
     if n_docs < 3 * depth + 2:
         raise ValueError(f"n_docs = {n_docs}: at least 3 x depth + 2 = {3 * depth + 2} (the shared pool of each query)")
     rng = np.random.default_rng(seed)
@@ -86,12 +96,15 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
     base = rng.beta(2, 2, size=len(q))
     quality = np.stack([np.clip(base + (np.where(k_of == e - 1, 0.15, -0.03) if 1 <= e <= n_datasets else 0.0)
                                 + rng.normal(0, 0.1, len(q)), 0.02, 0.98) for e in range(len(encoders))])
-    docs, scores = _runs(rng, quality, n_docs, depth)
     ids = [f"doc{j:05d}" for j in range(n_docs)]
     judged = Judgements(len(q), np.repeat(np.arange(len(q)), 2), np.tile([0, 1], len(q)), np.tile([2, 1], len(q)))
-    cube = _metrics(docs, judged)
     ds = q["dataset"].to_numpy().astype(object)
-    pool = pool_of(docs, scores, ds, {d: ids for d in datasets})
+    if with_runs:
+        docs, scores = _runs(rng, quality, n_docs, depth)
+        cube, pool = _metrics(docs, judged), pool_of(docs, scores, ds, {d: ids for d in datasets})
+    else:
+        docs = scores = pool = None
+        cube = _cube_without_runs(rng, quality)
     lora, lexical = [MERGE_WEIGHTS], [LEXICAL]  # what each kind can do, as a build records it
     records = ([{"name": e, "kind": "lora", "capabilities": lora, "candidate": True, "multi_task": False,
                  "datasets": [d]} for e, d in zip(experts, datasets)]
@@ -105,7 +118,7 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
     ctx = routing_context(encoders, records, experts, dict(zip(datasets, experts)), emb, ds, q["role"].to_numpy(),
                           cube[:, :, 0].T, routing, runs=pool, pilot_judged=pilot_judged, depth=depth)
     routers = [r for r in all_strategies(encoders, "multi-task", variants=VARIANTS) if not r.merges_adapters
-               and r.available(ctx)]
+               and r.available(ctx) and (with_runs or not (r.needs_runs or r.fusion(ctx)))]
     ev = np.flatnonzero(q["role"] == "eval")
     routed = [(r.name, ev, dec, _values(dec, cube, pool, judged, ev, depth))
               for r in routers for dec in [r.decide(ctx, emb[ev], ev)]]
@@ -116,28 +129,18 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
 def _write(out: Path, q, emb, encoders, records, ctx, routers, routed, cube, docs, scores, ids, depth, n_eval):
     """The workspace's files, through the build's own writer."""
     ds = q["dataset"].to_numpy().astype(object)
-    pilot = np.flatnonzero(q["role"] == "pilot")
     datasets = list(dict.fromkeys(ds.tolist()))
     experts = [r["name"] for r in records if r["candidate"]]
     out.mkdir(parents=True, exist_ok=True)
     writer = WorkspaceWriter(out)  # the build's own writer: the same file names and columns
     writer.table("queries.parquet", q)
-    writer.table("qrels.parquet", pd.DataFrame({"dataset": np.repeat(ds, 2), "role": np.repeat(q["role"], 2),
-                                                "qid": np.repeat(q["qid"], 2), "doc_id": ids[:2] * len(q),
-                                                "grade": np.tile([2, 1], len(q))}))
-    for d in datasets:  # the corpora: ids only matter (tie order, the runs' documents)
-        save_table(inside(out, "datasets", d) / "docs.parquet", pd.DataFrame({"doc_id": ids, "title": "", "text": ""}))
-    for e, name in enumerate(encoders):
-        valid = docs[e] >= 0
-        writer.table("runs.parquet", pd.DataFrame({
-            "system": name, "row": np.repeat(np.arange(len(q)), depth)[valid.ravel()],
-            "rank": np.tile(np.arange(1, depth + 1), len(q))[valid.ravel()], "doc": docs[e][valid],
-            "score": scores[e][valid]}))
     writer.routed(routed, encoders, MEASURES)
     writer.metrics(encoders, cube, MEASURES)
+    if docs is not None:
+        _write_runs(writer, out, q, encoders, docs, scores, ids, depth)
     writer.query_embeddings([emb] + [None] * (len(encoders) - 1))
     lib = ctx.library  # the pilot library and a plain 2-D layout (two coordinates), so the map pages draw
-    writer.pilots(lib, encoders, pilot, ctx.labels)
+    writer.pilots(lib, encoders, np.flatnonzero(q["role"] == "pilot"), ctx.labels)
     points = np.concatenate([lib.centroids, emb]) if len(lib) else emb
     writer.layout({"pca": points[:, :2]}, len(lib), len(q))
     writer.manifest({
@@ -147,6 +150,22 @@ def _write(out: Path, q, emb, encoders, records, ctx, routers, routed, cube, doc
         "strategies": [r.record(ctx) for r in routers], "routing": {**ctx.params, "ties_chosen": ctx.tie_choice[0]},
         "measures": MEASURES, "reference": "base", "index": {"depth": depth}})
     writer.significance(significance_tables(Workspace(out), "base"))  # as a build stores it
+
+
+def _write_runs(writer, out: Path, q, encoders, docs, scores, ids, depth) -> None:
+    """qrels, the corpora (ids only: tie order and the runs' documents) and every encoder's run."""
+    ds = q["dataset"].to_numpy().astype(object)
+    writer.table("qrels.parquet", pd.DataFrame({"dataset": np.repeat(ds, 2), "role": np.repeat(q["role"], 2),
+                                                "qid": np.repeat(q["qid"], 2), "doc_id": ids[:2] * len(q),
+                                                "grade": np.tile([2, 1], len(q))}))
+    for d in dict.fromkeys(ds.tolist()):
+        save_table(inside(out, "datasets", d) / "docs.parquet", pd.DataFrame({"doc_id": ids, "title": "", "text": ""}))
+    for e, name in enumerate(encoders):
+        valid = docs[e] >= 0
+        writer.table("runs.parquet", pd.DataFrame({
+            "system": name, "row": np.repeat(np.arange(len(q)), depth)[valid.ravel()],
+            "rank": np.tile(np.arange(1, depth + 1), len(q))[valid.ravel()], "doc": docs[e][valid],
+            "score": scores[e][valid]}))
 
 
 def _values(dec, cube: np.ndarray, pool, judged: Judgements, ev: np.ndarray, depth: int) -> np.ndarray:
