@@ -372,7 +372,6 @@ class Build:
         for name, key in zip(self.encoders, keys):
             if name in lexical:  # no query embedding: its runs come from its own index (search_and_score)
                 self.q_emb.append(None)
-                self.log.record(f"queries:{name}", key, True, 0.0)
                 continue
             ckey = _hash("queries", key, digest)
             self.q_emb.append(self.stages.cached(
