@@ -184,3 +184,20 @@ def test_a_mixture_is_labelled_by_its_weights_never_as_one_choice():
     assert weights_label({"base": 0.0, "pilot": 1.0}) == "pilot"
     assert weights_label({"pycode": 0.4, "pilot": 0.6, "base": 0.0}) == "mix: pilot 0.60 · pycode 0.40"
     assert weights_label({"pilot": 0.9995, "pycode": 0.0005}) == "mix: pilot 1.00 · pycode <0.01"
+
+
+def test_a_variant_of_the_hybrid_keeps_its_per_dataset_choice_in_the_manifest_and_the_what_if():
+    """hybrid/per-dataset is a plain variant of the registered hybrid: its settings (the datasets BM25 joins) are
+    recorded, and rebuilt with them (as the what-if does, without runs to choose by) it decides the same."""
+    from dataclasses import replace
+
+    ctx, emb, rows = _context(lexical_at={"d1": 4, "d2": 0}, hybrid_weight=0.7)
+    spec = [{"name": "hybrid/per-dataset", "router": "hybrid", "hybrid_datasets": "pilot"}]
+    built = next(r for r in all_strategies(ENCODERS, None, variants=spec) if r.name == "hybrid/per-dataset")
+    settings = built.record(ctx)["settings"]
+    assert settings["hybrid_on"] == {"d1": False, "d2": True}
+    again = next(r for r in all_strategies(ENCODERS, None, variants=spec, chosen={"hybrid/per-dataset": settings})
+                 if r.name == "hybrid/per-dataset")
+    stored = built.decide(ctx, emb, rows)
+    no_runs = replace(ctx, runs=None, pilot_judged=None, _cache={})
+    assert np.array_equal(again.what_if_decision(no_runs, emb, stored, []).weights, stored.weights)

@@ -308,7 +308,7 @@ class Variant(Router):
     extra_params: tuple[Param, ...] = ()  # what a subclass lets a variant set besides the inner router's settings
 
     def __init__(self, name: str, inner: Router, overrides: dict):
-        allowed = [p.name for p in (*COMMON_PARAMS, *self.extra_params, *inner.params)]
+        allowed = [p.name for p in (*COMMON_PARAMS, *MIX_PARAMS, *self.extra_params, *inner.params)]
         unknown = [k for k in overrides if k not in allowed]
         if unknown:
             raise ValueError(f"variant {name!r}: {unknown[0]!r} cannot be overridden for router {inner.name!r}; "

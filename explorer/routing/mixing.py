@@ -235,7 +235,9 @@ class MixedVariant(Variant):
 
 
 def make_variant(name: str, inner: Router, overrides: dict, chosen: dict | None = None) -> Variant:
-    """A plain Variant, or a MixedVariant when the overrides ask for mixing (soft, hybrid)."""
-    if any(overrides.get(p.name) for p in VARIANT_MIX) or any(p.name in overrides for p in MIX_PARAMS):
+    """A MixedVariant when the overrides turn a choice into a mixture (soft, hybrid), else a plain Variant whose
+    router keeps the settings its build chose (`chosen`, e.g. a per-dataset hybrid's datasets)."""
+    if any(overrides.get(p.name) for p in VARIANT_MIX):
         return MixedVariant(name, inner, overrides, chosen)
+    inner.chosen = chosen
     return Variant(name, inner, overrides)
