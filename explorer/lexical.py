@@ -18,6 +18,7 @@ import numpy as np
 from .index import Run
 
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s's own token pattern: words of two or more characters
+TIE_MARGIN = 50  # documents retrieved past the run's depth, to order ties at the cut as trec_eval does
 STOPWORD_SETS = ("en", "de", "nl", "fr", "es", "pt", "it", "ru", "sv", "no", "da", "tr", "none")
 
 
@@ -64,7 +65,9 @@ class LexicalIndex:
         out_scores = np.zeros((len(texts), k), dtype=np.float32)
         if not len(texts) or not self.n_docs:
             return Run(out_docs, out_scores)
-        depth = min(k + (1 if ignore_identical_ids else 0), self.n_docs)
+        # a margin past the cut, so that documents tied at the k-th score enter by trec_eval's rule (document id),
+        # not by the order bm25s's top-k selection happens to leave them in
+        depth = min(k + (1 if ignore_identical_ids else 0) + TIE_MARGIN, self.n_docs)
         docs, scores = self.model.retrieve(tokens(texts, self.params), k=depth, show_progress=False, n_threads=1)
         for i in range(len(texts)):
             keep = scores[i] > 0
