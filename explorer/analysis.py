@@ -7,13 +7,17 @@ stored tables: no model is touched.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from .data import JUDGED_TRAIN
-from .evaluation import significance
-from .routing import Decision, RoutingContext, all_strategies, routing_context
+from .evaluation import per_query, run_dict, significance
+from .fusion import pool_of, run_arrays
+from .pilot import FIXED_RULES
+from .rankmetrics import evaluate_ranks, judged_columns, judgements_for, supported
+from .routing import Decision, RoutingContext, all_strategies, chosen_settings, routing_context
 from .workspace import Workspace
 
 AVERAGE = "average"
@@ -214,6 +218,22 @@ def oracle_weights(ws: Workspace, strategy: str, measure: str | None = None) -> 
     return pd.DataFrame(best / np.maximum(best.sum(axis=1, keepdims=True), 1), index=cand.index, columns=cand.columns)
 
 
+def weights_label(weights: Mapping[str, float]) -> str:
+    """One expert's name for a hard choice; 'mix: a 0.60 · b 0.40' (largest first; '<0.01' for a weight that
+    rounds to 0) for a mixture: a mixed decision is never shown as a single choice."""
+    kept = sorted(((n, float(w)) for n, w in weights.items() if w > 0), key=lambda kv: -kv[1])
+    if len(kept) == 1 and np.isclose(kept[0][1], 1.0):
+        return kept[0][0]
+    return "mix: " + " · ".join(f"{n} {w:.2f}" if w >= 0.005 else f"{n} <0.01" for n, w in kept)
+
+
+def decision_labels(ws: Workspace, decisions: pd.DataFrame) -> pd.Series:
+    """Each decision row (strategy, row, weight:<encoder>...) as weights_label text, indexed like `decisions`."""
+    values = decisions[[f"weight:{e}" for e in ws.encoders]].to_numpy(dtype=float)
+    return pd.Series([weights_label(dict(zip(ws.encoders, np.nan_to_num(w)))) for w in values],
+                     index=decisions.index, dtype=object)
+
+
 def query_table(ws: Workspace, strategy: str, measure: str | None = None) -> pd.DataFrame:
     """One row per evaluated query: routed choice (an encoder or "mixture"; `primary` is a mixture's largest-weight
     expert), its score, the oracle's over the experts it chooses among, the base's, regret, margin, and whether the
@@ -232,6 +252,7 @@ def query_table(ws: Workspace, strategy: str, measure: str | None = None) -> pd.
     out["regret"] = out["oracle_score"] - out["routed_score"]
     weights = d[[f"weight:{e}" for e in ws.encoders]].to_numpy()
     out["primary"] = np.asarray(ws.encoders)[weights.argmax(axis=1)]  # a mixture is judged by its largest weight
+    out["decision"] = decision_labels(ws, d)  # in words: the expert, or the mixture's weights
     is_best = np.isclose(cand.to_numpy(), best.to_numpy()[:, None], atol=1e-9)
     col = {c: j for j, c in enumerate(cand.columns)}
     out["correct"] = [bool(is_best[i, col[c]]) if c in col else False for i, c in enumerate(out["primary"])]
@@ -300,15 +321,66 @@ class WhatIf:
         experts; every expert's record stays, so strategies keep their stored columns (masked ones stay masked)."""
         a, ws = self._arrays, self.ws
         q = ws.queries
+        routing = dict(ws.manifest["routing"])
+        if routing.get("ties") == "auto" and routing.get("ties_chosen") in FIXED_RULES:
+            routing["ties"] = routing["ties_chosen"]  # the build chose it on the pilot queries: not chosen again
         return routing_context(ws.encoders, ws.experts,
                                [c for c in ws.candidates if c == "base" or c in enabled],
                                {d: e for d, e in ws.own_expert.items() if e in enabled}, a["base"],
-                               q["dataset"].to_numpy(), q["role"].to_numpy(), a["cube"][:, :, a["nd"]].T,
-                               ws.manifest["routing"])
+                               q["dataset"].to_numpy(), q["role"].to_numpy(), a["cube"][:, :, a["nd"]].T, routing)
+
+    @cached_property
+    def _pool(self) -> dict:
+        """For strategies that fuse runs: every encoder's run of the evaluated queries, gathered once (pool
+        position = evaluated query), and their judgements (the what-if scores fused rankings, it routes nothing)."""
+        ws, ev = self.ws, self._arrays["eval"]
+        depth = int(ws.manifest.get("index", {}).get("depth", 100))
+        docs, scores = run_arrays(ws.run_rows(ws.encoders, ev), ws.encoders, len(ws.queries), depth)
+        datasets = ws.queries["dataset"].to_numpy().astype(object)[ev]
+        ids = {d: ws.docs(d)["doc_id"].tolist() for d in dict.fromkeys(datasets.tolist())}
+        queries = ws.queries.iloc[ev][["qid", "dataset", "role"]].assign(row=np.arange(len(ev)))
+        return {"pool": pool_of(docs[:, ev], scores[:, ev], datasets, ids), "depth": depth,
+                "judged": judgements_for(ws.qrels_table, queries, ids, ("eval",)), "ids": ids, "queries": queries}
+
+    def _fused_values(self, dec: Decision, measure: str, stored: Decision, stored_values: np.ndarray) -> np.ndarray:
+        """`measure` of every evaluated query under a decision whose mixtures fuse runs: a hard choice reads the
+        stored metrics, a mixture the build stored as it is reads its stored value, any other mixture is fused
+        here and scored from where its judged documents land (on arrays; ir_measures for other measures)."""
+        a, p = self._arrays, self._pool
+        chosen = dec.chosen
+        values = a["cube"][np.maximum(chosen, 0), a["eval"], self.ws.measures.index(measure)].copy()
+        same = np.all(dec.weights == stored.weights, axis=1)
+        values[(chosen < 0) & same] = stored_values[(chosen < 0) & same]
+        mixed = np.flatnonzero((chosen < 0) & ~same)
+        if not len(mixed):
+            return values
+        if not supported(measure):
+            docs, scores = p["pool"].run(dec.weights[mixed], dec.fusion, p["depth"], mixed)
+            values[mixed] = self._per_query(measure, mixed, docs, scores)
+            return values
+        if "relevant" not in p:  # each evaluated query's judged documents among its runs' documents
+            p["relevant"] = judged_columns(p["judged"], np.arange(p["pool"].shape[0]), p["pool"].union)
+        cols, grades = p["relevant"]
+        fused = p["pool"].fuse(dec.weights[mixed], dec.fusion, None if len(mixed) == len(chosen) else mixed)
+        ranks = p["pool"].ranks_of(fused, cols[mixed])
+        values[mixed] = evaluate_ranks(measure, ranks, grades[mixed], p["judged"], mixed, p["depth"])
+        return values
+
+    def _per_query(self, measure: str, at: np.ndarray, docs: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """ir_measures on fused runs, for a measure not computed on arrays."""
+        q = self._pool["queries"].iloc[at]
+        out = np.zeros(len(at))
+        for name in dict.fromkeys(q["dataset"].tolist()):
+            mine = np.flatnonzero(q["dataset"].to_numpy() == name)
+            qids = q["qid"].to_numpy()[mine].tolist()
+            run = run_dict(qids, self._pool["ids"][name], docs[mine], np.nan_to_num(scores[mine]))
+            out[mine] = per_query(self.ws.qrels(name), run, [measure], qids)[measure].reindex(qids).fillna(0).to_numpy()
+        return out
 
     def run(self, enabled: list[str], measure: str | None = None) -> tuple[pd.DataFrame, dict]:
         """(dataset x strategy table of `measure` with the average row, {strategy: chosen encoder column per
-        evaluated query}). Strategies whose fixed expert is switched off are left out."""
+        evaluated query, -1 for a mixture}). Strategies whose fixed expert is switched off are left out; those
+        that fuse runs fuse the experts still on again."""
         measure = self.ws.measure(measure)
         a, ws = self._arrays, self.ws
         ctx = self.context(enabled)
@@ -317,10 +389,18 @@ class WhatIf:
         emb = a["base"][ev]
         cols, choices = {}, {}
         routers = all_strategies(ws.encoders, a["multitask"], ws.strategies,
-                                 ws.manifest["routing"].get("variants"))
+                                 ws.manifest["routing"].get("variants"), chosen_settings(ws.manifest))
         off = [ws.encoders.index(e) for e in ws.encoders[1:] if e not in enabled]
         for router in routers:
             if not router.available(ctx):
+                continue
+            if router.fusion(ctx) is not None:
+                dec = router.what_if_decision(ctx, emb, a["stored"][router.name], off)
+                if dec is None:
+                    continue
+                stored = a["stored"][router.name]
+                cols[router.name] = self._fused_values(dec, measure, stored, a["strat_values"][router.name][:, mi])
+                choices[router.name] = dec.chosen
                 continue
             chosen = router.what_if(ctx, emb, a["stored"][router.name], off)
             if chosen is None:

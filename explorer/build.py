@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from . import WORKSPACE_FORMAT_VERSION, __version__
 from .base_model import base_fingerprint
+from .capabilities import LEXICAL
 from .chunked import ChunkedFlat, encode_chunked
 from .config import BuildConfig, DatasetSpec, ExpertSpec, load_config
 from .data import JUDGED_TRAIN, NOT_A_FOLDER, BeirDataset, DataError, Problem, load_beir, path_kind, split_judged
@@ -33,11 +34,14 @@ from .engines import corpus_devices, ray_encoder
 from .analysis import significance_tables
 from .evaluation import per_query, run_dict
 from .experts import EXPERT_KINDS
-from .index import ON_DISK, build_index, resolve_kind, save_index, search, tune_ivf
+from .fusion import pool_of, run_arrays
+from .index import ON_DISK, Run, build_index, resolve_kind, save_index, search, tune_ivf
+from .lexical import LexicalError, build_lexical, indexable, load_lexical, save_lexical
 from .ondisk import INDEX_FILE, build_ivf_on_disk, on_disk_of_size
 from .names import SystemName
 from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
+from .rankmetrics import judgements_for
 from .routing import all_strategies, routing_context
 from .stages import (BUILD_STAGES, StageLog, Stages, array_of_rows, content_key, finish_dir, index_of_size,
                      partial_dir, save_array_atomically)
@@ -124,6 +128,7 @@ class Build:
     index_storage: dict = field(default_factory=dict)  # dataset -> how its index is stored (INDEX_STORAGE)
     runs: list[pd.DataFrame] = field(default_factory=list)
     routed: list = field(default_factory=list)
+    lexical: dict = field(default_factory=dict)  # (lexical expert, dataset) -> its BM25 index
 
     @property
     def stages(self) -> Stages:
@@ -163,10 +168,27 @@ class Build:
             self.datasets[spec.name] = ds
         if failed:
             raise DataError([p for err in failed for p in err.problems], datasets=len(failed))
+        self._check_lexical()
         hashes = {n: d.content_hash for n, d in self.datasets.items()}
         # what an expert trained on a dataset depends on: its content, and which of its judged queries train
         self.train_hashes = {s.name: _hash(hashes[s.name], "judged", s.judged_split, s.judged_seed)
                              if s.judged_split else hashes[s.name] for s in cfg.datasets}
+
+    def _lexical_specs(self) -> list[ExpertSpec]:
+        return [e for e in self.cfg.experts if EXPERT_KINDS[e.kind].can(LEXICAL)]
+
+    def _check_lexical(self) -> None:
+        """A lexical expert indexes every corpus: one without a single indexable word is refused here, before any
+        model loads, naming the expert and the corpus."""
+        lexical = self._lexical_specs()
+        if not lexical:
+            return
+        bad = [Problem(ds.path / "corpus.jsonl", None, f"expert {lexical[0].name!r} (kind {lexical[0].kind!r}) "
+                       f"cannot index dataset {name!r}: no document holds a word (every title and text is empty or "
+                       "shorter than two letters)", "give the documents text, or drop the lexical expert")
+               for name, ds in self.datasets.items() if not indexable(ds.corpus.passages())]
+        if bad:
+            raise DataError(bad, datasets=len(bad))
 
     def prepare_output(self) -> None:
         """Refuse an --out that must not be replaced and a cache that is not a folder, before any model work; a
@@ -227,11 +249,30 @@ class Build:
         self.experts = [replace(e, sources=union[e.name]) if e.multi_task else e for e in cfg.experts]
         for spec in [e for e in self.experts if not e.multi_task] + [e for e in self.experts if e.multi_task]:
             t = time.perf_counter()
-            folder, key, cached = (self._load_adapter(spec) if spec.adapter is not None
-                                   else self._train(spec))
+            folder, key, cached = (self._lexical_card(spec) if EXPERT_KINDS[spec.kind].can(LEXICAL)
+                                   else self._load_adapter(spec) if spec.adapter is not None else self._train(spec))
             self.expert_keys[spec.name], self.folders[spec.name] = key, folder
             self.cards[spec.name] = json.loads((folder / "card.json").read_text())
             self.log.record(f"expert:{spec.name}", key, cached, time.perf_counter() - t)
+
+    def _lexical_settings(self, spec: ExpertSpec) -> dict:
+        versions = {p: metadata.version(p) for p in ("bm25s", "PyStemmer")}
+        return {**EXPERT_KINDS[spec.kind].defaults, **spec.adapter_params, "versions": versions}
+
+    def _lexical_card(self, spec: ExpertSpec) -> tuple[Path, str, bool]:
+        """A lexical expert trains nothing: its folder holds its card (kind, settings, library versions)."""
+        settings = self._lexical_settings(spec)
+        key = _hash("lexical", spec.kind, settings)
+        folder = self.cfg.cache_dir / "experts" / key
+        if (folder / "card.json").is_file():
+            return folder, key, True
+        tmp = partial_dir(folder)
+        tmp.mkdir(parents=True, exist_ok=True)
+        card = {"name": spec.name, "kind": spec.kind, "origin": "indexed", "multi_task": False, "datasets": [],
+                "hyper_parameters": settings, "trainable_parameters": 0}
+        (tmp / "card.json").write_text(json.dumps(card, indent=2))
+        finish_dir(tmp, folder)
+        return folder, key, False
 
     def _load_adapter(self, spec: ExpertSpec) -> tuple[Path, str, bool]:
         """An adapter folder given in the config, checked and loaded into the encoder; cached by its files."""
@@ -327,7 +368,11 @@ class Build:
         keys = [self.base_fp] + [self.expert_keys[e.name] for e in self.cfg.experts]
         self.log.begin("queries", f"Encoding {len(self.queries.qids)} queries under {len(self.encoders)} encoders",
                        len(self.encoders))
+        lexical = {e.name for e in self._lexical_specs()}
         for name, key in zip(self.encoders, keys):
+            if name in lexical:  # no query embedding: its runs come from its own index (search_and_score)
+                self.q_emb.append(None)
+                continue
             ckey = _hash("queries", key, digest)
             self.q_emb.append(self.stages.cached(
                 f"queries:{name}", ckey, self.cfg.cache_dir / "queries" / f"{ckey}.npy",
@@ -353,8 +398,29 @@ class Build:
             self.index_storage[name] = "faiss-on-disk" if kind == ON_DISK else "faiss"
             if kind in ("ivf", ON_DISK):  # stated in the workspace: how near exact this approximate index is
                 self.index_recall[name] = tune_ivf(self.indexes[name], self.doc_emb[name], chunk=cfg.chunk_docs)
+        self._lexical_indexes()
         self.qrels_by = _qrels_lookup(self.queries)
         self.metric_arr = self.stages.timed("search+metrics", self.search_key, self._score_every_encoder)
+
+    def _lexical_indexes(self) -> None:
+        """Every lexical expert's BM25 index of every corpus, cached by content hash (bm25s's .npy + JSON)."""
+        for spec in self._lexical_specs():
+            settings = self._lexical_settings(spec)
+            for name, ds in self.datasets.items():
+                key = _hash("bm25", ds.content_hash, settings)
+                folder, n = self.cfg.cache_dir / "lexical" / key, len(ds.corpus)
+                self.lexical[(spec.name, name)] = self.stages.cached(
+                    f"bm25:{spec.name}:{name}", key, folder / "params.index.json",
+                    lambda path, n=n: load_lexical(path.parent, settings, n),
+                    lambda ds=ds, name=name: self._index_lexical(spec, ds, name, settings),
+                    lambda path, index: _save_lexical_folder(index, path.parent))
+
+    def _index_lexical(self, spec: ExpertSpec, ds: BeirDataset, name: str, settings: dict):
+        try:
+            return build_lexical(ds.corpus.passages(), settings, f"expert {spec.name!r} on dataset {name!r}")
+        except LexicalError as err:
+            raise DataError([Problem(ds.path / "corpus.jsonl", None, str(err), "give the documents text, or drop "
+                                     "the lexical expert")]) from err
 
     def _index(self, name: str, key: str, kind: str, n_docs: int):
         """A corpus's faiss index from the cache, or built: in memory, or (ivf-disk) chunk by chunk into a cache
@@ -378,15 +444,27 @@ class Build:
                 for role in ("pilot", "eval"):
                     rows = q.rows(ds_name, role)
                     if len(rows):
-                        cube[e, rows] = self._run(name, ds_name, role, rows, self.q_emb[e][rows])
+                        emb = None if self.q_emb[e] is None else self.q_emb[e][rows]
+                        cube[e, rows] = self._run(name, ds_name, role, rows, emb)
         return cube
 
-    def _run(self, system: str, dataset: str, role: str, rows: np.ndarray, emb: np.ndarray) -> np.ndarray:
-        """Search `dataset` with `emb` (the queries at `rows`), keep the run as `system`'s, return the scores."""
+    def _run(self, system: str, dataset: str, role: str, rows: np.ndarray, emb: np.ndarray | None) -> np.ndarray:
+        """Search `dataset` with `emb` (the queries at `rows`; a lexical expert reads their texts), keep the run as
+        `system`'s, return the scores."""
         spec = next(s for s in self.cfg.datasets if s.name == dataset)
         qids = [self.queries.qids[r] for r in rows]
         ids = self.datasets[dataset].corpus.ids
-        run = search(self.indexes[dataset], emb, self.cfg.depth, ids, qids, spec.ignore_identical_ids)
+        if (system, dataset) in self.lexical:
+            run = self.lexical[(system, dataset)].search([self.queries.texts[r] for r in rows], self.cfg.depth, ids,
+                                                         qids, spec.ignore_identical_ids)
+        else:
+            run = search(self.indexes[dataset], emb, self.cfg.depth, ids, qids, spec.ignore_identical_ids)
+        return self._keep_run(system, dataset, role, rows, run)
+
+    def _keep_run(self, system: str, dataset: str, role: str, rows: np.ndarray, run: Run) -> np.ndarray:
+        """Keep `run` (of the queries at `rows`) as `system`'s and return its per-query scores of every measure."""
+        qids = [self.queries.qids[r] for r in rows]
+        ids = self.datasets[dataset].corpus.ids
         self.runs.append(_run_frame(system, rows, run))
         return per_query(self.qrels_by[(dataset, role)], run_dict(qids, ids, run.docs, run.scores),
                          self.cfg.measures, qids).to_numpy()
@@ -412,24 +490,48 @@ class Build:
                     own.setdefault(d, spec.name)
         candidates = (["base"] if cfg.routing["base_as_candidate"] else []) + [e.name for e in self.experts
                                                                                if e.candidate]
+        if cfg.routing["lexical_as_candidate"]:
+            candidates += [e.name for e in self._lexical_specs() if e.name not in candidates]
         labels = self.metric_arr[:, :, cfg.measures.index(cfg.label_measure)].T  # labels pilots, defines oracles
         self.ctx = routing_context(self.encoders, self.expert_records(), candidates, own, self.q_emb[0],
-                                   self.queries.datasets, self.queries.roles, labels, cfg.routing)
+                                   self.queries.datasets, self.queries.roles, labels, cfg.routing,
+                                   runs=self._run_pool(), pilot_judged=self._judgements(("pilot",)),
+                                   label_measure=cfg.label_measure, depth=cfg.depth)
         multitask = cfg.multitask.name if cfg.multitask else None
         self.strategies = [s for s in all_strategies(self.encoders, multitask, cfg.routing["strategies"] or None,
                                                      cfg.routing["variants"]) if s.available(self.ctx)]
         for strat in self.strategies:
-            dec = strat.decide(self.ctx, self.q_emb[0][eval_rows])
+            dec = strat.decide(self.ctx, self.q_emb[0][eval_rows], eval_rows)
             self.routed.append((strat.name, eval_rows, dec, self._strategy_scores(strat.name, dec, eval_rows)))
         self.log.record("routing", self.routing_key, False, time.perf_counter() - t)
 
+    def _run_pool(self):
+        """Every encoder's run of every query, gathered for fusion and post-retrieval routing."""
+        docs, scores = run_arrays(pd.concat(self.runs, ignore_index=True), self.encoders, len(self.queries.qids),
+                                  self.cfg.depth)
+        return pool_of(docs, scores, np.asarray(self.queries.datasets, dtype=object),
+                       {n: ds.corpus.ids for n, ds in self.datasets.items()})
+
+    def _judgements(self, roles: tuple[str, ...]):
+        q = self.queries
+        return judgements_for(pd.DataFrame(q.qrels, columns=["dataset", "role", "qid", "doc_id", "grade"]),
+                              pd.DataFrame({"row": np.arange(len(q.qids)), "qid": q.qids, "dataset": q.datasets,
+                                            "role": q.roles}),
+                              {n: ds.corpus.ids for n, ds in self.datasets.items()}, roles)
+
     def _strategy_scores(self, strategy: str, dec, rows: np.ndarray) -> np.ndarray:
-        """Per evaluated query, every measure of what the strategy chose; a mixture (e.g. DAR below its margin) is
-        encoded under its weighted adapters, searched and scored here."""
+        """Per evaluated query, every measure of what the strategy chose; a mixture is either the weighted experts'
+        stored runs fused (dec.fusion: RRF, CombSUM, ...) or one encoding under its weighted adapters (DAR below
+        its margin, DDR), searched and scored here."""
         chosen = dec.chosen
         values = np.zeros((len(rows), len(self.cfg.measures)))
         hard = chosen >= 0
         values[hard] = self.metric_arr[chosen[hard], rows[hard]]
+        if dec.fusion is not None:
+            mixed = np.flatnonzero(~hard)
+            if len(mixed):
+                values[mixed] = self._fused_scores(str(SystemName.mix(strategy)), dec, rows[mixed], mixed)
+            return values
         for i in np.flatnonzero(~hard):
             row, w = rows[i], dec.weights[i]
             emb = self.encoder.encode([self.queries.texts[row]],
@@ -437,6 +539,17 @@ class Build:
             values[i] = self._run(str(SystemName.mix(strategy)), self.queries.datasets[row], "eval",
                                   np.array([row]), emb)[0]
         return values
+
+    def _fused_scores(self, system: str, dec, rows: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The fused runs of the queries at `rows` (decision rows `at`), kept as `system`'s and scored per dataset."""
+        docs, scores = self.ctx.runs.run(dec.weights[at], dec.fusion, self.cfg.depth, rows)
+        out = np.zeros((len(rows), len(self.cfg.measures)))
+        ds = np.asarray(self.queries.datasets, dtype=object)[rows]
+        for name in dict.fromkeys(ds.tolist()):
+            mine = np.flatnonzero(ds == name)
+            run = Run(docs[mine].astype(np.int32), np.nan_to_num(scores[mine], nan=0.0))
+            out[mine] = self._keep_run(system, name, "eval", rows[mine], run)
+        return out
 
     def draw_layouts(self) -> None:
         """PCA and UMAP of the pilot centroids and every query (cached)."""
@@ -531,12 +644,25 @@ def _dataset_record(s, ds: BeirDataset) -> dict:
 def _library_versions() -> dict:
     out = {"python": platform.python_version(), "router-explorer": __version__}
     for pkg in ("torch", "sentence-transformers", "transformers", "peft", "faiss-cpu", "ir-measures", "numpy",
-                "scikit-learn", "umap-learn"):
+                "scikit-learn", "umap-learn", "bm25s", "PyStemmer"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def _save_lexical_folder(index, folder: Path) -> None:
+    """A BM25 index into the cache, atomically: written into a partial folder, renamed into place."""
+    import shutil
+
+    tmp = partial_dir(folder)
+    save_lexical(index, tmp)
+    if (folder / "params.index.json").is_file():
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
 
 
 def _cached_layout(path: Path, points: int) -> tuple[dict, bool]:

@@ -16,14 +16,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .base_model import PRECISIONS
-from .capabilities import TRAINS_ITSELF
+from .capabilities import LEXICAL, TRAINS_ITSELF
 from .data import JUDGED_TEST, JUDGED_TRAIN
 from .engines import COMPUTE_PARAMS, corpus_devices, ray_problem
 from .evaluation import DEFAULT_MEASURES, default_label_measure
 from .experts import EXPERT_KINDS, AdapterError
 from .index import INDEX_KINDS
 from .names import SystemName, name_problem, strategy_name_problem
-from .routing import COMMON_PARAMS, ROUTERS, fixed_strategies, routing_params
+from .routing import COMMON_PARAMS, MIX_PARAMS, ROUTERS, VARIANT_MIX, fixed_strategies, routing_params
 from .settings import REQUIRED, Param, Problems, check_table, defaults, markdown_table, nearest
 from .training import KEY_BASELINE, PAIR_SOURCES, SOURCE_PARAMS, TRAIN_PARAMS
 
@@ -213,7 +213,8 @@ EXPERT_PARAMS = (
     Param("adapter", str, None, "load this adapter folder (relative to this file) instead of training",
           nullable=True),
     Param("multi_task", bool, False, "trained on the balanced union of every expert's data (a baseline)"),
-    Param("candidate", bool, None, "a routing candidate", nullable=True, default_doc="true unless multi_task"),
+    Param("candidate", bool, None, "a routing candidate", nullable=True,
+          default_doc="true unless multi_task or lexical (BM25)"),
 )
 SOURCE_TABLE_PARAMS = (
     Param("dataset", str, REQUIRED, "a configured dataset"),
@@ -315,7 +316,7 @@ def load_config(path: str | Path) -> BuildConfig:
     datasets = _datasets(raw.get("datasets"), root, problems)
     experts = _experts(raw.get("experts", []), training, datasets, root, problems)
     routing["variants"] = _variants(routing_raw.get("variants", []) if isinstance(routing_raw, dict) else [],
-                                    problems)
+                                    problems, any(EXPERT_KINDS[e.kind].can(LEXICAL) for e in experts))
     _check_strategies(routing, evaluation, experts, problems)
     _check_measures(evaluation.get("measures", []), problems)
     _check_cutoffs(evaluation.get("measures", []), index.get("depth"), problems)
@@ -489,11 +490,14 @@ def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, pro
                          "early", "drop stop_split")
         elif train.get("stop_split") is not None:
             _check_stop_split(train, sources, multi, by_name, where, problems)
-        if not sources and not multi and adapter is None and "adapter" not in e:
+        lexical = EXPERT_KINDS[kind].can(LEXICAL)
+        if lexical:
+            _check_lexical(e, where, problems)
+        elif not sources and not multi and adapter is None and "adapter" not in e:
             problems.add(where, "sources", "the expert has no sources and no adapter",
                          'give sources = [{dataset = ..., source = ...}], multi_task = true, or adapter = "folder"')
         out.append(ExpertSpec(name=v["name"], kind=kind, sources=sources, adapter=adapter, multi_task=multi,
-                              candidate=v["candidate"] if v.get("candidate") is not None else not multi,
+                              candidate=v["candidate"] if v.get("candidate") is not None else not (multi or lexical),
                               train=train, adapter_params=adapter_params))
     names = [e.name for e in out]
     for n in sorted({n for n in names if names.count(n) > 1}):
@@ -501,6 +505,14 @@ def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, pro
     if sum(e.multi_task for e in out) > 1:
         problems.add("experts", "multi_task", "more than one multi_task expert", "keep one")
     return out
+
+
+def _check_lexical(e: dict, where: str, problems: Problems) -> None:
+    """A lexical expert (BM25) indexes every corpus itself: it trains on nothing and loads no adapter."""
+    for key, why in (("sources", "it indexes every corpus itself and trains on nothing"),
+                     ("adapter", "it has no adapter folder"), ("multi_task", "it is not trained")):
+        if e.get(key):
+            problems.add(where, key, f'kind "{e.get("kind")}" is lexical: {why}', f"drop {key}")
 
 
 def _sources(value, where: str, train: dict, by_name: dict, problems: Problems) -> list[dict]:
@@ -584,7 +596,23 @@ def _check_source(s: dict, train: dict, by_name: dict, where: str, problems: Pro
                      'use source = "crops", "sentences" or "titles" (they need no training queries), or name a split it has')
 
 
-def _variants(value, problems: Problems) -> list[dict]:
+def _check_mixing(v: dict, router: type, lexical: bool, where: str, problems: Problems) -> None:
+    """soft and hybrid need a router that scores every expert and chooses one (not a fusion, a merge or an
+    oracle); a hybrid needs a lexical expert to fuse with."""
+    why = ("is an oracle (it reads the test judgements)" if router.uses_oracle else
+           "mixes by merging experts into one encoding" if router.merges_adapters else
+           "does not choose by a score per expert" if not router.scores_experts else None)
+    for key in ("soft", "hybrid"):
+        if v.get(key) is True and why:
+            problems.add(where, key, f"router {router.name!r} {why}, so it has no {key} variant",
+                         "use a router that picks one expert by its scores, such as pilot-mean, prototype or "
+                         "qpp-learned")
+    if v.get("hybrid") is True and not lexical:
+        problems.add(where, "hybrid", "there is no lexical expert to fuse with",
+                     'add [[experts]] name = "bm25", kind = "bm25"')
+
+
+def _variants(value, problems: Problems, lexical: bool = False) -> list[dict]:
     builtin = {"base", "multi-task", *ROUTERS}
     out, seen = [], set()
     for i, v in enumerate(_tables(value, "routing.variants", problems)):
@@ -602,11 +630,12 @@ def _variants(value, problems: Problems) -> list[dict]:
             problems.add(where, "router", f"{router!r} is not a registered router" if "router" in v else "is missing",
                          (f"did you mean {near!r}? " if near else "") + f"use one of {', '.join(ROUTERS)}")
             continue
-        params = (*COMMON_PARAMS, *ROUTERS[router].params)
+        params = (*COMMON_PARAMS, *VARIANT_MIX, *MIX_PARAMS, *ROUTERS[router].params)
         own = ", ".join(p.name for p in params)
         check_table(v, params, where, problems, handled=("name", "router"), fill=False,
                     elsewhere={p.name: f"a setting of other routers, not of {router!r} (it reads {own})"
                                for p in routing_params()})
+        _check_mixing(v, ROUTERS[router], lexical, where, problems)
         seen.add(name)
         out.append(dict(v))
     return out

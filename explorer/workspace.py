@@ -23,6 +23,7 @@ from . import WORKSPACE_FORMAT_VERSION
 from .base_model import PRECISIONS
 from .data import NOT_A_FILE, NOT_A_FOLDER, path_kind
 from .evaluation import default_label_measure
+from .fusion import NORMS
 from .names import SystemName, name_problem, strategy_name_problem
 
 REBUILD = "rebuild the workspace with `explorer build CONFIG --out DIR`"
@@ -286,6 +287,20 @@ def _kind(n) -> str | None:
     return name_problem(n, "expert kind")
 
 
+def _group(v) -> str | None:
+    from .routing import GROUPS
+
+    return None if v in GROUPS else f"is not one of {', '.join(GROUPS)}"
+
+
+def _positive(v) -> str | None:
+    return None if v > 0 else "is not above 0"
+
+
+def _share(v) -> str | None:
+    return None if 0 < v < 1 else "is not between 0 and 1"
+
+
 STRINGS = Key("list", items=Key("str"))
 STRATEGY_NAMES = Key("list", items=Key("str", check=strategy_name_problem))
 MANIFEST: dict[str, Key] = {
@@ -320,6 +335,14 @@ MANIFEST: dict[str, Key] = {
         "name": Key("str", check=strategy_name_problem), "family": Key("str"),
         "description": Key("str", required=False), "uses_oracle": Key("bool", required=False),
         "whatif": Key("str", required=False),
+        "group": Key("str", required=False, check=_group),
+        "settings": Key("dict", required=False, fields={
+            "soft_k": Key("int", required=False, check=lambda v: None if 1 <= v <= 64 else "is not in [1, 64]"),
+            "soft_temperature": Key("number", required=False, check=_positive),
+            "hybrid_weight": Key("number", required=False, check=_share),
+            "soft_cv": Key("dict", required=False, values=Key("number")),
+            "hybrid_on": Key("dict", required=False, keys=_dataset, values=Key("bool")),
+            "hybrid_cv": Key("dict", required=False, keys=_dataset, values=Key("list", items=Key("number")))}),
         "choices": Key("list", required=False, items=Key("str", check=_encoder))})),
     "routing": Key("dict"),  # its fields come from the routers' declarations (routing_key), read when checked
     "measures": Key("list", check=lambda v: None if v else "is empty", items=Key("str", check=_measure)),
@@ -353,7 +376,7 @@ def routing_key() -> Key:
         "ties_cv": Key("dict", required=False)}
     for p in routing_params():
         kinds = (PARAM_TYPES[p.type], *(("null",) if p.nullable else ()))  # "number" takes an int too
-        fields.setdefault(p.name, Key(kinds, required=False))
+        fields.setdefault(p.name, Key(kinds, required=False, check=lambda v, p=p: (p.problem(v) or (None,))[0]))
     return Key("dict", fields=fields)
 
 
@@ -539,10 +562,12 @@ class WorkspaceWriter:
         """The expert's adapter folder (weights and card.json), copied from the cache."""
         shutil.copytree(folder, inside(self.root, "experts", name))
 
-    def query_embeddings(self, embeddings: list[np.ndarray]) -> None:
-        """One array per encoder, in the manifest's encoder order (row = the query's row)."""
+    def query_embeddings(self, embeddings: list[np.ndarray | None]) -> None:
+        """One array per encoder, in the manifest's encoder order (row = the query's row); None for an encoder
+        without one (a lexical expert), which gets no file."""
         for i, emb in enumerate(embeddings):
-            save_array(self.root / "embeddings" / encoder_file(i), emb)
+            if emb is not None:
+                save_array(self.root / "embeddings" / encoder_file(i), emb)
 
     def table(self, name: str, frame: pd.DataFrame) -> None:
         """A table the build made in the declared layout (queries, qrels, runs, layout)."""
@@ -893,10 +918,20 @@ class Workspace:
     def pilot_centroids(self) -> np.ndarray:
         return load_array(self.file("pilots.npy"), ndim=2)
 
+    def has_embedding(self, encoder: str) -> bool:
+        """Whether `encoder` embeds queries: a lexical expert (BM25) has runs but no query embedding."""
+        from .capabilities import LEXICAL
+
+        return not any(e["name"] == encoder and LEXICAL in e["capabilities"] for e in self.experts)
+
     def embeddings(self, encoder: str = "base") -> np.ndarray:
         if encoder not in self.encoders:
             raise WorkspaceError(f"{self.path}: no encoder {str(encoder)[:80]!r} in manifest.json (fix: use one of "
                                  f"{', '.join(self.encoders)})")
+        if not self.has_embedding(encoder):
+            with_emb = [e for e in self.encoders if self.has_embedding(e)]
+            raise WorkspaceError(f"{encoder} has no query embedding: it is a lexical expert (BM25 scores words, it "
+                                 f"embeds nothing) (fix: ask for one of {', '.join(with_emb)})")
         return self._embeddings(self.encoders.index(encoder))
 
     def _embeddings(self, index: int) -> np.ndarray:

@@ -154,7 +154,7 @@ def test_qrels_source_on_a_real_dataset_without_train_split(tmp_path):
     ('[[datasets]]\npath = "beta"\nname = "/tmp/abs"\n', "the dataset name '/tmp/abs' is not"),
     ('[[datasets]]\npath = "beta"\n[[experts]]\nname = "base"\nmulti_task = true\n', "reserved for the base model"),
     ('[[datasets]]\npath = "beta"\n[[experts]]\nname = "x"\nkind = "lora2"\nmulti_task = true\n',
-     '`kind` "lora2" is not one of "lora" / "prefix" / "query-adapter" (fix: did you mean "lora"?'),
+     '`kind` "lora2" is not one of "lora" / "prefix" / "query-adapter" / "bm25" (fix: did you mean "lora"?'),
     ('[[datasets]]\npath = "beta"\n[[experts]]\nname = "x"\nkind = "query-adapter"\nencoder = "bundled:layers=9"\n'
      'sources = [{dataset = "beta"}]\n', "bundled[:layers=1..6]"),
     ('[[datasets]]\npath = "beta"\n[[routing.variants]]\nname = "pilot-mean/x"\nrouter = "pilot-maen"\n',

@@ -99,7 +99,7 @@ BAD_MANIFESTS = {
     "version-as-string": (lambda m: m.update(format_version="1"),
                           "key 'format_version' is \"1\", expected an integer"),
     "version-as-bool": (lambda m: m.update(format_version=True), "key 'format_version' is true, expected an integer"),
-    "version-zero": (lambda m: m.update(format_version=0), "key 'format_version': is 0, expected 1 to 2"),
+    "version-zero": (lambda m: m.update(format_version=0), "key 'format_version': is 0, expected 1 to 3"),
     "no-version": (lambda m: m.pop("format_version"), "key 'format_version' is missing"),
     "no-encoders": (lambda m: m.pop("encoders"), "key 'encoders' is missing"),
     "strategies-not-a-list": (lambda m: m.update(strategies={"name": "base"}),

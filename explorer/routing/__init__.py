@@ -5,28 +5,32 @@ file; `base` and `fixed` hold the contract and the fixed choices."""
 import importlib
 import pkgutil
 
-from .base import (COMMON_PARAMS, ROUTERS, Decision, Router, RoutingContext, Variant, argmax_decision, register,
-                   routing_context, routing_params)
+from .base import (COMMON_PARAMS, GROUPS, MIX_PARAMS, ROUTERS, VARIANT_MIX, Decision, Router, RoutingContext, Variant,
+                   argmax_decision, register, routing_context, routing_params)
 from .fixed import Fixed, fixed_strategies
+from .mixing import make_variant
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):  # registration, in a stable order
     importlib.import_module(f"{__name__}.{_module}")
 
-
-FAMILY_ORDER = ["baseline", "RouterRetriever", "DAR", "DDR", "oracle"]  # display order: baselines, routers, upper bounds
+# display order: baselines, routers, mixtures, post-retrieval, lexical, upper bounds
+FAMILY_ORDER = ["baseline", "RouterRetriever", "DAR", "DDR", "fusion", "post-retrieval", "lexical", "oracle"]
 
 
 def all_strategies(encoders: list[str], multitask: str | None, only: list[str] | None = None,
-                   variants: list[dict] | None = None) -> list[Router]:
+                   variants: list[dict] | None = None, chosen: dict[str, dict] | None = None) -> list[Router]:
     """Every registered router, the configured variants and the fixed choices, in display order; `only` filters
-    by name. A variant is {"name": ..., "router": <registered name>, <parameter>: <value>, ...}."""
+    by name. A variant is {"name": ..., "router": <registered name>, <parameter>: <value>, ...}. `chosen`: per
+    strategy, settings a build chose (the manifest's `settings`), reused instead of choosing them again."""
     registered: list[Router] = [cls() for cls in ROUTERS.values()]
+    for router in registered:
+        router.chosen = (chosen or {}).get(router.name)
     for v in variants or []:
         if v.get("router") not in ROUTERS:
             raise ValueError(f"variant {v.get('name')!r}: router {v.get('router')!r} is not registered; "
                              f"known: {', '.join(ROUTERS)}")
         overrides = {k: val for k, val in v.items() if k not in ("name", "router")}
-        registered.append(Variant(v["name"], ROUTERS[v["router"]](), overrides))
+        registered.append(make_variant(v["name"], ROUTERS[v["router"]](), overrides, (chosen or {}).get(v["name"])))
     registered.sort(key=lambda r: FAMILY_ORDER.index(r.family) if r.family in FAMILY_ORDER else len(FAMILY_ORDER))
     routers: list[Router] = [*fixed_strategies(encoders, multitask), *registered]
     if only:
@@ -38,5 +42,11 @@ def all_strategies(encoders: list[str], multitask: str | None, only: list[str] |
     return routers
 
 
-__all__ = ["COMMON_PARAMS", "ROUTERS", "routing_params", "routing_context", "Decision", "Router", "RoutingContext",
-           "Variant", "argmax_decision", "register", "Fixed", "fixed_strategies", "all_strategies"]
+def chosen_settings(manifest: dict) -> dict[str, dict]:
+    """Per strategy, the settings its build chose (manifest `strategies[].settings`)."""
+    return {s["name"]: s["settings"] for s in manifest.get("strategies", []) if isinstance(s.get("settings"), dict)}
+
+
+__all__ = ["COMMON_PARAMS", "GROUPS", "MIX_PARAMS", "VARIANT_MIX", "ROUTERS", "routing_params", "routing_context",
+           "Decision", "Router", "RoutingContext", "Variant", "argmax_decision", "register", "Fixed",
+           "fixed_strategies", "all_strategies", "chosen_settings"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..capabilities import LEXICAL
 from ..names import SystemName
 from .base import Decision, Router
 
 
 class Fixed(Router):
     family = "fixed"
+    group = "fixed"
 
     def __init__(self, name: str, column_name: str, description: str):
         self.name, self.column_name, self.description = name, column_name, description
@@ -17,7 +19,12 @@ class Fixed(Router):
     def available(self, ctx):
         return self.column_name in ctx.encoders
 
-    def decide(self, ctx, emb):
+    def group_in(self, ctx):
+        """A lexical expert alone (BM25) is grouped with the other lexical systems."""
+        col = ctx.encoders.index(self.column_name)
+        return "lexical" if LEXICAL in ctx.expert_capabilities.get(col, ()) else "fixed"
+
+    def decide(self, ctx, emb, rows=None):
         col = ctx.encoders.index(self.column_name)
         weights = np.zeros((len(emb), len(ctx.encoders)))
         weights[:, col] = 1.0

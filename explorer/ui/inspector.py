@@ -224,6 +224,7 @@ def _rankings(c, data: dict) -> None:
             _ranking_table(c, sbs["rankings"][label], f"insp_rank_{sbs['columns'][label]}", len(systems))
             _snippets(sbs["rankings"][label], data["query"]["text"])
     st.caption("Green rows: judged relevant (● grade 1, ●● grade 2). Click a row to read its document below.")
+    _contributions(c["strategy"], data["contributions"])
     if not sbs["judged"]:
         st.info("This query has no judged documents, so there is nothing to track across rankings.")
     elif sbs["moves"].empty:
@@ -233,6 +234,15 @@ def _rankings(c, data: dict) -> None:
                     f"{sbs['depth'] + 1} = not in the top {sbs['depth']})")
         st.plotly_chart(legend_below(movement_figure(sbs["moves"], systems, sbs["depth"]), -0.22),
                         width="stretch", key="insp_moves")
+
+
+def _contributions(strategy: str, contrib) -> None:
+    """For a strategy that mixed this query: where each document of its fused ranking stood in each expert's run."""
+    if contrib.empty:
+        return
+    st.markdown(f"**Which experts contributed each document of {safe.md(strategy)}'s ranking** (the document's "
+                "rank in each weighted expert's own run; empty: not in its run)")
+    st.dataframe(contrib, hide_index=True, width="stretch")
 
 
 def _compare(c, data: dict) -> None:
@@ -258,8 +268,7 @@ def _side(c, cmp: dict, side: str, text: str) -> None:
         return
     label = f"{side} · {strategy}"
     sc = cmp["rankings"]["scores"][label]
-    weights = f" · weights {safe.md(d['weights'])}" if d["chosen"] == views.MIXTURE else ""
-    st.caption(f"chose {safe.md(d['chosen'])} · margin {safe.md(d['margin'])}{weights} · "
+    st.caption(f"chose {safe.md(d['decision'])} · margin {safe.md(d['margin'])} · "
                + " · ".join(f"{safe.md(m)} {views.x100(v)}" for m, v in sc.items()))
     _ranking_table(c, cmp["rankings"]["rankings"][label], f"cmp_rank_{side}", 2)
     _snippets(cmp["rankings"]["rankings"][label], text)

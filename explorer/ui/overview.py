@@ -39,6 +39,11 @@ def _controls(c) -> None:
         counts = dict(zip(values["value"].replace("", NO_VALUE), values["queries"]))
         c("slice_value", f"{safe.md(c['slice'])} is", container=s2,
           format_func=lambda v: f"{v} · {counts.get(v, 0)} queries")
+    groups = views.group_counts(c.ws)
+    c("groups", "Strategy groups in the table", format_func=lambda g: f"{g} ({groups.get(g, 0)})",
+      help="choose: routers that pick one expert; mix: fusion of the experts' runs and soft routing; post-retrieval: "
+           "routers that look at every expert's ranking first; lexical: BM25 and its hybrids; fixed: one system "
+           "always; oracle: upper bounds. Bold, the gap and the marks stay those of the whole table.")
 
 
 def render() -> None:

@@ -65,6 +65,10 @@ def render() -> None:
     decisions = data["decisions"].sort_values("family", key=lambda f: f.eq("fixed"), kind="stable")
     st.dataframe(decisions, hide_index=True, width="stretch",
                  column_config={"margin": st.column_config.NumberColumn("margin", format="%.3f")})
+    if data["left_out"]:  # they decide from every expert's stored run, which a typed query does not have
+        st.caption("Not routed live (they read every expert's stored ranking first): "
+                   + ", ".join(safe.md(s) for s in data["left_out"]) + ". A lexical expert (BM25) is searched live "
+                   "from the workspace's documents; a fusion searches each of its experts and fuses their rankings.")
     _results(data["searches"], data["corpus"])
 
 

@@ -15,6 +15,7 @@ from .decisions import *  # noqa: F401,F403
 from .errors import *  # noqa: F401,F403
 from .experts import *  # noqa: F401,F403
 from .inspector import *  # noqa: F401,F403
+from .mixing import *  # noqa: F401,F403
 from .overview import *  # noqa: F401,F403
 from .playground import *  # noqa: F401,F403
 from .routing_map import *  # noqa: F401,F403
