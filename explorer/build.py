@@ -39,6 +39,7 @@ from .names import SystemName
 from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
 from .routing import all_strategies, routing_context
+from .runs import ImportedRun, RunTarget, import_run
 from .stages import (BUILD_STAGES, StageLog, Stages, array_of_rows, content_key, finish_dir, index_of_size,
                      partial_dir, save_array_atomically)
 from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
@@ -56,7 +57,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     terminal; in a log each stage and each finished item print one line. `status` receives each stage's progress."""
     cfg = config if isinstance(config, BuildConfig) else load_config(config)
     b = Build(cfg, Path(out), StageLog(echo=echo, status=status), progress and sys.stderr.isatty())
-    for stage in (b.read_datasets, b.prepare_output, b.load_encoder, b.encode_corpora, b.train_experts,
+    for stage in (b.read_datasets, b.read_runs, b.prepare_output, b.load_encoder, b.encode_corpora, b.train_experts,
                   b.encode_queries, b.search_and_score, b.route, b.draw_layouts, b.write):
         stage()
     echo(f"Built {out} in {time.perf_counter() - b.start:.1f}s")
@@ -124,6 +125,8 @@ class Build:
     index_storage: dict = field(default_factory=dict)  # dataset -> how its index is stored (INDEX_STORAGE)
     runs: list[pd.DataFrame] = field(default_factory=list)
     routed: list = field(default_factory=list)
+    imported: list[ImportedRun] = field(default_factory=list)  # [[runs]]: run files read as systems
+    queries: QuerySet | None = None
 
     @property
     def stages(self) -> Stages:
@@ -167,6 +170,49 @@ class Build:
         # what an expert trained on a dataset depends on: its content, and which of its judged queries train
         self.train_hashes = {s.name: _hash(hashes[s.name], "judged", s.judged_split, s.judged_seed)
                              if s.judged_split else hashes[s.name] for s in cfg.datasets}
+
+    def read_runs(self) -> None:
+        """Every [[runs]] file read against its dataset's queries and documents and scored, every problem of all of
+        them reported together, before any model is loaded (explorer.runs)."""
+        if not self.cfg.runs:
+            return
+        self.echo(f"Reading {len(self.cfg.runs)} run file(s)")  # part of the datasets stage: data, not models
+        t = time.perf_counter()
+        self.queries = _query_set(self.cfg, self.datasets)
+        frame = self.queries.frame()
+        qrels = _qrels_lookup(self.queries)
+        failed: list[DataError] = []
+        for spec in self.cfg.runs:
+            ds, dspec = self.datasets[spec.dataset], next(d for d in self.cfg.datasets if d.name == spec.dataset)
+            mine = frame[frame["dataset"] == spec.dataset]
+            target = RunTarget(spec.dataset, ds.corpus.ids, set(mine["qid"]), self.cfg.depth,
+                               dspec.ignore_identical_ids)
+            by_role = {role: qrels.get((spec.dataset, role), {}) for role in ("pilot", "eval")}
+            try:
+                run = import_run(spec.name, spec.path, target, mine, by_role, self.cfg.measures, spec.format,
+                                 spec.candidate)
+            except DataError as err:
+                failed.append(err)
+                continue
+            for w in run.record["warnings"]:
+                self.echo(f"  warning: {spec.path}: {w}")
+            self.imported.append(run)
+        if failed:
+            raise DataError([p for err in failed for p in err.problems], datasets=len(failed))
+        self.log.record("runs", _hash(*(r.record["sha256"] for r in self.imported)), False, time.perf_counter() - t)
+
+    @property
+    def external(self) -> dict[str, list[str]]:
+        """Each run read from a file -> the datasets it ranks."""
+        out: dict[str, list[str]] = {}
+        for run in self.imported:
+            out.setdefault(run.name, []).append(run.dataset)
+        return out
+
+    @property
+    def systems(self) -> list[str]:
+        """Columns of every per-system array: the encoders, then the runs read from files."""
+        return self.encoders + list(self.external)
 
     def prepare_output(self) -> None:
         """Refuse an --out that must not be replaced and a cache that is not a folder, before any model work; a
@@ -322,7 +368,7 @@ class Build:
 
     def encode_queries(self) -> None:
         """Every pilot and evaluated query under the base and every expert."""
-        self.queries = _query_set(self.cfg, self.datasets)
+        self.queries = self.queries or _query_set(self.cfg, self.datasets)
         digest = self.queries.digest()
         keys = [self.base_fp] + [self.expert_keys[e.name] for e in self.cfg.experts]
         self.log.begin("queries", f"Encoding {len(self.queries.qids)} queries under {len(self.encoders)} encoders",
@@ -336,7 +382,7 @@ class Build:
                                                       show_progress=self.progress),
                 save_array_atomically))
         self.search_key = _hash(keys, digest, self.cfg.depth, self.cfg.index_kind)
-        self.routing_key = _hash(keys, digest, self.cfg.routing)
+        self.routing_key = _hash(keys, digest, self.cfg.routing, *(r.record["sha256"] for r in self.imported))
 
     def search_and_score(self) -> None:
         """An index per corpus (cached), then every encoder's run and per-query scores on every query."""
@@ -355,6 +401,16 @@ class Build:
                 self.index_recall[name] = tune_ivf(self.indexes[name], self.doc_emb[name], chunk=cfg.chunk_docs)
         self.qrels_by = _qrels_lookup(self.queries)
         self.metric_arr = self.stages.timed("search+metrics", self.search_key, self._score_every_encoder)
+        self.metric_arr = np.concatenate([self.metric_arr, self._external_scores()])
+
+    def _external_scores(self) -> np.ndarray:
+        """(run read from a file, query row, measure) scores (0 where a run ranks no dataset of the row: those
+        rows are never written, nor decided by its strategy)."""
+        cube = np.zeros((len(self.external), len(self.queries.qids), len(self.cfg.measures)))
+        names = list(self.external)
+        for run in self.imported:
+            cube[names.index(run.name), run.metrics["row"].to_numpy()] = run.metrics[self.cfg.measures].to_numpy()
+        return cube
 
     def _index(self, name: str, key: str, kind: str, n_docs: int):
         """A corpus's faiss index from the cache, or built: in memory, or (ivf-disk) chunk by chunk into a cache
@@ -412,15 +468,18 @@ class Build:
                     own.setdefault(d, spec.name)
         candidates = (["base"] if cfg.routing["base_as_candidate"] else []) + [e.name for e in self.experts
                                                                                if e.candidate]
+        candidates += list(dict.fromkeys(r.name for r in self.imported if r.record["candidate"]))
         labels = self.metric_arr[:, :, cfg.measures.index(cfg.label_measure)].T  # labels pilots, defines oracles
-        self.ctx = routing_context(self.encoders, self.expert_records(), candidates, own, self.q_emb[0],
+        self.ctx = routing_context(self.systems, self.expert_records(), candidates, own, self.q_emb[0],
                                    self.queries.datasets, self.queries.roles, labels, cfg.routing)
         multitask = cfg.multitask.name if cfg.multitask else None
         self.strategies = [s for s in all_strategies(self.encoders, multitask, cfg.routing["strategies"] or None,
-                                                     cfg.routing["variants"]) if s.available(self.ctx)]
+                                                     cfg.routing["variants"], self.external) if s.available(self.ctx)]
+        datasets = np.asarray(self.queries.datasets, dtype=object)
         for strat in self.strategies:
-            dec = strat.decide(self.ctx, self.q_emb[0][eval_rows])
-            self.routed.append((strat.name, eval_rows, dec, self._strategy_scores(strat.name, dec, eval_rows)))
+            rows = eval_rows[strat.covers(datasets[eval_rows])]
+            dec = strat.decide(self.ctx, self.q_emb[0][rows])
+            self.routed.append((strat.name, rows, dec, self._strategy_scores(strat.name, dec, rows)))
         self.log.record("routing", self.routing_key, False, time.perf_counter() - t)
 
     def _strategy_scores(self, strategy: str, dec, rows: np.ndarray) -> np.ndarray:
@@ -477,8 +536,11 @@ class Build:
             w.table("qrels.parquet", pd.DataFrame(q.qrels, columns=["dataset", "role", "qid", "doc_id", "grade"]))
             w.table("runs.parquet", pd.concat(self.runs, ignore_index=True))
             w.metrics(enc, self.metric_arr, self.cfg.measures)
-            w.routed(self.routed, enc, self.cfg.measures)
-            w.pilots(lib, enc, self.pilot_rows, self.ctx.labels)
+            for run in self.imported:  # their own partitions: float64 scores, only the rows of their dataset
+                w.table("runs.parquet", run.runs)
+                w.table("metrics.parquet", run.metrics)
+            w.routed(self.routed, self.systems, self.cfg.measures)
+            w.pilots(lib, self.systems, self.pilot_rows, self.ctx.labels)
             w.layout(self.coords, len(lib), len(q.qids))
             w.manifest(self.manifest())
             # the slowest thing a page would compute, done once here from the tables just written
@@ -504,8 +566,9 @@ class Build:
                          for s in cfg.datasets],
             "encoders": self.encoders,
             "experts": self.expert_records(),
-            "candidates": [self.encoders[c] for c in self.ctx.candidates],
+            "candidates": [self.systems[c] for c in self.ctx.candidates],
             "own_expert": {d: self.encoders[c] for d, c in self.ctx.own_expert.items()},
+            **({"runs": [r.record for r in self.imported]} if self.imported else {}),
             "strategies": [s.record(self.ctx) for s in self.strategies],
             "routing": routing,
             "measures": cfg.measures, "reference": cfg.reference, "label_measure": cfg.label_measure,

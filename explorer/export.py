@@ -19,7 +19,8 @@ UP, DOWN = "▲", "▼"
 
 
 def strategy_run(ws: Workspace, strategy: str, dataset: str) -> dict[str, dict[str, float]]:
-    """{qid: {doc_id: score}} of a strategy on a dataset's evaluated queries (each query from its chosen run)."""
+    """{qid: {doc_id: score}} of a strategy on a dataset's evaluated queries (each query from its chosen run). A
+    document a run file named that the corpus does not have (doc -1) is written as `unknown-<rank>`."""
     rows = set(ws.eval_rows(dataset)["row"])
     sel = ws.decision_rows([strategy], rows)
     systems = {row: (str(SystemName.mix(strategy)) if chosen == "mixture" else chosen) for row, chosen in
@@ -29,8 +30,8 @@ def strategy_run(ws: Workspace, strategy: str, dataset: str) -> dict[str, dict[s
     doc_ids = ws.docs(dataset)["doc_id"].to_numpy()
     qids = ws.queries.set_index("row")["qid"]
     out: dict[str, dict[str, float]] = {qids[row]: {} for row in sel["row"]}
-    for row, doc, score in zip(runs["row"], runs["doc"], runs["score"]):
-        out[qids[row]][doc_ids[doc]] = float(score)
+    for row, doc, score, rank in zip(runs["row"], runs["doc"], runs["score"], runs["rank"]):
+        out[qids[row]][doc_ids[doc] if doc >= 0 else f"unknown-{rank}"] = float(score)
     return out
 
 
@@ -50,7 +51,9 @@ def export_all(ws: Workspace, out: Path) -> Path:
     (out / "runs").mkdir(parents=True, exist_ok=True)
     for strategy in ws.strategies:
         for ds in ws.datasets:
-            (out / "runs" / f"{ds}.{safe_name(strategy)}.trec").write_text(trec_run_text(ws, strategy, ds))
+            text = trec_run_text(ws, strategy, ds)
+            if text:  # a run read from a file has none on the datasets it does not rank
+                (out / "runs" / f"{ds}.{safe_name(strategy)}.trec").write_text(text)
         query_table(ws, strategy).to_csv(out / f"per_query.{safe_name(strategy)}.csv", index_label="row")
     return out
 

@@ -84,14 +84,15 @@ class LiveRouter:
 
     @cached_property
     def context(self):
-        return WhatIf(self.ws).context([e["name"] for e in self.ws.experts])
+        """Every expert on; runs read from files are no candidates: a typed query has no line in their files."""
+        return WhatIf(self.ws).context([e["name"] for e in self.ws.experts], typed=True)
 
     @cached_property
     def routers(self):
         multitask = next((e["name"] for e in self.ws.experts if e["multi_task"]), None)
         return [r for r in all_strategies(self.ws.encoders, multitask, self.ws.strategies,
-                                          self.ws.manifest["routing"].get("variants"))
-                if not r.uses_oracle and r.available(self.context)]
+                                          self.ws.manifest["routing"].get("variants"), self.ws.external_datasets)
+                if not r.uses_oracle and r.typed_queries and r.available(self.context)]
 
     @cached_property
     def _layouts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -120,7 +121,7 @@ class LiveRouter:
     def choice(self, decision: Decision) -> ExpertChoice:
         """The encoder (or mixture) a decision selects, for `search`."""
         w = decision.weights[0]
-        picked = {self.ws.encoders[c]: float(w[c]) for c in np.flatnonzero(w)}
+        picked = {self.ws.systems[c]: float(w[c]) for c in np.flatnonzero(w)}
         if len(picked) == 1:
             name = next(iter(picked))
             return None if name == "base" else name

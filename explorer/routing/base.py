@@ -43,7 +43,8 @@ def routing_params() -> tuple[Param, ...]:
 
 @dataclass
 class RoutingContext:
-    """What routers may look at. Columns of every matrix are `encoders` (column 0 is the base model)."""
+    """What routers may look at. Columns of every matrix are `encoders` (column 0 is the base model, then the
+    experts, then any runs read from files: a column is a system whose per-query scores are known)."""
 
     encoders: list[str]
     candidates: list[int]  # columns a router may choose (the domain experts; plus 0 if base is a candidate)
@@ -122,10 +123,16 @@ class Router:
     description: str = ""
     family: str = ""
     uses_oracle: bool = False  # reads the evaluated queries' own scores (an upper bound, not a real router)
+    typed_queries: bool = True  # can decide a query typed in the app (not a run read from a file: it has none)
     params: tuple[Param, ...] = ()  # the settings this router reads (besides COMMON_PARAMS)
 
     def available(self, ctx: RoutingContext) -> bool:
         return len(ctx.candidates) > 0
+
+    def covers(self, datasets: np.ndarray) -> np.ndarray:
+        """Which evaluated queries (by their dataset) this strategy decides: all of them, but for a run read from
+        a file, which ranks only its own datasets."""
+        return np.ones(len(datasets), dtype=bool)
 
     def columns(self, ctx: RoutingContext) -> list[int]:
         """The encoder columns this router chooses among (what-if re-decides among those still enabled)."""

@@ -1,4 +1,5 @@
-"""Fixed choices: the base model, the multi-task expert, and one strategy per single expert."""
+"""Fixed choices: the base model, the multi-task expert, one strategy per single expert, and one per run read from
+a file (explorer.runs)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,23 @@ def fixed_strategies(encoders: list[str], multitask: str | None) -> list[Fixed]:
         out.append(Fixed("multi-task", multitask, "one expert trained on the balanced union of all training data"))
     out += [Fixed(str(SystemName.fixed(e)), e, f"always the expert {e!r}") for e in encoders[1:] if e != multitask]
     return out
+
+
+class ExternalRun(Fixed):
+    """A run read from a file: always its own column, on the datasets its files rank. A query typed in the app has
+    no line in any file, so it is never routed live."""
+
+    family = "external"
+    typed_queries = False
+
+    def __init__(self, name: str, datasets: list[str]):
+        super().__init__(name, name, f"a run read from a file ({', '.join(datasets)})")
+        self.datasets = list(datasets)
+
+    def covers(self, datasets: np.ndarray) -> np.ndarray:
+        return np.isin(np.asarray(datasets, dtype=object), self.datasets)
+
+
+def external_strategies(external: dict[str, list[str]] | None) -> list[ExternalRun]:
+    """One strategy per run read from a file ({name: the datasets it ranks})."""
+    return [ExternalRun(name, datasets) for name, datasets in (external or {}).items()]

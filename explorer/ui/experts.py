@@ -96,7 +96,7 @@ def render() -> None:
     state.score_note()
     measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure)
     cards = state.cached(views.expert_cards, measure)
-    palette = expert_palette(ws.encoders)
+    palette = expert_palette(ws.systems)
     if not cards:
         st.info("This workspace has no experts: add `[[experts]]` to the build config and rebuild.")
         return

@@ -165,7 +165,7 @@ def _pick_query(ws, views, ev) -> tuple[int, str, str | None] | None:
 def _similarity_and_decisions(ws, row: int, info: dict) -> None:
     """Why the routers decided as they did: the query's similarity to every expert's pilots, beside every
     strategy's decision and score."""
-    palette = expert_palette(ws.encoders)
+    palette = expert_palette(ws.systems)
     left, right = st.columns([1, 1.25])
     with left:
         st.markdown("**Similarity to every expert's pilots** (base-encoder embedding)")
@@ -298,7 +298,7 @@ def _delta(ws, views, row: int, a: str, b: str, colour: str, measure: str) -> No
     if colour == "dataset":
         keys, pal = pair["dataset"], dataset_palette(ws)
     elif colour in ("a", "b"):
-        keys, pal = pair[f"chosen_{colour}"], expert_palette(ws.encoders)
+        keys, pal = pair[f"chosen_{colour}"], expert_palette(ws.systems)
     else:
         keys, pal = pair["outcome"], OUTCOME_COLOURS
     datasets = dict(zip(pair["row"].astype(int), pair["dataset"]))

@@ -35,7 +35,7 @@ def expert_palette(encoders: list[str]) -> dict[str, str]:
 
 def dataset_palette(ws) -> dict[str, str]:
     """A dataset takes the colour of its own expert, so 'source dataset' and 'expert' views read alike."""
-    experts = expert_palette(ws.encoders)
+    experts = expert_palette(ws.systems)
     own = ws.own_expert
     out, spare = {}, 0
     for d in ws.datasets:
@@ -49,7 +49,7 @@ def dataset_palette(ws) -> dict[str, str]:
 
 def strategy_palette(ws) -> dict[str, str]:
     """Strategies bound to one expert take its colour; the others a fixed sequence of their own."""
-    experts = expert_palette(ws.encoders)
+    experts = expert_palette(ws.systems)
     extra = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
              "#bab0ac", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
     out, i = {}, 0

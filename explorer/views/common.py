@@ -45,10 +45,12 @@ DASH = "–"
 
 def strategy_order(ws: Workspace) -> list[str]:
     """Strategies as the inspector lists them: routers first (manifest order), then the oracles, then the fixed
-    experts (base, multi-task, fixed:<expert>)."""
+    systems (base, multi-task, fixed:<expert>, runs read from files)."""
+    from ..routing import ExternalRun, Fixed
+
     fam = strategy_families(ws)
     oracles = set(oracle_strategies(ws))
-    fixed = [s for s in ws.strategies if fam.get(s) == "fixed" and s not in oracles]
+    fixed = [s for s in ws.strategies if fam.get(s) in (Fixed.family, ExternalRun.family) and s not in oracles]
     routers = [s for s in ws.strategies if s not in oracles and s not in fixed]
     return routers + [s for s in ws.strategies if s in oracles] + fixed
 

@@ -26,9 +26,9 @@ def decisions_view(ws: Workspace, strategy: str, skip_all_ties: bool = False, me
         t = t[~t["all_tie"]]
     experts = choice_set(ws, strategy)
     d = ws.decision_rows([strategy]).set_index("row").reindex(t.index)
-    weights = d[[f"weight:{e}" for e in ws.encoders]].set_axis(ws.encoders, axis=1).assign(dataset=t["dataset"])
+    weights = d[[f"weight:{e}" for e in ws.systems]].set_axis(ws.systems, axis=1).assign(dataset=t["dataset"])
     shares = weights.groupby("dataset").mean().reindex(ws.datasets)
-    shares = shares.loc[:, [e for e in ws.encoders if e in experts or (shares[e] > 0).any()]].fillna(0.0)
+    shares = shares.loc[:, [e for e in ws.systems if e in experts or (shares[e] > 0).any()]].fillna(0.0)
     oracle = oracle_weights(ws, strategy, measure).reindex(t.index).assign(dataset=t["dataset"])
     oracle_shares = oracle.groupby("dataset").mean().reindex(index=ws.datasets, columns=experts).fillna(0.0)
     g = t.groupby("dataset", sort=False)
@@ -38,7 +38,7 @@ def decisions_view(ws: Workspace, strategy: str, skip_all_ties: bool = False, me
     average = report[["accuracy", "regret", "all_tie"]].mean(axis=0)
     report.loc[AVERAGE] = [average["accuracy"], average["regret"], average["all_tie"], int(report["queries"].sum())]
     report["queries"] = report["queries"].astype(int)
-    order = [e for e in ws.encoders if e in set(t["oracle"]) | set(t["primary"])]
+    order = [e for e in ws.systems if e in set(t["oracle"]) | set(t["primary"])]
     conf = pd.crosstab(t["oracle"], t["primary"]).reindex(index=order, columns=order, fill_value=0)
     wrong = t[~t["correct"]].drop(columns="routed").rename(columns={"primary": "routed"})
     if wrong.empty:

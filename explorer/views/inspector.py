@@ -44,9 +44,9 @@ def query_decisions(ws: Workspace, row: int, measure: str | None = None) -> pd.D
 
 
 def encoder_scores(ws: Workspace, row: int) -> pd.DataFrame:
-    """Each encoder's per-query metrics on one query (index = encoder)."""
+    """Each system's per-query metrics on one query (index = encoder, then run read from a file)."""
     m = ws.metric_rows(rows=[row]).set_index("system")
-    return m[ws.measures].reindex(ws.encoders)
+    return m[ws.measures].reindex(ws.systems)
 
 
 def oracle_expert(ws: Workspace, row: int, measure: str | None = None) -> str | None:
@@ -57,7 +57,8 @@ def oracle_expert(ws: Workspace, row: int, measure: str | None = None) -> str | 
 
 def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, tuple[str, str]]:
     """Column key -> (label, system) for the side-by-side rankings: 'routed' (by `strategy`), 'base', 'oracle'
-    (the query's best expert), then every encoder by name. Keys are stable, so they can live in the URL."""
+    (the query's best expert), then every encoder by name, then every run read from a file that ranks the query's
+    dataset. Keys are stable, so they can live in the URL."""
     out = {}
     if len(ws.decision_rows([strategy], [row])):
         system = ws.strategy_system(strategy, row)
@@ -68,11 +69,15 @@ def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, tuple[st
         out["oracle"] = (f"oracle expert ({oracle})", oracle)
     for e in ws.encoders[1:]:
         out[e] = (e, e)
+    dataset = ws.queries.iloc[row]["dataset"]
+    for name, datasets in ws.external_datasets.items():
+        if dataset in datasets:
+            out[name] = (f"{name} (run file)", name)
     return out
 
 
 def column_score(ws: Workspace, system: str, row: int, measure: str) -> float:
-    name = SystemName.parse(system, ws.encoders)
+    name = SystemName.parse(system, ws.systems)
     if name.kind == "mix":
         hit = ws.strategy_metric_rows([name.target], [row])
     else:
