@@ -134,6 +134,17 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_add_run(args) -> int:
+    from .add_run import add_run
+
+    record = add_run(args.workspace, args.file, args.dataset, args.name, args.format)
+    print(f"Added run {record['name']!r} on {record['dataset']!r} to {args.workspace}: {record['lines']:,} line(s) "
+          f"read ({record['format']}), {record['queries']:,} of its queries ranked, as a system beside the others")
+    for warning in record["warnings"]:
+        print(f"warning: {warning}")
+    return 0
+
+
 def _cmd_whatif(args) -> int:
     from .analysis import WhatIf
     from .workspace import Workspace
@@ -278,6 +289,14 @@ def _read_commands(sub) -> None:
     x.add_argument("workspace")
     x.add_argument("--out", default=None)
     x.set_defaults(func=_cmd_export)
+    a = sub.add_parser("add-run", help="add a run file (TREC or TSV) to a built workspace as a new system, "
+                       "without a rebuild (atomic)")
+    a.add_argument("workspace")
+    a.add_argument("file", help="a TREC run (qid Q0 docid rank score tag) or a 3-column TSV (qid docid score)")
+    a.add_argument("--dataset", required=True, help="the workspace's dataset whose queries the file ranks")
+    a.add_argument("--name", required=True, help="the system's name: 1 to 64 letters, digits, '-' or '_'")
+    a.add_argument("--format", default="auto", choices=["auto", "trec", "tsv"])
+    a.set_defaults(func=_cmd_add_run)
     w = sub.add_parser("whatif", help="recompute routing and metrics with some experts switched off")
     w.add_argument("workspace")
     w.add_argument("--without", nargs="+", action="extend", default=[], metavar="EXPERT",
@@ -301,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "quiet", False) or not sys.stderr.isatty():  # no bars in a log (transformers' own included)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from .add_run import AddRunError
     from .config import ConfigError
     from .data import DataError
     from .experts import AdapterError
@@ -308,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, DataError, AdapterError, WorkspaceError, UsageError) as err:
+    except (ConfigError, DataError, AdapterError, WorkspaceError, UsageError, AddRunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -23,6 +23,8 @@ def strategy_run(ws: Workspace, strategy: str, dataset: str) -> dict[str, dict[s
     document a run file named that the corpus does not have (doc -1) is written as `unknown-<rank>`."""
     rows = set(ws.eval_rows(dataset)["row"])
     sel = ws.decision_rows([strategy], rows)
+    if sel.empty:  # a run read from a file, on a dataset it does not rank
+        return {}
     systems = {row: (str(SystemName.mix(strategy)) if chosen == "mixture" else chosen) for row, chosen in
                zip(sel["row"], sel["chosen"])}
     runs = ws.run_rows(sorted(set(systems.values())), rows)

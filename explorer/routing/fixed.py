@@ -19,15 +19,19 @@ class Fixed(Router):
         return self.column_name in ctx.encoders
 
     def decide(self, ctx, emb):
-        col = ctx.encoders.index(self.column_name)
-        weights = np.zeros((len(emb), len(ctx.encoders)))
-        weights[:, col] = 1.0
-        return Decision(weights, weights.copy(), np.full(len(emb), np.nan))
+        return one_hot(len(emb), len(ctx.encoders), ctx.encoders.index(self.column_name))
 
     def what_if(self, ctx, emb, stored, off):
         """Always its own column; left out when that expert is switched off."""
         col = ctx.encoders.index(self.column_name)
         return None if col in off else np.full(len(emb), col)
+
+
+def one_hot(n: int, columns: int, col: int) -> Decision:
+    """`n` queries all sent to column `col` of `columns`: what a fixed choice decides (no margin)."""
+    weights = np.zeros((n, columns))
+    weights[:, col] = 1.0
+    return Decision(weights, weights.copy(), np.full(n, np.nan))
 
 
 def fixed_strategies(encoders: list[str], multitask: str | None) -> list[Fixed]:
