@@ -47,7 +47,7 @@ def _cmd_eval(args) -> int:
     from .analysis import judged_split_notes, marks, significance_table, summary, summary_columns
     from .workspace import Workspace
 
-    ws = Workspace(args.workspace)
+    ws = _opened(args.workspace, getattr(args, "compare", None))
     args.measure = _choose(args.measure or ws.label_measure, ws.measures, "--measure")
     if args.reference is not None:
         _choose(args.reference, ws.strategies, "--reference")
@@ -87,6 +87,14 @@ def _cmd_eval(args) -> int:
             cells.append(f"{x100(v if np.isfinite(v) else None, missing='–') + sig.get((c, s), ''):>12}")
         print(f"{s:<{width}}" + "".join(cells))
     return 0
+
+
+def _opened(path: str, compare: str | None):
+    """The workspace, or with --compare the pair (explorer.compare): the second's systems under the prefix B:."""
+    from .compare import compared
+    from .workspace import Workspace
+
+    return compared(Workspace(path), compare)
 
 
 def _slice(ws, text: str | None) -> tuple[str, str] | None:
@@ -226,6 +234,8 @@ def _cmd_view(args) -> int:
         if not eq or not key:
             raise UsageError(f"--param {item!r} is not KEY=VALUE (fix: e.g. --param measure=R@100)")
         params[key] = value
+    if args.compare:
+        params["compare"] = args.compare
     ws = Workspace(args.workspace)
     try:
         data = page_data(args.page, ws, params)
@@ -269,6 +279,8 @@ def _build_commands(sub) -> None:
 
 
 MEASURE_HELP = "one of the workspace's measures (default: its label measure, nDCG@10 unless set)"
+COMPARE_HELP = ("a second workspace built on the same datasets and evaluated queries: its systems and strategies "
+                "appear beside these as B:<name>, tested against the reference query by query")
 
 
 def _read_commands(sub) -> None:
@@ -284,6 +296,7 @@ def _read_commands(sub) -> None:
                         "with the significance marks")
     e.add_argument("--slice", default=None, metavar="FIELD=VALUE",
                    help="only the test queries whose metadata field has this value (e.g. kind=ambiguous)")
+    e.add_argument("--compare", default=None, metavar="WS2", help=COMPARE_HELP)
     e.set_defaults(func=_cmd_eval)
     x = sub.add_parser("export", help="write TREC runs and per-query CSVs")
     x.add_argument("workspace")
@@ -309,6 +322,8 @@ def _read_commands(sub) -> None:
     v.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a URL parameter of the page, as in a link (repeatable), e.g. --param measure=R@100")
     v.add_argument("--json", action="store_true", help="the whole data as JSON (without: each key and its size)")
+    v.add_argument("--compare", default=None, metavar="WS2", help=COMPARE_HELP + " (pages that compare: "
+                   "overview, inspector)")
     v.set_defaults(func=_cmd_view)
 
 
@@ -321,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "quiet", False) or not sys.stderr.isatty():  # no bars in a log (transformers' own included)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from .add_run import AddRunError
+    from .compare import CompareError
     from .config import ConfigError
     from .data import DataError
     from .experts import AdapterError
@@ -328,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, DataError, AdapterError, WorkspaceError, UsageError, AddRunError) as err:
+    except (ConfigError, DataError, AdapterError, WorkspaceError, UsageError, AddRunError, CompareError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -100,7 +100,15 @@ def _slice(p: Mapping[str, str]) -> tuple[str, str] | None:
     return (field_, value) if field_ else None
 
 
+def _compared(ws: Workspace, p: Mapping[str, str]) -> Workspace:
+    """With `compare` (a second workspace's folder): both, the second's systems as B:<name> (explorer.compare)."""
+    from .compare import compared
+
+    return compared(ws, p.get("compare") or None)
+
+
 def overview_data(ws: Workspace, p: Mapping[str, str]) -> dict:
+    ws = _compared(ws, p)
     measure = _measure(ws, p)
     view = views.overview_table(ws, measure, p.get("reference"), p.get("sig", "true") != "false", _slice(p))
     return {"measure": measure, "reference": view["reference"],
@@ -124,6 +132,7 @@ def decisions_data(ws: Workspace, p: Mapping[str, str]) -> dict:
 
 
 def inspector_data(ws: Workspace, p: Mapping[str, str]) -> dict:
+    ws = _compared(ws, p)
     strategy, measure = _strategy(ws, p), _measure(ws, p)
     row, notice = views.inspect_row(ws, p.get("row"))
     if row is None:  # as the page opens: the showcase query of the dataset and strategy picked
@@ -168,13 +177,13 @@ def playground_data(ws: Workspace, p: Mapping[str, str]) -> dict:
 
 for _page in (
     Page("overview", "Overview", ":material/table_chart:", "explorer/ui/overview.py", overview_data,
-         ("measure", "reference", "sig", "slice", "cols", "strategy"), default=True),
+         ("measure", "reference", "sig", "slice", "cols", "strategy", "compare"), default=True),
     Page("map", "Routing map", ":material/scatter_plot:", "explorer/ui/routing_map.py", map_data,
          ("layout", "strategy", "measure", "colour", "datasets", "pilots"), metadata_filters=True),
     Page("decisions", "Routing decisions", ":material/alt_route:", "explorer/ui/decisions.py", decisions_data,
          ("strategy", "measure", "skip_ties")),
     Page("inspector", "Query inspector", ":material/search:", "explorer/ui/inspector.py", inspector_data,
-         ("row", "dataset", "strategy", "measure", "cols", "view", "by", "a", "b", "doc")),
+         ("row", "dataset", "strategy", "measure", "cols", "view", "by", "a", "b", "doc", "compare")),
     Page("errors", "Error analysis", ":material/bug_report:", "explorer/ui/errors.py", errors_data,
          ("strategy", "measure", "datasets", "wrong", "hurt", "skip_ties", "use_margin", "margin", "sort"),
          metadata_filters=True),

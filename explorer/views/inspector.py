@@ -57,8 +57,9 @@ def oracle_expert(ws: Workspace, row: int, measure: str | None = None) -> str | 
 
 def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, tuple[str, str]]:
     """Column key -> (label, system) for the side-by-side rankings: 'routed' (by `strategy`), 'base', 'oracle'
-    (the query's best expert), then every encoder by name, then every run read from a file that ranks the query's
-    dataset. Keys are stable, so they can live in the URL."""
+    (the query's best expert), then every other system by name: the encoders, and every run read from a file that
+    ranks the query's dataset (with a second workspace compared, its systems too, as B:<name>). Keys are stable, so
+    they can live in the URL."""
     out = {}
     if len(ws.decision_rows([strategy], [row])):
         system = ws.strategy_system(strategy, row)
@@ -67,12 +68,12 @@ def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, tuple[st
     oracle = oracle_expert(ws, row)
     if oracle:
         out["oracle"] = (f"oracle expert ({oracle})", oracle)
-    for e in ws.encoders[1:]:
-        out[e] = (e, e)
-    dataset = ws.queries.iloc[row]["dataset"]
-    for name, datasets in ws.external_datasets.items():
-        if dataset in datasets:
-            out[name] = (f"{name} (run file)", name)
+    dataset, files = ws.queries.iloc[row]["dataset"], ws.external_datasets
+    for e in ws.systems[1:]:
+        if e not in files:
+            out[e] = (e, e)
+        elif dataset in files[e]:
+            out[e] = (f"{e} (run file)", e)
     return out
 
 
