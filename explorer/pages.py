@@ -49,6 +49,13 @@ def register_page(page: Page) -> Page:
 
 def page_data(key: str, ws: Workspace, params: Mapping[str, str] | None = None) -> dict:
     """The data page `key` shows for `params` (its URL parameters), as JSON-able values."""
+    frames = page_frames(key, ws, params)  # a page or parameter it lacks: KeyError
+    return jsonable({"page": key, "title": PAGES[key].title, **frames})
+
+
+def page_frames(key: str, ws: Workspace, params: Mapping[str, str] | None = None) -> dict:
+    """The data page `key` shows for `params`, as its `data` returns it (DataFrames as frames): what page_data
+    makes JSON-able and the notebook API (explorer.open) returns. KeyError for a page or parameter it lacks."""
     if key not in PAGES:
         raise KeyError(f"no page {key!r}; pages: {', '.join(PAGES)}")
     page = PAGES[key]
@@ -56,7 +63,7 @@ def page_data(key: str, ws: Workspace, params: Mapping[str, str] | None = None) 
                and not (page.metadata_filters and (k == "kind" or k.startswith("meta_")))]
     if unknown:
         raise KeyError(f"page {key!r} reads no parameter {unknown[0]!r}; it reads: {', '.join(page.params) or 'none'}")
-    return jsonable({"page": key, "title": page.title, **page.data(ws, dict(params or {}))})
+    return page.data(ws, dict(params or {}))
 
 
 def jsonable(value: Any) -> Any:
