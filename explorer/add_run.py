@@ -2,8 +2,9 @@
 
 The workspace is replaced whole or left as it was, as a build replaces it: every file is copied into a temporary
 sibling folder (links are copied as links, never followed), the new run's partitions and what depends on the set of
-systems (the decisions' columns, the new strategy's decisions and metrics, the stored significance tables, the
-manifest) are written there, and the folder is swapped in (workspace.atomic_dir). A run added this way is never a
+systems (the new strategy's decisions and metrics, the stored significance tables of the run's dataset, the
+manifest) are written there, and the folder is swapped in (workspace.atomic_dir). The other strategies' decisions
+keep their files: a reader gives them the new system's columns (Workspace._run_columns). A run added this way is never a
 routing candidate: a candidate changes every router's decisions, and some of those (adapter merges) need the
 model, so a candidate is declared in the build config ([[runs]] candidate = true) and built.
 """
@@ -16,14 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
+import pandas as pd
 
 from . import WORKSPACE_FORMAT_VERSION
 from .names import name_problem
 from .routing import ExternalRun, Fixed
 from .routing.fixed import one_hot
 from .runs import ImportedRun, RunTarget, import_run
-from .workspace import Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, table_folder
+from .workspace import SIGNIFICANCE_COLUMNS, Workspace, WorkspaceWriter, atomic_dir
 
 
 class AddRunError(ValueError):
@@ -92,24 +93,23 @@ def _write(old: Workspace, tmp: Path, run: ImportedRun) -> None:
     from .analysis import compute_significance
 
     writer = WorkspaceWriter(tmp)
-    new_system = run.name not in old.systems
     writer.table("runs.parquet", run.runs)
     writer.table("metrics.parquet", run.metrics)
-    systems = old.systems + ([run.name] if new_system else [])
+    # the other decisions keep their partitions: a reader gives them this system's columns (NaN score, 0 weight)
+    systems = old.systems + ([run.name] if run.name not in old.systems else [])
     rows = run.metrics.merge(old.eval_rows(run.dataset)[["row"]], on="row")
     decision = one_hot(len(rows), len(systems), systems.index(run.name))
-    if new_system:
-        decisions = old.decisions.assign(**{f"score:{run.name}": np.nan, f"weight:{run.name}": 0.0})
-        shutil.rmtree(tmp / table_folder("decisions.parquet"))
-        writer.table("decisions.parquet", decisions)
     writer.routed([(run.name, rows["row"].to_numpy(), decision, rows[old.measures].to_numpy())], systems,
                   old.measures)
     writer.manifest(_manifest(old, run))
     stored = old._significance
-    if stored is not None:
-        new = Workspace(tmp)
+    if stored is not None:  # only the run's dataset changes: each dataset's table is corrected on its own
+        new, mine = Workspace(tmp), [run.dataset]
         keys = stored[["measure", "reference", "resamples"]].drop_duplicates().itertuples(index=False)
-        writer.significance([(m, r, int(n), compute_significance(new, m, r, int(n))) for m, r, n in keys])
+        writer.significance([(m, r, int(n), pd.concat([
+            stored[(stored["measure"] == m) & (stored["reference"] == r) & (stored["resamples"] == n)
+                   & (stored["dataset"] != run.dataset)][SIGNIFICANCE_COLUMNS],
+            compute_significance(new, m, r, int(n), datasets=mine)], ignore_index=True)) for m, r, n in keys])
 
 
 def _manifest(old: Workspace, run: ImportedRun) -> dict:

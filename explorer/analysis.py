@@ -140,10 +140,11 @@ def significance_tables(ws: Workspace, reference: str) -> list[tuple[str, str, i
 
 
 def compute_significance(ws: Workspace, measure: str, reference: str, resamples: int = SIGNIFICANCE_RESAMPLES,
-                         slice_by: Slice | None = None) -> pd.DataFrame:
-    """significance_table computed from the per-query scores (what the build stores for every measure)."""
+                         slice_by: Slice | None = None, datasets: list[str] | None = None) -> pd.DataFrame:
+    """significance_table computed from the per-query scores (what the build stores for every measure); only for
+    `datasets` when given (each dataset's table is its own: Holm corrects across strategies within it)."""
     frames = []
-    for ds in ws.datasets:
+    for ds in datasets or ws.datasets:
         m = per_query_matrix(ws, measure, ds, slice_by)
         scored = [c for c in m.columns if m[c].notna().any()]  # a run from a file is tested where it ranks
         if reference not in scored:

@@ -128,21 +128,27 @@ class _Interleaved(Exception):
 
 
 class _Scan:
-    """One pass over a run file. `keep_all`: remember every (qid, docid) seen (a file whose queries are
-    interleaved); otherwise only the current query's, which is what every TREC tool writes."""
+    """One pass over a run file. `keep_all`: remember every (qid, docid) of the dataset's queries (a file whose
+    queries are interleaved); otherwise only the current query's, which is what every TREC tool writes. The common
+    line takes the short path (`line`, `result`); anything unusual goes to a method of its own."""
 
     def __init__(self, path: Path, fmt: str, target: RunTarget, keep_all: bool):
         self.path, self.format, self.target, self.keep_all = path, fmt, target, keep_all
+        self.columns = COLUMNS.get(fmt)  # None until `auto` has seen a line
+        self.trec = fmt == "trec"
         self.problems: list[Problem] = []
         self.counts: Counter = Counter()
         self.heaps: dict[str, list[tuple[float, str]]] = {}
-        self.per_query: Counter = Counter()
-        self.seen: dict[str, dict[str, int]] = {}  # qid -> docid -> first line
+        self.seen: dict[str, dict[str, int]] = {}  # qid -> docid -> first line (the current query's, or all)
         self.closed: set[str] = set()
         self.current: str | None = None
+        self.block: dict[str, int] | None = None  # the current query's `seen` (None: a query the dataset lacks)
+        self.heap: list[tuple[float, str]] = []
         self.unknown: dict[str, None] = {}  # distinct query ids the dataset does not have (up to MAX_UNKNOWN)
-        self.lines = self.unknown_lines = self.identical = 0
-        self.header = fmt != "trec"  # a TSV file's first line may be its header
+        self.lines = self.unknown_lines = 0
+        self.identical: set[str] = set()  # queries whose own id was dropped as a document
+        self.counted: dict[str, int] = {}  # results per query of the dataset, filled as each is closed
+        self.header_done = fmt == "trec"  # a TSV file's first line may be its header
         self.digest = hashlib.sha256()
 
     def problem(self, line: int | None, kind: str, message: str, fix: str) -> None:
@@ -152,16 +158,13 @@ class _Scan:
 
     def run(self) -> None:
         with open(self.path, "rb") as handle:
+            readline, update, line = handle.readline, self.digest.update, self.line
             number = 0
-            while raw := handle.readline(MAX_LINE_BYTES + 1):
+            while raw := readline(MAX_LINE_BYTES + 1):
                 number += 1
-                self.digest.update(raw)
+                update(raw)
                 if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                    self.problem(number, "line too long", f"the line is longer than {MAX_LINE_BYTES:,} bytes",
-                                 f"write one result per line as `{self._layout()}`")
-                    while raw and not raw.endswith(b"\n"):  # skip the rest of it without holding it
-                        raw = handle.readline(1 << 20)
-                        self.digest.update(raw)
+                    self.long_line(number, handle)
                     continue
                 try:
                     parts = raw.decode("utf-8").split()
@@ -169,83 +172,121 @@ class _Scan:
                     self.problem(number, "not UTF-8", "the line is not UTF-8 text", "re-save the file as UTF-8")
                     continue
                 if parts:
-                    self.line(number, parts)
+                    line(number, parts)
         if not self.lines and not self.counts:
             self.problem(None, "empty", "holds no result lines", f"write one result per line as `{self._layout()}`")
+
+    def long_line(self, number: int, handle) -> None:
+        self.problem(number, "line too long", f"the line is longer than {MAX_LINE_BYTES:,} bytes",
+                     f"write one result per line as `{self._layout()}`")
+        raw = b""
+        while not raw.endswith(b"\n"):  # skip the rest of it without holding it
+            raw = handle.readline(1 << 20)
+            self.digest.update(raw)
+            if not raw:
+                break
 
     def _layout(self) -> str:
         return LAYOUT.get(self.format, f"{LAYOUT['trec']}` or `{LAYOUT['tsv']}")
 
     def line(self, number: int, parts: list[str]) -> None:
-        if self.format == "auto":
-            self.format = next((f for f, n in COLUMNS.items() if n == len(parts)), "auto")
-            if self.format == "auto":
-                self.problem(number, "unknown layout", f"has {len(parts)} columns, so the format cannot be told",
-                             f"a TREC run line is `{LAYOUT['trec']}`, a TSV line `{LAYOUT['tsv']}`; or set format")
-                self.format = "stopped"
-                return
-        if self.format == "stopped":
+        if len(parts) != self.columns:
+            self.odd_line(number, parts)
             return
-        if len(parts) != COLUMNS[self.format]:
-            self.problem(number, "wrong column count", f"has {len(parts)} columns, a {self.format.upper()} run line "
-                         f"has {COLUMNS[self.format]} ({LAYOUT[self.format]})",
-                         f"write one result per line as `{LAYOUT[self.format]}`, separated by spaces or tabs")
-            return
-        if self.format == "trec":
+        if self.trec:
             qid, docid, rank, score = parts[0], parts[2], parts[3], parts[4]
+            if not (rank.isdigit() and rank.isascii()) and not _is_int(rank):
+                self.problem(number, "non-integer rank", f"rank {rank[:40]!r} is not an integer",
+                             "write the rank as a whole number (trec_eval orders by score; the rank is not read)")
+                return
         else:
-            qid, docid, rank, score = parts[0], parts[1], None, parts[2]
-        value = _number(score)
-        header, self.header = self.header and self.format == "tsv", False
-        if value is None and header:
-            return  # the header line of a TSV run (e.g. `query-id corpus-id score`)
-        if rank is not None and not _is_int(rank):
-            self.problem(number, "non-integer rank", f"rank {rank[:40]!r} is not an integer",
-                         "write the rank as a whole number (trec_eval orders by score; the rank is not read)")
+            qid, docid, score = parts
+        try:
+            value = float(score)
+        except ValueError:
+            value = None
+        if value is None or value - value != 0 or "_" in score:  # not a number, NaN or infinite, or 1_0
+            self.bad_score(number, score, value)
             return
-        if value is None:
-            self.problem(number, "non-numeric score", f"score {score[:40]!r} is not a number",
-                         "write the score as a decimal number, e.g. 12.5 or -3.2e-1")
-            return
-        if not math.isfinite(value):
-            self.problem(number, "non-finite score", f"score {score[:40]!r} is not a finite number",
-                         "write a finite score: NaN and infinity have no order")
-            return
+        self.header_done = True
         self.lines += 1
         self.result(number, qid, docid, value)
 
+    def odd_line(self, number: int, parts: list[str]) -> None:
+        """A line of another column count: the first line of an `auto` file (which tells the format), or a problem."""
+        if self.columns is None:
+            self.format = next((f for f, n in COLUMNS.items() if n == len(parts)), "stopped")
+            self.columns, self.trec = COLUMNS.get(self.format, -1), self.format == "trec"
+            if self.columns > 0:
+                self.line(number, parts)
+                return
+            self.problem(number, "unknown layout", f"has {len(parts)} columns, so the format cannot be told",
+                         f"a TREC run line is `{LAYOUT['trec']}`, a TSV line `{LAYOUT['tsv']}`; or set format")
+        elif self.columns > 0:
+            self.problem(number, "wrong column count", f"has {len(parts)} columns, a {self.format.upper()} run line "
+                         f"has {self.columns} ({LAYOUT[self.format]})",
+                         f"write one result per line as `{LAYOUT[self.format]}`, separated by spaces or tabs")
+
+    def bad_score(self, number: int, score: str, value: float | None) -> None:
+        if not self.header_done:  # the header line of a TSV run (e.g. `query-id corpus-id score`)
+            self.header_done = True
+            if value is None:
+                return
+        if value is None or "_" in score:
+            self.problem(number, "non-numeric score", f"score {score[:40]!r} is not a number",
+                         "write the score as a decimal number, e.g. 12.5 or -3.2e-1")
+        else:
+            self.problem(number, "non-finite score", f"score {score[:40]!r} is not a finite number",
+                         "write a finite score: NaN and infinity have no order")
+
     def result(self, number: int, qid: str, docid: str, score: float) -> None:
-        target = self.target
-        if qid not in target.qids:  # ignored, as trec_eval ignores a query it has no judgements for
-            self.unknown_lines += 1
-            if len(self.unknown) < MAX_UNKNOWN:
-                self.unknown.setdefault(qid, None)
-            self.current = qid
-            return
         if qid != self.current:
-            if qid in self.closed and not self.keep_all:
-                raise _Interleaved
-            if self.current in self.seen and not self.keep_all:
-                self.closed.add(self.current)
-                del self.seen[self.current]
-            self.current = qid
-        seen = self.seen.setdefault(qid, {})
+            self.switch(qid)
+        seen = self.block
+        if seen is None:  # ignored, as trec_eval ignores a query it has no judgements for
+            self.unknown_lines += 1
+            return
         if docid in seen:
             self.problem(number, "duplicate result", f"document {docid[:60]!r} is ranked again for query "
                          f"{qid[:60]!r} (first at line {seen[docid]})",
                          "keep one line per (query, document): trec_eval refuses a document ranked twice")
             return
         seen[docid] = number
-        if target.ignore_identical_ids and docid == qid:
-            self.identical += 1
+        if docid == qid and self.target.ignore_identical_ids:
+            self.identical.add(qid)
             return
-        self.per_query[qid] += 1
-        heap = self.heaps.setdefault(qid, [])
         # a min-heap on (score, docid) keeps the best `depth` in trec_eval's order: its root is the worst kept
-        if len(heap) < target.depth:
-            heapq.heappush(heap, (score, docid))
+        if len(self.heap) < self.target.depth:
+            heapq.heappush(self.heap, (score, docid))
         else:
-            heapq.heappushpop(heap, (score, docid))
+            heapq.heappushpop(self.heap, (score, docid))
+
+    def switch(self, qid: str) -> None:
+        """The lines of another query begin: close the current one's ids (unless every one is kept)."""
+        if not self.keep_all and self.current in self.seen:
+            self.closed.add(self.current)
+            self.per_query(self.current)
+            del self.seen[self.current]
+        self.current = qid
+        if qid not in self.target.qids:
+            self.block = None
+            if len(self.unknown) < MAX_UNKNOWN:
+                self.unknown.setdefault(qid, None)
+            return
+        if qid in self.closed:
+            raise _Interleaved
+        self.block = self.seen.setdefault(qid, {})
+        self.heap = self.heaps.setdefault(qid, [])
+
+    def per_query(self, qid: str) -> None:
+        """How many results the file gives a query of the dataset (its own id dropped by the identical-id rule)."""
+        self.counted[qid] = len(self.seen[qid]) - (qid in self.identical)
+
+    def finish(self) -> dict[str, int]:
+        """Results per query of the dataset, every query closed."""
+        for qid in list(self.seen):
+            self.per_query(qid)
+        return self.counted
 
 
 def _number(text: str) -> float | None:
@@ -303,15 +344,17 @@ def read_run(path: str | Path, target: RunTarget, fmt: str = "auto") -> ParsedRu
 
 def _parsed(path: Path, scan: _Scan) -> ParsedRun:
     target = scan.target
-    hits = {q: [(d, s) for s, d in sorted(heap, reverse=True)] for q, heap in scan.heaps.items()}
+    hits = {q: [(d, s) for s, d in sorted(heap, reverse=True)] for q, heap in scan.heaps.items() if heap}
     known = target.positions
     unknown_docs = sum(1 for ranked in hits.values() for d, _ in ranked if d not in known)
-    cut = [n for n in scan.per_query.values() if n > target.depth]
+    counted = scan.finish()
+    cut = [n for n in counted.values() if n > target.depth]
     return ParsedRun(path=path, format=scan.format, sha256=scan.digest.hexdigest(), lines=scan.lines, hits=hits,
-                     depth=target.depth, cut_queries=len(cut), deepest=max(scan.per_query.values(), default=0),
+                     depth=target.depth, cut_queries=len(cut), deepest=max(counted.values(), default=0),
                      unknown_qids=len(scan.unknown), unknown_qid_lines=scan.unknown_lines,
                      unknown_qid_examples=[q[:40] for q in list(scan.unknown)[:EXAMPLES]],
-                     unknown_doc_lines=unknown_docs, identical_dropped=scan.identical, interleaved=scan.keep_all)
+                     unknown_doc_lines=unknown_docs, identical_dropped=len(scan.identical),
+                     interleaved=scan.keep_all)
 
 
 @dataclass

@@ -849,8 +849,20 @@ class Workspace:
         key = PARTITIONED[name][1]  # format 1's order: by system (or strategy) as the manifest lists them, then row
         codes = pd.Categorical(frame[key], categories=self._partition_names()[key]).codes
         frame = frame.drop(columns="dataset").take(np.lexsort((frame["row"].to_numpy(), codes))).reset_index(drop=True)
+        if name == "decisions.parquet":
+            frame = self._run_columns(frame)
         return frame[[c for c in TABLE_COLUMNS[name] if c in frame.columns] +
                      [c for c in frame.columns if c not in TABLE_COLUMNS[name]]]
+
+    def _run_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Decisions with a score: and weight: column for every run read from a file. A partition written before a
+        run was added (explorer add-run) has none: no decision there scored it (NaN) or sent a query to it (0)."""
+        for run in self.external_datasets:
+            if f"score:{run}" not in frame.columns:
+                frame[f"score:{run}"] = np.nan
+            weight = frame[f"weight:{run}"] if f"weight:{run}" in frame.columns else None
+            frame[f"weight:{run}"] = 0.0 if weight is None else weight.fillna(0.0).astype(float)
+        return frame
 
     @cached_property
     def queries(self) -> pd.DataFrame:
@@ -881,8 +893,8 @@ class Workspace:
     def _columns(self, name: str) -> tuple[str, ...]:
         """The columns a per-query table must hold beyond TABLE_COLUMNS: its measures, or a decision's scores and
         weights per encoder."""
-        if name == "decisions.parquet":
-            return tuple(f"{c}:{e}" for c in ("score", "weight") for e in self.systems)
+        if name == "decisions.parquet":  # a run's own columns may be absent from a partition (Workspace._run_columns)
+            return tuple(f"{c}:{e}" for c in ("score", "weight") for e in self.encoders)
         return tuple(self.measures) if name in ("metrics.parquet", "strategy_metrics.parquet") else ()
 
     @cached_property
