@@ -5,11 +5,13 @@ external runs beside a workspace's own systems.
     python -m bench.runs overview --workspace workspaces/sample [--runs 10] [--repeats 3] [--stage prepare|render]
 
 `import` writes a seeded TREC file (1,000 documents per query, scores with ties; every n-th query one of the
-dataset's, the others unknown to it, as a run over a whole collection is against a workspace that samples it) and reads and scores it in a fresh process (explorer.runs.import_run against a synthetic dataset of
-100,000 documents), reporting the wall time and the process's peak resident memory (getrusage ru_maxrss), beside
-the same process's memory before reading. `overview` copies the workspace, times the Overview's first render cold
-(bench.scale.render_seconds), adds `--runs` runs to every dataset with `explorer add-run` (each the workspace's
-stored base run with seeded noise on its scores), and times the render again. Prints Markdown tables.
+dataset's, the others unknown to it, as a run over a whole collection is against a workspace that samples it) and
+reads and scores it in a fresh process (explorer.runs.import_run against a synthetic dataset of 100,000 documents),
+reporting the wall time and the process's peak resident memory (getrusage ru_maxrss), beside the same process's
+memory before reading. `overview` copies the workspace twice, adds `--runs` runs to every dataset of one copy with
+`explorer add-run` (each the workspace's stored base run with seeded noise on its scores; stage `prepare`, no model
+library), and times the Overview's first render cold on both (bench.scale.render_seconds; stage `render`, which
+imports the app and so torch: run it under the heavy lock). Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 run = import_run("bench", path, target, frame, qrels, ["nDCG@10", "R@100", "RR@10", "AP"])
 seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "before_kib": before, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": seconds, "before_kib": before, "peak_kib": peak,
                   "kept": len(run.runs), "lines": run.record["lines"], "warnings": run.record["warnings"]}))
 """.replace("N_DOCS", str(N_DOCS))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import shutil
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -116,6 +117,7 @@ def _manifest(old: Workspace, run: ImportedRun) -> dict:
     """The old manifest with the run's record, and its strategy beside the fixed systems when the name is new."""
     manifest = dict(old.manifest)
     manifest["format_version"] = WORKSPACE_FORMAT_VERSION
+    manifest["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")  # a new key for cached views
     manifest["runs"] = [*old.external_runs, run.record]
     strategies = list(manifest["strategies"])
     strategy = ExternalRun(run.name, [*old.external_datasets.get(run.name, []), run.dataset])

@@ -126,6 +126,7 @@ class Build:
     runs: list[pd.DataFrame] = field(default_factory=list)
     routed: list = field(default_factory=list)
     imported: list[ImportedRun] = field(default_factory=list)  # [[runs]]: run files read as systems
+    never_scored: dict[str, list[str]] = field(default_factory=dict)  # strategy -> candidate runs it cannot choose
     queries: QuerySet | None = None
 
     @property
@@ -476,10 +477,13 @@ class Build:
         self.strategies = [s for s in all_strategies(self.encoders, multitask, cfg.routing["strategies"] or None,
                                                      cfg.routing["variants"], self.external) if s.available(self.ctx)]
         datasets = np.asarray(self.queries.datasets, dtype=object)
+        runs = [self.systems.index(n) for n in candidates if n in self.external]
         for strat in self.strategies:
             rows = eval_rows[strat.covers(datasets[eval_rows])]
             dec = strat.decide(self.ctx, self.q_emb[0][rows])
             self.routed.append((strat.name, rows, dec, self._strategy_scores(strat.name, dec, rows)))
+            # said in the manifest: a candidate run this router never scores (it routes by what a file lacks)
+            self.never_scored[strat.name] = [self.systems[c] for c in runs if np.isnan(dec.scores[:, c]).all()]
         self.log.record("routing", self.routing_key, False, time.perf_counter() - t)
 
     def _strategy_scores(self, strategy: str, dec, rows: np.ndarray) -> np.ndarray:
@@ -569,7 +573,9 @@ class Build:
             "candidates": [self.systems[c] for c in self.ctx.candidates],
             "own_expert": {d: self.encoders[c] for d, c in self.ctx.own_expert.items()},
             **({"runs": [r.record for r in self.imported]} if self.imported else {}),
-            "strategies": [s.record(self.ctx) for s in self.strategies],
+            "strategies": [{**s.record(self.ctx), **({"cannot_choose": self.never_scored[s.name]}
+                                                     if self.never_scored.get(s.name) else {})}
+                           for s in self.strategies],
             "routing": routing,
             "measures": cfg.measures, "reference": cfg.reference, "label_measure": cfg.label_measure,
             "compute": {k: v for k, v in cfg.compute.items() if k != "address"},  # never a cluster's address

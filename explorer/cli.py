@@ -80,6 +80,10 @@ def _cmd_eval(args) -> int:
         print(f"zero-shot (no expert, no pilot queries): {', '.join(ws.zero_shot_datasets)}")
     for note in judged_split_notes(ws, args.measure):
         print(note)
+    for s in ws.manifest["strategies"]:
+        if s.get("cannot_choose"):
+            print(f"{s['name']} never chooses {', '.join(s['cannot_choose'])}: it routes by what a run file has not "
+                  "(an expert's data, weights or prefixes), so that candidate run gets no score from it")
     for s in ws.strategies:
         cells = []
         for c in cols:

@@ -62,6 +62,7 @@ class Compared(Workspace):
                                "datasets and evaluated queries)")
         self.a, self.b, self.prefix, self.path = a, b, prefix, a.path
         self.manifest = self._merged_manifest()
+        self.compared_with = f"{b.path.resolve()}|{b.manifest.get('created', '')}|{b.manifest.get('updated', '')}"
 
     def name_of(self, system: str) -> str:
         """B's name of a prefixed system or strategy (mix:B:x -> mix:x), else None."""
@@ -174,7 +175,7 @@ class Compared(Workspace):
         return pd.Series(self.b_rows.index.to_numpy(), index=self.b_rows.to_numpy())
 
     def ranking(self, system: str, row: int, depth: int = 10) -> pd.DataFrame:
-        """A system's ranking of A's query `row`; a prefixed one is B's ranking of the same query, with B's documents."""
+        """A system's ranking of A's query `row`; a prefixed one is B's ranking of the same query (B's documents)."""
         theirs = self.name_of(system)
         if theirs is None:
             return self.a.ranking(system, row, depth)

@@ -103,7 +103,8 @@ class ParsedRun:
         out = []
         if self.unknown_qids:
             many = "+" if self.unknown_qids >= MAX_UNKNOWN else ""
-            out.append(f"{self.unknown_qids:,}{many} query id(s) on {self.unknown_qid_lines:,} line(s) are not queries of "
+            out.append(f"{self.unknown_qids:,}{many} query id(s) on {self.unknown_qid_lines:,} line(s) are not "
+                       "queries of "
                        f"{target.dataset!r} and are ignored, as trec_eval ignores them (e.g. "
                        f"{', '.join(map(repr, self.unknown_qid_examples))})")
         if self.unknown_doc_lines:

@@ -296,6 +296,7 @@ MANIFEST: dict[str, Key] = {
     "format_version": Key("int", check=_version),
     "title": Key("str", required=False),
     "created": Key("str", required=False),
+    "updated": Key("str", required=False),
     "base_model": Key("dict", fields={
         "name": Key("str"), "max_seq_length": Key("int", required=False), "parameters": Key("int", required=False),
         "fingerprint": Key("str", required=False),
@@ -324,7 +325,8 @@ MANIFEST: dict[str, Key] = {
         "name": Key("str", check=strategy_name_problem), "family": Key("str"),
         "description": Key("str", required=False), "uses_oracle": Key("bool", required=False),
         "whatif": Key("str", required=False),
-        "choices": Key("list", required=False, items=Key("str", check=_encoder))})),
+        "choices": Key("list", required=False, items=Key("str", check=_encoder)),
+        "cannot_choose": Key("list", required=False, items=Key("str", check=_run))})),
     "routing": Key("dict", fields={
         "strategies": Key("list", required=False, items=Key("str", check=strategy_name_problem)),
         "variants": Key("list", required=False, items=Key("dict", fields={

@@ -82,7 +82,7 @@ def metrics_by_qid(imported, queries: pd.DataFrame) -> dict[tuple[str, str], flo
 def assert_equal_metrics(mine: dict, ref: dict, qids) -> None:
     for q in qids:
         for m in MEASURES:
-            assert math.isclose(mine[(q, m)], ref.get((q, m), 0.0), abs_tol=1e-12), (q, m, mine[(q, m)], ref.get((q, m)))
+            assert math.isclose(mine[(q, m)], ref.get((q, m), 0.0), abs_tol=1e-12), (q, m, mine[(q, m)])
 
 
 # --- equality with trec_eval, through ir_measures ----------------------------------------------------------------

@@ -349,3 +349,13 @@ def test_the_readme_notebook_example_runs_and_imports_no_model(built, tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
+
+
+def test_the_overview_compares_with_a_second_workspace_in_the_app(built):
+    from tests.test_app import app, texts
+
+    at = app(built["plain"].path, "overview", {"compare": str(built["runs"].path)})
+    shown = texts(at)
+    assert "B:tfidf" in shown and "B:pilot-mean" in shown and not at.warning
+    at = app(built["plain"].path, "overview", {"compare": str(built["root"] / "no-such-folder")})
+    assert "Not compared" in " ".join(w.value for w in at.warning) and "B:" not in texts(at)

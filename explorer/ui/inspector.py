@@ -103,6 +103,7 @@ def _open_listed(key: str, rows: list[int], datasets: dict[int, str]) -> None:
 
 
 def render() -> None:
+    state.compare_with()
     ws = state.workspace()
     st.title("Query inspector")
     state.score_note()

@@ -37,6 +37,7 @@ def _slice(ws, options) -> tuple[str, str] | None:
 
 
 def render() -> None:
+    state.compare_with()
     ws = state.workspace()
     st.title("Overview")
     st.caption("Mean per-query score of every routing strategy on every dataset (test queries), with the macro "

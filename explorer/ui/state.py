@@ -146,16 +146,39 @@ def show_sample_build() -> None:
 
 
 def ws_key(ws: Workspace) -> str:
-    return f"{ws.path.resolve()}|{ws.manifest.get('created', '')}"
+    """What cached data of a workspace is keyed by: its folder, when it was built and last given a run (explorer
+    add-run), and the second workspace it is compared with, if any."""
+    return (f"{ws.path.resolve()}|{ws.manifest.get('created', '')}|{ws.manifest.get('updated', '')}|"
+            f"{getattr(ws, 'compared_with', '')}")
 
 
 def set_workspace(ws: Workspace | None) -> None:
     st.session_state["_ws"] = ws
+    st.session_state.pop("_page_ws", None)  # a page's comparison (compare_with) lasts one run of that page
+
+
+def compare_with() -> None:
+    """'Compare with workspace': a second workspace's folder (the URL's `compare`); when it opens and pairs with this
+    one (explorer.compare), this run of the page reads both, the second's systems as B:<name>."""
+    from ..compare import CompareError, Compared
+    from .safe import md
+
+    path = synced(st.text_input, "Compare with workspace (folder)", "compare", None, "",
+                  help="A second workspace built on the same datasets and evaluated queries (another base model, "
+                       "another recipe): its systems and strategies appear as B:<name>, paired query by query.")
+    if not path:
+        return
+    try:
+        other = open_workspace(path)
+        st.session_state["_page_ws"] = Compared(st.session_state["_ws"], other)
+    except (WorkspaceError, CompareError, OSError) as err:
+        st.warning(f"Not compared: {md(one_line(err))}")
 
 
 def workspace() -> Workspace:
-    """The session's workspace; pages stop with an explanation when there is none."""
-    ws = st.session_state.get("_ws")
+    """The session's workspace (with a second one beside it on a page that compares); pages stop with an
+    explanation when there is none."""
+    ws = st.session_state.get("_page_ws") or st.session_state.get("_ws")
     if ws is None:
         st.info("No workspace is open. Give a workspace folder in the sidebar (one made by `explorer build`), or "
                 "start the app with `streamlit run app.py -- --workspace DIR`.")
