@@ -150,6 +150,10 @@ def test_a_candidate_run_is_chosen_by_the_oracle_and_never_routed_live(built):
     assert len(best), "the TF-IDF run is strictly best on some query"
     chosen = ws.decision_rows(["instance-oracle"], best.index).set_index("row")["chosen"]
     assert (chosen == "tfidf").all()
+    never = {s["name"]: s.get("cannot_choose", []) for s in ws.manifest["strategies"]}
+    assert never["dataset-router"] == ["tfidf"] and never["instance-oracle"] == [] and never["base"] == []
+    dr = ws.decision_rows(["dataset-router"])
+    assert dr["score:tfidf"].isna().all() and (dr["chosen"] != "tfidf").all()
     whatif = analysis.WhatIf(ws)
     assert ws.systems.index("tfidf") in whatif.context([e["name"] for e in ws.experts]).candidates
     assert ws.systems.index("tfidf") not in whatif.context([e["name"] for e in ws.experts], typed=True).candidates
