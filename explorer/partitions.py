@@ -117,9 +117,9 @@ def read_partitioned(folder: Path, keys: Sequence[str], allowed: Mapping[str, Se
     files = [str(f) for _, fs in found for f in fs]
     # one schema for every file, promoted where partitions differ (a run read from a file keeps float64 scores
     # beside the encoders' float32): pyarrow would otherwise cast every file to the first one's types
+    schemas = [_check_file(Path(f), [c for c in required if c not in keys]) for f in files]
     try:
-        columns = pa.unify_schemas([_check_file(Path(f), [c for c in required if c not in keys]) for f in files],
-                                   promote_options="permissive")
+        columns = pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowException, ValueError) as err:
         raise PartitionError(f"{folder}: its partitions hold columns of types that do not agree ({err})") from err
     data = pds.dataset(files, format="parquet", partition_base_dir=str(folder),
