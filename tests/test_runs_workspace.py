@@ -363,3 +363,11 @@ def test_the_overview_compares_with_a_second_workspace_in_the_app(built):
     assert "B:tfidf" in shown and "B:pilot-mean" in shown and not at.warning
     at = app(built["plain"].path, "overview", {"compare": str(built["root"] / "no-such-folder")})
     assert "Not compared" in " ".join(w.value for w in at.warning) and "B:" not in texts(at)
+
+
+def test_the_playground_says_that_runs_from_files_are_not_routed_live(built):
+    from tests.test_app import app, texts
+
+    shown = texts(app(built["runs"].path, "playground"))  # names escaped for Markdown: tfidf\-hf
+    assert re.search(r"Runs read from files \S*tfidf\S* \S*tfidf\S*hf\S* are not routed here", shown), shown[-400:]
+    assert "Runs read from files" not in texts(app(built["plain"].path, "playground"))
