@@ -59,10 +59,18 @@ def summary(ws: Workspace, measure: str | None = None, slice_by: Slice | None = 
     table = sm.pivot_table(index="dataset", columns="strategy", values=measure, aggfunc="mean")
     table = table.reindex(index=ws.datasets, columns=ws.strategies)
     zero_shot = ws.zero_shot_datasets
-    table.loc[AVERAGE] = table.mean(axis=0)
+    table.loc[AVERAGE] = macro_average(table)
     if zero_shot:
-        table.loc[ZERO_SHOT_AVERAGE] = table.loc[zero_shot].mean(axis=0)
+        table.loc[ZERO_SHOT_AVERAGE] = macro_average(table.loc[zero_shot])
     return table
+
+
+def macro_average(table: pd.DataFrame) -> pd.Series:
+    """The mean over datasets (rows) of every column; NaN for a column without a score on a dataset where others
+    have one (a run read from a file that ranks only some datasets: its mean would not be over the same ones)."""
+    empty = table.isna().all(axis=1).to_numpy()[:, None]  # a dataset nobody scores on (a slice without its queries)
+    partial = ~(table.notna().to_numpy() | empty).all(axis=0)
+    return table.mean(axis=0).where(~partial)
 
 
 def summary_columns(ws: Workspace) -> list[str]:
@@ -136,13 +144,19 @@ def significance_tables(ws: Workspace, reference: str) -> list[tuple[str, str, i
 
 
 def compute_significance(ws: Workspace, measure: str, reference: str, resamples: int = SIGNIFICANCE_RESAMPLES,
-                         slice_by: Slice | None = None) -> pd.DataFrame:
-    """significance_table computed from the per-query scores (what the build stores for every measure)."""
+                         slice_by: Slice | None = None, datasets: list[str] | None = None) -> pd.DataFrame:
+    """significance_table computed from the per-query scores (what the build stores for every measure); only for
+    `datasets` when given (each dataset's table is its own: Holm corrects across strategies within it)."""
     frames = []
-    for ds in ws.datasets:
+    for ds in datasets or ws.datasets:
         m = per_query_matrix(ws, measure, ds, slice_by)
-        t = significance({c: m[c].to_numpy() for c in m.columns}, reference, resamples=resamples)
+        scored = [c for c in m.columns if m[c].notna().any()]  # a run from a file is tested where it ranks
+        if reference not in scored:
+            continue
+        t = significance({c: m[c].to_numpy() for c in scored}, reference, resamples=resamples)
         frames.append(t.reset_index().assign(dataset=ds))
+    if not frames:
+        return significance({reference: np.zeros(0)}, reference).reset_index().assign(dataset=[])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -172,15 +186,15 @@ def win_tie_loss(ws: Workspace, measure: str | None = None, reference: str | Non
     datasets = ws.queries.set_index("row")["dataset"].reindex(m.index)
     others = [s for s in ws.strategies if s != reference]
     diff = m[others].to_numpy() - m[[reference]].to_numpy()
-    sign = np.where(diff > tolerance, 1, np.where(diff < -tolerance, -1, 0))
-    rows = []
+    sign = np.where(diff > tolerance, 1, np.where(diff < -tolerance, -1, np.where(np.isnan(diff), 2, 0)))
+    rows = []  # sign 2: no pair (a run read from a file on a dataset it does not rank) counts nowhere
     for ds in [*ws.datasets, ALL_QUERIES]:
         pick = np.ones(len(m), bool) if ds == ALL_QUERIES else (datasets == ds).to_numpy()
         s = sign[pick]
         for j, name in enumerate(others):
-            rows.append({"dataset": ds, "strategy": name, "wins": int((s[:, j] > 0).sum()),
-                         "ties": int((s[:, j] == 0).sum()), "losses": int((s[:, j] < 0).sum()),
-                         "queries": int(pick.sum())})
+            rows.append({"dataset": ds, "strategy": name, "wins": int((s[:, j] == 1).sum()),
+                         "ties": int((s[:, j] == 0).sum()), "losses": int((s[:, j] == -1).sum()),
+                         "queries": int((s[:, j] != 2).sum())})
     return pd.DataFrame(rows, columns=["dataset", "strategy", "wins", "ties", "losses", "queries"])
 
 
@@ -229,8 +243,8 @@ def weights_label(weights: Mapping[str, float]) -> str:
 
 def decision_labels(ws: Workspace, decisions: pd.DataFrame) -> pd.Series:
     """Each decision row (strategy, row, weight:<encoder>...) as weights_label text, indexed like `decisions`."""
-    values = decisions[[f"weight:{e}" for e in ws.encoders]].to_numpy(dtype=float)
-    return pd.Series([weights_label(dict(zip(ws.encoders, np.nan_to_num(w)))) for w in values],
+    values = decisions[[f"weight:{e}" for e in ws.systems]].to_numpy(dtype=float)
+    return pd.Series([weights_label(dict(zip(ws.systems, np.nan_to_num(w)))) for w in values],
                      index=decisions.index, dtype=object)
 
 
@@ -245,13 +259,17 @@ def query_table(ws: Workspace, strategy: str, measure: str | None = None) -> pd.
     sm = ws.strategy_metric_rows([strategy]).set_index("row")[measure]
     base = ws.metric_rows(["base"]).set_index("row")[measure]
     q = ws.eval_rows().set_index("row")
+    q = q[q.index.isin(d.index)]  # the queries it decides (a run read from a file: those of its datasets)
+    d = d.reindex(q.index)
+    cand = cand.reindex(q.index)
+    best = best.reindex(q.index)
     out = pd.DataFrame({
         "dataset": q["dataset"], "qid": q["qid"], "text": q["text"], "kind": q["kind"],
         "routed": d["chosen"], "oracle": cand.idxmax(axis=1), "routed_score": sm, "oracle_score": best,
         "base_score": base.reindex(q.index), "margin": d["margin"]})
     out["regret"] = out["oracle_score"] - out["routed_score"]
-    weights = d[[f"weight:{e}" for e in ws.encoders]].to_numpy()
-    out["primary"] = np.asarray(ws.encoders)[weights.argmax(axis=1)]  # a mixture is judged by its largest weight
+    weights = d[[f"weight:{e}" for e in ws.systems]].to_numpy()
+    out["primary"] = np.asarray(ws.systems)[weights.argmax(axis=1)]  # a mixture is judged by its largest weight
     out["decision"] = decision_labels(ws, d)  # in words: the expert, or the mixture's weights
     is_best = np.isclose(cand.to_numpy(), best.to_numpy()[:, None], atol=1e-9)
     col = {c: j for j, c in enumerate(cand.columns)}
@@ -276,9 +294,9 @@ def routing_report(ws: Workspace, strategy: str, measure: str | None = None) -> 
 def selection_matrix(ws: Workspace, strategy: str) -> pd.DataFrame:
     """Dataset x encoder: the share of each dataset's queries sent to each encoder (mixtures count by weight)."""
     d = ws.decision_rows([strategy]).merge(ws.queries[["row", "dataset"]], on="row")
-    cols = [f"weight:{e}" for e in ws.encoders]
+    cols = [f"weight:{e}" for e in ws.systems]
     m = d.groupby("dataset")[cols].mean().reindex(ws.datasets)
-    m.columns = ws.encoders
+    m.columns = ws.systems
     return m.loc[:, (m > 0).any(axis=0)]
 
 
@@ -295,9 +313,9 @@ class WhatIf:
         q = ws.queries
         roles = q["role"].to_numpy()
         measures = ws.measures
-        cube = np.zeros((len(ws.encoders), len(q), len(measures)))
+        cube = np.zeros((len(ws.systems), len(q), len(measures)))
         m = ws.metrics
-        enc_index = {e: i for i, e in enumerate(ws.encoders)}
+        enc_index = {e: i for i, e in enumerate(ws.systems)}
         cube[m["system"].map(enc_index).to_numpy(), m["row"].to_numpy()] = m[measures].to_numpy()
         ev = np.flatnonzero(roles == "eval")
         ds = q["dataset"].to_numpy().astype(object)
@@ -306,8 +324,8 @@ class WhatIf:
         stored = {}
         for name, frame in ws.decisions.groupby("strategy", sort=False):
             frame = frame.set_index("row").reindex(ev)
-            stored[name] = Decision(weights=frame[[f"weight:{e}" for e in ws.encoders]].to_numpy(dtype=float),
-                                    scores=frame[[f"score:{e}" for e in ws.encoders]].to_numpy(dtype=float),
+            stored[name] = Decision(weights=frame[[f"weight:{e}" for e in ws.systems]].to_numpy(dtype=float),
+                                    scores=frame[[f"score:{e}" for e in ws.systems]].to_numpy(dtype=float),
                                     margin=frame["margin"].to_numpy(dtype=float))
         sm = ws.strategy_metrics
         strat_values = {n: f.set_index("row").reindex(ev)[measures].to_numpy() for n, f in sm.groupby("strategy")}
@@ -316,16 +334,18 @@ class WhatIf:
                 "multitask": next((e["name"] for e in ws.experts if e["multi_task"]), None),
                 "datasets_eval": ds[ev]}
 
-    def context(self, enabled: list[str]) -> RoutingContext:
+    def context(self, enabled: list[str], typed: bool = False) -> RoutingContext:
         """The build's routing context with only the `enabled` experts (and the base) as candidates and own
-        experts; every expert's record stays, so strategies keep their stored columns (masked ones stay masked)."""
+        experts; every expert's record stays, so strategies keep their stored columns (masked ones stay masked).
+        Runs read from files stay candidates, except for a `typed` query (live routing), which they never ranked."""
         a, ws = self._arrays, self.ws
         q = ws.queries
         routing = dict(ws.manifest["routing"])
         if routing.get("ties") == "auto" and routing.get("ties_chosen") in FIXED_RULES:
             routing["ties"] = routing["ties_chosen"]  # the build chose it on the pilot queries: not chosen again
-        return routing_context(ws.encoders, ws.experts,
-                               [c for c in ws.candidates if c == "base" or c in enabled],
+        experts = set(ws.encoders[1:])
+        keep = [c for c in ws.candidates if c == "base" or c in enabled or (c not in experts and not typed)]
+        return routing_context(ws.systems, ws.experts, keep,
                                {d: e for d, e in ws.own_expert.items() if e in enabled}, a["base"],
                                q["dataset"].to_numpy(), q["role"].to_numpy(), a["cube"][:, :, a["nd"]].T, routing)
 
@@ -335,7 +355,7 @@ class WhatIf:
         position = evaluated query), and their judgements (the what-if scores fused rankings, it routes nothing)."""
         ws, ev = self.ws, self._arrays["eval"]
         depth = int(ws.manifest.get("index", {}).get("depth", 100))
-        docs, scores = run_arrays(ws.run_rows(ws.encoders, ev), ws.encoders, len(ws.queries), depth)
+        docs, scores = run_arrays(ws.run_rows(ws.systems, ev), ws.systems, len(ws.queries), depth)
         datasets = ws.queries["dataset"].to_numpy().astype(object)[ev]
         ids = {d: ws.docs(d)["doc_id"].tolist() for d in dict.fromkeys(datasets.tolist())}
         queries = ws.queries.iloc[ev][["qid", "dataset", "role"]].assign(row=np.arange(len(ev)))
@@ -389,7 +409,8 @@ class WhatIf:
         emb = a["base"][ev]
         cols, choices = {}, {}
         routers = all_strategies(ws.encoders, a["multitask"], ws.strategies,
-                                 ws.manifest["routing"].get("variants"), chosen_settings(ws.manifest))
+                                 ws.manifest["routing"].get("variants"), chosen_settings(ws.manifest),
+                                 ws.external_datasets)
         off = [ws.encoders.index(e) for e in ws.encoders[1:] if e not in enabled]
         for router in routers:
             if not router.available(ctx):
@@ -406,12 +427,12 @@ class WhatIf:
             if chosen is None:
                 continue
             values = np.where(chosen >= 0, a["cube"][np.maximum(chosen, 0), ev, mi], a["strat_values"][router.name][:, mi])
-            cols[router.name] = values
+            cols[router.name] = np.where(router.covers(a["datasets_eval"]), values, np.nan)  # a run from a file
             choices[router.name] = chosen
         frame = pd.DataFrame(cols)
         frame["dataset"] = a["datasets_eval"]
         table = frame.groupby("dataset", sort=False).mean().reindex(ws.datasets)
-        table.loc[AVERAGE] = table.mean(axis=0)
+        table.loc[AVERAGE] = macro_average(table)
         if ws.zero_shot_datasets:
-            table.loc[ZERO_SHOT_AVERAGE] = table.loc[ws.zero_shot_datasets].mean(axis=0)
+            table.loc[ZERO_SHOT_AVERAGE] = macro_average(table.loc[ws.zero_shot_datasets])
         return table, choices

@@ -43,6 +43,7 @@ from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
 from .rankmetrics import judgements_for
 from .routing import all_strategies, routing_context
+from .runs import ImportedRun, RunTarget, import_run
 from .stages import (BUILD_STAGES, StageLog, Stages, array_of_rows, content_key, finish_dir, index_of_size,
                      partial_dir, save_array_atomically)
 from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
@@ -60,7 +61,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     terminal; in a log each stage and each finished item print one line. `status` receives each stage's progress."""
     cfg = config if isinstance(config, BuildConfig) else load_config(config)
     b = Build(cfg, Path(out), StageLog(echo=echo, status=status), progress and sys.stderr.isatty())
-    for stage in (b.read_datasets, b.prepare_output, b.load_encoder, b.encode_corpora, b.train_experts,
+    for stage in (b.read_datasets, b.read_runs, b.prepare_output, b.load_encoder, b.encode_corpora, b.train_experts,
                   b.encode_queries, b.search_and_score, b.route, b.draw_layouts, b.write):
         stage()
     echo(f"Built {out} in {time.perf_counter() - b.start:.1f}s")
@@ -129,6 +130,9 @@ class Build:
     runs: list[pd.DataFrame] = field(default_factory=list)
     routed: list = field(default_factory=list)
     lexical: dict = field(default_factory=dict)  # (lexical expert, dataset) -> its BM25 index
+    imported: list[ImportedRun] = field(default_factory=list)  # [[runs]]: run files read as systems
+    never_scored: dict[str, list[str]] = field(default_factory=dict)  # strategy -> candidate runs it cannot choose
+    queries: QuerySet | None = None
 
     @property
     def stages(self) -> Stages:
@@ -189,6 +193,49 @@ class Build:
                for name, ds in self.datasets.items() if not indexable(ds.corpus.passages())]
         if bad:
             raise DataError(bad, datasets=len(bad))
+
+    def read_runs(self) -> None:
+        """Every [[runs]] file read against its dataset's queries and documents and scored, every problem of all of
+        them reported together, before any model is loaded (explorer.runs)."""
+        if not self.cfg.runs:
+            return
+        self.echo(f"Reading {len(self.cfg.runs)} run file(s)")  # part of the datasets stage: data, not models
+        t = time.perf_counter()
+        self.queries = _query_set(self.cfg, self.datasets)
+        frame = self.queries.frame()
+        qrels = _qrels_lookup(self.queries)
+        failed: list[DataError] = []
+        for spec in self.cfg.runs:
+            ds, dspec = self.datasets[spec.dataset], next(d for d in self.cfg.datasets if d.name == spec.dataset)
+            mine = frame[frame["dataset"] == spec.dataset]
+            target = RunTarget(spec.dataset, ds.corpus.ids, set(mine["qid"]), self.cfg.depth,
+                               dspec.ignore_identical_ids)
+            by_role = {role: qrels.get((spec.dataset, role), {}) for role in ("pilot", "eval")}
+            try:
+                run = import_run(spec.name, spec.path, target, mine, by_role, self.cfg.measures, spec.format,
+                                 spec.candidate)
+            except DataError as err:
+                failed.append(err)
+                continue
+            for w in run.record["warnings"]:
+                self.echo(f"  warning: {spec.path}: {w}")
+            self.imported.append(run)
+        if failed:
+            raise DataError([p for err in failed for p in err.problems], datasets=len(failed))
+        self.log.record("runs", _hash(*(r.record["sha256"] for r in self.imported)), False, time.perf_counter() - t)
+
+    @property
+    def external(self) -> dict[str, list[str]]:
+        """Each run read from a file -> the datasets it ranks."""
+        out: dict[str, list[str]] = {}
+        for run in self.imported:
+            out.setdefault(run.name, []).append(run.dataset)
+        return out
+
+    @property
+    def systems(self) -> list[str]:
+        """Columns of every per-system array: the encoders, then the runs read from files."""
+        return self.encoders + list(self.external)
 
     def prepare_output(self) -> None:
         """Refuse an --out that must not be replaced and a cache that is not a folder, before any model work; a
@@ -363,7 +410,7 @@ class Build:
 
     def encode_queries(self) -> None:
         """Every pilot and evaluated query under the base and every expert."""
-        self.queries = _query_set(self.cfg, self.datasets)
+        self.queries = self.queries or _query_set(self.cfg, self.datasets)
         digest = self.queries.digest()
         keys = [self.base_fp] + [self.expert_keys[e.name] for e in self.cfg.experts]
         self.log.begin("queries", f"Encoding {len(self.queries.qids)} queries under {len(self.encoders)} encoders",
@@ -381,7 +428,7 @@ class Build:
                                                       show_progress=self.progress),
                 save_array_atomically))
         self.search_key = _hash(keys, digest, self.cfg.depth, self.cfg.index_kind)
-        self.routing_key = _hash(keys, digest, self.cfg.routing)
+        self.routing_key = _hash(keys, digest, self.cfg.routing, *(r.record["sha256"] for r in self.imported))
 
     def search_and_score(self) -> None:
         """An index per corpus (cached), then every encoder's run and per-query scores on every query."""
@@ -401,6 +448,16 @@ class Build:
         self._lexical_indexes()
         self.qrels_by = _qrels_lookup(self.queries)
         self.metric_arr = self.stages.timed("search+metrics", self.search_key, self._score_every_encoder)
+        self.metric_arr = np.concatenate([self.metric_arr, self._external_scores()])
+
+    def _external_scores(self) -> np.ndarray:
+        """(run read from a file, query row, measure) scores (0 where a run ranks no dataset of the row: those
+        rows are never written, nor decided by its strategy)."""
+        cube = np.zeros((len(self.external), len(self.queries.qids), len(self.cfg.measures)))
+        names = list(self.external)
+        for run in self.imported:
+            cube[names.index(run.name), run.metrics["row"].to_numpy()] = run.metrics[self.cfg.measures].to_numpy()
+        return cube
 
     def _lexical_indexes(self) -> None:
         """Every lexical expert's BM25 index of every corpus, cached by content hash (bm25s's .npy + JSON)."""
@@ -492,22 +549,31 @@ class Build:
                                                                                if e.candidate]
         if cfg.routing["lexical_as_candidate"]:
             candidates += [e.name for e in self._lexical_specs() if e.name not in candidates]
+        candidates += list(dict.fromkeys(r.name for r in self.imported if r.record["candidate"]))
         labels = self.metric_arr[:, :, cfg.measures.index(cfg.label_measure)].T  # labels pilots, defines oracles
-        self.ctx = routing_context(self.encoders, self.expert_records(), candidates, own, self.q_emb[0],
+        self.ctx = routing_context(self.systems, self.expert_records(), candidates, own, self.q_emb[0],
                                    self.queries.datasets, self.queries.roles, labels, cfg.routing,
                                    runs=self._run_pool(), pilot_judged=self._judgements(("pilot",)),
                                    label_measure=cfg.label_measure, depth=cfg.depth)
         multitask = cfg.multitask.name if cfg.multitask else None
         self.strategies = [s for s in all_strategies(self.encoders, multitask, cfg.routing["strategies"] or None,
-                                                     cfg.routing["variants"]) if s.available(self.ctx)]
+                                                     cfg.routing["variants"], external=self.external)
+                           if s.available(self.ctx)]
+        datasets = np.asarray(self.queries.datasets, dtype=object)
+        runs = [self.systems.index(n) for n in candidates if n in self.external]
         for strat in self.strategies:
-            dec = strat.decide(self.ctx, self.q_emb[0][eval_rows], eval_rows)
-            self.routed.append((strat.name, eval_rows, dec, self._strategy_scores(strat.name, dec, eval_rows)))
+            rows = eval_rows[strat.covers(datasets[eval_rows])]
+            dec = strat.decide(self.ctx, self.q_emb[0][rows], rows)
+            self.routed.append((strat.name, rows, dec, self._strategy_scores(strat.name, dec, rows)))
+            # said in the manifest: a candidate run this router never scores (it routes by what a file lacks)
+            self.never_scored[strat.name] = [self.systems[c] for c in runs if np.isnan(dec.scores[:, c]).all()]
         self.log.record("routing", self.routing_key, False, time.perf_counter() - t)
 
     def _run_pool(self):
-        """Every encoder's run of every query, gathered for fusion and post-retrieval routing."""
-        docs, scores = run_arrays(pd.concat(self.runs, ignore_index=True), self.encoders, len(self.queries.qids),
+        """Every system's run of every query (the encoders', and those read from files), gathered for fusion and
+        post-retrieval routing."""
+        frames = [*self.runs, *(r.runs for r in self.imported)]
+        docs, scores = run_arrays(pd.concat(frames, ignore_index=True), self.systems, len(self.queries.qids),
                                   self.cfg.depth)
         return pool_of(docs, scores, np.asarray(self.queries.datasets, dtype=object),
                        {n: ds.corpus.ids for n, ds in self.datasets.items()})
@@ -590,8 +656,11 @@ class Build:
             w.table("qrels.parquet", pd.DataFrame(q.qrels, columns=["dataset", "role", "qid", "doc_id", "grade"]))
             w.table("runs.parquet", pd.concat(self.runs, ignore_index=True))
             w.metrics(enc, self.metric_arr, self.cfg.measures)
-            w.routed(self.routed, enc, self.cfg.measures)
-            w.pilots(lib, enc, self.pilot_rows, self.ctx.labels)
+            for run in self.imported:  # their own partitions: float64 scores, only the rows of their dataset
+                w.table("runs.parquet", run.runs)
+                w.table("metrics.parquet", run.metrics)
+            w.routed(self.routed, self.systems, self.cfg.measures)
+            w.pilots(lib, self.systems, self.pilot_rows, self.ctx.labels)
             w.layout(self.coords, len(lib), len(q.qids))
             w.manifest(self.manifest())
             # the slowest thing a page would compute, done once here from the tables just written
@@ -617,9 +686,12 @@ class Build:
                          for s in cfg.datasets],
             "encoders": self.encoders,
             "experts": self.expert_records(),
-            "candidates": [self.encoders[c] for c in self.ctx.candidates],
+            "candidates": [self.systems[c] for c in self.ctx.candidates],
             "own_expert": {d: self.encoders[c] for d, c in self.ctx.own_expert.items()},
-            "strategies": [s.record(self.ctx) for s in self.strategies],
+            **({"runs": [r.record for r in self.imported]} if self.imported else {}),
+            "strategies": [{**s.record(self.ctx), **({"cannot_choose": self.never_scored[s.name]}
+                                                     if self.never_scored.get(s.name) else {})}
+                           for s in self.strategies],
             "routing": routing,
             "measures": cfg.measures, "reference": cfg.reference, "label_measure": cfg.label_measure,
             "compute": {k: v for k, v in cfg.compute.items() if k != "address"},  # never a cluster's address

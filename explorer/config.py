@@ -24,6 +24,7 @@ from .experts import EXPERT_KINDS, AdapterError
 from .index import INDEX_KINDS
 from .names import SystemName, name_problem, strategy_name_problem
 from .routing import COMMON_PARAMS, MIX_PARAMS, ROUTERS, VARIANT_MIX, fixed_strategies, routing_params
+from .runs import RUN_PARAMS, file_problem
 from .settings import REQUIRED, Param, Problems, check_table, defaults, markdown_table, nearest
 from .training import KEY_BASELINE, PAIR_SOURCES, SOURCE_PARAMS, TRAIN_PARAMS
 
@@ -89,6 +90,17 @@ class ExpertSpec:
 
 
 @dataclass
+class RunSpec:
+    """One [[runs]] table: a run file of one dataset, read as the system `name` (explorer.runs)."""
+
+    name: str
+    dataset: str
+    path: Path
+    format: str = "auto"
+    candidate: bool = False
+
+
+@dataclass
 class BuildConfig:
     path: Path
     title: str
@@ -111,6 +123,7 @@ class BuildConfig:
     chunk_docs: int = 50_000  # documents encoded and searched per chunk
     exact_max_docs: int = 2_000_000  # kind = "auto": exact search up to this corpus size, IVF above
     memory_max_docs: int = 5_000_000  # kind = "auto": IVF in memory up to this corpus size, on disk above
+    runs: list[RunSpec] = field(default_factory=list)  # runs read from files, systems beside the built ones
 
     @property
     def multitask(self) -> ExpertSpec | None:
@@ -118,7 +131,8 @@ class BuildConfig:
 
 
 # --- the declared tables -------------------------------------------------------------------------------------------
-ROOT_TABLES = ("model", "index", "training", "routing", "evaluation", "layout", "compute", "datasets", "experts")
+ROOT_TABLES = ("model", "index", "training", "routing", "evaluation", "layout", "compute", "datasets", "experts",
+               "runs")
 ROOT_PARAMS = (
     Param("title", str, None, "shown in the app and the reports", nullable=True, default_doc="the file's name"),
     Param("cache_dir", str, None, "the stage cache, relative to this file", nullable=True,
@@ -239,7 +253,7 @@ def tables() -> dict[str, tuple[Param, ...]]:
     return {"top level": ROOT_PARAMS, "[model]": MODEL_PARAMS, "[index]": INDEX_PARAMS, "[training]": TRAIN_PARAMS,
             "[routing]": routing_table(), "[evaluation]": EVALUATION_PARAMS, "[layout]": LAYOUT_PARAMS, "[compute]": COMPUTE_PARAMS,
             "[[datasets]]": DATASET_PARAMS, "[[experts]]": expert_table(),
-            "[[experts]] sources": SOURCE_TABLE_PARAMS,
+            "[[experts]] sources": SOURCE_TABLE_PARAMS, "[[runs]]": RUN_PARAMS,
             **{f'[[experts]] kind = "{k}"': cls.params for k, cls in EXPERT_KINDS.items()}}
 
 
@@ -260,7 +274,7 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot be read ({err.strerror or err}) (fix: check the path)") from err
 
 
-LISTS = ("datasets", "experts")  # arrays of tables that an extending config appends to
+LISTS = ("datasets", "experts", "runs")  # arrays of tables that an extending config appends to
 
 
 def _extended(path: Path, raw: dict, seen: tuple = ()) -> dict:
@@ -317,7 +331,8 @@ def load_config(path: str | Path) -> BuildConfig:
     experts = _experts(raw.get("experts", []), training, datasets, root, problems)
     routing["variants"] = _variants(routing_raw.get("variants", []) if isinstance(routing_raw, dict) else [],
                                     problems, any(EXPERT_KINDS[e.kind].can(LEXICAL) for e in experts))
-    _check_strategies(routing, evaluation, experts, problems)
+    runs = _runs(raw.get("runs"), datasets, experts, routing["variants"], root, problems)
+    _check_strategies(routing, evaluation, experts, problems, [r.name for r in runs])
     _check_measures(evaluation.get("measures", []), problems)
     _check_cutoffs(evaluation.get("measures", []), index.get("depth"), problems)
     _check_label_measure(evaluation, problems)
@@ -341,7 +356,7 @@ def load_config(path: str | Path) -> BuildConfig:
         depth=index["depth"], datasets=datasets, experts=experts, routing=routing,
         measures=list(evaluation["measures"]), reference=evaluation["reference"],
         label_measure=evaluation["label_measure"] or default_label_measure(evaluation["measures"]), layout=layout,
-        cache_dir=cache_dir, device=device, compute=compute, precision=model["precision"],
+        cache_dir=cache_dir, device=device, compute=compute, precision=model["precision"], runs=runs,
     )
 
 
@@ -596,6 +611,55 @@ def _check_source(s: dict, train: dict, by_name: dict, where: str, problems: Pro
                      'use source = "crops", "sentences" or "titles" (they need no training queries), or name a split it has')
 
 
+def _runs(value, datasets: list[DatasetSpec], experts: list[ExpertSpec], variants: list[dict], root: Path,
+          problems: Problems) -> list[RunSpec]:
+    """[[runs]]: run files read as systems (explorer.runs); their content is read by the build, with the datasets."""
+    taken = set(_system_names(experts, variants))
+    names = {d.name for d in datasets}
+    out: list[RunSpec] = []
+    for i, r in enumerate(_tables(value, "runs", problems)):
+        where = f"runs {r['name']!r}" if isinstance(r.get("name"), str) else f"runs #{i + 1}"
+        v = check_table(r, RUN_PARAMS, where, problems)
+        if not all(isinstance(v.get(k), str) for k in ("name", "dataset", "path")):
+            continue
+        bad = name_problem(v["name"], "run")
+        if bad:
+            problems.add(where, "name", bad, "rename the run")
+        elif v["name"] in taken:
+            problems.add(where, "name", f"{v['name']!r} is already the name of an expert or a strategy",
+                         "give the run a name of its own, e.g. \"bm25-pyserini\"")
+        if v["dataset"] not in names:
+            near = nearest(v["dataset"], names)
+            problems.add(where, "dataset", f"{v['dataset']!r} is not a configured dataset",
+                         (f"did you mean {near!r}? " if near else "") + f"use one of {', '.join(sorted(names))}")
+        path = root / os.path.expanduser(v["path"])
+        why = file_problem(path)
+        if why:
+            problems.add(where, "path", f"{path} {why}", "give the run file's path, relative to the config file")
+        out.append(RunSpec(v["name"], v["dataset"], path, v["format"], v["candidate"]))
+    _check_run_systems(out, [d.name for d in datasets], problems)
+    return out
+
+
+def _check_run_systems(runs: list[RunSpec], datasets: list[str], problems: Problems) -> None:
+    """A run's name is one system: one file per dataset, one `candidate` for all of them, and a candidate (which
+    routers may pick on any query) needs a file for every dataset."""
+    for name in dict.fromkeys(r.name for r in runs):
+        mine = [r for r in runs if r.name == name]
+        where = f"runs {name!r}"
+        for d in sorted({r.dataset for r in mine if sum(o.dataset == r.dataset for o in mine) > 1}):
+            problems.add(where, "dataset", f"two files of run {name!r} rank dataset {d!r}",
+                         "keep one [[runs]] table per (name, dataset)")
+        if len({r.candidate for r in mine}) > 1:
+            problems.add(where, "candidate", "is true in some of its tables and false in others",
+                         "set the same candidate in every [[runs]] table of the name")
+        elif mine[0].candidate:
+            lacking = [d for d in datasets if d not in {r.dataset for r in mine}]
+            if lacking:
+                problems.add(where, "candidate", f"a routing candidate needs a run on every dataset; it has none "
+                             f"for {', '.join(lacking)}", "add [[runs]] tables for them, or set candidate = false")
+
+
 def _check_mixing(v: dict, router: type, lexical: bool, where: str, problems: Problems) -> None:
     """soft and hybrid need a router that scores every expert and chooses one (not a fusion, a merge or an
     oracle); a hybrid needs a lexical expert to fuse with."""
@@ -641,11 +705,18 @@ def _variants(value, problems: Problems, lexical: bool = False) -> list[dict]:
     return out
 
 
-def _check_strategies(routing: dict, evaluation: dict, experts: list[ExpertSpec], problems: Problems) -> None:
+def _system_names(experts: list[ExpertSpec], variants: list[dict]) -> list[str]:
+    """Every name a built system or strategy takes: encoders, fixed choices, routers and variants."""
     multitask = next((e.name for e in experts if e.multi_task), None)
     encoders = ["base", *[e.name for e in experts]]
-    known = list(dict.fromkeys([*(f.name for f in fixed_strategies(encoders, multitask)), *ROUTERS,
-                                *(v["name"] for v in routing.get("variants", []))]))
+    return list(dict.fromkeys([*encoders, *(f.name for f in fixed_strategies(encoders, multitask)), *ROUTERS,
+                               *(v["name"] for v in variants)]))
+
+
+def _check_strategies(routing: dict, evaluation: dict, experts: list[ExpertSpec], problems: Problems,
+                      runs: list[str] = ()) -> None:
+    encoders = {"base", *(e.name for e in experts)}
+    known = [n for n in _system_names(experts, routing.get("variants", [])) if n not in encoders or n == "base"]
     wanted = routing.get("strategies") or []
     for s in wanted:
         if s not in known:
@@ -654,7 +725,7 @@ def _check_strategies(routing: dict, evaluation: dict, experts: list[ExpertSpec]
                          (f"did you mean {near!r}? " if near else "") + f"use one of {', '.join(known)}")
     reference = evaluation.get("reference")
     if isinstance(reference, str):
-        built = [s for s in known if s in wanted] or known
+        built = [*([s for s in known if s in wanted] or known), *dict.fromkeys(runs)]
         if reference not in built:
             near = nearest(reference, built)
             problems.add("evaluation", "reference", f"{reference!r} is not a strategy of this build",

@@ -102,7 +102,8 @@ class LiveRouter:
 
     @cached_property
     def context(self):
-        return WhatIf(self.ws).context([e["name"] for e in self.ws.experts])
+        """Every expert on; runs read from files are no candidates: a typed query has no line in their files."""
+        return WhatIf(self.ws).context([e["name"] for e in self.ws.experts], typed=True)
 
     @cached_property
     def routers(self):
@@ -110,13 +111,15 @@ class LiveRouter:
         those that decide from every expert's stored run (post-retrieval): a typed query has none."""
         multitask = next((e["name"] for e in self.ws.experts if e["multi_task"]), None)
         return [r for r in all_strategies(self.ws.encoders, multitask, self.ws.strategies,
-                                          self.ws.manifest["routing"].get("variants"), chosen_settings(self.ws.manifest))
-                if not r.uses_oracle and not r.needs_runs and r.available(self.context)]
+                                          self.ws.manifest["routing"].get("variants"),
+                                          chosen_settings(self.ws.manifest), self.ws.external_datasets)
+                if not r.uses_oracle and not r.needs_runs and r.typed_queries and r.available(self.context)]
 
     @property
     def left_out(self) -> list[str]:
         """Strategies of the workspace that live routing does not run besides the oracles: those that decide from
-        every expert's stored run (post-retrieval)."""
+        every expert's stored run (post-retrieval) and the runs read from files (a typed query has no line in
+        them)."""
         live = {r.name for r in self.routers}
         return [s["name"] for s in self.ws.manifest["strategies"] if s["name"] not in live and not s.get("uses_oracle")]
 
@@ -147,7 +150,7 @@ class LiveRouter:
     def choice(self, decision: Decision) -> ExpertChoice | FusedChoice:
         """The encoder, adapter mixture or fusion of runs a decision selects, for `search`."""
         w = decision.weights[0]
-        picked = {self.ws.encoders[c]: float(w[c]) for c in np.flatnonzero(w)}
+        picked = {self.ws.systems[c]: float(w[c]) for c in np.flatnonzero(w)}
         if len(picked) == 1:
             name = next(iter(picked))
             return None if name == "base" else name

@@ -81,20 +81,21 @@ def partitions(folder: Path, keys: Sequence[str], allowed: Mapping[str, Sequence
     return out
 
 
-def _check_file(path: Path, required: Sequence[str]) -> None:
+def _check_file(path: Path, required: Sequence[str]):
     """Each file's own footer is read and checked, so a damaged or foreign partition names itself (pyarrow would
-    take the first file's schema for all of them and fill a missing column with nulls)."""
+    take the first file's schema for all of them and fill a missing column with nulls). Returns its schema."""
     import pyarrow
     import pyarrow.parquet as pq
 
     try:
-        names = pq.read_schema(path).names
+        schema = pq.read_schema(path)
     except (ValueError, OSError, pyarrow.ArrowException) as err:
         reason = str(err).replace(str(path), "the file")[:200]
         raise PartitionError(f"{path}: not a readable Parquet table ({reason})") from err
-    missing = [c for c in required if c not in names]
+    missing = [c for c in required if c not in schema.names]
     if missing:
         raise PartitionError(f"{path}: no column(s) {', '.join(map(repr, missing))}")
+    return schema.remove_metadata()
 
 
 def read_partitioned(folder: Path, keys: Sequence[str], allowed: Mapping[str, Sequence[str]],
@@ -114,9 +115,15 @@ def read_partitioned(folder: Path, keys: Sequence[str], allowed: Mapping[str, Se
         return pd.DataFrame(columns=list(dict.fromkeys([*keys, *required])))
     schema = pa.schema([(k, pa.string()) for k in keys])
     files = [str(f) for _, fs in found for f in fs]
-    for f in files:
-        _check_file(Path(f), [c for c in required if c not in keys])
+    # one schema for every file, promoted where partitions differ (a run read from a file keeps float64 scores
+    # beside the encoders' float32): pyarrow would otherwise cast every file to the first one's types
+    schemas = [_check_file(Path(f), [c for c in required if c not in keys]) for f in files]
+    try:
+        columns = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowException, ValueError) as err:
+        raise PartitionError(f"{folder}: its partitions hold columns of types that do not agree ({err})") from err
     data = pds.dataset(files, format="parquet", partition_base_dir=str(folder),
+                       schema=pa.unify_schemas([columns, schema]),
                        partitioning=pds.HivePartitioning(schema, segment_encoding="uri"))
     table = data.to_table(filter=pq.filters_to_expression(filters) if filters else None)
     frame = table.to_pandas()

@@ -301,12 +301,17 @@ def _share(v) -> str | None:
     return None if 0 < v < 1 else "is not between 0 and 1"
 
 
+def _run(n) -> str | None:
+    return name_problem(n, "run")
+
+
 STRINGS = Key("list", items=Key("str"))
 STRATEGY_NAMES = Key("list", items=Key("str", check=strategy_name_problem))
 MANIFEST: dict[str, Key] = {
     "format_version": Key("int", check=_version),
     "title": Key("str", required=False),
     "created": Key("str", required=False),
+    "updated": Key("str", required=False),
     "base_model": Key("dict", fields={
         "name": Key("str"), "max_seq_length": Key("int", required=False), "parameters": Key("int", required=False),
         "fingerprint": Key("str", required=False),
@@ -343,8 +348,14 @@ MANIFEST: dict[str, Key] = {
             "soft_cv": Key("dict", required=False, values=Key("number")),
             "hybrid_on": Key("dict", required=False, keys=_dataset, values=Key("bool")),
             "hybrid_cv": Key("dict", required=False, keys=_dataset, values=Key("list", items=Key("number")))}),
-        "choices": Key("list", required=False, items=Key("str", check=_encoder))})),
+        "choices": Key("list", required=False, items=Key("str", check=_encoder)),
+        "cannot_choose": Key("list", required=False, items=Key("str", check=_run))})),
     "routing": Key("dict"),  # its fields come from the routers' declarations (routing_key), read when checked
+    "runs": Key("list", required=False, items=Key("dict", fields={  # format 3: runs read from files (runs.py)
+        "name": Key("str", check=_run), "dataset": Key("str", check=_dataset), "candidate": Key("bool"),
+        "file": Key("str", required=False), "format": Key("str", required=False),
+        "sha256": Key("str", required=False), "lines": Key("int", required=False),
+        "warnings": Key("list", required=False, items=Key("str"))})),
     "measures": Key("list", check=lambda v: None if v else "is empty", items=Key("str", check=_measure)),
     "reference": Key("str", required=False, check=strategy_name_problem),
     "label_measure": Key("str", required=False, check=_measure),
@@ -424,13 +435,15 @@ def _consistency(m: dict, out: list[str]) -> None:
         out.append("'datasets' is empty")
     if "label_measure" in m and m["label_measure"] not in m["measures"]:
         out.append(f"'label_measure' {m['label_measure']!r} is not among the measures")
+    _runs_consistency(m, out)
+    systems = encoders + [r["name"] for r in m.get("runs", [])]
     for c in m["candidates"]:
-        if c not in encoders:
-            out.append(f"'candidates': {c!r} is not among the encoders")
+        if c not in systems:
+            out.append(f"'candidates': {c!r} is not among the encoders or runs")
     for s in m["strategies"]:
         for c in s.get("choices", []):
-            if c not in encoders:
-                out.append(f"'strategies': {s['name']!r} chooses among {c!r}, which is not among the encoders")
+            if c not in systems:
+                out.append(f"'strategies': {s['name']!r} chooses among {c!r}, which is not among the encoders or runs")
     for d, e in m["own_expert"].items():
         if d not in datasets or e not in encoders:
             out.append(f"'own_expert': {d!r} -> {e!r} names an unknown dataset or expert")
@@ -443,6 +456,28 @@ def _consistency(m: dict, out: list[str]) -> None:
         for d in e["datasets"]:
             if d not in datasets:
                 out.append(f"'experts': {e['name']!r} was trained on {d!r}, which is not among the datasets")
+
+
+def _runs_consistency(m: dict, out: list[str]) -> None:
+    """A run read from a file is one system: a name of its own, one record per dataset it ranks, one strategy
+    record of the same name (whose decision is that run), and the same `candidate` in every record."""
+    datasets = {d["name"] for d in m["datasets"]}
+    taken = set(m["encoders"])
+    strategies = {s["name"] for s in m["strategies"]}
+    seen: dict[str, bool] = {}
+    for r in m.get("runs", []):
+        name = r["name"]
+        if name in taken:
+            out.append(f"'runs': {name!r} is the name of an encoder")
+        if r["dataset"] not in datasets:
+            out.append(f"'runs': {name!r} ranks {r['dataset']!r}, which is not among the datasets")
+        if name not in strategies:
+            out.append(f"'runs': {name!r} has no strategy record of its name")
+        if seen.setdefault(name, r["candidate"]) != r["candidate"]:
+            out.append(f"'runs': {name!r} is a candidate in one record and not in another")
+    pairs = [(r["name"], r["dataset"]) for r in m.get("runs", [])]
+    if len(set(pairs)) != len(pairs):
+        out.append("'runs' lists a (name, dataset) twice")
 
 
 def validate_manifest(manifest: object, path: Path) -> None:
@@ -465,6 +500,8 @@ def validate_manifest(manifest: object, path: Path) -> None:
         raise WorkspaceError(f"{path}: {len(problems)} problem(s) in the manifest:\n{shown}{more}\n(fix: {REBUILD}; "
                              f"a workspace made by another version of router-explorer may need that version)")
 
+
+NOT_IN_CORPUS = "(not in the corpus)"  # a run file's document the dataset does not have (runs' doc = -1)
 
 # queries.parquet: `meta:<field>` columns hold the queries' metadata fields (strings; "" = the query has none)
 META_PREFIX = "meta:"
@@ -694,6 +731,25 @@ class Workspace:
         return list(self.manifest["encoders"])
 
     @property
+    def external_runs(self) -> list[dict]:
+        """The manifest's records of runs read from files (format 3; none before): one per (name, dataset)."""
+        return list(self.manifest.get("runs", []))
+
+    @property
+    def external_datasets(self) -> dict[str, list[str]]:
+        """Each run read from a file -> the datasets it ranks (its files), in manifest order."""
+        out: dict[str, list[str]] = {}
+        for r in self.external_runs:
+            out.setdefault(r["name"], []).append(r["dataset"])
+        return out
+
+    @property
+    def systems(self) -> list[str]:
+        """Column order of every per-system table (metrics, decisions' score: and weight: columns, routing): the
+        encoders, then the runs read from files. Only the encoders have embeddings."""
+        return self.encoders + list(self.external_datasets)
+
+    @property
     def experts(self) -> list[dict]:
         """The manifest's expert records; `capabilities` from the kind's registry where a workspace built before
         they were recorded lacks them (or [] for a kind not registered here)."""
@@ -804,7 +860,7 @@ class Workspace:
 
     def _partition_names(self) -> dict[str, list[str]]:
         mixes = [str(SystemName.mix(s)) for s in self.strategies]
-        return {"dataset": self.datasets, "system": self.encoders + mixes, "strategy": self.strategies}
+        return {"dataset": self.datasets, "system": self.systems + mixes, "strategy": self.strategies}
 
     def _partitioned(self, name: str, where: dict | None = None, filters: list | None = None,
                      columns: tuple[str, ...] | None = None) -> pd.DataFrame:
@@ -831,8 +887,20 @@ class Workspace:
         key = PARTITIONED[name][1]  # format 1's order: by system (or strategy) as the manifest lists them, then row
         codes = pd.Categorical(frame[key], categories=self._partition_names()[key]).codes
         frame = frame.drop(columns="dataset").take(np.lexsort((frame["row"].to_numpy(), codes))).reset_index(drop=True)
+        if name == "decisions.parquet":
+            frame = self._run_columns(frame)
         return frame[[c for c in TABLE_COLUMNS[name] if c in frame.columns] +
                      [c for c in frame.columns if c not in TABLE_COLUMNS[name]]]
+
+    def _run_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Decisions with a score: and weight: column for every run read from a file. A partition written before a
+        run was added (explorer add-run) has none: no decision there scored it (NaN) or sent a query to it (0)."""
+        for run in self.external_datasets:
+            if f"score:{run}" not in frame.columns:
+                frame[f"score:{run}"] = np.nan
+            weight = frame[f"weight:{run}"] if f"weight:{run}" in frame.columns else None
+            frame[f"weight:{run}"] = 0.0 if weight is None else weight.fillna(0.0).astype(float)
+        return frame
 
     @cached_property
     def queries(self) -> pd.DataFrame:
@@ -863,7 +931,7 @@ class Workspace:
     def _columns(self, name: str) -> tuple[str, ...]:
         """The columns a per-query table must hold beyond TABLE_COLUMNS: its measures, or a decision's scores and
         weights per encoder."""
-        if name == "decisions.parquet":
+        if name == "decisions.parquet":  # a run's own columns may be absent from a partition (Workspace._run_columns)
             return tuple(f"{c}:{e}" for c in ("score", "weight") for e in self.encoders)
         return tuple(self.measures) if name in ("metrics.parquet", "strategy_metrics.parquet") else ()
 
@@ -1011,13 +1079,17 @@ class Workspace:
         return self.select("strategy_metrics.parquet", strategies, rows)
 
     def ranking(self, system: str, row: int, depth: int = 10) -> pd.DataFrame:
-        """Top `depth` of one query under one encoder (or mix:<strategy>): rank, doc_id, title, text, score, grade."""
+        """Top `depth` of one query under one system (an encoder, a run read from a file, or mix:<strategy>): rank,
+        doc_id, title, text, score, grade. A document a run file names that the corpus does not have (doc -1)
+        keeps its rank, with NOT_IN_CORPUS as its id and no text."""
         r = self.run_rows([system], [row])
         hits = r.sort_values("rank").head(depth)
         q = self.queries.iloc[row]
         docs = self.docs(q["dataset"])
         judged = self.qrels(q["dataset"], q["role"]).get(q["qid"], {})
-        out = docs.iloc[hits["doc"].to_numpy()][["doc_id", "title", "text"]].reset_index(drop=True)
+        positions = hits["doc"].to_numpy()
+        out = docs.iloc[np.maximum(positions, 0)][["doc_id", "title", "text"]].reset_index(drop=True)
+        out.loc[positions < 0, ["doc_id", "title", "text"]] = [NOT_IN_CORPUS, "", ""]
         out.insert(0, "rank", hits["rank"].to_numpy())
         out["score"] = hits["score"].to_numpy()
         out["grade"] = [judged.get(d) for d in out["doc_id"]]

@@ -68,7 +68,8 @@ def routing_params() -> tuple[Param, ...]:
 
 @dataclass
 class RoutingContext:
-    """What routers may look at. Columns of every matrix are `encoders` (column 0 is the base model)."""
+    """What routers may look at. Columns of every matrix are `encoders` (column 0 is the base model, then the
+    experts, then any runs read from files: a column is a system whose per-query scores are known)."""
 
     encoders: list[str]
     candidates: list[int]  # columns a router may choose (the domain experts; plus 0 if base is a candidate)
@@ -174,7 +175,8 @@ class Decision:
         return np.where(hard, self.weights.argmax(axis=1), -1)
 
 
-GROUPS = ("choose", "mix", "post-retrieval", "lexical", "fixed", "oracle")  # how a strategy decides, for grouping
+# how a strategy decides, for grouping: external = a run read from a file (explorer.runs)
+GROUPS = ("choose", "mix", "post-retrieval", "lexical", "fixed", "external", "oracle")
 
 
 class Router:
@@ -183,6 +185,7 @@ class Router:
     family: str = ""
     group: str = "choose"  # one of GROUPS: picks one expert, mixes them, looks at their runs, ...
     uses_oracle: bool = False  # reads the evaluated queries' own scores (an upper bound, not a real router)
+    typed_queries: bool = True  # can decide a query typed in the app (not a run read from a file: it has none)
     params: tuple[Param, ...] = ()  # the settings this router reads (besides COMMON_PARAMS)
     needs_runs: bool = False  # decides from every expert's run of the query (post-retrieval), not the embedding
     scores_experts: bool = True  # decides by a score per expert: a soft variant may mix its top ones instead
@@ -191,6 +194,11 @@ class Router:
 
     def available(self, ctx: RoutingContext) -> bool:
         return len(ctx.candidates) > 0
+
+    def covers(self, datasets: np.ndarray) -> np.ndarray:
+        """Which evaluated queries (by their dataset) this strategy decides: all of them, but for a run read from
+        a file, which ranks only its own datasets."""
+        return np.ones(len(datasets), dtype=bool)
 
     def columns(self, ctx: RoutingContext) -> list[int]:
         """The encoder columns this router chooses among (what-if re-decides among those still enabled)."""

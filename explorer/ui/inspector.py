@@ -149,6 +149,9 @@ def _pick_query(c) -> None:
                                                                  "over base.")
     c("strategy", "Strategy (for the routed column)", container=c3)
     c("measure", "Measure", container=c4, help="Every score on this page: the decisions, the rankings, A and B.")
+    with st.expander("Compare with a second workspace", expanded=bool(c["compare"])):
+        c("compare", "Compare with workspace (folder)", help="A second workspace built on the same datasets and evaluated queries (another base model, another "
+           "recipe): its systems and strategies appear as B:<name>, paired query by query.")
 
 
 def _triage(c, row: int) -> None:
@@ -182,7 +185,7 @@ def _similarity_and_decisions(c, data: dict) -> None:
     """Why the routers decided as they did: the query's similarity to every expert's pilots, beside every
     strategy's decision and score."""
     ws, info = c.ws, data["query"]
-    palette = expert_palette(ws.encoders)
+    palette = expert_palette(ws.systems)
     left, right = st.columns([1, 1.25])
     with left:
         st.markdown("**Similarity to every expert's pilots** (base-encoder embedding)")
@@ -286,7 +289,7 @@ def _delta(c, cmp: dict, row: int) -> None:
     if colour == "dataset":
         keys, pal = pair["dataset"], dataset_palette(ws)
     elif colour in ("a", "b"):
-        keys, pal = pair[f"chosen_{colour}"], expert_palette(ws.encoders)
+        keys, pal = pair[f"chosen_{colour}"], expert_palette(ws.systems)
     else:
         keys, pal = pair["outcome"], OUTCOME_COLOURS
     fig = delta_figure(pair, keys, pal, row, a, b, measure)

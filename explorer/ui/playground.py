@@ -44,6 +44,11 @@ def render() -> None:
     st.caption("Type any query. The base encoder embeds it once, every strategy routes it (oracles need judgements "
                "and are left out), and the chosen expert re-encodes it to search its own corpus (or the one you "
                "pick). This is the only page that runs the model.")
+    if ws.external_datasets:
+        runs = ", ".join(ws.external_datasets)
+        st.caption(f"Runs read from files ({safe.md(runs)}) are not routed here: their files have no line for a typed "
+                   "query, so live routing chooses among the experts only (routers that chose such a run for a stored "
+                   "query may choose otherwise here).")
     _controls(c)
     if not (c["q"] or "").strip():
         c.keep_out_of_url("q")  # nothing to route: nothing in the link either

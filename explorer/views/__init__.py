@@ -9,7 +9,7 @@ modules is also available from `explorer.views` itself.
 import importlib
 import pkgutil
 
-from .base import PAGES, Page, ParamError, UrlParam, jsonable, page_data, register_page  # noqa: F401
+from .base import PAGES, Page, ParamError, UrlParam, jsonable, page_data, page_frames, register_page  # noqa: F401
 from .common import *  # noqa: F401,F403
 from .decisions import *  # noqa: F401,F403
 from .errors import *  # noqa: F401,F403

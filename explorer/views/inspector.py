@@ -9,7 +9,7 @@ from ..scores import points
 from ..names import SystemName
 from ..workspace import Workspace
 from .base import Page, UrlParam, register_page
-from .common import MEASURE, STRATEGY, default_strategy, margin_text, strategy_families, strategy_order
+from .common import COMPARE, MEASURE, STRATEGY, default_strategy, margin_text, strategy_families, strategy_order
 from .mixing import contributions, decision_labels
 
 
@@ -48,9 +48,9 @@ def query_decisions(ws: Workspace, row: int, measure: str | None = None) -> pd.D
 
 
 def encoder_scores(ws: Workspace, row: int) -> pd.DataFrame:
-    """Each encoder's per-query metrics on one query (index = encoder)."""
+    """Each system's per-query metrics on one query (index = encoder, then run read from a file)."""
     m = ws.metric_rows(rows=[row]).set_index("system")
-    return m[ws.measures].reindex(ws.encoders)
+    return m[ws.measures].reindex(ws.systems)
 
 
 def oracle_expert(ws: Workspace, row: int, measure: str | None = None) -> str | None:
@@ -61,7 +61,9 @@ def oracle_expert(ws: Workspace, row: int, measure: str | None = None) -> str | 
 
 def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, tuple[str, str]]:
     """Column key -> (label, system) for the side-by-side rankings: 'routed' (by `strategy`), 'base', 'oracle'
-    (the query's best expert), then every encoder by name. Keys are stable, so they can live in the URL."""
+    (the query's best expert), then every other system by name: the encoders, and every run read from a file that
+    ranks the query's dataset (with a second workspace compared, its systems too, as B:<name>). Keys are stable, so
+    they can live in the URL."""
     out = {}
     if len(ws.decision_rows([strategy], [row])):
         system = ws.strategy_system(strategy, row)
@@ -72,13 +74,17 @@ def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, tuple[st
     oracle = oracle_expert(ws, row)
     if oracle:
         out["oracle"] = (f"oracle expert ({oracle})", oracle)
-    for e in ws.encoders[1:]:
-        out[e] = (e, e)
+    dataset, files = ws.queries.iloc[row]["dataset"], ws.external_datasets
+    for e in ws.systems[1:]:
+        if e not in files:
+            out[e] = (e, e)
+        elif dataset in files[e]:
+            out[e] = (f"{e} (run file)", e)
     return out
 
 
 def column_score(ws: Workspace, system: str, row: int, measure: str) -> float:
-    name = SystemName.parse(system, ws.encoders)
+    name = SystemName.parse(system, ws.systems)
     if name.kind == "mix":
         hit = ws.strategy_metric_rows([name.target], [row])
     else:
@@ -290,7 +296,7 @@ def data(ws: Workspace, v: dict) -> dict:
 
 PAGE = register_page(Page(
     "inspector", "Query inspector", ":material/search:", "explorer/ui/inspector.py", data,
-    (UrlParam("dataset", choices=lambda ws, v: ws.datasets, default=lambda ws, v: ws.datasets[0], in_url=True,
+    (COMPARE, UrlParam("dataset", choices=lambda ws, v: ws.datasets, default=lambda ws, v: ws.datasets[0], in_url=True,
               doc="the dataset whose test queries the query picker lists"),
      STRATEGY, MEASURE,
      UrlParam("row", choices=_eval_rows, default=_default_row, cast=_row_number, shared=True, in_url=True,
@@ -305,5 +311,5 @@ PAGE = register_page(Page(
      UrlParam("b", choices=lambda ws, v: ws.strategies, default=_default_b, shared=True, doc="strategy B"),
      UrlParam("by", choices=lambda ws, v: list(COLOUR_BY), default="dataset", doc="what colours the A/B scatter"),
      UrlParam("doc", "text", default=None, max_length=512, doc="the document open in the reader (its id)")),
-    entering=entering,
+    entering=entering, compares=True,
     caption="One test query: its pilots, every strategy's decision, rankings side by side, or A against B.", order=40))

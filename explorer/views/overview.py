@@ -9,7 +9,7 @@ from ..analysis import AVERAGE, ZERO_SHOT_AVERAGE, judged_split_notes, metadata_
 from ..ui.safe import code, md
 from ..workspace import Workspace
 from .base import NO_VALUE, Page, UrlParam, register_page
-from .common import MEASURE, REFERENCE, STRATEGY, instance_oracle, points, real_strategies, x100
+from .common import COMPARE, MEASURE, REFERENCE, STRATEGY, instance_oracle, points, real_strategies, x100
 from .mixing import group_counts, grouped_strategies, strategy_groups
 
 
@@ -141,6 +141,6 @@ def data(ws: Workspace, v: dict) -> dict:
 
 PAGE = register_page(Page(
     "overview", "Overview", ":material/table_chart:", "explorer/ui/overview.py", data,
-    (MEASURE, REFERENCE, SIG, SLICE, SLICE_VALUE, GROUPS, COLS, STRATEGY), default=True,
+    (COMPARE, MEASURE, REFERENCE, SIG, SLICE, SLICE_VALUE, GROUPS, COLS, STRATEGY), default=True, compares=True,
     caption="Mean per-query score of every routing strategy on every dataset, significance against a reference, "
             "per-query wins / ties / losses, the oracle gap, a slice by query metadata, and downloads.", order=10))
