@@ -409,8 +409,8 @@ class WhatIf:
         emb = a["base"][ev]
         cols, choices = {}, {}
         routers = all_strategies(ws.encoders, a["multitask"], ws.strategies,
-                                 ws.manifest["routing"].get("variants"), chosen_settings(ws.manifest),
-                                 ws.external_datasets)
+                                 ws.manifest["routing"].get("variants"), chosen=chosen_settings(ws.manifest),
+                                 external=ws.external_datasets)
         off = [ws.encoders.index(e) for e in ws.encoders[1:] if e not in enabled]
         for router in routers:
             if not router.available(ctx):

@@ -112,7 +112,8 @@ class LiveRouter:
         multitask = next((e["name"] for e in self.ws.experts if e["multi_task"]), None)
         return [r for r in all_strategies(self.ws.encoders, multitask, self.ws.strategies,
                                           self.ws.manifest["routing"].get("variants"),
-                                          chosen_settings(self.ws.manifest), self.ws.external_datasets)
+                                          chosen=chosen_settings(self.ws.manifest),
+                                          external=self.ws.external_datasets)
                 if not r.uses_oracle and not r.needs_runs and r.typed_queries and r.available(self.context)]
 
     @property

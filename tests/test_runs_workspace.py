@@ -309,10 +309,10 @@ def test_every_page_method_is_the_page_data(built):
     extra = pages.Page("extra", "Extra", ":material/add:", "x.py", lambda ws, p: {"n": len(ws.datasets)})
     pages.register_page(extra)
     try:
-        assert "extra" in dir(nb) and nb.extra() == {"n": 2}
+        assert "extra" in dir(nb) and nb.extra() == {"params": {}, "n": 2}  # its (no) parameters, then its data
     finally:
         del pages.PAGES["extra"]
-    with pytest.raises(KeyError, match="reads no parameter 'bogus'"):
+    with pytest.raises(pages.ParamError, match="reads no parameter 'bogus'"):
         nb.overview(bogus=1)
 
 

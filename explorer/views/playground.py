@@ -38,14 +38,15 @@ def choice_label(choice) -> str:
 
 
 def live_strategies(ws: Workspace) -> list[str]:
-    """The strategies that can route a typed query: not the oracles (no judgements) and not those that decide
-    from every expert's stored run (post-retrieval: a typed query has none)."""
+    """The strategies that can route a typed query: not the oracles (no judgements), not those that decide from
+    every expert's stored run (post-retrieval: a typed query has none), and not the runs read from files."""
     from ..routing import all_strategies, chosen_settings
 
     multitask = next((e["name"] for e in ws.experts if e["multi_task"]), None)
     runs = {r.name for r in all_strategies(ws.encoders, multitask, ws.strategies,
-                                           ws.manifest["routing"].get("variants"), chosen_settings(ws.manifest))
-            if r.needs_runs}
+                                           ws.manifest["routing"].get("variants"), chosen=chosen_settings(ws.manifest),
+                                           external=ws.external_datasets)
+            if r.needs_runs or not r.typed_queries}
     return [s for s in real_strategies(ws) if s not in runs]
 
 
