@@ -359,14 +359,14 @@ class Build:
     def _index(self, name: str, key: str, kind: str, n_docs: int):
         """A corpus's faiss index from the cache, or built: in memory, or (ivf-disk) chunk by chunk into a cache
         folder holding the index and its lists file."""
-        cfg = self.cfg
+        cfg, dim = self.cfg, int(self.doc_emb[name].shape[1])
         if kind == ON_DISK:
             folder = cfg.cache_dir / "index" / key
             return self.stages.cached(
-                f"index:{name}", key, folder / INDEX_FILE, lambda p: on_disk_of_size(p.parent, n_docs),
+                f"index:{name}", key, folder / INDEX_FILE, lambda p: on_disk_of_size(p.parent, n_docs, dim),
                 lambda: build_ivf_on_disk(self.doc_emb[name], folder, cfg.chunk_docs), lambda p, i: None)
         return self.stages.cached(
-            f"index:{name}", key, cfg.cache_dir / "index" / f"{key}.faiss", index_of_size(n_docs),
+            f"index:{name}", key, cfg.cache_dir / "index" / f"{key}.faiss", index_of_size(n_docs, kind, dim),
             lambda: build_index(self.doc_emb[name], kind), lambda p, i: save_index(i, p))
 
     def _score_every_encoder(self) -> np.ndarray:

@@ -119,15 +119,13 @@ def array_of_rows(rows: int, mmap: bool = False) -> Callable[[Path], np.ndarray]
     return read
 
 
-def index_of_size(rows: int) -> Callable[[Path], object]:
-    """A reader of a cached faiss index that must hold `rows` documents."""
+def index_of_size(rows: int, structure: str, d: int) -> Callable[[Path], object]:
+    """A reader of a cached faiss index that must be a `structure` index (flat, hnsw, ivf) of `rows` documents of
+    dimension `d`, walked before faiss reads it (explorer.index_files)."""
     def read(path: Path):
         from .index import load_index
 
-        index = load_index(path)
-        if index.ntotal != rows:
-            raise ValueError(f"{index.ntotal} documents, expected {rows}")
-        return index
+        return load_index(path, structure, d, rows)
     return read
 
 

@@ -23,6 +23,7 @@ from . import WORKSPACE_FORMAT_VERSION
 from .base_model import PRECISIONS
 from .data import NOT_A_FILE, NOT_A_FOLDER, path_kind
 from .evaluation import default_label_measure
+from .files import copy_file, copy_tree
 from .names import SystemName, name_problem, strategy_name_problem
 
 REBUILD = "rebuild the workspace with `explorer build CONFIG --out DIR`"
@@ -514,7 +515,7 @@ class WorkspaceWriter:
         folder = inside(self.root, "datasets", name)
         save_table(folder / "docs.parquet", pd.DataFrame({"doc_id": ids, "title": titles, "text": texts}))
         if isinstance(doc_emb, np.memmap) and doc_emb.filename:
-            shutil.copyfile(doc_emb.filename, folder / "doc_emb.npy")
+            copy_file(Path(doc_emb.filename), folder / "doc_emb.npy")  # never a link into the cache
         else:
             save_array(folder / "doc_emb.npy", doc_emb)
         if storage == "faiss-on-disk":
@@ -526,7 +527,7 @@ class WorkspaceWriter:
 
     def expert(self, name: str, folder: Path) -> None:
         """The expert's adapter folder (weights and card.json), copied from the cache."""
-        shutil.copytree(folder, inside(self.root, "experts", name))
+        copy_tree(folder, inside(self.root, "experts", name))
 
     def query_embeddings(self, embeddings: list[np.ndarray]) -> None:
         """One array per encoder, in the manifest's encoder order (row = the query's row)."""
@@ -725,34 +726,52 @@ class Workspace:
     def adapter_dir(self, name: str) -> Path:
         return self.file(*self._expert_dir(name))
 
+    @cached_property
+    def dim(self) -> int:
+        """The dimension of the base embeddings (the stored queries'): every index must be of it."""
+        return int(load_array(self.file("embeddings", encoder_file(0)), mmap=True, ndim=2).shape[1])
+
+    def index_structure(self, dataset: str) -> str:
+        """The faiss structure a dataset's index.faiss must be, by its manifest: ivf-disk for lists on disk, ivf for
+        an IVF index (its tuned `ivf` record, or an IVF build), hnsw for an HNSW build, else flat."""
+        from .index_files import FLAT, HNSW, IVF, IVF_DISK
+
+        info = self.dataset_info(dataset)
+        if info.get("index") == "faiss-on-disk":
+            return IVF_DISK
+        kind = self.manifest.get("index", {}).get("kind", FLAT)
+        return IVF if "ivf" in info or kind == IVF else HNSW if kind == HNSW else FLAT
+
     def index(self, dataset: str):
         """The index of a dataset's documents: its faiss index, or for a corpus built to be searched chunk by chunk
-        an exact search over its memory-mapped embeddings (WorkspaceError when unreadable or not of its corpus)."""
-        from .index import IndexFileError, load_index
-
+        an exact search over its memory-mapped embeddings. Checked before any search: the structure the manifest
+        states, no file outside the workspace, the dimension of the stored queries and one row per document
+        (WorkspaceError naming the file otherwise)."""
         key = f"_index:{dataset}"
-        if key not in self.__dict__ and self.dataset_info(dataset).get("index") == "chunked-exact":
+        if key not in self.__dict__:
+            self.__dict__[key] = self._load_index(dataset, len(self.docs(dataset)))
+        return self.__dict__[key]
+
+    def _load_index(self, dataset: str, n_docs: int):
+        from .index import IndexFileError, load_index
+        from .ondisk import load_on_disk
+
+        if self.dataset_info(dataset).get("index") == "chunked-exact":
             from .chunked import ChunkedFlat
 
-            emb = load_array(self.file(*self._dataset_dir(dataset), "doc_emb.npy"), mmap=True, ndim=2)
-            if len(emb) != len(self.docs(dataset)):
-                raise WorkspaceError(f"{self.path}: doc_emb.npy of {dataset!r} holds {len(emb)} rows, docs.parquet "
-                                     f"{len(self.docs(dataset))} (fix: {REBUILD})")
-            self.__dict__[key] = ChunkedFlat(emb, self.manifest.get("index", {}).get("chunk_docs", 50_000))
-        if key not in self.__dict__:
-            from .ondisk import OnDiskIndexError, load_on_disk
-
-            path = self.file(*self._dataset_dir(dataset), "index.faiss")
-            on_disk = self.dataset_info(dataset).get("index") == "faiss-on-disk"
-            try:
-                index = load_on_disk(path.parent) if on_disk else load_index(path)
-            except (IndexFileError, OnDiskIndexError) as err:
-                raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
-            if index.ntotal != len(self.docs(dataset)):
-                raise WorkspaceError(f"{path}: holds {index.ntotal} documents, docs.parquet {len(self.docs(dataset))} "
-                                     f"(fix: {REBUILD})")
-            self.__dict__[key] = index
-        return self.__dict__[key]
+            path = self.file(*self._dataset_dir(dataset), "doc_emb.npy")
+            emb = load_array(path, mmap=True, ndim=2)
+            if emb.shape != (n_docs, self.dim):
+                raise WorkspaceError(f"{path}: holds {emb.shape[0]} x {emb.shape[1]} embeddings, expected {n_docs} "
+                                     f"documents (docs.parquet) x {self.dim} (fix: {REBUILD})")
+            return ChunkedFlat(emb, self.manifest.get("index", {}).get("chunk_docs", 50_000))
+        path, structure = self.file(*self._dataset_dir(dataset), "index.faiss"), self.index_structure(dataset)
+        try:
+            if structure == "ivf-disk":
+                return load_on_disk(path.parent, self.dim, n_docs)
+            return load_index(path, structure, self.dim, n_docs)
+        except IndexFileError as err:
+            raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
 
     # --- tables ---------------------------------------------------------------------------------------------
     def _table(self, name: str, *parts: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame:

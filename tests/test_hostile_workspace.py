@@ -194,9 +194,9 @@ DAMAGE = {
     "rows-do-not-match": ("embeddings/enc00.npy", lambda p: np.save(p, np.zeros((2, 384), dtype=np.float32)),
                           lambda ws: ws.embeddings("base"), "2 rows for 6 queries in queries.parquet"),
     "truncated-faiss": ("datasets/a/index.faiss", lambda p: p.write_bytes(p.read_bytes()[:100]),
-                        lambda ws: ws.index("a"), "not a readable faiss index"),
+                        lambda ws: ws.index("a"), "truncated or forged"),
     "garbage-faiss": ("datasets/a/index.faiss", lambda p: p.write_bytes(b"hello world" * 10),
-                      lambda ws: ws.index("a"), "not a readable faiss index"),
+                      lambda ws: ws.index("a"), "the index is of type 'hell', expected 'IxFI'"),
     "missing-table": ("layout.parquet", lambda p: p.unlink(), lambda ws: ws.layout, "is missing"),
     "file-is-a-loop": ("metrics/dataset=a/system=base/part-0.parquet", lambda p: (p.unlink(), p.symlink_to(p)),
                        lambda ws: ws.metrics,
@@ -309,3 +309,52 @@ def test_a_hostile_expert_card_cannot_make_the_judged_split_note_say_more(sample
     with pytest.raises(WorkspaceError) as err:
         judged_split_notes(Workspace(target))
     assert str(err.value).startswith(f"{card_path}: ") and FIX in str(err.value)
+
+
+SEARCH = """
+import sys
+from explorer.workspace import Workspace, WorkspaceError
+ws = Workspace(sys.argv[1])
+try:
+    index = ws.index("a")
+except WorkspaceError as err:
+    print("refused:", err)
+    sys.exit(0)
+print("searched:", index.search(ws.embeddings("base")[:2], 3)[1].tolist())
+"""
+
+
+@pytest.mark.parametrize("storage", ["faiss", "faiss-on-disk"])
+def test_a_forged_index_cannot_make_faiss_open_a_file_outside_the_workspace(copy, tmp_path, storage):
+    """index.faiss is an IVF index whose lists are a file outside the workspace (shorter than it says, so a search
+    would die of SIGBUS): refused with the file named, the outside file never opened, the reader alive."""
+    import subprocess
+    import sys
+
+    from .conftest import forge_outside_lists, shorten_and_age
+
+    outside = tmp_path / "outside" / "index.ivfdata"
+    outside.parent.mkdir()
+    forge_outside_lists(np.load(copy / "datasets" / "a" / "doc_emb.npy"), copy / "datasets" / "a" / "index.faiss",
+                        outside, nlist=2)
+    shorten_and_age(outside)
+    edit_manifest(copy, lambda m: m["datasets"][0].update(index=storage))
+    if storage == "faiss-on-disk":
+        (copy / "datasets" / "a" / "index.ivfdata").write_bytes(b"\0" * 4096)
+    proc = subprocess.run([sys.executable, "-c", SEARCH, str(copy)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, f"the reader died ({proc.returncode}): {proc.stderr[-2000:]}"
+    assert proc.stdout.startswith(f"refused: {copy / 'datasets' / 'a'}/index.") and FIX in proc.stdout, proc.stdout
+    assert outside.stat().st_atime == 0, "faiss opened the file outside the workspace"
+
+
+def test_an_index_of_another_dimension_is_refused(copy):
+    """A 64-d index in a 384-d workspace: refused before any search (faiss would assert)."""
+    from explorer.index import build_index, save_index
+
+    save_index(build_index(np.random.default_rng(0).normal(size=(8, 64)).astype(np.float32)),
+               copy / "datasets" / "a" / "index.faiss")
+    with pytest.raises(WorkspaceError) as err:
+        Workspace(copy).index("a")
+    assert str(err.value).startswith(f"{copy / 'datasets' / 'a' / 'index.faiss'}: an index of dimension 64, "
+                                     "expected 384") and FIX in str(err.value)
