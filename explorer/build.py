@@ -40,7 +40,7 @@ from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
 from .routing import all_strategies, routing_context
 from .stages import (BUILD_STAGES, StageLog, Stages, array_of_rows, content_key, finish_dir, index_of_size,
-                     partial_dir, save_array_atomically)
+                     partial_dir, save_array_atomically, sound_entry)
 from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
 from .workspace import META_PREFIX, Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, atomic_write, check_output
 
@@ -241,7 +241,7 @@ class Build:
         key = _hash("adapter", file_hash(files) if files else str(spec.adapter), self.base_fp)
         folder = self.cfg.cache_dir / "experts" / key
         count = self.encoder.load_expert(spec.name, spec.adapter, spec.kind)
-        if (folder / "card.json").is_file():
+        if self._cached_expert(folder):
             return folder, key, True
         tmp = partial_dir(folder)
         self.encoder.save_expert(spec.name, tmp)
@@ -251,12 +251,17 @@ class Build:
         finish_dir(tmp, folder)
         return folder, key, False
 
+    def _cached_expert(self, folder: Path) -> bool:
+        """An expert's cache folder is there, whole (card.json) and unchanged since it was stored (its checksum);
+        a changed one is warned about and removed, to be trained again."""
+        return (folder / "card.json").is_file() and sound_entry(folder, self.echo)
+
     def _train(self, spec: ExpertSpec) -> tuple[Path, str, bool]:
         """A trained expert: from the cache when its key is there, else trained on its pairs and saved with its
         card (what it was trained on and how)."""
         key = spec.cache_key(self.train_hashes, self.base_fp)
         folder = self.cfg.cache_dir / "experts" / key
-        if (folder / "card.json").is_file():
+        if self._cached_expert(folder):
             self.encoder.load_expert(spec.name, folder, spec.kind)
             return folder, key, True
         pairs = self._pairs(spec)
@@ -363,7 +368,7 @@ class Build:
         if kind == ON_DISK:
             folder = cfg.cache_dir / "index" / key
             return self.stages.cached(
-                f"index:{name}", key, folder / INDEX_FILE, lambda p: on_disk_of_size(p.parent, n_docs, dim),
+                f"index:{name}", key, folder, lambda p: on_disk_of_size(p, n_docs, dim),
                 lambda: build_ivf_on_disk(self.doc_emb[name], folder, cfg.chunk_docs), lambda p, i: None)
         return self.stages.cached(
             f"index:{name}", key, cfg.cache_dir / "index" / f"{key}.faiss", index_of_size(n_docs, kind, dim),
@@ -541,7 +546,7 @@ def _library_versions() -> dict:
 
 def _cached_layout(path: Path, points: int) -> tuple[dict, bool]:
     with np.load(path, allow_pickle=False) as z:
-        coords = {"umap": np.asarray(z["umap"]), "pca": np.asarray(z["pca"])}
+        coords = {"pca": np.asarray(z["pca"]), "umap": np.asarray(z["umap"])}  # the order _layouts makes
         sampled = bool(z["sampled"])
     if any(c.shape != (points, 2) for c in coords.values()):
         raise ValueError(f"layouts of shape {coords['pca'].shape}, expected ({points}, 2)")
