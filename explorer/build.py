@@ -47,6 +47,7 @@ from .workspace import META_PREFIX, Workspace, WorkspaceError, WorkspaceWriter, 
 __all__ = ["build", "BUILD_STAGES", "StageLog", "QuerySet"]
 
 PILOT_CROP_SEED_OFFSET = 7919  # pilot pseudo-queries use other crops than training
+FINGERPRINTS = "fingerprints.json"  # in cache_dir: the base model's large files' digests by path, size and mtime
 _hash = content_key
 
 
@@ -184,8 +185,10 @@ class Build:
         self.log.begin("encoder", f"Loading base encoder {cfg.base!r}")
         self.encoder = Encoder(cfg.base, device=cfg.device, max_seq_length=cfg.max_seq_length,
                                batch_size=cfg.batch_size, precision=cfg.precision)
-        # every cached embedding depends on the precision; float32 keeps the key it always had
-        self.base_fp = _hash(base_fingerprint(cfg.base), cfg.max_seq_length,
+        # the weights' bytes, hashed once per file and remembered in the cache (base_model.base_fingerprint); every
+        # cached embedding depends on the precision too (float32 keeps the key it always had)
+        self.base_identity = base_fingerprint(cfg.base, cfg.cache_dir / FINGERPRINTS)
+        self.base_fp = _hash(self.base_identity, cfg.max_seq_length,
                              *([cfg.precision] if cfg.precision != "float32" else []))
         self.base_parameters = sum(p.numel() for p in self.encoder.model.parameters())
 
@@ -500,7 +503,7 @@ class Build:
             "format_version": WORKSPACE_FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "title": cfg.title, "config": str(cfg.path),
-            "base_model": {"name": cfg.base, "fingerprint": base_fingerprint(cfg.base),
+            "base_model": {"name": cfg.base, "fingerprint": self.base_identity,
                            "max_seq_length": cfg.max_seq_length, "parameters": self.base_parameters,
                            "precision": cfg.precision},
             "datasets": [{**_dataset_record(s, self.datasets[s.name]),

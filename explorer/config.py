@@ -22,6 +22,7 @@ from .engines import COMPUTE_PARAMS, corpus_devices, ray_problem
 from .evaluation import DEFAULT_MEASURES, default_label_measure
 from .experts import EXPERT_KINDS, AdapterError
 from .index import INDEX_KINDS
+from .model_folders import MODEL_FIX, MODELS_DIR, MPNET, model_problem
 from .names import SystemName, name_problem, strategy_name_problem
 from .routing import COMMON_PARAMS, ROUTERS, fixed_strategies, routing_params
 from .settings import REQUIRED, Param, Problems, check_table, defaults, markdown_table, nearest
@@ -660,9 +661,13 @@ def _check_label_measure(evaluation: dict, problems: Problems) -> None:
 
 
 def _check_base(base: str, problems: Problems) -> None:
-    looks_like_path = base.startswith(("/", ".", "~"))
-    if looks_like_path and not Path(os.path.expanduser(base)).is_dir():
-        problems.add("model", "base", f"{base!r} is not a folder", 'use "bundled", or a sentence-transformers folder')
+    """The base model keeps the one rule of every loader (explorer.model_folders), checked before any model loads."""
+    why = model_problem(base)
+    if why:
+        problems.add("model", "base", f"{base[:200]!r} {why}", MODEL_FIX)
+    elif base == MPNET and not (MODELS_DIR / MPNET / "modules.json").is_file():
+        problems.add("model", "base", f"{MPNET!r} is not installed in {MODELS_DIR / MPNET}",
+                     'run `make mpnet` (an optional 420 MB step), or use base = "bundled"')
 
 
 def settings_markdown() -> str:

@@ -126,12 +126,12 @@ def test_every_mistake_is_reported_at_once(mistakes):
 
 
 def test_the_cli_stops_before_any_model_loads_and_writes_nothing(mistakes, tmp_path, capsys, monkeypatch):
-    import explorer.encoders
+    from sentence_transformers import SentenceTransformer
 
     def no_model(*args, **kwargs):
         raise AssertionError("a model was loaded for a config with mistakes")
 
-    monkeypatch.setattr(explorer.encoders.SentenceTransformer, "__init__", no_model)
+    monkeypatch.setattr(SentenceTransformer, "__init__", no_model)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert main(["build", str(mistakes), "--out", str(tmp_path / "ws"), "--quiet"]) == 2
     err = capsys.readouterr().err

@@ -268,7 +268,8 @@ def test_inside_refuses_names_that_climb_out(tmp_path):
 def test_a_base_model_named_by_the_manifest_is_loaded_only_when_safe(copy, tmp_path, name, message, monkeypatch):
     """The Playground loads the manifest's base model: someone else's workspace cannot make it import a class of
     its choosing or unpickle weights. Refused before any model is built."""
-    import explorer.encoders
+    from sentence_transformers import SentenceTransformer
+
     from explorer.live import LiveRouter
 
     folder = tmp_path / name
@@ -279,7 +280,7 @@ def test_a_base_model_named_by_the_manifest_is_loaded_only_when_safe(copy, tmp_p
                                                          for t in types]))
         (folder / "pytorch_model.bin").write_bytes(b"not loaded")
     edit_manifest(copy, lambda m: m["base_model"].update(name=str(folder)))
-    monkeypatch.setattr(explorer.encoders, "SentenceTransformer", None)  # any model load would fail loudly
+    monkeypatch.setattr(SentenceTransformer, "__init__", None)  # any model load would fail loudly
     with pytest.raises(WorkspaceError, match=f"base_model.name .*{message}.*fix: rebuild"):
         LiveRouter.open(Workspace(copy))
 
