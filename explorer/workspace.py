@@ -201,21 +201,23 @@ def load_array(path: Path, mmap: bool = False, ndim: int | None = None) -> np.nd
 def load_parquet(path: Path, columns: tuple[str, ...] = (), filters: list | None = None) -> pd.DataFrame:
     """A Parquet table (only its rows that pass `filters`, pyarrow's predicate pushdown: row groups whose
     statistics cannot match are not read); WorkspaceError naming the file when it is missing, truncated, not
-    Parquet, or lacks one of `columns`."""
+    Parquet, lacks one of `columns` or holds it with another type (table_checks.column_type), or has a row group
+    above table_checks.MAX_GROUP_ROWS."""
     import pyarrow
+
+    from .table_checks import TableError, check_footer
 
     problem = _not_a_file(path)
     if problem:
         raise problem
     try:
-        frame = pd.read_parquet(path, filters=filters)
+        check_footer(path, columns)  # columns and their types, row groups of a bounded size, before any row
+        return pd.read_parquet(path, filters=filters)
+    except TableError as err:
+        raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
     except (ValueError, OSError, EOFError, pyarrow.ArrowException) as err:
         reason = str(err).replace(f" '{path}'", "").replace(str(path), "the file")[:200]
         raise WorkspaceError(f"{path}: not a readable Parquet table ({reason}) (fix: {REBUILD})") from err
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise WorkspaceError(f"{path}: no column(s) {', '.join(map(repr, missing))} (fix: {REBUILD})")
-    return frame
 
 
 def encoder_file(index: int) -> str:
@@ -476,6 +478,26 @@ def table_folder(name: str) -> str:
 
 
 SIGNIFICANCE_COLUMNS = ["system", "delta", "p_t", "p_rand", "n", "p_t_holm", "p_rand_holm", "significant", "dataset"]
+
+
+MAX_DEPTH = 10_000  # the deepest run a build writes ([index] depth), for workspaces that do not state theirs
+ROLES = ("pilot", "eval")
+
+
+def _queries_problem(q: pd.DataFrame, datasets: list[str]) -> str | None:
+    """What is wrong with queries.parquet for the readers (every array and table indexes queries by `row`), or
+    None."""
+    if not np.array_equal(q["row"].to_numpy(), np.arange(len(q))):
+        return "its rows are not 0, 1, 2, ... in order (each query's position in every array)"
+    unknown = sorted(set(q["dataset"]) - set(datasets)) or sorted(set(q["role"]) - set(ROLES))
+    if unknown:
+        return f"names {str(unknown[0])[:60]!r}, which is not one of the manifest's datasets or query roles"
+    if q.duplicated(["dataset", "role", "qid"]).any():
+        return "lists a query twice"
+    empty = [d for d in datasets if not ((q["dataset"] == d) & (q["role"] == "eval")).any()]
+    if empty:
+        return f"holds no evaluated query of dataset {empty[0]!r}, which the manifest names"
+    return None
 
 
 def _row_datasets(queries: pd.DataFrame) -> np.ndarray:
@@ -778,7 +800,20 @@ class Workspace:
         if name in PARTITIONED and self.partitioned:
             return self._partitioned(name, columns=columns)
         path = self.file(*parts, name)
-        return load_parquet(path, TABLE_COLUMNS.get(name, ()) + tuple(columns or ()))
+        required = TABLE_COLUMNS.get(name, ()) + tuple(columns or ())
+        if name in PARTITIONED:  # a format-1 table: one file, checked as a partition is
+            self._checked_file(name, path, required)
+        return load_parquet(path, required)
+
+    def _checked_file(self, name: str, path: Path, required: tuple[str, ...]) -> None:
+        from .table_checks import TableError
+
+        if (problem := _not_a_file(path)) is not None:
+            raise problem
+        try:
+            self._check_rows(name, path, required)
+        except TableError as err:
+            raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
 
     @property
     def partitioned(self) -> bool:
@@ -797,16 +832,20 @@ class Workspace:
         import pyarrow
 
         from .partitions import PartitionError, read_partitioned
+        from .table_checks import TableError
 
         folder = self.file(table_folder(name))
         kind = path_kind(folder)
         if kind != "folder":
             raise WorkspaceError(f"{folder}: {'is missing' if kind == 'missing' else NOT_A_FOLDER[kind]} (fix: "
                                  f"{REBUILD})")
+        required = TABLE_COLUMNS[name] + tuple(columns or ())
+        in_file = tuple(c for c in required if c not in PARTITIONED[name])  # the keys live in the folder names
         try:
-            frame = read_partitioned(folder, PARTITIONED[name], self._partition_names(), where, filters,
-                                     TABLE_COLUMNS[name] + tuple(columns or ()))
-        except PartitionError as err:
+            frame = read_partitioned(folder, PARTITIONED[name], self._partition_names(), where, filters, required,
+                                     lambda values, path: self._check_rows(name, path, in_file, *values),
+                                     lambda values: self._needed(name, *values))
+        except (PartitionError, TableError) as err:
             raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
         except (ValueError, OSError, pyarrow.ArrowException) as err:
             raise WorkspaceError(f"{folder}: a partition is not a readable Parquet table ({str(err)[:200]}) (fix: "
@@ -819,8 +858,75 @@ class Workspace:
 
     @cached_property
     def queries(self) -> pd.DataFrame:
-        """One row per query (`row` = its position in every embedding array): qid, dataset, role, text, kind."""
-        return self._table("queries.parquet")
+        """One row per query (`row` = its position in every embedding array): qid, dataset, role, text, kind.
+        Checked whole: rows 0..n-1 in order, each query once, datasets of the manifest, each with evaluated
+        queries."""
+        queries = self._table("queries.parquet")
+        problem = _queries_problem(queries, self.datasets)
+        if problem:
+            raise WorkspaceError(f"{self.file('queries.parquet')}: {problem} (fix: {REBUILD})")
+        return queries
+
+    # --- what the per-query tables are checked against ------------------------------------------------------
+    @cached_property
+    def _facts(self) -> dict:
+        """Each dataset's query rows (all, evaluated), each query row's corpus size, the run depth, and what
+        identifies them (the check verdicts are kept under it)."""
+        q = self.queries
+        n_docs = {d: self._doc_count(d) for d in self.datasets}
+        rows = {d: np.sort(q.loc[q["dataset"] == d, "row"].to_numpy()) for d in self.datasets}
+        evaluated = {d: np.sort(q.loc[(q["dataset"] == d) & (q["role"] == "eval"), "row"].to_numpy())
+                     for d in self.datasets}
+        depth = int(self.manifest.get("index", {}).get("depth", MAX_DEPTH))
+        from .table_checks import stamp
+
+        return {"rows": rows, "eval": evaluated, "depth": depth, "n_docs": q["dataset"].map(n_docs).to_numpy(),
+                "all": np.sort(q["row"].to_numpy()), "all_eval": np.sort(q.loc[q["role"] == "eval", "row"].to_numpy()),
+                "id": (stamp(self.file("queries.parquet")), tuple(n_docs.items()), depth, tuple(self.encoders))}
+
+    def _doc_count(self, dataset: str) -> int:
+        """The rows of a dataset's docs.parquet (its footer only, unless the documents are read already)."""
+        if f"_docs:{dataset}" in self.__dict__:
+            return len(self.__dict__[f"_docs:{dataset}"])
+        import pyarrow
+        import pyarrow.parquet as pq
+
+        path = self.file(*self._dataset_dir(dataset), "docs.parquet")
+        if (problem := _not_a_file(path)) is not None:
+            raise problem
+        try:
+            return pq.read_metadata(path).num_rows
+        except (ValueError, OSError, pyarrow.ArrowException) as err:
+            raise WorkspaceError(f"{path}: not a readable Parquet table ({str(err)[:200]}) (fix: {REBUILD})") from err
+
+    def _needed(self, name: str, dataset: str, value: str) -> bool:
+        """Whether a partition must exist: every dataset under every encoder (runs, metrics) and every strategy
+        (decisions, strategy metrics); a strategy's mixture runs only where it mixed."""
+        return SystemName.parse(value).kind != "mix"
+
+    def _rules(self, name: str, dataset: str | None = None, value: str | None = None):
+        """What a file of table `name` must hold: of one partition (dataset, value), or a whole format-1 table."""
+        from .table_checks import RowRules
+
+        f = self._facts
+        evaluated = name in ("decisions.parquet", "strategy_metrics.parquet") or (
+            value is not None and SystemName.parse(value).kind == "mix")
+        rows = (f["eval"] if evaluated else f["rows"])[dataset] if dataset else f["all_eval" if evaluated else "all"]
+        whole = {} if dataset else {"key": PARTITIONED[name][1],
+                                    "keys": len(self._partition_names()[PARTITIONED[name][1]])}
+        if name == "runs.parquet":
+            return RowRules(rows, covered=bool(dataset) and not evaluated, depth=f["depth"], n_docs=f["n_docs"],
+                            **whole)
+        choices = (*self.encoders, "mixture") if name == "decisions.parquet" else None
+        return RowRules(rows, exact=bool(dataset), choices=choices, **whole)
+
+    def _check_rows(self, name: str, path: Path, columns: tuple[str, ...], dataset: str | None = None,
+                    value: str | None = None) -> None:
+        """Check one file of a per-query table against what the readers rely on, once per file per process."""
+        from .table_checks import check_rows, checked
+
+        checked(path, (name, dataset, value, columns, self._facts["id"]),
+                lambda: check_rows(path, self._rules(name, dataset, value), list(columns)))
 
     @cached_property
     def metadata_fields(self) -> list[str]:
@@ -959,6 +1065,7 @@ class Workspace:
             filters += [("row", ">=", rows[0]), ("row", "<=", rows[-1]), ("row", "in", rows)] if rows else [
                 ("row", "<", 0)]
         if not self.partitioned:
+            self._checked_file(name, self.file(name), TABLE_COLUMNS[name] + self._columns(name))
             return load_parquet(self.file(name), TABLE_COLUMNS[name] + self._columns(name), filters or None)
         where = {} if values is None else {key: list(values)}
         if rows is not None:  # only the partitions of the datasets these rows belong to are opened

@@ -261,9 +261,9 @@ def test_inside_refuses_names_that_climb_out(tmp_path):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("foreign", "names modules outside sentence-transformers"),
-    ("pickled", "holds pickled weights only"),
-    ("nowhere", "is not a local sentence-transformers folder"),
+    ("foreign", "a module outside sentence-transformers' own"),
+    ("pickled", "holds pickled weights"),
+    ("nowhere", "is not a folder, nor .bundled."),
 ])
 def test_a_base_model_named_by_the_manifest_is_loaded_only_when_safe(copy, tmp_path, name, message, monkeypatch):
     """The Playground loads the manifest's base model: someone else's workspace cannot make it import a class of
