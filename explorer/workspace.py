@@ -839,6 +839,7 @@ class Workspace:
         if kind != "folder":
             raise WorkspaceError(f"{folder}: {'is missing' if kind == 'missing' else NOT_A_FOLDER[kind]} (fix: "
                                  f"{REBUILD})")
+        self.queries  # checked first: every partition is checked against its queries
         required = TABLE_COLUMNS[name] + tuple(columns or ())
         in_file = tuple(c for c in required if c not in PARTITIONED[name])  # the keys live in the folder names
         try:

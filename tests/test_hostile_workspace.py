@@ -359,3 +359,111 @@ def test_an_index_of_another_dimension_is_refused(copy):
         Workspace(copy).index("a")
     assert str(err.value).startswith(f"{copy / 'datasets' / 'a' / 'index.faiss'}: an index of dimension 64, "
                                      "expected 384") and FIX in str(err.value)
+
+
+# --- damaged per-query tables: refused with the file named, never a silent wrong answer --------------------------
+def _frame_edit(change):
+    """Rewrite a Parquet file through pandas: `change(frame)` returns the frame to write."""
+    import pandas as pd
+
+    def edit(path: Path) -> None:
+        change(pd.read_parquet(path)).to_parquet(path, index=False)
+    return edit
+
+
+def _dup_row(f):
+    """The same number of rows, one query listed twice (its twin's row replaced)."""
+    f.loc[f.index[1], "row"] = f["row"].iloc[0]
+    return f
+
+
+def _add_dataset(folder: Path) -> None:
+    """A manifest dataset with no files at all."""
+    edit_manifest(folder, lambda m: m["datasets"].append({**m["datasets"][0], "name": "b"}))
+
+
+def _big_group(rows: int, groups: int = 1):
+    import pandas as pd
+
+    def write(path: Path) -> None:
+        frame = pd.DataFrame({"row": np.zeros(rows, np.int64), "rank": np.ones(rows, np.int32),
+                              "doc": np.zeros(rows, np.int32), "score": np.zeros(rows, np.float32)})
+        frame.to_parquet(path, index=False, row_group_size=rows // groups)
+    return write
+
+
+SM = "strategy_metrics/dataset=a/strategy=base/part-0.parquet"
+RUN = f"{BASE_RUN}/part-0.parquet"
+# case: (file, damage, message, the reads that must refuse: eval, export, overview, ranking)
+SILENT = {
+    "duplicate-metric-row": (SM, _frame_edit(_dup_row), "duplicate rows", "eval export overview"),
+    "missing-metric-row": (SM, _frame_edit(lambda f: f.iloc[1:]), "2 rows for 3 queries", "eval export overview"),
+    "missing-partition": ("strategy_metrics/dataset=a/strategy=base", shutil.rmtree, "is missing",
+                          "eval export overview"),
+    "missing-run-partition": (BASE_RUN, shutil.rmtree, "is missing", "export ranking"),
+    "duplicate-run-row": (RUN, _frame_edit(lambda f: f.assign(rank=np.where(f.index == 1, 1, f["rank"]))),
+                          "duplicate rows (a query listed twice at one rank)", "export ranking"),
+    "doc-minus-one": (RUN, _frame_edit(lambda f: f.assign(doc=np.where(f.index == 0, -1, f["doc"]))),
+                      "document -1 is outside its corpus", "export ranking"),
+    "doc-huge": (RUN, _frame_edit(lambda f: f.assign(doc=np.where(f.index == 0, 10**9, f["doc"]))),
+                 "document 1000000000 is outside its corpus", "export ranking"),
+    "rank-zero": (RUN, _frame_edit(lambda f: f.assign(rank=f["rank"] - 1)), "a rank outside 1..100",
+                  "export ranking"),
+    "row-of-nothing": (RUN, _frame_edit(lambda f: f.assign(row=f["row"] + 1000)), "row 1000 is not one of this",
+                       "export ranking"),
+    "row-as-text": (RUN, _frame_edit(lambda f: f.assign(row=f["row"].astype(str))),
+                    "column 'row' holds large_string, expected integers", "export ranking"),
+    "score-as-text": (SM, _frame_edit(lambda f: f.assign(**{"nDCG@10": "high"})),
+                      "column 'nDCG@10' holds large_string, expected floats", "eval export overview"),
+    "significance-types": ("significance.parquet", _frame_edit(lambda f: __import__("pandas").DataFrame([{
+        "measure": "nDCG@10", "reference": "base", "resamples": 2000, "dataset": "a", "system": "base", "delta": "x",
+        "p_t": 1.0, "p_rand": 1.0, "n": 3, "p_t_holm": 1.0, "p_rand_holm": 1.0, "significant": False}])),
+                           "column 'delta' holds large_string, expected floats", "eval overview"),
+    "chosen-unknown": ("decisions/dataset=a/strategy=base/part-0.parquet",
+                       _frame_edit(lambda f: f.assign(chosen="../../etc")), "a decision chose '../../etc'",
+                       "export ranking"),
+    "huge-row-group": (RUN, _big_group(1_100_000), "a row group of 1,100,000 rows, above the 1,048,576",
+                       "export ranking"),
+    "too-many-rows": (RUN, _big_group(1_000, 2), "1,000 rows, more than the 600", "export ranking"),
+    "dataset-without-files": ("manifest.json", lambda p: _add_dataset(p.parent),
+                              "holds no evaluated query of dataset 'b'", "eval export overview ranking"),
+}
+
+
+def _reads(folder: Path, capsys, tmp_path: Path) -> dict[str, str | None]:
+    """What each reader says on the workspace: None when it worked, else its message (no traceback allowed)."""
+    from explorer.pages import page_data
+
+    out = {}
+    for name, argv in (("eval", ["eval", str(folder)]), ("export", ["export", str(folder), "--out",
+                                                                     str(tmp_path / "export")])):
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code in (0, 2) and "Traceback" not in err, err
+        out[name] = err if code == 2 else None
+    for name, read in (("overview", lambda ws: page_data("overview", ws, {})),
+                       ("ranking", lambda ws: (ws.ranking("base", 0), ws.strategy_system("base", 3)))):
+        try:
+            read(Workspace(folder))
+            out[name] = None
+        except WorkspaceError as err:
+            out[name] = str(err)
+    return out
+
+
+@pytest.mark.parametrize("case", SILENT)
+def test_a_damaged_table_is_refused_by_every_reader_never_a_silent_answer(copy, tmp_path, capsys, case):
+    name, damage, expected, refusing = SILENT[case]
+    damage(copy / name)
+    said = _reads(copy, capsys, tmp_path)
+    for reader in refusing.split():
+        assert said[reader] is not None, f"{reader} read the damaged workspace without a word"
+        assert expected in said[reader] and FIX in said[reader], (reader, said[reader])
+        shown = name if name != "manifest.json" else "queries.parquet"
+        assert str(copy / shown) in said[reader], (reader, said[reader])
+
+
+def test_every_reader_works_on_the_sound_copy(copy, tmp_path, capsys):
+    """The checks refuse damage, not a sound workspace (one without experts included: export once failed on it)."""
+    assert _reads(copy, capsys, tmp_path) == {"eval": None, "export": None, "overview": None, "ranking": None}
+    assert len(list((tmp_path / "export" / "runs").iterdir())) == 1
