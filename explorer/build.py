@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from . import WORKSPACE_FORMAT_VERSION, __version__
 from .base_model import base_fingerprint
 from .chunked import ChunkedFlat, encode_chunked
-from .config import BuildConfig, DatasetSpec, ExpertSpec, load_config
+from .config import BuildConfig, DatasetSpec, ExpertSpec, config_error, load_config
 from .data import JUDGED_TRAIN, NOT_A_FOLDER, BeirDataset, DataError, Problem, load_beir, path_kind, split_judged
 from .encoders import Encoder
 from .engines import corpus_devices, ray_encoder
@@ -39,10 +39,12 @@ from .names import SystemName
 from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
 from .routing import all_strategies, routing_context
+from .settings import Problems
 from .stages import (BUILD_STAGES, StageLog, Stages, array_of_rows, content_key, finish_dir, index_of_size,
                      partial_dir, save_array_atomically, sound_entry)
 from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
-from .workspace import META_PREFIX, Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, atomic_write, check_output
+from .workspace import (META_PREFIX, Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, atomic_write,
+                        check_output, check_writable)
 
 __all__ = ["build", "BUILD_STAGES", "StageLog", "QuerySet"]
 
@@ -164,10 +166,35 @@ class Build:
             self.datasets[spec.name] = ds
         if failed:
             raise DataError([p for err in failed for p in err.problems], datasets=len(failed))
+        self._check_training_data()
         hashes = {n: d.content_hash for n, d in self.datasets.items()}
         # what an expert trained on a dataset depends on: its content, and which of its judged queries train
         self.train_hashes = {s.name: _hash(hashes[s.name], "judged", s.judged_split, s.judged_seed)
                              if s.judged_split else hashes[s.name] for s in cfg.datasets}
+
+    def _check_training_data(self) -> None:
+        """What only the data can tell, still before any model loads: a judged split that leaves no query to train
+        or to evaluate, and an expert whose judged pairs are none (ConfigError naming the key, exit 2)."""
+        problems = Problems()
+        for spec in (s for s in self.cfg.datasets if s.judged_split):
+            ds = self.datasets[spec.name]
+            n, train, test = (len(ds.split_queries(spec.judged_from)), len(ds.qrels[spec.train_split]),
+                              len(ds.qrels[spec.test_split]))
+            if not train or not test:
+                problems.add(f"datasets {spec.name!r}", "judged_split", f"{spec.judged_split:g} of the {n} judged "
+                             f"queries of {spec.judged_from!r} leaves {train} to train the expert and {test} to "
+                             "evaluate", f"use a share from {1 / n:.2g} to {(n - 1) / n:.2g}" if n > 1 else
+                             "drop judged_split: the split has fewer than two judged queries")
+        for spec in self.cfg.experts:
+            judged = [s for s in spec.sources if s["source"] in ("qrels", "generated")]
+            if spec.adapter is None and not spec.multi_task and judged and len(judged) == len(spec.sources) \
+                    and not self._pairs(spec):
+                split = judged[0].get("split", spec.train.get("split"))
+                problems.add(f"experts {spec.name!r}", "sources", f"the judged queries of {split!r} give the expert no "
+                             "training pair (no document judged relevant)", "train it on another split, or on "
+                             'source = "crops"')
+        if problems:
+            raise config_error(self.cfg.path, problems)
 
     def prepare_output(self) -> None:
         """Refuse an --out that must not be replaced and a cache that is not a folder, before any model work; a
@@ -177,6 +204,7 @@ class Build:
         if path_kind(cache) not in ("folder", "missing"):
             raise WorkspaceError(f"{cache}: {NOT_A_FOLDER[path_kind(cache)]} (fix: set cache_dir in the config to "
                                  f"a folder)")
+        check_writable(self.out, cache)  # read-only or immutable: refused now, not after the model loads
         cache.mkdir(parents=True, exist_ok=True)
 
     # --- models ---------------------------------------------------------------------------------------------

@@ -122,6 +122,38 @@ def check_output(out: Path) -> None:
                              f"replace it (fix: choose another --out, or empty the folder)")
 
 
+READ_ONLY_FIX = "make it writable (chmod u+w; chattr -i where it is immutable), or choose another folder"
+
+
+def writable_problem(folder: Path) -> str | None:
+    """Why a build cannot write in `folder` (a folder it fills, or creates inside the nearest existing one above):
+    read-only, or immutable (which os.access reports for root too), or not a folder; None when it can."""
+    from .files import nearest_existing
+
+    folder = Path(os.path.abspath(folder))
+    here = nearest_existing(folder)
+    if not here.is_dir():
+        return f"is inside {here}, which is not a folder"
+    if not os.access(here, os.W_OK | os.X_OK):
+        return "is read-only" if here == folder else f"would be made inside {here}, which is read-only"
+    return None
+
+
+def check_writable(out: Path, cache: Path) -> None:
+    """Before any work: the workspace's folder (it is replaced by a renamed sibling), the folder that holds it and
+    the cache with its stage folders can all be written; WorkspaceError naming the first that cannot."""
+    out = Path(os.path.abspath(out))
+    places = [out.parent] + ([out] if out.is_dir() else [])
+    places += [cache] + [p for p in (Path(cache) / s for s in CACHE_FOLDERS) if p.is_dir()]
+    for place in places:
+        problem = writable_problem(place)
+        if problem:
+            raise WorkspaceError(f"{place}: {problem}, so the build cannot write there (fix: {READ_ONLY_FIX})")
+
+
+CACHE_FOLDERS = ("docs", "queries", "index", "layout", "experts")
+
+
 @contextmanager
 def atomic_dir(out: Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces `out`, on failure or a kill `out` is untouched.
@@ -133,16 +165,29 @@ def atomic_dir(out: Path) -> Iterator[Path]:
     recover_interrupted_swap(out)
     remove_stale(out.parent, f".{out.name}.tmp-")
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except OSError as err:
+        raise WorkspaceError(f"{out.parent}: cannot be written ({err.strerror or err}) (fix: {READ_ONLY_FIX})") from err
     try:
         yield tmp
+        _swap(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _swap(tmp: Path, out: Path) -> None:
+    """Rename the finished `tmp` over `out`; should a rename fail, `out` is put back as it was."""
     old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
+    try:
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+    except OSError as err:
+        if old.exists() and not out.exists():
+            old.rename(out)
+        raise WorkspaceError(f"{out}: cannot be replaced ({err.strerror or err}) (fix: {READ_ONLY_FIX})") from err
     shutil.rmtree(old, ignore_errors=True)
 
 

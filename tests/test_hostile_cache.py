@@ -307,3 +307,69 @@ def test_a_changed_folder_entry_is_recomputed_with_a_warning(on_disk, tmp_path):
     third, said = rebuild(config, cache, tmp_path / "ws")
     assert not [line for line in said if "warning" in line]
     assert third.manifest["stages"]["index:a"]["cached"] and third.manifest["stages"]["expert:a"]["cached"]
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def immutable():
+    """chattr +i on folders (root ignores permissions, not the immutable flag), always undone; skipped where the
+    file system or the user cannot set it."""
+    made: list[Path] = []
+
+    def make(path: Path) -> None:
+        if shutil.which("chattr") is None or not _chattr("+i", path):
+            pytest.skip("chattr +i is not available on this file system (the os.access test covers the rule)")
+        made.append(path)
+    yield make
+    for path in made:
+        _chattr("-i", path)
+
+
+@pytest.mark.parametrize("where", ["out-folder", "workspace", "cache", "cache-stage"])
+def test_a_read_only_place_is_refused_before_any_work(tmp_path, monkeypatch, capsys, immutable, where):
+    """A read-only (here immutable) output folder, workspace, cache or cache stage folder: exit 2 naming it before
+    any model loads, and no temporary folder left behind."""
+    import explorer.build as build_module
+    from explorer.cli import main
+
+    monkeypatch.setattr(build_module, "Encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+    config = tiny_config(tmp_path)
+    place = {"out-folder": tmp_path / "outs", "workspace": tmp_path / "outs" / "ws", "cache": tmp_path / "cache",
+             "cache-stage": tmp_path / "cache" / "docs"}[where]
+    place.mkdir(parents=True)
+    immutable(place)
+    before = listing(tmp_path)
+    assert main(["build", str(config), "--out", str(tmp_path / "outs" / "ws"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {place}: is read-only, so the build cannot write there (fix: make it writable" in err, err
+    assert "Traceback" not in err and listing(tmp_path) == before
+
+
+def test_the_writable_check_refuses_what_os_access_refuses(tmp_path, monkeypatch):
+    """The rule itself, for any user: a folder os.access says cannot be written, or the nearest existing folder
+    above a missing one."""
+    from explorer.workspace import check_writable
+
+    denied = {tmp_path / "ro"}
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) not in denied and real(p, mode))
+    (tmp_path / "ro").mkdir()
+    check_writable(tmp_path / "ws", tmp_path / "cache")  # all writable
+    with pytest.raises(WorkspaceError, match=r"ro/new/ws: would be made inside .*/ro, which is read-only"):
+        check_writable(tmp_path / "ro" / "new" / "ws" / "sub", tmp_path / "cache")
+    with pytest.raises(WorkspaceError, match=r"ro: is read-only, so the build cannot write there"):
+        check_writable(tmp_path / "ws", tmp_path / "ro")
+
+
+def test_a_swap_that_fails_leaves_the_workspace_and_no_temporary_folder(tmp_path, immutable):
+    out = tmp_path / "ws"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    immutable(out)  # checked writable earlier, made immutable while the build ran
+    with pytest.raises(WorkspaceError, match=f"{out}: cannot be replaced"):
+        with atomic_dir(out) as tmp:
+            (tmp / "manifest.json").write_text('{"new": 1}')
+    assert sorted(os.listdir(tmp_path)) == ["ws"] and (out / "manifest.json").read_text() == "{}"
