@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer.files import checksum_problem, write_checksum
+from explorer.workspace import atomic_write  # noqa: F401  (imported by a build already: not timed)
 
 from .markdown import table
 

@@ -96,8 +96,8 @@ def _missing(folder: Path, keys: Sequence[str], allowed: Mapping[str, Sequence[s
 
 def read_partitioned(folder: Path, keys: Sequence[str], allowed: Mapping[str, Sequence[str]],
                      where: Mapping[str, Sequence[str]] | None = None, filters: list | None = None,
-                     required: Sequence[str] = (), check: Callable[[tuple[str, ...], Path], None] = lambda values, path: None,
-                     needed: Callable[[tuple[str, ...]], bool] = lambda values: False) -> pd.DataFrame:
+                     required: Sequence[str] = (), check: Callable[[tuple[str, ...], Path], None] | None = None,
+                     needed: Callable[[tuple[str, ...]], bool] | None = None) -> pd.DataFrame:
     """The rows of the partitions in `where` that pass `filters` (DNF, as pandas.read_parquet takes them), with the
     key columns first, partitions in the order of `allowed` (the manifest's), rows in stored order (an empty result
     has the `required` columns). Every partition
@@ -111,8 +111,9 @@ def read_partitioned(folder: Path, keys: Sequence[str], allowed: Mapping[str, Se
     rank = {k: {v: i for i, v in enumerate(allowed[k])} for k in keys}
     found = sorted(partitions(folder, keys, allowed, where),
                    key=lambda p: tuple(rank[k][v] for k, v in zip(keys, p[0])))
-    _missing(folder, keys, allowed, where or {}, found, needed)
-    for values, fs in found:
+    if needed is not None:
+        _missing(folder, keys, allowed, where or {}, found, needed)
+    for values, fs in found if check is not None else ():
         for f in fs:
             check(values, f)
     if not found:

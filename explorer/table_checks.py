@@ -99,8 +99,8 @@ def check_footer(path: Path, columns, max_rows: int | None = None):
 
 @dataclass(frozen=True)
 class RowRules:
-    """What one file's rows must be: `rows` the query rows it may hold (sorted); `exact`: each of them exactly once
-    (per key value) where the table has one value per query; `covered`: each at least once (every query has a run);
+    """What one file's rows must be: `rows` the query rows it may hold (sorted); in a partition, `exact`: each of
+    them exactly once (a table of one value per query), `covered`: each at least once (every query has a run);
     `depth`: ranks 1..depth, unique per row (runs); `n_docs`: per query row, the corpus size of its dataset (runs:
     doc in 0..n-1); `choices`: the values `chosen` may take (decisions); `key`: the system or strategy column of a
     format-1 table (None in a partition); `keys`: how many key values the file may hold."""

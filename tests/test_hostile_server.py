@@ -1,8 +1,9 @@
 """The app survives a hostile workspace: served for real (streamlit run, Debian's chromium through Playwright), a
 copy of the sample workspace whose homefix index is a forged IVF index with its lists in a file outside the
 workspace (shorter than it says: a search there died of SIGBUS, taking the app down for every session) and whose
-stored significance table holds text where numbers go. The Playground query and the Overview each say what is wrong in one line, the
-outside file is never opened, and the server keeps answering (a sound dataset's query included)."""
+stored significance table holds text where numbers go. The Playground query and the Overview each say what is
+wrong in one line, the outside file is never opened, and the server keeps answering (a sound dataset's query
+included)."""
 
 from __future__ import annotations
 
