@@ -34,7 +34,7 @@ from .analysis import significance_tables
 from .evaluation import per_query, run_dict
 from .experts import EXPERT_KINDS
 from .index import ON_DISK, build_index, resolve_kind, save_index, search, tune_ivf
-from .ondisk import INDEX_FILE, build_ivf_on_disk, on_disk_of_size
+from .ondisk import build_ivf_on_disk, on_disk_of_size
 from .names import SystemName
 from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout

@@ -545,6 +545,12 @@ def _queries_problem(q: pd.DataFrame, datasets: list[str]) -> str | None:
     return None
 
 
+def _needed(values: tuple[str, str]) -> bool:
+    """Whether the partition (dataset, system or strategy) must exist: every dataset under every encoder (runs,
+    metrics) and every strategy (decisions, strategy metrics); a strategy's mixture runs only where it mixed."""
+    return SystemName.parse(values[1]).kind != "mix"
+
+
 def _row_datasets(queries: pd.DataFrame) -> np.ndarray:
     """Each query row's dataset, indexed by row: the partition key of the per-query tables."""
     return queries.set_index("row")["dataset"].sort_index().to_numpy()
@@ -890,7 +896,7 @@ class Workspace:
         try:
             frame = read_partitioned(folder, PARTITIONED[name], self._partition_names(), where, filters, required,
                                      lambda values, path: self._check_rows(name, path, in_file, *values),
-                                     lambda values: self._needed(name, *values))
+                                     _needed)
         except (PartitionError, TableError) as err:
             raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
         except (ValueError, OSError, pyarrow.ArrowException) as err:
@@ -944,11 +950,6 @@ class Workspace:
             return pq.read_metadata(path).num_rows
         except (ValueError, OSError, pyarrow.ArrowException) as err:
             raise WorkspaceError(f"{path}: not a readable Parquet table ({str(err)[:200]}) (fix: {REBUILD})") from err
-
-    def _needed(self, name: str, dataset: str, value: str) -> bool:
-        """Whether a partition must exist: every dataset under every encoder (runs, metrics) and every strategy
-        (decisions, strategy metrics); a strategy's mixture runs only where it mixed."""
-        return SystemName.parse(value).kind != "mix"
 
     def _rules(self, name: str, dataset: str | None = None, value: str | None = None):
         """What a file of table `name` must hold: of one partition (dataset, value), or a whole format-1 table."""
