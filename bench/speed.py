@@ -151,14 +151,14 @@ def live_latency(ws: Workspace, dataset: str, n_queries: int) -> str:
     router and the map position too) against the floor: two plain forward passes and one faiss search."""
     import faiss
     import torch
-    from sentence_transformers import SentenceTransformer
 
     from explorer.live import LiveRouter
+    from explorer.model_folders import load_model
 
     torch.set_num_threads(1)  # as the app runs it: one thread per query, sessions in parallel
     faiss.omp_set_num_threads(1)
     router = LiveRouter.open(ws)
-    plain = SentenceTransformer(resolve_base(ws.manifest["base_model"]["name"]), device="cpu")
+    plain = load_model(ws.manifest["base_model"]["name"])  # the workspace's base: the one rule of every loader
     plain.max_seq_length = ws.manifest["base_model"].get("max_seq_length", 256)
     index = router._index(dataset)
     texts = ws.eval_rows(dataset)["text"].tolist()[:n_queries]

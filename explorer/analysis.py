@@ -218,8 +218,9 @@ def _choice_scores(ws: Workspace, experts: list[str], measure: str | None = None
     """Evaluated rows x `experts`: each expert's own per-query score."""
     measure = ws.measure(measure)
     m = ws.metric_rows(list(experts))
-    m = m[m["row"].isin(ws.eval_rows()["row"])]
-    return m.pivot(index="row", columns="system", values=measure).reindex(columns=experts)
+    rows = pd.Index(ws.eval_rows()["row"], name="row")  # every evaluated query, even with no expert to choose
+    m = m[m["row"].isin(rows)]
+    return m.pivot(index="row", columns="system", values=measure).reindex(index=rows, columns=experts)
 
 
 def oracle_weights(ws: Workspace, strategy: str, measure: str | None = None) -> pd.DataFrame:
@@ -265,7 +266,8 @@ def query_table(ws: Workspace, strategy: str, measure: str | None = None) -> pd.
     best = best.reindex(q.index)
     out = pd.DataFrame({
         "dataset": q["dataset"], "qid": q["qid"], "text": q["text"], "kind": q["kind"],
-        "routed": d["chosen"], "oracle": cand.idxmax(axis=1), "routed_score": sm, "oracle_score": best,
+        "routed": d["chosen"], "oracle": cand.idxmax(axis=1) if cand.shape[1] else None, "routed_score": sm,
+        "oracle_score": best,
         "base_score": base.reindex(q.index), "margin": d["margin"]})
     out["regret"] = out["oracle_score"] - out["routed_score"]
     weights = d[[f"weight:{e}" for e in ws.systems]].to_numpy()

@@ -27,7 +27,7 @@ from . import WORKSPACE_FORMAT_VERSION, __version__
 from .base_model import base_fingerprint
 from .capabilities import LEXICAL
 from .chunked import ChunkedFlat, encode_chunked
-from .config import BuildConfig, DatasetSpec, ExpertSpec, load_config
+from .config import BuildConfig, DatasetSpec, ExpertSpec, config_error, load_config
 from .data import JUDGED_TRAIN, NOT_A_FOLDER, BeirDataset, DataError, Problem, load_beir, path_kind, split_judged
 from .encoders import Encoder
 from .engines import corpus_devices, ray_encoder
@@ -37,21 +37,24 @@ from .experts import EXPERT_KINDS
 from .fusion import pool_of, run_arrays
 from .index import ON_DISK, Run, build_index, resolve_kind, save_index, search, tune_ivf
 from .lexical import LexicalError, build_lexical, indexable, load_lexical, save_lexical
-from .ondisk import INDEX_FILE, build_ivf_on_disk, on_disk_of_size
+from .ondisk import build_ivf_on_disk, on_disk_of_size
 from .names import SystemName
 from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
 from .rankmetrics import judgements_for
 from .routing import all_strategies, routing_context
 from .runs import ImportedRun, RunTarget, import_run
+from .settings import Problems
 from .stages import (BUILD_STAGES, StageLog, Stages, array_of_rows, content_key, finish_dir, index_of_size,
-                     partial_dir, save_array_atomically)
+                     partial_dir, save_array_atomically, sound_entry)
 from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
-from .workspace import META_PREFIX, Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, atomic_write, check_output
+from .workspace import (META_PREFIX, Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, atomic_write,
+                        check_output, check_writable)
 
 __all__ = ["build", "BUILD_STAGES", "StageLog", "QuerySet"]
 
 PILOT_CROP_SEED_OFFSET = 7919  # pilot pseudo-queries use other crops than training
+FINGERPRINTS = "fingerprints.json"  # in cache_dir: the base model's large files' digests by path, size and mtime
 _hash = content_key
 
 
@@ -173,6 +176,7 @@ class Build:
         if failed:
             raise DataError([p for err in failed for p in err.problems], datasets=len(failed))
         self._check_lexical()
+        self._check_training_data()
         hashes = {n: d.content_hash for n, d in self.datasets.items()}
         # what an expert trained on a dataset depends on: its content, and which of its judged queries train
         self.train_hashes = {s.name: _hash(hashes[s.name], "judged", s.judged_split, s.judged_seed)
@@ -237,6 +241,30 @@ class Build:
         """Columns of every per-system array: the encoders, then the runs read from files."""
         return self.encoders + list(self.external)
 
+    def _check_training_data(self) -> None:
+        """What only the data can tell, still before any model loads: a judged split that leaves no query to train
+        or to evaluate, and an expert whose judged pairs are none (ConfigError naming the key, exit 2)."""
+        problems = Problems()
+        for spec in (s for s in self.cfg.datasets if s.judged_split):
+            ds = self.datasets[spec.name]
+            n, train, test = (len(ds.split_queries(spec.judged_from)), len(ds.qrels[spec.train_split]),
+                              len(ds.qrels[spec.test_split]))
+            if not train or not test:
+                problems.add(f"datasets {spec.name!r}", "judged_split", f"{spec.judged_split:g} of the {n} judged "
+                             f"queries of {spec.judged_from!r} leaves {train} to train the expert and {test} to "
+                             "evaluate", f"use a share from {1 / n:.2g} to {(n - 1) / n:.2g}" if n > 1 else
+                             "drop judged_split: the split has fewer than two judged queries")
+        for spec in self.cfg.experts:
+            judged = [s for s in spec.sources if s["source"] in ("qrels", "generated")]
+            if spec.adapter is None and not spec.multi_task and judged and len(judged) == len(spec.sources) \
+                    and not self._pairs(spec):
+                split = judged[0].get("split", spec.train.get("split"))
+                problems.add(f"experts {spec.name!r}", "sources", f"the judged queries of {split!r} give the expert no "
+                             "training pair (no document judged relevant)", "train it on another split, or on "
+                             'source = "crops"')
+        if problems:
+            raise config_error(self.cfg.path, problems)
+
     def prepare_output(self) -> None:
         """Refuse an --out that must not be replaced and a cache that is not a folder, before any model work; a
         refused build writes nothing."""
@@ -245,6 +273,7 @@ class Build:
         if path_kind(cache) not in ("folder", "missing"):
             raise WorkspaceError(f"{cache}: {NOT_A_FOLDER[path_kind(cache)]} (fix: set cache_dir in the config to "
                                  f"a folder)")
+        check_writable(self.out, cache)  # read-only or immutable: refused now, not after the model loads
         cache.mkdir(parents=True, exist_ok=True)
 
     # --- models ---------------------------------------------------------------------------------------------
@@ -253,8 +282,10 @@ class Build:
         self.log.begin("encoder", f"Loading base encoder {cfg.base!r}")
         self.encoder = Encoder(cfg.base, device=cfg.device, max_seq_length=cfg.max_seq_length,
                                batch_size=cfg.batch_size, precision=cfg.precision)
-        # every cached embedding depends on the precision; float32 keeps the key it always had
-        self.base_fp = _hash(base_fingerprint(cfg.base), cfg.max_seq_length,
+        # the weights' bytes, hashed once per file and remembered in the cache (base_model.base_fingerprint); every
+        # cached embedding depends on the precision too (float32 keeps the key it always had)
+        self.base_identity = base_fingerprint(cfg.base, cfg.cache_dir / FINGERPRINTS)
+        self.base_fp = _hash(self.base_identity, cfg.max_seq_length,
                              *([cfg.precision] if cfg.precision != "float32" else []))
         self.base_parameters = sum(p.numel() for p in self.encoder.model.parameters())
 
@@ -329,7 +360,7 @@ class Build:
         key = _hash("adapter", file_hash(files) if files else str(spec.adapter), self.base_fp)
         folder = self.cfg.cache_dir / "experts" / key
         count = self.encoder.load_expert(spec.name, spec.adapter, spec.kind)
-        if (folder / "card.json").is_file():
+        if self._cached_expert(folder):
             return folder, key, True
         tmp = partial_dir(folder)
         self.encoder.save_expert(spec.name, tmp)
@@ -339,12 +370,17 @@ class Build:
         finish_dir(tmp, folder)
         return folder, key, False
 
+    def _cached_expert(self, folder: Path) -> bool:
+        """An expert's cache folder is there, whole (card.json) and unchanged since it was stored (its checksum);
+        a changed one is warned about and removed, to be trained again."""
+        return (folder / "card.json").is_file() and sound_entry(folder, self.echo)
+
     def _train(self, spec: ExpertSpec) -> tuple[Path, str, bool]:
         """A trained expert: from the cache when its key is there, else trained on its pairs and saved with its
         card (what it was trained on and how)."""
         key = spec.cache_key(self.train_hashes, self.base_fp)
         folder = self.cfg.cache_dir / "experts" / key
-        if (folder / "card.json").is_file():
+        if self._cached_expert(folder):
             self.encoder.load_expert(spec.name, folder, spec.kind)
             return folder, key, True
         pairs = self._pairs(spec)
@@ -482,14 +518,14 @@ class Build:
     def _index(self, name: str, key: str, kind: str, n_docs: int):
         """A corpus's faiss index from the cache, or built: in memory, or (ivf-disk) chunk by chunk into a cache
         folder holding the index and its lists file."""
-        cfg = self.cfg
+        cfg, dim = self.cfg, int(self.doc_emb[name].shape[1])
         if kind == ON_DISK:
             folder = cfg.cache_dir / "index" / key
             return self.stages.cached(
-                f"index:{name}", key, folder / INDEX_FILE, lambda p: on_disk_of_size(p.parent, n_docs),
+                f"index:{name}", key, folder, lambda p: on_disk_of_size(p, n_docs, dim),
                 lambda: build_ivf_on_disk(self.doc_emb[name], folder, cfg.chunk_docs), lambda p, i: None)
         return self.stages.cached(
-            f"index:{name}", key, cfg.cache_dir / "index" / f"{key}.faiss", index_of_size(n_docs),
+            f"index:{name}", key, cfg.cache_dir / "index" / f"{key}.faiss", index_of_size(n_docs, kind, dim),
             lambda: build_index(self.doc_emb[name], kind), lambda p, i: save_index(i, p))
 
     def _score_every_encoder(self) -> np.ndarray:
@@ -677,7 +713,7 @@ class Build:
             "format_version": WORKSPACE_FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "title": cfg.title, "config": str(cfg.path),
-            "base_model": {"name": cfg.base, "fingerprint": base_fingerprint(cfg.base),
+            "base_model": {"name": cfg.base, "fingerprint": self.base_identity,
                            "max_seq_length": cfg.max_seq_length, "parameters": self.base_parameters,
                            "precision": cfg.precision},
             "datasets": [{**_dataset_record(s, self.datasets[s.name]),
@@ -739,7 +775,7 @@ def _save_lexical_folder(index, folder: Path) -> None:
 
 def _cached_layout(path: Path, points: int) -> tuple[dict, bool]:
     with np.load(path, allow_pickle=False) as z:
-        coords = {"umap": np.asarray(z["umap"]), "pca": np.asarray(z["pca"])}
+        coords = {"pca": np.asarray(z["pca"]), "umap": np.asarray(z["umap"])}  # the order _layouts makes
         sampled = bool(z["sampled"])
     if any(c.shape != (points, 2) for c in coords.values()):
         raise ValueError(f"layouts of shape {coords['pca'].shape}, expected ({points}, 2)")

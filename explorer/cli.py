@@ -177,10 +177,15 @@ def _cmd_train(args) -> int:
     from .data import load_beir
     from .encoders import Encoder
     from .experts import EXPERT_KINDS
+    from .model_folders import MODEL_FIX, model_problem
     from .training import make_pairs, train_expert
 
     if args.kind not in EXPERT_KINDS:  # checked before the corpus is encoded, which takes minutes
         print(f"error: --kind {args.kind!r} is unknown (fix: use one of {', '.join(EXPERT_KINDS)})", file=sys.stderr)
+        return 2
+    why = model_problem(args.base)  # the rule of every loader, before the data are read
+    if why:
+        print(f"error: --base {args.base[:200]!r} {why} (fix: {MODEL_FIX})", file=sys.stderr)
         return 2
     ds = load_beir(args.dataset)
     if args.source in ("qrels", "generated") and args.split not in ds.qrels:
@@ -345,11 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data import DataError
     from .experts import AdapterError
+    from .model_folders import ModelFolderError
     from .workspace import WorkspaceError
 
     try:
         return args.func(args)
-    except (ConfigError, DataError, AdapterError, WorkspaceError, UsageError, AddRunError, CompareError) as err:
+    except (ConfigError, DataError, AdapterError, ModelFolderError, WorkspaceError, UsageError, AddRunError,
+            CompareError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

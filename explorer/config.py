@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from .engines import COMPUTE_PARAMS, corpus_devices, ray_problem
 from .evaluation import DEFAULT_MEASURES, default_label_measure
 from .experts import EXPERT_KINDS, AdapterError
 from .index import INDEX_KINDS
+from .model_folders import MODEL_FIX, MODELS_DIR, MPNET, model_problem
 from .names import SystemName, name_problem, strategy_name_problem
 from .routing import COMMON_PARAMS, MIX_PARAMS, ROUTERS, VARIANT_MIX, fixed_strategies, routing_params
 from .runs import RUN_PARAMS, file_problem
@@ -275,6 +277,8 @@ def _read_toml(path: Path) -> dict:
 
 
 LISTS = ("datasets", "experts", "runs")  # arrays of tables that an extending config appends to
+EXTENDS_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\.toml")  # a file name in the config's own folder
+MAX_CHAIN = 4  # files in one chain of `extends`, the config itself included
 
 
 def _extended(path: Path, raw: dict, seen: tuple = ()) -> dict:
@@ -283,13 +287,13 @@ def _extended(path: Path, raw: dict, seen: tuple = ()) -> dict:
     parent_name = raw.get("extends")
     if parent_name is None:
         return raw
-    if not isinstance(parent_name, str) or Path(parent_name).name != parent_name or not parent_name.endswith(".toml"):
+    if not isinstance(parent_name, str) or not EXTENDS_NAME.fullmatch(parent_name):
         raise ConfigError(f"{path}: `extends` {str(parent_name)[:80]!r} is not a .toml file name (fix: name a config "
                           "in the same folder, e.g. extends = \"real.toml\")")
     parent_path = path.parent / parent_name
-    if parent_path.resolve() in seen or len(seen) >= 4:
-        raise ConfigError(f"{path}: `extends` {parent_name!r} makes a loop or a chain over 4 files (fix: extend one "
-                          "config that extends nothing)")
+    if parent_path.resolve() in seen or len(seen) + 2 > MAX_CHAIN:
+        raise ConfigError(f"{path}: `extends` {parent_name!r} makes a loop or a chain over {MAX_CHAIN} files (fix: "
+                          "extend one config that extends nothing)")
     parent = _extended(parent_path, _read_toml(parent_path), (*seen, path.resolve()))
     out = {k: v for k, v in parent.items() if k != "extends"}
     for key, value in raw.items():
@@ -308,6 +312,12 @@ def _extended(path: Path, raw: dict, seen: tuple = ()) -> dict:
     return out
 
 
+def config_error(path: Path, problems: Problems) -> ConfigError:
+    """One ConfigError listing every problem with its table, key and fix."""
+    head = f"{path}: {len(problems)} problem(s) in the config"
+    return ConfigError(head + ":\n" + "\n".join(f"  - {p}" for p in problems), problems)
+
+
 def load_config(path: str | Path) -> BuildConfig:
     """Parse and check a whole build config; raise ConfigError listing every problem. Touches no model: only the
     config, the folders it names (that they exist, with the splits named) and adapter configs."""
@@ -322,6 +332,7 @@ def load_config(path: str | Path) -> BuildConfig:
     evaluation = check_table(raw.get("evaluation", {}), EVALUATION_PARAMS, "evaluation", problems)
     layout = check_table(raw.get("layout", {}), LAYOUT_PARAMS, "layout", problems)
     compute = check_table(raw.get("compute", {}), COMPUTE_PARAMS, "compute", problems)
+    _check_devices(compute.get("devices") or [], problems)
     if compute.get("engine") == "ray" and ray_problem():
         why, _, fix = ray_problem().partition(" (fix: ")
         problems.add("compute", "engine", why, fix.rstrip(")"))
@@ -347,8 +358,7 @@ def load_config(path: str | Path) -> BuildConfig:
     except (OSError, RuntimeError):
         problems.add("the config file", "cache_dir", f"{cache} is a symbolic link loop", "name a folder")
     if problems:
-        head = f"{path}: {len(problems)} problem(s) in the config"
-        raise ConfigError(head + ":\n" + "\n".join(f"  - {p}" for p in problems), problems)
+        raise config_error(path, problems)
     return BuildConfig(
         path=path.resolve(), title=top.get("title") or path.stem, base=model["base"],
         max_seq_length=model["max_seq_length"], batch_size=model["batch_size"], index_kind=index["kind"], chunk_docs=index["chunk_docs"],
@@ -371,6 +381,29 @@ def _check_precision(precision: str, compute: dict, device: str, problems: Probl
     elif len(corpus_devices(compute.get("devices", []), device)) > 1:
         problems.add("model", "precision", '"float16" runs on one device, and this build would use several',
                      'set [compute] devices = ["cuda:0"], or precision = "float32"')
+
+
+DEVICE = re.compile(r"cpu|cuda(?::(\d{1,4}))?")
+
+
+def _check_devices(devices: list, problems: Problems) -> None:
+    """[compute] devices, before any model loads (a wrong one failed in every worker process once the model was
+    loaded): each "cpu", "cuda" or "cuda:N" with N below the number of GPUs torch sees."""
+    fix = 'use "cpu", "cuda" or "cuda:N" (N from 0 to the number of GPUs less one), or leave devices empty'
+    gpus = []
+    for d in devices:
+        match = DEVICE.fullmatch(d) if isinstance(d, str) else None
+        if match is None:
+            problems.add("compute", "devices", f"{str(d)[:40]!r} is not a device", fix)
+        elif d != "cpu":
+            gpus.append((d, int(match.group(1) or 0)))
+    if gpus:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        for d, index in gpus:
+            if index >= count:
+                problems.add("compute", "devices", f"{d!r}: torch sees {count} GPU(s) on this machine", fix)
 
 
 def _device(asked: str, problems: Problems) -> str:
@@ -778,9 +811,13 @@ def _check_label_measure(evaluation: dict, problems: Problems) -> None:
 
 
 def _check_base(base: str, problems: Problems) -> None:
-    looks_like_path = base.startswith(("/", ".", "~"))
-    if looks_like_path and not Path(os.path.expanduser(base)).is_dir():
-        problems.add("model", "base", f"{base!r} is not a folder", 'use "bundled", or a sentence-transformers folder')
+    """The base model keeps the one rule of every loader (explorer.model_folders), checked before any model loads."""
+    why = model_problem(base)
+    if why:
+        problems.add("model", "base", f"{base[:200]!r} {why}", MODEL_FIX)
+    elif base == MPNET and not (MODELS_DIR / MPNET / "modules.json").is_file():
+        problems.add("model", "base", f"{MPNET!r} is not installed in {MODELS_DIR / MPNET}",
+                     'run `make mpnet` (an optional 420 MB step), or use base = "bundled"')
 
 
 def settings_markdown() -> str:

@@ -21,7 +21,7 @@ from .data import Corpus
 from .encoders import Encoder, ExpertChoice
 from .fusion import Fusion, pool_of
 from .index import Run, search
-from .model_folders import model_folder_problem
+from .model_folders import model_problem
 from .projection import place
 from .routing import Decision, all_strategies, chosen_settings
 from .workspace import Workspace, WorkspaceError
@@ -92,7 +92,7 @@ class LiveRouter:
         bundled one or a safe local sentence-transformers folder (the manifest is someone else's file)."""
         info = ws.manifest["base_model"]
         name = info["name"]
-        why = None if name == "bundled" else model_folder_problem(name)
+        why = model_problem(name)
         if why:
             raise WorkspaceError(f"{ws.path / 'manifest.json'}: base_model.name {name[:80]!r} {why} (fix: rebuild "
                                  "the workspace with a base model of your own)")

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,19 @@ def workspace_path(request, trains) -> Path:
     return Path(given) if given else request.getfixturevalue("sample_workspace").path
 
 
-@pytest.fixture(scope="module")
-def server(workspace_path, tmp_path_factory):
+def healthy(url: str) -> bool:
+    """Whether the server at `url` answers its health check."""
+    try:
+        return urllib.request.urlopen(f"{url}/_stcore/health", timeout=5).status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def serving(workspace_path: Path, log: Path):
+    """`streamlit run app.py` on a free loopback port, opened on `workspace_path`: yields (its url, its process),
+    stopped afterwards; its output goes to `log`."""
     port = free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
            "--browser.gatherUsageStats", "false", "--", "--workspace", str(workspace_path)]
@@ -55,21 +65,24 @@ def server(workspace_path, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"streamlit did not start:\n{log.read_text()}")
-                time.sleep(0.2)
-        yield url
+        while not healthy(url):
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"streamlit did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield url, proc
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(workspace_path, tmp_path_factory):
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with serving(workspace_path, log) as (url, _):
+        yield url
     assert "Traceback" not in log.read_text(), log.read_text()
 
 
