@@ -1069,9 +1069,11 @@ class Workspace:
         rows = (f["eval"] if evaluated else f["rows"])[dataset] if dataset else f["all_eval" if evaluated else "all"]
         whole = {} if dataset else {"key": PARTITIONED[name][1],
                                     "keys": len(self._partition_names()[PARTITIONED[name][1]])}
-        if name == "runs.parquet":  # a run read from a file may lack queries and name documents a corpus lacks
+        if name == "runs.parquet":  # a run read from a file may lack queries and name documents a corpus lacks;
+            # BM25 finds nothing for a query that shares no term with the corpus: only a dense search ranks every one
             from_file = value in self.external_datasets if dataset else bool(self.external_datasets)
-            return RowRules(rows, covered=bool(dataset) and not evaluated and not from_file, depth=f["depth"],
+            dense = value in self.encoders and self.has_embedding(value)
+            return RowRules(rows, covered=bool(dataset) and not evaluated and dense, depth=f["depth"],
                             n_docs=f["n_docs"], unknown_docs=from_file, **whole)
         choices = (*self.systems, "mixture") if name == "decisions.parquet" else None
         return RowRules(rows, exact=bool(dataset), choices=choices, **whole)
