@@ -10,7 +10,9 @@ workspace is written into a temporary folder and swapped in at the end; the conf
 from __future__ import annotations
 
 import json
+import os
 import platform
+import socket
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -40,9 +42,10 @@ from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
 from .routing import all_strategies, routing_context
 from .stages import (BUILD_STAGES, StageLog, Stages, array_of_rows, content_key, finish_dir, index_of_size,
-                     partial_dir, save_array_atomically)
+                     partial_dir, read_cache, save_array_atomically)
 from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
-from .workspace import META_PREFIX, Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, atomic_write, check_output
+from .workspace import (META_PREFIX, UMAP_PENDING, Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, atomic_write,
+                        check_output)
 
 __all__ = ["build", "BUILD_STAGES", "StageLog", "QuerySet"]
 
@@ -57,7 +60,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     cfg = config if isinstance(config, BuildConfig) else load_config(config)
     b = Build(cfg, Path(out), StageLog(echo=echo, status=status), progress and sys.stderr.isatty())
     for stage in (b.read_datasets, b.prepare_output, b.load_encoder, b.encode_corpora, b.train_experts,
-                  b.encode_queries, b.search_and_score, b.route, b.draw_layouts, b.write):
+                  b.encode_queries, b.search_and_score, b.route, b.draw_layouts, b.write, b.add_umap):
         stage()
     echo(f"Built {out} in {time.perf_counter() - b.start:.1f}s")
     return Workspace(out)
@@ -110,6 +113,7 @@ class Build:
     log: StageLog
     progress: bool
     start: float = field(default_factory=time.perf_counter)
+    started_at: float = field(default_factory=time.time)
     datasets: dict[str, BeirDataset] = field(default_factory=dict)
     train_hashes: dict[str, str] = field(default_factory=dict)
     doc_emb: dict[str, np.ndarray] = field(default_factory=dict)
@@ -439,26 +443,58 @@ class Build:
         return values
 
     def draw_layouts(self) -> None:
-        """PCA and UMAP of the pilot centroids and every query (cached)."""
+        """PCA of the pilot centroids and every query, and UMAP when the cache has it; otherwise UMAP (a first fit
+        in a new environment spends most of its time compiling) follows the workspace in `add_umap`, so the app
+        opens on PCA without waiting for it."""
         cfg = self.cfg
         self.log.begin("layout", "2-D layouts", 1)
         lib = self.ctx.library
         key = _hash("layout", self.base_fp, self.queries.digest(), lib.centroids.round(6).tolist(), cfg.layout)
         self.points = np.concatenate([lib.centroids, self.q_emb[0]]) if len(lib) else self.q_emb[0]
-        self.coords, self.sampled = self.stages.cached(
-            "layout", key, cfg.cache_dir / "layout" / f"{key}.npz", lambda p: _cached_layout(p, len(self.points)),
-            self._layouts, _save_layouts)
-
-    def _layouts(self) -> tuple[dict, bool]:
-        layout = self.cfg.layout
-        coords = {"pca": pca_layout(self.points, layout["seed"])}
-        sampled = False
-        if layout["umap"]:
-            coords["umap"], sampled = umap_layout(self.points, layout["max_points"], layout["n_neighbors"],
-                                                  layout["seed"])
+        self.layout_entry = (key, cfg.cache_dir / "layout" / f"{key}.npz")
+        t = time.perf_counter()
+        cached = read_cache(self.layout_entry[1], lambda p: _cached_layout(p, len(self.points)), self.echo)
+        self.umap_pending = cached is None and bool(cfg.layout["umap"])
+        if cached is not None:
+            self.coords, self.sampled = cached
         else:
-            coords["umap"] = coords["pca"]
-        return coords, sampled
+            pca = pca_layout(self.points, cfg.layout["seed"])
+            self.coords, self.sampled = ({"pca": pca} if self.umap_pending else {"umap": pca, "pca": pca}), False
+            if not self.umap_pending:
+                _save_layouts(self.layout_entry[1], (self.coords, False))
+        self.log.record("layout", key, cached is not None, time.perf_counter() - t)
+
+    def add_umap(self) -> None:
+        """The UMAP layout of a workspace already written with PCA only (its manifest says layout.umap =
+        "pending"): fitted, cached, then landed in the workspace by replacing layout.parquet and then manifest.json,
+        each atomically. A build killed before that leaves a workspace that opens (on PCA) and says so."""
+        if not self.umap_pending:
+            return
+        layout = self.cfg.layout
+        self.log.begin("umap", "UMAP layout (the workspace is open meanwhile, on PCA)", 1)
+        t = time.perf_counter()
+        umap_xy, self.sampled = umap_layout(self.points, layout["max_points"], layout["n_neighbors"], layout["seed"])
+        self.coords = {"umap": umap_xy, "pca": self.coords["pca"]}
+        _save_layouts(self.layout_entry[1], (self.coords, self.sampled))
+        self.log.record("layout:umap", self.layout_entry[0], False, time.perf_counter() - t)
+        self.umap_pending = False
+        if not self._still_ours():
+            self.echo(f"  {self.out} was replaced meanwhile: its UMAP layout is left to that build (cached here)")
+            return
+        w = WorkspaceWriter(self.out)
+        w.layout(self.coords, len(self.ctx.library), len(self.queries.qids))
+        w.manifest(self.manifest())
+
+    def _still_ours(self) -> bool:
+        """Whether the workspace at `out` is the one this build wrote and left waiting for its UMAP."""
+        try:
+            layout = json.loads((self.out / "manifest.json").read_text(encoding="utf-8")).get("layout", {})
+        except (OSError, ValueError, AttributeError):
+            return False
+        return layout.get("umap") == UMAP_PENDING and layout.get("pending") == self._pending_marker()
+
+    def _pending_marker(self) -> dict:
+        return {"pid": os.getpid(), "host": socket.gethostname(), "started": round(self.started_at, 3)}
 
     # --- the workspace --------------------------------------------------------------------------------------
     def write(self) -> None:
@@ -512,7 +548,8 @@ class Build:
             "compute": {k: v for k, v in cfg.compute.items() if k != "address"},  # never a cluster's address
             "index": {"kind": cfg.index_kind, "depth": cfg.depth, "chunk_docs": cfg.chunk_docs,
                       "exact_max_docs": cfg.exact_max_docs, "memory_max_docs": cfg.memory_max_docs},
-            "layout": {**cfg.layout, "sampled": self.sampled, "points": len(self.points)},
+            "layout": {**cfg.layout, "sampled": self.sampled, "points": len(self.points),
+                       **({"umap": UMAP_PENDING, "pending": self._pending_marker()} if self.umap_pending else {})},
             "versions": _library_versions(), "stages": self.log.entries,
             "build_seconds": round(time.perf_counter() - self.start, 1),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

@@ -27,7 +27,10 @@ BUILD_STAGES = {
     "datasets": "reading the datasets", "encoder": "loading the base encoder", "corpora": "encoding the corpora",
     "experts": "training the experts", "queries": "encoding the queries", "search": "searching and scoring",
     "routing": "routing every strategy", "layout": "drawing the 2-D layouts", "write": "writing the workspace",
+    # after the workspace is written (the app opens it meanwhile): a UMAP layout not in the cache (build.add_umap)
+    "umap": "adding the UMAP layout",
 }
+OPENS_AFTER = list(BUILD_STAGES).index("write") + 1  # the stages a first start waits for
 
 
 def content_key(*parts) -> str:
@@ -48,7 +51,8 @@ class StageLog:
 
     def begin(self, stage: str, line: str, items: int = 0) -> None:
         self.echo(line)
-        self.current = {"stage": list(BUILD_STAGES).index(stage) + 1, "stages": len(BUILD_STAGES), "name": stage,
+        index = list(BUILD_STAGES).index(stage) + 1  # "stage i of n" counts the stages before the workspace opens
+        self.current = {"stage": index, "stages": max(index, OPENS_AFTER), "name": stage,
                         "label": BUILD_STAGES[stage], "line": line, "done": 0, "items": items}
         self._report()
 
