@@ -19,6 +19,7 @@ from explorer.ui.style import chips, expert_palette  # noqa: E402
 from explorer.workspace import WorkspaceError  # noqa: E402
 
 log = get_logger("explorer.app")
+state.start_sample_build_early()  # a first start: the sample's build runs while the libraries below load
 st.set_page_config(page_title="Router Explorer", page_icon="🔀", layout="wide")
 state.preload()  # torch & co. imported once, before any session's page can import them half-way
 

@@ -44,6 +44,7 @@ from .routing import all_strategies, routing_context
 from .stages import (BUILD_STAGES, StageLog, Stages, array_of_rows, content_key, finish_dir, index_of_size,
                      partial_dir, read_cache, save_array_atomically)
 from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
+from .workers import run_in_workers, worker_count
 from .workspace import (META_PREFIX, UMAP_PENDING, Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, atomic_write,
                         check_output)
 
@@ -128,10 +129,25 @@ class Build:
     index_storage: dict = field(default_factory=dict)  # dataset -> how its index is stored (INDEX_STORAGE)
     runs: list[pd.DataFrame] = field(default_factory=list)
     routed: list = field(default_factory=list)
+    precomputed: dict = field(default_factory=dict)  # stage items done by forked workers (Stages.precomputed)
 
     @property
     def stages(self) -> Stages:
-        return Stages(self.cfg.cache_dir, self.log)
+        return Stages(self.cfg.cache_dir, self.log, self.precomputed)
+
+    def _in_workers(self, items: list, task: Callable[[object], object], done: Callable[[object, object], None]) -> None:
+        """`task(item)` for each item in forked CPU workers (explorer.workers) when the machine and [compute] workers
+        allow it, `done(item, result)` here as each finishes; nothing when they do not (the stage's own loop then
+        computes every item in this process)."""
+        n = worker_count(len(items), int(self.cfg.compute["workers"]), self.cfg.device)
+        if not n:
+            return
+
+        def run(i: int):
+            self.progress = False  # no progress bars from several processes at once
+            return task(items[i])
+
+        run_in_workers(run, items, n, lambda i, result: done(items[i], result))
 
     @property
     def echo(self) -> Callable[[str], None]:
@@ -206,9 +222,16 @@ class Build:
             encode = lambda texts: self.encoder.encode_on(texts, devices, show_progress=self.progress)  # noqa: E731
         else:
             encode = lambda texts: self.encoder.encode(texts, show_progress=self.progress)  # noqa: E731
+        paths = {}
         for name, ds in self.datasets.items():
             key = self.doc_keys[name] = _hash("docs", ds.content_hash, self.base_fp)
-            path = cfg.cache_dir / "docs" / f"{key}.npy"
+            paths[name] = cfg.cache_dir / "docs" / f"{key}.npy"
+        if not on_ray and len(devices) <= 1:  # small corpora not in the cache: in worker processes
+            todo = [n for n, ds in self.datasets.items() if len(ds.corpus) <= chunk and not paths[n].exists()]
+            self._in_workers(todo, lambda n: _timed(lambda: encode(self.datasets[n].corpus.passages())),
+                             lambda n, r: self._worker_done(f"docs:{n}", self.doc_keys[n], r, record=True))
+        for name, ds in self.datasets.items():
+            key, path = self.doc_keys[name], paths[name]
             chunked = on_ray or len(ds.corpus) > chunk  # resumable, chunk by chunk, kept memory-mapped
             self.doc_emb[name] = self.stages.cached(
                 f"docs:{name}", key, path, array_of_rows(len(ds.corpus), mmap=chunked),
@@ -216,6 +239,14 @@ class Build:
                                                         self._chunk_done) if chunked
                 else encode(ds.corpus.passages()),
                 (lambda p, a: None) if chunked else save_array_atomically)
+
+    def _worker_done(self, item: str, key: str, result: tuple, record: bool) -> None:
+        """A worker's (value, seconds) for a stage item: recorded now (the stage's progress moves) or when the stage
+        reaches it, and kept for the stage's loop (Stages.cached), which saves it to the cache."""
+        value, seconds = result
+        if record:
+            self.log.record(item, key, False, seconds)
+        self.precomputed[item] = (value, None if record else seconds)
 
     def _chunk_done(self, i: int, n: int, reused: bool) -> None:
         self.echo(f"    chunk {i + 1}/{n}: {'kept from an earlier run' if reused else 'encoded'}")
@@ -229,13 +260,44 @@ class Build:
         union = {e.name: [s for o in single if o.adapter is None and o.kind == e.kind for s in o.sources]
                  for e in cfg.experts if e.multi_task}
         self.experts = [replace(e, sources=union[e.name]) if e.multi_task else e for e in cfg.experts]
-        for spec in [e for e in self.experts if not e.multi_task] + [e for e in self.experts if e.multi_task]:
+        order = [e for e in self.experts if not e.multi_task] + [e for e in self.experts if e.multi_task]
+        self._train_in_workers(order)
+        for spec in order:
             t = time.perf_counter()
             folder, key, cached = (self._load_adapter(spec) if spec.adapter is not None
                                    else self._train(spec))
             self.expert_keys[spec.name], self.folders[spec.name] = key, folder
             self.cards[spec.name] = json.loads((folder / "card.json").read_text())
-            self.log.record(f"expert:{spec.name}", key, cached, time.perf_counter() - t)
+            if self.precomputed.pop(f"expert:{spec.name}", None) is None:  # else recorded when its worker finished
+                self.log.record(f"expert:{spec.name}", key, cached, time.perf_counter() - t)
+
+    def _train_in_workers(self, order: list[ExpertSpec]) -> None:
+        """The experts that are not in the cache, trained in forked workers (the longest first), each then encoding
+        every query under itself; the base model's query pass is one more item. The stage's loop then loads them
+        from the cache like any cached expert, and the queries stage takes their embeddings."""
+        todo = sorted((s for s in order if s.adapter is None and not (
+            self.cfg.cache_dir / "experts" / s.cache_key(self.train_hashes, self.base_fp) / "card.json").is_file()),
+                      key=lambda s: -len(self._pairs(s)) * int(s.train.get("epochs", TRAIN_DEFAULTS["epochs"])))
+        if len(todo) < 2:
+            return
+        for spec in todo:  # a refused stopping split is reported from here, as in the serial build
+            self._stop_pairs(spec)
+        self.queries = _query_set(self.cfg, self.datasets)
+
+        def task(spec):
+            if spec is None:
+                return None, _timed(lambda: self.encoder.encode(self.queries.texts))
+            trained = _timed(lambda: self._train(spec))[1]
+            return trained, _timed(lambda: self.encoder.encode(self.queries.texts, expert=spec.name))
+
+        def done(spec, result):
+            trained, queries = result
+            if spec is not None:
+                self._worker_done(f"expert:{spec.name}", spec.cache_key(self.train_hashes, self.base_fp),
+                                  (True, trained), record=True)
+            self._worker_done(f"queries:{'base' if spec is None else spec.name}", "", queries, record=False)
+
+        self._in_workers([*todo, None], task, done)
 
     def _load_adapter(self, spec: ExpertSpec) -> tuple[Path, str, bool]:
         """An adapter folder given in the config, checked and loaded into the encoder; cached by its files."""
@@ -325,7 +387,8 @@ class Build:
         return ["base"] + [e.name for e in self.cfg.experts]
 
     def encode_queries(self) -> None:
-        """Every pilot and evaluated query under the base and every expert."""
+        """Every pilot and evaluated query under the base and every expert (those the experts' workers encoded
+        already: taken from them)."""
         self.queries = _query_set(self.cfg, self.datasets)
         digest = self.queries.digest()
         keys = [self.base_fp] + [self.expert_keys[e.name] for e in self.cfg.experts]
@@ -550,10 +613,16 @@ class Build:
                       "exact_max_docs": cfg.exact_max_docs, "memory_max_docs": cfg.memory_max_docs},
             "layout": {**cfg.layout, "sampled": self.sampled, "points": len(self.points),
                        **({"umap": UMAP_PENDING, "pending": self._pending_marker()} if self.umap_pending else {})},
-            "versions": _library_versions(), "stages": self.log.entries,
+            "versions": _library_versions(), "stages": self.log.entries, "stage_seconds": self.log.wall(),
             "build_seconds": round(time.perf_counter() - self.start, 1),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         }
+
+
+def _timed(compute: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    value = compute()
+    return value, time.perf_counter() - start
 
 
 def _dataset_record(s, ds: BeirDataset) -> dict:

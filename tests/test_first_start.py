@@ -53,6 +53,19 @@ def test_background_build_runs_detached_and_reports_every_stage(tmp_path):
     assert "Loading 1 dataset(s)" in log and "  docs:tiny: done in" in log and "Built " in log
 
 
+def test_make_run_starts_the_sample_build_before_the_server(tmp_path):
+    """`python -m explorer.background` (the first line of `make run`): starts the build when the workspace is
+    missing, joins a running one, and leaves a built one alone."""
+    from explorer.background import start_sample_build
+
+    config, out = tiny_config(tmp_path), tmp_path / "workspaces" / "sample"
+    assert start_sample_build(config, out).startswith(f"Building {out} in the background")
+    assert "being built by another process" in start_sample_build(config, out)
+    assert BackgroundBuild(config, out).wait(timeout=120)["state"] == "done"
+    assert start_sample_build(config, out) == f"{out} is built"
+    assert "-m explorer.background" in (ROOT / "Makefile").read_text().split("\nrun: setup\n")[1].split("\n\n")[0]
+
+
 def test_a_failed_background_build_shows_its_log(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[[datasets]]\npath = 'nowhere'\n")

@@ -1,0 +1,87 @@
+"""Independent CPU work of a build in forked worker processes, each with its share of the cores' threads.
+
+On a CPU, the build's heavy items are independent: each corpus is encoded on its own, and each expert trains on its
+own (seeded at its start, so its result does not depend on what trained before it) and then encodes the queries.
+Their small matrices use a second thread poorly (a batch-8 training step on 2 cores: 1.19x faster with 2 threads
+than with 1) and threads that wait on each other suffer badly from any other process on the machine, while two
+processes of one thread each do twice the work of one. So a CPU build forks `workers` processes after the model is
+loaded (they share its memory, copy-on-write) and hands them the items in the order given, one at a time as each
+finishes. A worker returns small values by pipe and writes what the parent reads back through the build cache
+(atomic files), so a killed worker leaves nothing half-written. An exception in a worker is raised in the build.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any, Callable, Sequence
+
+MAX_WORKERS = 4  # more processes than this each hold a model copy's activations for little gain on small sets
+
+_task: Callable[[int], Any] | None = None  # the forked workers' task, inherited from the parent
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(items: int, asked: int, device: str) -> int:
+    """Processes to fork for `items` independent items: none (work in the build's own process) on a GPU, with fewer
+    than 2 items or fewer than 2 cores, or when `asked` is 1; else `asked` (0: one per core, at most MAX_WORKERS),
+    never more than the items."""
+    if device != "cpu" or items < 2 or asked == 1 or not hasattr(os, "fork"):
+        return 0
+    n = asked or min(cores(), MAX_WORKERS)
+    return min(n, items) if n >= 2 else 0
+
+
+def run_in_workers(task: Callable[[int], Any], items: Sequence, workers: int,
+                   done: Callable[[int, Any], None]) -> None:
+    """`task(i)` for every index of `items` in `workers` forked processes (items handed out in order as workers
+    free up), `done(i, result)` called in this process as each finishes. The first exception is raised here."""
+    import multiprocessing
+
+    global _task
+    _task = task
+    threads = max(1, cores() // workers)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_set_threads, initargs=(threads,)) as pool:
+            for i, result in pool.imap_unordered(_run, range(len(items))):
+                if isinstance(result, _Failed):
+                    raise result.error
+                done(i, result)
+    finally:
+        _task = None
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _run(i: int) -> tuple[int, Any]:
+    try:
+        return i, _task(i)
+    except Exception as err:  # noqa: BLE001 - handed to the build, which raises it
+        import traceback
+
+        err.add_note(f"(in worker process {os.getpid()})\n{traceback.format_exc().rstrip()}")
+        return i, _Failed(_portable(err))
+
+
+def _portable(err: Exception) -> Exception:
+    """The exception itself when it survives the pipe (pickled and read back), else a RuntimeError with its text."""
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:  # noqa: BLE001
+        return RuntimeError(f"{type(err).__name__}: {err}")
