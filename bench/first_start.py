@@ -185,10 +185,12 @@ def measure(browser, folder: Path, env: dict, timeout: float) -> dict:
     try:
         wait_health(url, proc)
         out["serve_s"] = round(time.monotonic() - start, 1)
-        t0 = time.monotonic()
+        t0, t0_wall = time.monotonic(), time.time()
         page.goto(url)
         page.wait_for_function(OVERVIEW_READY, timeout=timeout * 1000, polling=100)
         out["overview_s"] = round(time.monotonic() - t0, 1)
+        lock = folder / "workspaces" / ".sample.build.lock"
+        out["build_started_s"] = round(lock.stat().st_mtime - t0_wall, 1) if lock.exists() else None
         load = sampler.stop()
         out.update(load)
         while not builder_gone(folder) and time.monotonic() - t0 < timeout:
@@ -198,6 +200,7 @@ def measure(browser, folder: Path, env: dict, timeout: float) -> dict:
         out["layout_umap"] = manifest.get("layout", {}).get("umap")
         out["build_seconds"] = manifest.get("build_seconds")
         out["stages"] = _stage_groups(manifest.get("stages", {}))
+        out["stage_seconds"] = manifest.get("stage_seconds")
         page.goto(f"{url}/map")
         page.wait_for_selector('h1:has-text("Routing map")', timeout=120_000)
         page.wait_for_selector('[data-testid="stRadio"]', timeout=120_000)
