@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         path = args.out / f"ws_{n}"
         shutil.rmtree(path, ignore_errors=True)
         t = time.perf_counter()
-        synthetic_workspace(path, n_eval=n, n_datasets=args.datasets)
+        synthetic_workspace(path, n_eval=n, n_datasets=args.datasets, with_runs=False)  # add_runs gives it runs
         add_runs(path)
         made = time.perf_counter() - t
         if i == 0:

@@ -6,4 +6,4 @@
 
 from __future__ import annotations
 
-from .views import PAGES, Page, ParamError, UrlParam, jsonable, page_data, register_page  # noqa: F401
+from .views import PAGES, Page, ParamError, UrlParam, jsonable, page_data, page_frames, register_page  # noqa: F401

@@ -48,11 +48,9 @@ def app(ws_path, page: str | None = None, params: dict | None = None, timeout: f
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
     at.session_state["workspace_path"] = str(ws_path)
-    if params:
-        at.query_params.update({k: str(v) for k, v in params.items()})
+    # opened as a link to the page opens it (?page=<key>): its parameters are read by the page they are for
+    at.query_params.update({**({"page": page} if page else {}), **{k: str(v) for k, v in (params or {}).items()}})
     at.run()
-    if page:
-        at.switch_page(PAGE[page]).run()
     if drawn:
         assert_drawn(at)
     return at

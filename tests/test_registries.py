@@ -30,7 +30,7 @@ class LastCandidate(Router):
 
     def score(self, ctx, emb):
         out = np.full((len(emb), len(ctx.encoders)), np.nan)
-        out[:, ctx.candidates[int(ctx.param("throwaway_pick", -1))]] = 1.0
+        out[:, ctx.candidates[int(ctx.param("throwaway_pick"))]] = 1.0
         return out
 
 

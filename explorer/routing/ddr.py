@@ -21,6 +21,8 @@ def prefix_modules(ctx: RoutingContext) -> list[int]:
 
 class _DDR(Router):
     family = "DDR"
+    group = "mix"
+    merges_adapters = True
     what_if = Router.masked_what_if
     keeps_top_k = False  # keep only the ddr_top_k largest weights
 
@@ -48,7 +50,7 @@ class _DDR(Router):
             out[:, model.classes_] = model.predict_proba(emb)
         return out
 
-    def decide(self, ctx, emb):
+    def decide(self, ctx, emb, rows=None):
         scores = self.score(ctx, emb)
         probs = np.nan_to_num(scores, nan=0.0)
         if self.keeps_top_k:

@@ -105,7 +105,7 @@ def render() -> None:
     c("measure", "Measure")
     data = c.data()
     cards, measure = data["cards"], data["measure"]
-    palette = expert_palette(ws.encoders)
+    palette = expert_palette(ws.systems)
     if not cards:
         st.info("This workspace has no experts: add `[[experts]]` to the build config and rebuild.")
         return

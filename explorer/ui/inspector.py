@@ -88,7 +88,7 @@ def _open_point(c, key: str) -> None:
     event = st.session_state.get(key)
     rows = list(dict.fromkeys(_points(event["selection"]["points"] if event else [])))
     if len(rows) == 1:
-        c.set("row", rows[0])
+        _go(c, rows[0])
 
 
 def _points(points) -> list[int]:
@@ -107,7 +107,7 @@ def _open_listed(c, key: str, rows: list[int]) -> None:
     event = st.session_state.get(key)
     picked = list(event["selection"]["rows"]) if event else []
     if picked and 0 <= picked[0] < len(rows):
-        c.set("row", rows[picked[0]])
+        _go(c, rows[picked[0]])
 
 
 def render() -> None:
@@ -149,11 +149,14 @@ def _pick_query(c) -> None:
                                                                  "over base.")
     c("strategy", "Strategy (for the routed column)", container=c3)
     c("measure", "Measure", container=c4, help="Every score on this page: the decisions, the rankings, A and B.")
+    with st.expander("Compare with a second workspace", expanded=bool(c["compare"])):
+        c("compare", "Compare with workspace (folder)", help="A second workspace built on the same datasets and evaluated queries (another base model, another "
+           "recipe): its systems and strategies appear as B:<name>, paired query by query.")
 
 
 def _triage(c, row: int) -> None:
     """Previous / next through the Error-analysis selection (its filters and sort, as last set there)."""
-    from explorer.views.errors import PAGE as ERRORS
+    from explorer.views.errors import PAGE as ERRORS, SORTS
 
     values = ERRORS.resolve(c.ws, {**session.remembered(ERRORS), **{k: c[k] for k in ("strategy", "measure")}})
     rows = [int(r) for r in session.data(ERRORS, c.ws, values.values)["queries"].index]
@@ -167,7 +170,8 @@ def _triage(c, row: int) -> None:
     t1.button("◀ previous", key="triage_prev", disabled=at == 0, on_click=_go, args=(c, rows[max(at - 1, 0)]))
     t2.button("next ▶", key="triage_next", disabled=at == len(rows) - 1,
               on_click=_go, args=(c, rows[min(at + 1, len(rows) - 1)]))
-    t3.markdown(f"**{at + 1} of {len(rows)}** in Error analysis' selection ({safe.md(values.values['sort'])} order)")
+    order = SORTS[values.values["sort"]]
+    t3.markdown(f"**{at + 1} of {len(rows)}** in Error analysis' selection, by {safe.md(order)}")
 
 
 def _go(c, row: int) -> None:
@@ -181,7 +185,7 @@ def _similarity_and_decisions(c, data: dict) -> None:
     """Why the routers decided as they did: the query's similarity to every expert's pilots, beside every
     strategy's decision and score."""
     ws, info = c.ws, data["query"]
-    palette = expert_palette(ws.encoders)
+    palette = expert_palette(ws.systems)
     left, right = st.columns([1, 1.25])
     with left:
         st.markdown("**Similarity to every expert's pilots** (base-encoder embedding)")
@@ -223,6 +227,7 @@ def _rankings(c, data: dict) -> None:
             _ranking_table(c, sbs["rankings"][label], f"insp_rank_{sbs['columns'][label]}", len(systems))
             _snippets(sbs["rankings"][label], data["query"]["text"])
     st.caption("Green rows: judged relevant (● grade 1, ●● grade 2). Click a row to read its document below.")
+    _contributions(c["strategy"], data["contributions"])
     if not sbs["judged"]:
         st.info("This query has no judged documents, so there is nothing to track across rankings.")
     elif sbs["moves"].empty:
@@ -232,6 +237,15 @@ def _rankings(c, data: dict) -> None:
                     f"{sbs['depth'] + 1} = not in the top {sbs['depth']})")
         st.plotly_chart(legend_below(movement_figure(sbs["moves"], systems, sbs["depth"]), -0.22),
                         width="stretch", key="insp_moves")
+
+
+def _contributions(strategy: str, contrib) -> None:
+    """For a strategy that mixed this query: where each document of its fused ranking stood in each expert's run."""
+    if contrib.empty:
+        return
+    st.markdown(f"**Which experts contributed each document of {safe.md(strategy)}'s ranking** (the document's "
+                "rank in each weighted expert's own run; empty: not in its run)")
+    st.dataframe(contrib, hide_index=True, width="stretch")
 
 
 def _compare(c, data: dict) -> None:
@@ -257,8 +271,7 @@ def _side(c, cmp: dict, side: str, text: str) -> None:
         return
     label = f"{side} · {strategy}"
     sc = cmp["rankings"]["scores"][label]
-    weights = f" · weights {safe.md(d['weights'])}" if d["chosen"] == views.MIXTURE else ""
-    st.caption(f"chose {safe.md(d['chosen'])} · margin {safe.md(d['margin'])}{weights} · "
+    st.caption(f"chose {safe.md(d['decision'])} · margin {safe.md(d['margin'])} · "
                + " · ".join(f"{safe.md(m)} {views.x100(v)}" for m, v in sc.items()))
     _ranking_table(c, cmp["rankings"]["rankings"][label], f"cmp_rank_{side}", 2)
     _snippets(cmp["rankings"]["rankings"][label], text)
@@ -276,7 +289,7 @@ def _delta(c, cmp: dict, row: int) -> None:
     if colour == "dataset":
         keys, pal = pair["dataset"], dataset_palette(ws)
     elif colour in ("a", "b"):
-        keys, pal = pair[f"chosen_{colour}"], expert_palette(ws.encoders)
+        keys, pal = pair[f"chosen_{colour}"], expert_palette(ws.systems)
     else:
         keys, pal = pair["outcome"], OUTCOME_COLOURS
     fig = delta_figure(pair, keys, pal, row, a, b, measure)

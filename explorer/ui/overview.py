@@ -39,6 +39,14 @@ def _controls(c) -> None:
         counts = dict(zip(values["value"].replace("", NO_VALUE), values["queries"]))
         c("slice_value", f"{safe.md(c['slice'])} is", container=s2,
           format_func=lambda v: f"{v} · {counts.get(v, 0)} queries")
+    with st.expander("Compare with a second workspace", expanded=bool(c["compare"])):
+        c("compare", "Compare with workspace (folder)", help="A second workspace built on the same datasets and evaluated queries (another base model, another "
+           "recipe): its systems and strategies appear as B:<name>, paired query by query.")
+    groups = views.group_counts(c.ws)
+    c("groups", "Strategy groups in the table", format_func=lambda g: f"{g} ({groups.get(g, 0)})",
+      help="choose: routers that pick one expert; mix: fusion of the experts' runs and soft routing; post-retrieval: "
+           "routers that look at every expert's ranking first; lexical: BM25 and its hybrids; fixed: one system "
+           "always; oracle: upper bounds. Bold, the gap and the marks stay those of the whole table.")
 
 
 def render() -> None:

@@ -44,6 +44,11 @@ def render() -> None:
     st.caption("Type any query. The base encoder embeds it once, every strategy routes it (oracles need judgements "
                "and are left out), and the chosen expert re-encodes it to search its own corpus (or the one you "
                "pick). This is the only page that runs the model.")
+    if ws.external_datasets:
+        runs = ", ".join(ws.external_datasets)
+        st.caption(f"Runs read from files ({safe.md(runs)}) are not routed here: their files have no line for a typed "
+                   "query, so live routing chooses among the experts only (routers that chose such a run for a stored "
+                   "query may choose otherwise here).")
     _controls(c)
     if not (c["q"] or "").strip():
         c.keep_out_of_url("q")  # nothing to route: nothing in the link either
@@ -65,6 +70,10 @@ def render() -> None:
     decisions = data["decisions"].sort_values("family", key=lambda f: f.eq("fixed"), kind="stable")
     st.dataframe(decisions, hide_index=True, width="stretch",
                  column_config={"margin": st.column_config.NumberColumn("margin", format="%.3f")})
+    if data["left_out"]:  # they decide from every expert's stored run, which a typed query does not have
+        st.caption("Not routed live (they read every expert's stored ranking first): "
+                   + ", ".join(safe.md(s) for s in data["left_out"]) + ". A lexical expert (BM25) is searched live "
+                   "from the workspace's documents; a fusion searches each of its experts and fuses their rankings.")
     _results(data["searches"], data["corpus"])
 
 

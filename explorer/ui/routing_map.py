@@ -108,7 +108,7 @@ def _notes(data: dict) -> None:
 
 def _figure(ws, c: dict, tests, train, pilots) -> go.Figure:
     """The map: pilot training queries under the test queries, the pilot centroids on top."""
-    experts = expert_palette(ws.encoders)
+    experts = expert_palette(ws.systems)
     fig = go.Figure()
     _pilot_queries(fig, ws, train, experts)
     _test_queries(fig, ws, tests, c["colour"], experts)
@@ -126,7 +126,7 @@ def _pilot_queries(fig: go.Figure, ws, train, experts: dict) -> None:
     if train.empty:
         return
     labels = train["label"].fillna("unlabelled")
-    rank = {e: i for i, e in enumerate(ws.encoders)}
+    rank = {e: i for i, e in enumerate(ws.systems)}
     for label, part in sorted(train.groupby(labels, sort=False), key=lambda kv: rank.get(kv[0], 99)):
         fig.add_trace(go.Scatter(
             x=part["x"], y=part["y"], mode="markers", name=f"pilot queries → {esc(label)}", legendgroup="pilotq",

@@ -219,4 +219,4 @@ def open_page_run(page: Page) -> Controls:
     resolved = params(page, ws)
     notices(resolved)
     publish(page, ws, resolved.values)
-    return Controls(page, ws, resolved)
+    return Controls(page, resolved.ws or ws, resolved)  # a page that compares reads both workspaces

@@ -152,7 +152,10 @@ def show_sample_build() -> None:
 
 
 def ws_key(ws: Workspace) -> str:
-    return f"{ws.path.resolve()}|{ws.manifest.get('created', '')}"
+    """What cached data of a workspace is keyed by: its folder, when it was built and last given a run (explorer
+    add-run), and the second workspace it is compared with, if any."""
+    return (f"{ws.path.resolve()}|{ws.manifest.get('created', '')}|{ws.manifest.get('updated', '')}|"
+            f"{getattr(ws, 'compared_with', '')}")
 
 
 def set_workspace(ws: Workspace | None) -> None:
@@ -160,7 +163,8 @@ def set_workspace(ws: Workspace | None) -> None:
 
 
 def workspace() -> Workspace:
-    """The session's workspace; pages stop with an explanation when there is none."""
+    """The session's workspace; pages stop with an explanation when there is none (a page that compares two
+    reads its pair through its parameters: explorer/ui/session.py)."""
     ws = st.session_state.get("_ws")
     if ws is None:
         st.info("No workspace is open. Give a workspace folder in the sidebar (one made by `explorer build`), or "

@@ -36,7 +36,7 @@ def expert_palette(encoders: list[str]) -> dict[str, str]:
 
 def dataset_palette(ws) -> dict[str, str]:
     """A dataset takes the colour of its own expert, so 'source dataset' and 'expert' views read alike."""
-    experts = expert_palette(ws.encoders)
+    experts = expert_palette(ws.systems)
     own = ws.own_expert
     out, spare = {}, 0
     for d in ws.datasets:
@@ -65,7 +65,7 @@ def _spare_colours():
 def strategy_palette(ws, visible: list[str] | None = None) -> dict[str, str]:
     """A colour per strategy: one bound to an expert takes the expert's colour, the others a sequence of their
     own. Among the `visible` ones (a chart's bars), no colour is used twice, however many there are."""
-    experts = expert_palette(ws.encoders)
+    experts = expert_palette(ws.systems)
     names = list(visible) if visible is not None else list(ws.strategies)
     out: dict[str, str] = {}
     spare = _spare_colours()

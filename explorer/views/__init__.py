@@ -9,12 +9,13 @@ modules is also available from `explorer.views` itself.
 import importlib
 import pkgutil
 
-from .base import PAGES, Page, ParamError, UrlParam, jsonable, page_data, register_page  # noqa: F401
+from .base import PAGES, Page, ParamError, UrlParam, jsonable, page_data, page_frames, register_page  # noqa: F401
 from .common import *  # noqa: F401,F403
 from .decisions import *  # noqa: F401,F403
 from .errors import *  # noqa: F401,F403
 from .experts import *  # noqa: F401,F403
 from .inspector import *  # noqa: F401,F403
+from .mixing import *  # noqa: F401,F403
 from .overview import *  # noqa: F401,F403
 from .playground import *  # noqa: F401,F403
 from .routing_map import *  # noqa: F401,F403

@@ -150,11 +150,13 @@ def _listing(options: Sequence, limit: int = 12) -> str:
 @dataclass
 class Resolved:
     """A page's parameters resolved: typed `values` (every declared parameter), `notices` (one line per value
-    that could not be taken, said in words), and `bad` (the names of those parameters)."""
+    that could not be taken, said in words), `bad` (the names of those parameters), and `ws`: the workspace the
+    page reads (with a second one beside it when the page compares two, explorer.compare)."""
 
     values: dict
     notices: list[str] = field(default_factory=list)
     bad: list[str] = field(default_factory=list)
+    ws: Workspace | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,7 @@ class Page:
     # on entering the page: (ws, raw values, the URL's values) -> raw values (e.g. a URL's row picks its dataset)
     entering: Callable[[Workspace, dict, dict], dict] | None = None
     order: int = 100  # place in the navigation (then the key)
+    compares: bool = False  # reads `compare`: a second workspace's folder, its systems beside this one's as B:<name>
 
     @property
     def url_path(self) -> str:
@@ -199,7 +202,9 @@ class Page:
         if strict and unknown:
             raise ParamError(f"page {self.key!r} reads no parameter {_shown(unknown[0])} (fix: use one of "
                              f"{', '.join(sorted(names)) or 'none'})")
-        out = Resolved({})
+        out = Resolved({}, ws=ws)
+        if self.compares:
+            ws = out.ws = self._compared(ws, raw.get("compare"), strict, out)
         for p in params:
             given = raw.get(p.name)
             if given is None or (isinstance(given, str) and given == "" and p.kind != "text"):
@@ -216,6 +221,23 @@ class Page:
                 out.bad.append(p.name)
                 out.notices.append(_notice(p, ws, given, err, default))
         return out
+
+    @staticmethod
+    def _compared(ws: Workspace, raw: Any, strict: bool, out: Resolved) -> Workspace:
+        """`ws` with the workspace `raw` names beside it, or `ws` alone (said why when it cannot be compared)."""
+        from ..compare import CompareError, compared
+        from ..workspace import WorkspaceError
+
+        path = _first(raw) if raw else None
+        if not path or not str(path).strip():
+            return ws
+        try:
+            return compared(ws, str(path).strip()[:4096])
+        except (WorkspaceError, CompareError, OSError) as err:
+            if strict:
+                raise ParamError(f"--param compare: {err}") from None
+            out.notices.append(f"Not compared with {_shown(path)}: {err}")
+            return ws
 
     def url(self, ws: Workspace, values: Mapping[str, Any]) -> dict[str, str | list[str]]:
         """The URL parameters of `values`: every value that differs from its default (and those kept in the URL)."""
@@ -305,9 +327,17 @@ def page_data(key: str, ws: Workspace, params: Mapping[str, Any] | None = None, 
     resolved exactly as the page resolves them (strict: a bad one is a ParamError), then its `data`."""
     if key not in PAGES:
         raise KeyError(f"no page {key!r}; pages: {', '.join(PAGES)}")
+    return jsonable({"page": key, "title": PAGES[key].title, **page_frames(key, ws, params, strict)})
+
+
+def page_frames(key: str, ws: Workspace, params: Mapping[str, Any] | None = None, strict: bool = True) -> dict:
+    """What page `key` shows for `params`, as its `data` returns it (tables as DataFrames), with the resolved
+    `params`: what page_data makes JSON-able and the notebook API (explorer.open) returns."""
+    if key not in PAGES:
+        raise KeyError(f"no page {key!r}; pages: {', '.join(PAGES)}")
     page = PAGES[key]
     resolved = page.resolve(ws, dict(params or {}), strict=strict)
-    return jsonable({"page": key, "title": page.title, "params": resolved.values, **page.data(ws, resolved.values)})
+    return {"params": resolved.values, **page.data(resolved.ws, resolved.values)}
 
 
 def jsonable(value: Any) -> Any:

@@ -46,10 +46,12 @@ DASH = "–"
 
 def strategy_order(ws: Workspace) -> list[str]:
     """Strategies as the inspector lists them: routers first (manifest order), then the oracles, then the fixed
-    experts (base, multi-task, fixed:<expert>)."""
+    systems (base, multi-task, fixed:<expert>, runs read from files)."""
+    from ..routing import ExternalRun, Fixed
+
     fam = strategy_families(ws)
     oracles = set(oracle_strategies(ws))
-    fixed = [s for s in ws.strategies if fam.get(s) == "fixed" and s not in oracles]
+    fixed = [s for s in ws.strategies if fam.get(s) in (Fixed.family, ExternalRun.family) and s not in oracles]
     routers = [s for s in ws.strategies if s not in oracles and s not in fixed]
     return routers + [s for s in ws.strategies if s in oracles] + fixed
 
@@ -116,3 +118,6 @@ REFERENCE = UrlParam("reference", choices=_strategies, shared=True, doc="the str
 DATASETS = UrlParam("datasets", "multi", lambda ws, v: ws.datasets, [], "only these datasets (none: all)")
 SKIP_TIES = UrlParam("skip_ties", "bool", default=False,
                      doc="leave out the queries where every expert of the strategy's choice set ties")
+COMPARE = UrlParam("compare", "text", default="", max_length=4096, shared=True,
+                   doc="a second workspace's folder, built on the same datasets and evaluated queries: its systems "
+                       "and strategies appear beside this one's as B:<name>, paired query by query")

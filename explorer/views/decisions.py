@@ -30,9 +30,9 @@ def decisions_view(ws: Workspace, strategy: str, skip_all_ties: bool = False, me
         t = t[~t["all_tie"]]
     experts = choice_set(ws, strategy)
     d = ws.decision_rows([strategy]).set_index("row").reindex(t.index)
-    weights = d[[f"weight:{e}" for e in ws.encoders]].set_axis(ws.encoders, axis=1).assign(dataset=t["dataset"])
+    weights = d[[f"weight:{e}" for e in ws.systems]].set_axis(ws.systems, axis=1).assign(dataset=t["dataset"])
     shares = weights.groupby("dataset").mean().reindex(ws.datasets)
-    shares = shares.loc[:, [e for e in ws.encoders if e in experts or (shares[e] > 0).any()]].fillna(0.0)
+    shares = shares.loc[:, [e for e in ws.systems if e in experts or (shares[e] > 0).any()]].fillna(0.0)
     oracle = oracle_weights(ws, strategy, measure).reindex(t.index).assign(dataset=t["dataset"])
     oracle_shares = oracle.groupby("dataset").mean().reindex(index=ws.datasets, columns=experts).fillna(0.0)
     g = t.groupby("dataset", sort=False)
@@ -59,7 +59,7 @@ def confusion(ws: Workspace, t: pd.DataFrame) -> pd.DataFrame:
     """Oracle expert x routed expert counts (a mixture by its largest weight); the queries where every expert
     ties are their own last row, not counted under the first expert."""
     oracle = t["oracle"].where(~t["all_tie"], ALL_TIE)
-    order = [e for e in ws.encoders if e in set(t["oracle"]) | set(t["primary"])]
+    order = [e for e in ws.systems if e in set(t["oracle"]) | set(t["primary"])]
     rows = order + ([ALL_TIE] if t["all_tie"].any() else [])
     return pd.crosstab(oracle, t["primary"]).reindex(index=rows, columns=order, fill_value=0)
 

@@ -39,6 +39,7 @@ def error_view(ws: Workspace, strategy: str, measure: str | None = None, dataset
     ((field, (value, ...)), ...) keeps the queries whose field takes one of the values (an empty tuple: any)."""
     measure = ws.measure(measure)
     t = error_table(ws, strategy, measure, datasets, wrong_only, margin_below, hurt_only, skip_all_ties)
+    t = t.assign(routed=t["decision"])  # a mixture as its weights ('mix: a 0.60 · b 0.40'), never one name
     for column, field in metadata_columns(ws).items():
         if column != "kind":
             t[column] = ws.metadata(field).to_numpy()[t.index.to_numpy()]

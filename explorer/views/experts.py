@@ -67,10 +67,10 @@ def whatif_shares(whatif: WhatIf, choices: dict, strategy: str) -> pd.DataFrame:
     if strategy not in choices:
         return pd.DataFrame()
     chosen = np.asarray(choices[strategy])
-    names = np.array([ws.encoders[c] if c >= 0 else MIXTURE for c in chosen], dtype=object)
+    names = np.array([ws.systems[c] if c >= 0 else MIXTURE for c in chosen], dtype=object)
     ds = ws.eval_rows()["dataset"].to_numpy()
     t = pd.crosstab(pd.Series(ds, name="dataset"), pd.Series(names, name="expert"), normalize="index")
-    cols = [e for e in ws.encoders if e in t.columns] + ([MIXTURE] if MIXTURE in t.columns else [])
+    cols = [e for e in ws.systems if e in t.columns] + ([MIXTURE] if MIXTURE in t.columns else [])
     return t.reindex(index=ws.datasets, columns=cols, fill_value=0)
 
 

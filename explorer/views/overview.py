@@ -9,16 +9,20 @@ from ..analysis import AVERAGE, ZERO_SHOT_AVERAGE, judged_split_notes, metadata_
 from ..ui.safe import code, md
 from ..workspace import Workspace
 from .base import NO_VALUE, Page, UrlParam, register_page
-from .common import MEASURE, REFERENCE, STRATEGY, instance_oracle, points, real_strategies, x100
+from .common import COMPARE, MEASURE, REFERENCE, STRATEGY, instance_oracle, points, real_strategies, x100
+from .mixing import group_counts, grouped_strategies, strategy_groups
 
 
 def overview_table(ws: Workspace, measure: str, reference: str | None = None, with_marks: bool = True,
-                   slice_by: tuple[str, str] | None = None, resamples: int = 2000) -> dict:
+                   slice_by: tuple[str, str] | None = None, resamples: int = 2000,
+                   groups: tuple[str, ...] | None = None) -> dict:
     """The Overview: the dataset x strategy table (on a slice of the queries if given) with every real strategy
     tied for best in bold (at the shown precision), the significance marks, the instance-oracle gap (negative
     where the oracle, which picks each query's expert by the label measure, scores below a real strategy under `measure`:
     marked †), the number of queries per column, and its Markdown (names escaped). Keys: table, best, gap,
-    negative_gap, queries, marks, markdown."""
+    negative_gap, queries, marks, markdown. Rows of the Markdown come group by group (choose, mix,
+    post-retrieval, lexical, fixed, oracle: views.mixing.GROUP_ORDER), only those of `groups` when given; bold,
+    the gap and the marks stay those of the whole table."""
     from ..analysis import marks as sig_marks
     from ..analysis import significance_table, slice_rows, tied_best
 
@@ -38,7 +42,7 @@ def overview_table(ws: Workspace, measure: str, reference: str | None = None, wi
         queries[ZERO_SHOT_AVERAGE] = int(counts[ws.zero_shot_datasets].sum())
     header = ["strategy", *(md(c) for c in table.index)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for s in table.columns:
+    for s in grouped_strategies(ws, groups):
         cells = [code(s)]
         for col in table.index:
             text = x100(table.loc[col, s], measure=measure) + marks.get((col, s), "")
@@ -103,6 +107,8 @@ SLICE = UrlParam("slice", choices=lambda ws, v: [NO_SLICE, *ws.metadata_fields],
 SLICE_VALUE = UrlParam("slice_value", choices=_slice_values, doc="the value of the slice field",
                        default=lambda ws, v: (_slice_values(ws, v) or [None])[0])
 SIG = UrlParam("sig", "bool", default=True, doc="draw the significance marks")
+GROUPS = UrlParam("groups", "multi", lambda ws, v: list(group_counts(ws)), lambda ws, v: list(group_counts(ws)),
+                  "the strategy groups the table lists (choose, mix, post-retrieval, lexical, fixed, oracle)")
 COLS = UrlParam("cols", "multi", lambda ws, v: ws.strategies, doc="the strategies in the bar chart",
                 default=lambda ws, v: [s for s in BAR_DEFAULTS if s in ws.strategies])
 
@@ -120,10 +126,10 @@ def data(ws: Workspace, v: dict) -> dict:
     from ..export import paper_table
 
     measure, reference, cut = v["measure"], v["reference"], slice_of(v)
-    view = overview_table(ws, measure, reference, v["sig"], cut)
+    view = overview_table(ws, measure, reference, v["sig"], cut, groups=tuple(v["groups"]) or None)
     paper = {f"paper_{fmt}": paper_table(ws, measure, reference, fmt, slice_by=cut, with_marks=v["sig"])
              for fmt in ("latex", "markdown")}
-    return {"measure": measure, "reference": view["reference"], "slice": cut,
+    return {"measure": measure, "reference": view["reference"], "slice": cut, "groups": strategy_groups(ws),
             "table": points(view["table"], measure=measure), "best": view["best"], "marks": view["marks"],
             "oracle_gap": points(view["gap"], measure=measure),
             "negative_gap": view["negative_gap"], "queries": view["queries"], "markdown": view["markdown"],
@@ -135,6 +141,6 @@ def data(ws: Workspace, v: dict) -> dict:
 
 PAGE = register_page(Page(
     "overview", "Overview", ":material/table_chart:", "explorer/ui/overview.py", data,
-    (MEASURE, REFERENCE, SIG, SLICE, SLICE_VALUE, COLS, STRATEGY), default=True,
+    (COMPARE, MEASURE, REFERENCE, SIG, SLICE, SLICE_VALUE, GROUPS, COLS, STRATEGY), default=True, compares=True,
     caption="Mean per-query score of every routing strategy on every dataset, significance against a reference, "
             "per-query wins / ties / losses, the oracle gap, a slice by query metadata, and downloads.", order=10))

@@ -19,23 +19,35 @@ def live_decisions(ws: Workspace, result, choice_of) -> pd.DataFrame:
     rows = []
     for name, dec in result.decisions.items():
         choice = choice_of(dec)
-        if choice is None:
-            text = "base"
-        elif isinstance(choice, str):
-            text = choice
-        else:
-            text = " + ".join(f"{k} {v:.2f}" for k, v in choice.items())
+        text = choice_label(choice)
         margin = float(dec.margin[0]) if len(dec.margin) else float("nan")
         rows.append({"strategy": name, "family": fam.get(name, ""), "choice": text, "margin": margin})
     return pd.DataFrame(rows)
 
 
 def choice_label(choice) -> str:
+    """A live decision in words: an expert, an adapter mixture 'a 0.60 + b 0.40', or a fusion of runs
+    'mix: a 0.60 · b 0.40'."""
     if choice is None:
         return "base"
     if isinstance(choice, str):
         return choice
+    if hasattr(choice, "fusion"):  # explorer.live.FusedChoice: the rankings of its experts fused
+        return "mix: " + " · ".join(f"{k} {v:.2f}" for k, v in choice.items())
     return " + ".join(f"{k} {v:.2f}" for k, v in choice.items())
+
+
+def live_strategies(ws: Workspace) -> list[str]:
+    """The strategies that can route a typed query: not the oracles (no judgements), not those that decide from
+    every expert's stored run (post-retrieval: a typed query has none), and not the runs read from files."""
+    from ..routing import all_strategies, chosen_settings
+
+    multitask = next((e["name"] for e in ws.experts if e["multi_task"]), None)
+    runs = {r.name for r in all_strategies(ws.encoders, multitask, ws.strategies,
+                                           ws.manifest["routing"].get("variants"), chosen=chosen_settings(ws.manifest),
+                                           external=ws.external_datasets)
+            if r.needs_runs or not r.typed_queries}
+    return [s for s in real_strategies(ws) if s not in runs]
 
 
 def pilot_best_similarity(ws: Workspace, role: str = "pilot") -> np.ndarray:
@@ -90,11 +102,11 @@ K = 10
 
 
 def _live_strategies(ws: Workspace, _v: dict) -> list[str]:
-    return real_strategies(ws)
+    return live_strategies(ws)
 
 
 def _default_live(ws: Workspace, _v: dict) -> str:
-    live = real_strategies(ws)
+    live = live_strategies(ws)
     return default_strategy(ws) if default_strategy(ws) in live else (live or [None])[0]
 
 
@@ -114,7 +126,7 @@ def data(ws: Workspace, v: dict) -> dict:
     `other` in the corpus `dataset` names (the routed expert's own by default). Without a query: the pilots."""
     from ..live import QueryError, check_query, router_for
 
-    out = {"strategies": real_strategies(ws), "pilots": ws.pilots, "out_of_domain_percentile": OOD_PERCENTILE,
+    out = {"strategies": live_strategies(ws), "pilots": ws.pilots, "out_of_domain_percentile": OOD_PERCENTILE,
            "query": None}
     if not (v["q"] or "").strip():
         return out
@@ -135,7 +147,7 @@ def data(ws: Workspace, v: dict) -> dict:
     nearest = result.nearest_pilot
     searches = {label: search(c) for label, c in columns.items()}
     timings = {**result.timings, "total": time.perf_counter() - start}
-    return {**out, "query": text, "decisions": live_decisions(ws, result, router.choice),
+    return {**out, "query": text, "decisions": live_decisions(ws, result, router.choice), "left_out": router.left_out,
             "similarity": result.pilot_similarity, "coords": result.coords, "timings": timings,
             "nearest": nearest, "out_of_domain": out_of_domain(ws, nearest["similarity"]) if nearest else None,
             "corpus": corpus, "corpus_reason": why, "searches": searches,
