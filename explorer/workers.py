@@ -22,20 +22,32 @@ _task: Callable[[int], Any] | None = None  # the forked workers' task, inherited
 
 
 def cores() -> int:
+    """The cores this process may use: those it is pinned to, fewer where a cgroup's CPU quota allows fewer (a CI
+    container sees every core of its host but may run on a share of them)."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    return max(1, min(n, _cgroup_quota() or n))
+
+
+def _cgroup_quota() -> int | None:
+    """Whole cores of the cgroup v2 CPU quota (cpu.max "QUOTA PERIOD"), or None without one ("max", no file)."""
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max", encoding="ascii").read().split()[:2]
+        return max(1, int(quota) // int(period))
+    except (OSError, ValueError):
+        return None
 
 
 def worker_count(items: int, asked: int, device: str) -> int:
     """Processes to fork for `items` independent items: none (work in the build's own process) on a GPU, with fewer
-    than 2 items or fewer than 2 cores, or when `asked` is 1; else `asked` (0: one per core, at most MAX_WORKERS),
-    never more than the items."""
+    than 2 items or fewer than 2 cores, or when `asked` is 1; else `asked` (0: at most MAX_WORKERS), never more than
+    the cores (more processes than cores only slow each other, most of all on a loaded CI machine) nor the items."""
     if device != "cpu" or items < 2 or asked == 1 or not hasattr(os, "fork"):
         return 0
-    n = asked or min(cores(), MAX_WORKERS)
-    return min(n, items) if n >= 2 else 0
+    n = min(asked or MAX_WORKERS, cores(), items)
+    return n if n >= 2 else 0
 
 
 def run_in_workers(task: Callable[[int], Any], items: Sequence, workers: int,

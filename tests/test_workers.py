@@ -19,13 +19,29 @@ EXPERTS = "".join(f'[[experts]]\nname = "{n}"\nsources = [{{dataset = "{n}", sou
                   f'sources = [{{dataset = "{n}", source = "qrels", max_pairs = 32}}]\n' for n in ("homefix", "pycode"))
 
 
-def test_worker_count_follows_the_machine_and_the_setting():
+def test_worker_count_follows_the_machine_and_the_setting(monkeypatch):
+    expected = min(cores(), MAX_WORKERS)
+    assert worker_count(10, 0, "cpu") == (expected if expected >= 2 else 0)
+    monkeypatch.setattr("explorer.workers.cores", lambda: 8)
     assert worker_count(10, 0, "cuda") == 0  # never forks a process that holds a GPU
     assert worker_count(1, 0, "cpu") == 0  # one item: in the build's own process, with every thread
     assert worker_count(10, 1, "cpu") == 0  # asked for no workers
     assert worker_count(10, 3, "cpu") == 3 and worker_count(2, 3, "cpu") == 2
-    expected = min(cores(), MAX_WORKERS)
-    assert worker_count(10, 0, "cpu") == (expected if expected >= 2 else 0)
+    assert worker_count(10, 0, "cpu") == MAX_WORKERS
+    monkeypatch.setattr("explorer.workers.cores", lambda: 2)
+    assert worker_count(10, 64, "cpu") == 2 and worker_count(10, 0, "cpu") == 2  # never more than the cores
+    monkeypatch.setattr("explorer.workers.cores", lambda: 1)
+    assert worker_count(10, 4, "cpu") == 0  # one core: no worker at all
+
+
+def test_cores_follow_a_cgroup_quota(monkeypatch):
+    import explorer.workers as workers
+
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(workers, "_cgroup_quota", lambda: 3)
+    assert workers.cores() == 3
+    monkeypatch.setattr(workers, "_cgroup_quota", lambda: None)
+    assert workers.cores() == 16
 
 
 def test_items_run_in_other_processes_with_a_share_of_the_threads_and_errors_keep_their_type():
