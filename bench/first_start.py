@@ -16,7 +16,6 @@ measured part (not the install) holds that flock, as heavy work on a shared mach
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
@@ -28,8 +27,10 @@ import tempfile
 import threading
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
+
+from explorer.files import exclusive
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -107,19 +108,6 @@ class LoadSampler:
         return {"others_cores": round(self.others / wall, 2), "ours_cores": round(self.ours / wall, 2)}
 
 
-@contextmanager
-def held(lock: str | None):
-    if not lock:
-        yield
-        return
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def clone(ref: str, into: Path) -> str:
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(into)], check=True)
     subprocess.run(["git", "-C", str(into), "checkout", "--quiet", ref], check=True)
@@ -156,15 +144,21 @@ def builder_gone(folder: Path) -> bool:
 def one_run(browser, ref: str, lock: str | None, keep: bool, timeout: float) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="fresh-first-start-"))
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("VIRTUAL_ENV", "NUMBA_", "EXPLORER_", "PYTHONDONTWRITEBYTECODE"))}
-    env.update(HF_HUB_OFFLINE="1", PATH=":".join(p for p in env["PATH"].split(":") if ".venv" not in p))
+           if not k.startswith(("VIRTUAL_ENV", "NUMBA_", "EXPLORER_", "PYTHONDONTWRITEBYTECODE", "XDG_CACHE_HOME",
+                                "HF_", "TRANSFORMERS_", "SENTENCE_TRANSFORMERS_", "TORCH_HOME", "MPLCONFIGDIR"))}
+    # every user cache empty (models, compiled code, fonts: XDG_CACHE_HOME and HF_HOME inside the clone); the
+    # build's cache is the clone's own (sample.toml: ../.explorer-cache); pip keeps its download cache
+    env.update(HF_HUB_OFFLINE="1", PATH=":".join(p for p in env["PATH"].split(":") if ".venv" not in p),
+               XDG_CACHE_HOME=str(folder / ".fresh-cache"), HF_HOME=str(folder / ".fresh-cache" / "huggingface"),
+               PIP_CACHE_DIR=os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip"))
     result: dict = {"ref": ref, "commit": clone(ref, folder), "folder": str(folder)}
+    result["caches_empty"] = not any((folder / d).exists() for d in (".fresh-cache", ".explorer-cache"))
     try:
         t = time.monotonic()
         subprocess.run(["make", "setup"], cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         result["install_s"] = round(time.monotonic() - t, 1)
-        with held(lock):
+        with exclusive(lock) if lock else nullcontext():
             result.update(measure(browser, folder, env, timeout))
     finally:
         if not keep:
