@@ -738,7 +738,7 @@ class Build:
             self.coords, self.sampled = cached
         else:
             pca = pca_layout(self.points, cfg.layout["seed"])
-            self.coords, self.sampled = ({"pca": pca} if self.umap_pending else {"umap": pca, "pca": pca}), False
+            self.coords, self.sampled = ({"pca": pca} if self.umap_pending else {"pca": pca, "umap": pca}), False
             if not self.umap_pending:
                 _save_layouts(self.layout_entry[1], (self.coords, False))
         self.log.record("layout", key, cached is not None, time.perf_counter() - t)
@@ -753,7 +753,7 @@ class Build:
         self.log.begin("umap", "UMAP layout (the workspace is open meanwhile, on PCA)", 1)
         t = time.perf_counter()
         umap_xy, self.sampled = umap_layout(self.points, layout["max_points"], layout["n_neighbors"], layout["seed"])
-        self.coords = {"umap": umap_xy, "pca": self.coords["pca"]}
+        self.coords = {"pca": self.coords["pca"], "umap": umap_xy}  # the order a cached layout has
         _save_layouts(self.layout_entry[1], (self.coords, self.sampled))
         self.log.record("layout:umap", self.layout_entry[0], False, time.perf_counter() - t)
         self.umap_pending = False
