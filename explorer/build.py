@@ -147,7 +147,8 @@ class Build:
     def stages(self) -> Stages:
         return Stages(self.cfg.cache_dir, self.log, self.precomputed)
 
-    def _in_workers(self, items: list, task: Callable[[object], object], done: Callable[[object, object], None]) -> None:
+    def _in_workers(self, items: list, task: Callable[[object], object],
+                    done: Callable[[object, object], None]) -> None:
         """`task(item)` for each item in forked CPU workers (explorer.workers) when the machine and [compute] workers
         allow it, `done(item, result)` here as each finishes; nothing when they do not (the stage's own loop then
         computes every item in this process)."""
