@@ -29,6 +29,7 @@ import time
 import urllib.request
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable
 
 from explorer.files import exclusive
 
@@ -52,8 +53,9 @@ def free_port() -> int:
 class LoadSampler:
     """CPU seconds of processes outside this one's tree, sampled from /proc: the machine's other load."""
 
-    def __init__(self, period: float = 0.5):
-        self.period, self.others, self.ours = period, 0.0, 0.0
+    def __init__(self, roots: Callable[[], set[int]], period: float = 0.5):
+        """`roots()`: pids besides this process whose trees are ours too (the build, detached from `make run`)."""
+        self.roots, self.period, self.others, self.ours = roots, period, 0.0, 0.0
         self.seen: dict[int, float] | None = None  # pid -> CPU seconds at the last sample (None: no sample yet)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -73,7 +75,7 @@ class LoadSampler:
         return out
 
     def _ours(self, snap: dict[int, tuple[int, float]]) -> set[int]:
-        mine, changed = {os.getpid()}, True
+        mine, changed = {os.getpid(), *self.roots()}, True
         while changed:
             changed = False
             for pid, (ppid, _) in snap.items():
@@ -128,17 +130,28 @@ def wait_health(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
     raise TimeoutError("the server did not answer")
 
 
-def builder_gone(folder: Path) -> bool:
-    lock = folder / "workspaces" / ".sample.build.lock"
+def build_lock(folder: Path) -> Path:
+    """The first start's build's lock file (it holds the builder's pid), where explorer.background puts it."""
+    from explorer.background import BackgroundBuild
+
+    return BackgroundBuild(folder / "sample_data" / "sample.toml", folder / "workspaces" / "sample").lock_path
+
+
+def builder_pid(folder: Path) -> set[int]:
     try:
-        pid = int(lock.read_text().strip())
+        return {int(build_lock(folder).read_text().strip())}
     except (OSError, ValueError):
+        return set()
+
+
+def builder_gone(folder: Path) -> bool:
+    pids = builder_pid(folder)
+    if not pids:
         return (folder / "workspaces" / "sample" / "manifest.json").is_file()
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return Path(f"/proc/{pids.pop()}/stat").read_text().split(") ")[1].startswith("Z")  # a zombie is gone
+    except OSError:
         return True
-    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
 
 
 def one_run(browser, ref: str, lock: str | None, keep: bool, timeout: float) -> dict:
@@ -170,7 +183,7 @@ def measure(browser, folder: Path, env: dict, timeout: float) -> dict:
     out: dict = {"loadavg_before": float(Path("/proc/loadavg").read_text().split()[0])}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    sampler = LoadSampler().start()
+    sampler = LoadSampler(lambda: builder_pid(folder)).start()
     start = time.monotonic()
     with open(folder / "make-run.log", "w") as log:
         proc = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=folder, env=env, stdout=log,
@@ -183,7 +196,7 @@ def measure(browser, folder: Path, env: dict, timeout: float) -> dict:
         page.goto(url)
         page.wait_for_function(OVERVIEW_READY, timeout=timeout * 1000, polling=100)
         out["overview_s"] = round(time.monotonic() - t0, 1)
-        lock = folder / "workspaces" / ".sample.build.lock"
+        lock = build_lock(folder)
         out["build_started_s"] = round(lock.stat().st_mtime - t0_wall, 1) if lock.exists() else None
         load = sampler.stop()
         out.update(load)
