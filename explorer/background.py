@@ -45,9 +45,9 @@ class BackgroundBuild:
                 return False
         except ChildProcessError:  # started by another process: ask the system
             pass
-        from .workspace import pid_alive
+        from .workspace import process_running
 
-        return pid_alive(pid) and not _zombie(pid)
+        return process_running(pid)
 
     def start(self) -> bool:
         """Start the build unless one is running; True when this call started it."""
@@ -124,15 +124,6 @@ def status_writer(path: Path):
         atomic_write(Path(path), lambda p: p.write_text(json.dumps(payload), encoding="utf-8"))
 
     return write
-
-
-def _zombie(pid: int) -> bool:
-    """A process that has exited but whose parent has not reaped it yet (e.g. a builder `make run` started, whose
-    parent shell waits on the server): it does no work any more."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def start_sample_build(config: Path = SAMPLE_CONFIG, out: Path = SAMPLE_WORKSPACE) -> str:

@@ -50,6 +50,17 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_running(pid: int) -> bool:
+    """Whether process `pid` still runs and is not a zombie: one that has exited (killed, say) but whose parent has
+    not reaped it yet (e.g. a builder `make run` started, whose parent shell waits on the server) does no work."""
+    if not pid_alive(pid):
+        return False
+    try:
+        return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def process_started(pid: int) -> float | None:
     """When process `pid` started (seconds since the epoch, from /proc), or None where that cannot be read."""
     try:

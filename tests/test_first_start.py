@@ -198,3 +198,21 @@ def test_umap_state_trusts_no_pid_it_cannot_place(tmp_path, monkeypatch):
         assert views.umap_state(ws) == state, pending
     ws.manifest = {"layout": {"umap": True}}
     assert views.umap_state(ws) == ""
+
+
+def test_a_killed_builder_not_yet_reaped_reads_as_stopped():
+    """A builder killed but not yet reaped by its parent (a zombie: /proc still lists it) does no more work."""
+    from explorer.workspace import process_started
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.01)
+        ws = type("Ws", (), {})()
+        ws.manifest = {"layout": {"umap": "pending", "pending": {
+            "pid": pid, "host": socket.gethostname(), "started": process_started(pid)}}}
+        assert views.umap_state(ws) == "stopped"
+    finally:
+        os.waitpid(pid, 0)

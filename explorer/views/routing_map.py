@@ -7,7 +7,7 @@ import socket
 import pandas as pd
 
 from ..analysis import query_table
-from ..workspace import UMAP_PENDING, Workspace, pid_alive, process_started
+from ..workspace import UMAP_PENDING, Workspace, process_running, process_started
 from .base import Page, UrlParam, metadata_choice, register_page
 from .common import DATASETS, MEASURE, STRATEGY
 
@@ -28,7 +28,7 @@ def umap_state(ws: Workspace) -> str:
     who = layout.get("pending") or {}
     started = process_started(who.get("pid", 0)) if who.get("host") == socket.gethostname() else None
     ours = started is not None and float(who.get("started", 0)) - 3600 <= started <= float(who.get("started", 0)) + 1
-    return "pending" if ours and pid_alive(int(who["pid"])) else "stopped"
+    return "pending" if ours and process_running(int(who["pid"])) else "stopped"
 
 
 def map_points(ws: Workspace, method: str, strategy: str, measure: str | None = None) -> dict[str, pd.DataFrame]:
