@@ -12,7 +12,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -651,10 +651,14 @@ def _queries_problem(q: pd.DataFrame, datasets: list[str]) -> str | None:
     return None
 
 
-def _needed(values: tuple[str, str]) -> bool:
+def _needed(external: dict[str, list[str]], values: tuple[str, str]) -> bool:
     """Whether the partition (dataset, system or strategy) must exist: every dataset under every encoder (runs,
-    metrics) and every strategy (decisions, strategy metrics); a strategy's mixture runs only where it mixed."""
-    return SystemName.parse(values[1]).kind != "mix"
+    metrics) and every strategy (decisions, strategy metrics); a strategy's mixture runs only where it mixed; a run
+    read from a file (and its strategy of the same name) only for the datasets it ranks."""
+    dataset, name = values
+    if name in external:
+        return dataset in external[name]
+    return SystemName.parse(name).kind != "mix"
 
 
 def _row_datasets(queries: pd.DataFrame) -> np.ndarray:
@@ -1025,7 +1029,7 @@ class Workspace:
         try:
             frame = read_partitioned(folder, PARTITIONED[name], self._partition_names(), where, filters, required,
                                      lambda values, path: self._check_rows(name, path, in_file, *values),
-                                     _needed)
+                                     partial(_needed, self.external_datasets))
         except (PartitionError, TableError) as err:
             raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
         except (ValueError, OSError, pyarrow.ArrowException) as err:
@@ -1102,10 +1106,13 @@ class Workspace:
         rows = (f["eval"] if evaluated else f["rows"])[dataset] if dataset else f["all_eval" if evaluated else "all"]
         whole = {} if dataset else {"key": PARTITIONED[name][1],
                                     "keys": len(self._partition_names()[PARTITIONED[name][1]])}
-        if name == "runs.parquet":
-            return RowRules(rows, covered=bool(dataset) and not evaluated, depth=f["depth"], n_docs=f["n_docs"],
-                            **whole)
-        choices = (*self.encoders, "mixture") if name == "decisions.parquet" else None
+        if name == "runs.parquet":  # a run read from a file may lack queries and name documents a corpus lacks;
+            # BM25 finds nothing for a query that shares no term with the corpus: only a dense search ranks every one
+            from_file = value in self.external_datasets if dataset else bool(self.external_datasets)
+            dense = value in self.encoders and self.has_embedding(value)
+            return RowRules(rows, covered=bool(dataset) and not evaluated and dense, depth=f["depth"],
+                            n_docs=f["n_docs"], unknown_docs=from_file, **whole)
+        choices = (*self.systems, "mixture") if name == "decisions.parquet" else None
         return RowRules(rows, exact=bool(dataset), choices=choices, **whole)
 
     def _check_rows(self, name: str, path: Path, columns: tuple[str, ...], dataset: str | None = None,
