@@ -2,12 +2,13 @@
 
 On a CPU, the build's heavy items are independent: each corpus is encoded on its own, and each expert trains on its
 own (seeded at its start, so its result does not depend on what trained before it) and then encodes the queries.
-Their small matrices use a second thread poorly (a batch-8 training step on 2 cores: 1.19x faster with 2 threads
-than with 1) and threads that wait on each other suffer badly from any other process on the machine, while two
-processes of one thread each do twice the work of one. So a CPU build forks `workers` processes after the model is
-loaded (they share its memory, copy-on-write) and hands them the items in the order given, one at a time as each
-finishes. A worker returns small values by pipe and writes what the parent reads back through the build cache
-(atomic files), so a killed worker leaves nothing half-written. An exception in a worker is raised in the build.
+Their small matrices use a second thread only in part, and threads that wait on each other suffer badly from any
+other process on the machine, so processes of one thread each do more work together (the sample on 2 cores: its
+workspace 12 s sooner than in one process with two threads, docs/benchmarks.md). So a CPU build forks `workers`
+processes after the model is loaded (they share its memory, copy-on-write) and hands them the items in the order
+given, one at a time as each finishes. A worker returns small values by pipe and writes what the parent reads back
+through the build cache (atomic files), so a killed worker leaves nothing half-written (and stops the build:
+BrokenProcessPool). An exception in a worker is raised in the build.
 """
 
 from __future__ import annotations
@@ -53,18 +54,27 @@ def worker_count(items: int, asked: int, device: str) -> int:
 def run_in_workers(task: Callable[[int], Any], items: Sequence, workers: int,
                    done: Callable[[int, Any], None]) -> None:
     """`task(i)` for every index of `items` in `workers` forked processes (items handed out in order as workers
-    free up), `done(i, result)` called in this process as each finishes. The first exception is raised here."""
+    free up), `done(i, result)` called in this process as each finishes. The first exception is raised here, and a
+    worker that dies (killed, out of memory) stops the build with BrokenProcessPool instead of leaving it waiting."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     global _task
     _task = task
     threads = max(1, cores() // workers)
     try:
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_set_threads, initargs=(threads,)) as pool:
-            for i, result in pool.imap_unordered(_run, range(len(items))):
-                if isinstance(result, _Failed):
-                    raise result.error
-                done(i, result)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_set_threads,
+                                 initargs=(threads,)) as pool:
+            futures = [pool.submit(_run, i) for i in range(len(items))]
+            try:
+                for future in as_completed(futures):
+                    i, result = future.result()
+                    if isinstance(result, _Failed):
+                        raise result.error
+                    done(i, result)
+            finally:
+                for future in futures:
+                    future.cancel()
     finally:
         _task = None
 

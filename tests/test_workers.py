@@ -64,6 +64,18 @@ def test_items_run_in_other_processes_with_a_share_of_the_threads_and_errors_kee
     assert "in worker process" in "\n".join(getattr(err.value, "__notes__", []))
 
 
+def test_a_worker_that_dies_stops_the_work_instead_of_hanging():
+    from concurrent.futures.process import BrokenProcessPool
+
+    def die(i):
+        if i == 1:
+            os.kill(os.getpid(), 9)  # as the out-of-memory killer would
+        return i
+
+    with pytest.raises(BrokenProcessPool):
+        run_in_workers(die, range(4), 2, lambda i, r: None)
+
+
 def _build(tmp_path, name: str, workers: int):
     config = two_domain_config(tmp_path / f"{name}.toml", tmp_path / f"cache-{name}",
                                tables=f"[compute]\nworkers = {workers}\n", experts=EXPERTS)
