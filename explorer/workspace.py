@@ -28,6 +28,8 @@ from .files import copy_file, copy_tree
 from .names import SystemName, name_problem, strategy_name_problem
 
 REBUILD = "rebuild the workspace with `explorer build CONFIG --out DIR`"
+# manifest layout.umap while the build still computes the UMAP layout of a workspace it has already written
+UMAP_PENDING = "pending"
 
 
 class WorkspaceError(ValueError):
@@ -46,6 +48,28 @@ def pid_alive(pid: int) -> bool:
     except OSError:  # PermissionError: it runs under another user
         return True
     return True
+
+
+def process_running(pid: int) -> bool:
+    """Whether process `pid` still runs and is not a zombie: one that has exited (killed, say) but whose parent has
+    not reaped it yet (e.g. a builder `make run` started, whose parent shell waits on the server) does no work."""
+    if not pid_alive(pid):
+        return False
+    try:
+        return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def process_started(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch, from /proc), or None where that cannot be read."""
+    try:
+        ticks = int(Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def _stale(entry: Path, prefix: str) -> bool:
@@ -303,6 +327,14 @@ def _version(v: int) -> str | None:
     return None
 
 
+def _umap_state(v) -> str | None:
+    return None if v in (True, False, UMAP_PENDING) else f'is {str(v)[:40]!r}, expected true, false or "{UMAP_PENDING}"'
+
+
+def _positive(v: int) -> str | None:
+    return None if v > 0 else f"is {v}, expected a process id above 0"
+
+
 def _measure(m: str) -> str | None:
     import ir_measures
 
@@ -413,7 +445,10 @@ MANIFEST: dict[str, Key] = {
                                                  "exact_max_docs": Key("int", required=False),
                                                  "memory_max_docs": Key("int", required=False)}),
     "layout": Key("dict", required=False, fields={"sampled": Key("bool", required=False),
-                                                  "points": Key("int", required=False)}),
+                                                  "points": Key("int", required=False),
+                                                  "umap": Key(("bool", "str"), required=False, check=_umap_state),
+                                                  "pending": Key("dict", required=False, fields={
+                                                      "pid": Key("int", check=_positive), "host": Key("str")})}),
     "stages": Key("dict", required=False),
     "versions": Key("dict", required=False),
 }
@@ -737,7 +772,8 @@ class WorkspaceWriter:
         frames = [pd.DataFrame({"method": method, "item": ["pilot"] * n_pilots + ["query"] * n_queries,
                                 "ref": np.concatenate([np.arange(n_pilots), np.arange(n_queries)]),
                                 "x": xy[:, 0], "y": xy[:, 1]}) for method, xy in coords.items()]
-        save_table(self.root / "layout.parquet", pd.concat(frames, ignore_index=True))
+        # atomic: the build replaces it in a finished workspace when its UMAP lands (build.add_umap)
+        atomic_write(self.root / "layout.parquet", lambda p: save_table(p, pd.concat(frames, ignore_index=True)))
 
     def significance(self, tables: list[tuple[str, str, int, pd.DataFrame]]) -> None:
         """significance.parquet: analysis.significance_table of each (measure, reference, resamples), precomputed
@@ -747,7 +783,8 @@ class WorkspaceWriter:
             list(TABLE_COLUMNS["significance.parquet"])])
 
     def manifest(self, manifest: dict) -> None:
-        (self.root / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        atomic_write(self.root / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2, default=str),
+                                                                        encoding="utf-8"))
 
 
 class Workspace:
