@@ -81,7 +81,9 @@ def test_a_zero_shot_dataset_has_no_pilots_and_changes_no_routing_elsewhere(buil
         theirs = plain.decisions[plain.decisions["strategy"] == s].merge(plain.queries[["row", *key]], on="row")
         mine = mine[mine["dataset"] != "glossary"].drop(columns="row").sort_values(key).reset_index(drop=True)
         theirs = theirs.drop(columns="row").sort_values(key).reset_index(drop=True)
-        pd.testing.assert_frame_equal(mine, theirs, check_exact=False, rtol=1e-6, obj=s)
+        # float32 embeddings of queries encoded in batches of another composition differ by ~1e-8: a margin (a
+        # difference of two similarities near 0.5) can differ by more than rtol 1e-6 while every choice is equal
+        pd.testing.assert_frame_equal(mine, theirs, check_exact=False, rtol=1e-6, atol=1e-6, obj=s)
     # the zero-shot average is its own row, and the average over every dataset is still there
     table = analysis.summary(ws)
     assert list(table.index) == ["homefix", "pycode", "glossary", analysis.AVERAGE, analysis.ZERO_SHOT_AVERAGE]
