@@ -137,6 +137,26 @@ def significance(per_query_scores: Mapping[str, np.ndarray], reference: str, alp
     return table.set_index("system")
 
 
+def mean_difference(reference: np.ndarray, systems: np.ndarray, confidence: float = 0.95) -> dict[str, np.ndarray]:
+    """Per row of `systems` (k, n) against `reference` (n,): the mean paired difference, its `confidence` interval
+    (scipy's paired t interval) and Cohen's d_z (the mean difference over the differences' standard deviation,
+    ddof 1). No spread in the differences: the interval is the difference itself, d_z is 0 for none and infinite
+    (signed) for a constant shift; fewer than two queries: NaN."""
+    systems = np.atleast_2d(np.asarray(systems, float))
+    reference = np.broadcast_to(np.asarray(reference, float), systems.shape)
+    diff = systems - reference
+    nan = np.full(len(diff), np.nan)
+    if diff.shape[1] < 2:
+        return {"delta": diff.mean(axis=1) if diff.shape[1] else nan, "low": nan, "high": nan, "d_z": nan}
+    mean, sd = diff.mean(axis=1), diff.std(axis=1, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ci = stats.ttest_rel(systems, reference, axis=1).confidence_interval(confidence)
+        d_z = np.where(sd > 0, mean / np.where(sd > 0, sd, 1), np.sign(mean) * np.inf)
+    flat = sd == 0
+    return {"delta": mean, "low": np.where(flat, mean, ci.low), "high": np.where(flat, mean, ci.high),
+            "d_z": np.where(flat & (mean == 0), 0.0, d_z)}
+
+
 def write_trec_run(target: Path | IO[str], runs: Mapping[str, Mapping[str, float]], tag: str) -> None:
     """TREC format `qid Q0 docid rank score tag`, ranks from 1 in trec_eval's own order (ties: docid descending)."""
     with (open(target, "w", encoding="utf-8") if isinstance(target, (str, Path)) else nullcontext(target)) as out:

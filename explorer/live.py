@@ -18,7 +18,7 @@ from .analysis import WhatIf
 from .encoders import Encoder, ExpertChoice
 from .index import search
 from .model_folders import model_folder_problem
-from .projection import place
+from .projection import layout_reference, place
 from .routing import Decision, all_strategies
 from .workspace import Workspace, WorkspaceError
 
@@ -96,12 +96,7 @@ class LiveRouter:
     @cached_property
     def _layouts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per layout method: the stored queries' base embeddings and coordinates, to place a new query."""
-        layout, base = self.ws.layout, self.ws.embeddings("base")
-        out = {}
-        for method in layout["method"].unique():
-            q = layout[(layout["method"] == method) & (layout["item"] == "query")].sort_values("ref")
-            out[method] = (np.ascontiguousarray(base[q["ref"].to_numpy()]), q[["x", "y"]].to_numpy())
-        return out
+        return {method: layout_reference(self.ws, method) for method in self.ws.layout["method"].unique()}
 
     def _index(self, dataset: str):
         return self.ws.index(dataset)  # checked: inside the workspace, readable, one row per document

@@ -16,6 +16,9 @@ import numpy as np
 import pandas as pd
 
 from . import views
+from .cohort import COHORT_FIELD, CohortError, clean_name, cohort_rows
+from .gap import GAP_PARTS
+from .reviewer_stats import cell_statistics
 from .scores import points
 from .workspace import Workspace
 
@@ -96,29 +99,57 @@ def _strategy(ws: Workspace, p: Mapping[str, str], key: str = "strategy") -> str
 
 
 def _slice(p: Mapping[str, str]) -> tuple[str, str] | None:
+    """The Overview's slice: a cohort when the link carries one, else `slice` as field=value."""
+    if p.get("cohort"):
+        return (COHORT_FIELD, p["cohort"])
     field_, _, value = p.get("slice", "").partition("=")
     return (field_, value) if field_ else None
 
 
+def _cohort(ws: Workspace, p: Mapping[str, str]) -> tuple[int, ...] | None:
+    """The rows of the cohort a link carries (`cohort`), or None; a clear KeyError for one that cannot be read."""
+    if not p.get("cohort"):
+        return None
+    try:
+        return tuple(int(r) for r in cohort_rows(ws, p["cohort"]))
+    except CohortError as err:
+        raise KeyError(f"cohort: {err}") from err
+
+
 def overview_data(ws: Workspace, p: Mapping[str, str]) -> dict:
     measure = _measure(ws, p)
+    _cohort(ws, p)  # a clear error for a cohort that cannot be read
     view = views.overview_table(ws, measure, p.get("reference"), p.get("sig", "true") != "false", _slice(p))
-    return {"measure": measure, "reference": view["reference"],
-            "table": points(view["table"]), "best": view["best"], "queries": view["queries"],
-            "marks": view["marks"], "oracle_gap": points(view["gap"]),
-            "win_tie_loss": views.win_tie_loss_table(ws, measure, p.get("reference"), _slice(p))}
+    stats = cell_statistics(ws, measure, view["reference"], slice_by=_slice(p))
+    for c in ("delta", "low", "high"):
+        stats[c] = points(stats[c], None)
+    out = {"measure": measure, "reference": view["reference"],
+           "table": points(view["table"]), "best": view["best"], "queries": view["queries"],
+           "marks": view["marks"], "oracle_gap": points(view["gap"]),
+           "win_tie_loss": views.win_tie_loss_table(ws, measure, p.get("reference"), _slice(p)),
+           "statistics": stats, "saturated": view["saturated"],
+           "saturation_note": views.saturation_note(view, measure)}
+    if p.get("strategy"):  # the per-query difference of one strategy against the reference (x100)
+        wf = views.difference_waterfall(ws, view["reference"], _strategy(ws, p), measure, _cohort(ws, p))
+        out["waterfall"] = {**wf, "bars": wf["bars"].assign(delta=points(wf["bars"]["delta"], None))}
+    return out
 
 
 def map_data(ws: Workspace, p: Mapping[str, str]) -> dict:
     method = p.get("layout") or views.layout_methods(ws)[0]
     strategy, measure = _strategy(ws, p), _measure(ws, p)
     points = views.map_points(ws, method, strategy, measure)
-    return {"layout": method, "strategy": strategy, "measure": measure, **points}
+    cohort = _cohort(ws, p)
+    focus = [int(r) for r in p.get("focus", "").split(",") if r.strip().lstrip("-").isdigit()]
+    arrows = views.expert_arrows(ws, focus or list(cohort or ())[:views.MAX_ARROW_QUERIES], method, measure)
+    return {"layout": method, "strategy": strategy, "measure": measure, **points, "extent": views.map_extent(ws, method),
+            "arrows": arrows, "found": views.search_queries(ws, p.get("find", "")) if p.get("find") else [],
+            "cohort": {"name": clean_name(p.get("cohort_name")), "rows": list(cohort)} if cohort else None}
 
 
 def decisions_data(ws: Workspace, p: Mapping[str, str]) -> dict:
     strategy, measure = _strategy(ws, p), _measure(ws, p)
-    view = views.decisions_view(ws, strategy, p.get("skip_ties", "false") == "true", measure)
+    view = views.decisions_view(ws, strategy, p.get("skip_ties", "false") == "true", measure, _cohort(ws, p))
     return {"strategy": strategy, "measure": measure,
             **{k: v for k, v in view.items() if k != "queries"}}
 
@@ -139,8 +170,36 @@ def errors_data(ws: Workspace, p: Mapping[str, str]) -> dict:
     strategy, measure = _strategy(ws, p), _measure(ws, p)
     datasets = [d for d in p.get("datasets", "").split(",") if d] or None
     table = views.error_view(ws, strategy, measure, datasets, wrong_only=p.get("wrong") == "true",
-                             skip_all_ties=p.get("skip_ties") == "true", hurt_only=p.get("hurt") == "true")
+                             skip_all_ties=p.get("skip_ties") == "true", hurt_only=p.get("hurt") == "true",
+                             rows=_cohort(ws, p), gap_part=_gap_part(p))
     return {"strategy": strategy, "measure": measure, "queries": table}
+
+
+def _gap_part(p: Mapping[str, str]) -> str | None:
+    part = p.get("gap") or None
+    if part is not None and part not in GAP_PARTS:
+        raise KeyError(f"gap: {part[:40]!r} is not one of: {', '.join(GAP_PARTS)}")
+    return part
+
+
+def gap_data(ws: Workspace, p: Mapping[str, str]) -> dict:
+    """Every strategy's share of the reference-to-oracle gap closed (fractions, bootstrap interval), and where one
+    strategy's gap goes: per dataset and per map region."""
+    strategy, measure = _strategy(ws, p), _measure(ws, p)
+    methods = views.layout_methods(ws)
+    method = p.get("layout") or (methods[0] if methods else None)
+    if method is not None and method not in methods:
+        raise KeyError(f"layout {method!r} is not one of this workspace's: {', '.join(methods) or 'none'}")
+    return views.gap_view(ws, strategy, measure, p.get("reference"), method, _cohort(ws, p))
+
+
+def complementarity_data(ws: Workspace, p: Mapping[str, str]) -> dict:
+    """One dataset: the relevant documents each encoder finds in its top 10 that another does not, those no
+    encoder finds, and each expert's documents gained and lost against base."""
+    dataset = p.get("dataset") or ws.datasets[0]
+    if dataset not in ws.datasets:
+        raise KeyError(f"dataset {dataset[:40]!r} is not one of this workspace's: {', '.join(ws.datasets)}")
+    return views.complementarity_view(ws, dataset, _cohort(ws, p))
 
 
 def experts_data(ws: Workspace, p: Mapping[str, str]) -> dict:
@@ -166,18 +225,25 @@ def playground_data(ws: Workspace, p: Mapping[str, str]) -> dict:
             "out_of_domain_percentile": views.OOD_PERCENTILE}
 
 
+COHORT_PARAMS = ("cohort", "cohort_name")  # a named set of test queries, the filter every page with these takes
+
 for _page in (
     Page("overview", "Overview", ":material/table_chart:", "explorer/ui/overview.py", overview_data,
-         ("measure", "reference", "sig", "slice", "cols", "strategy"), default=True),
+         ("measure", "reference", "sig", "slice", "cols", "strategy", *COHORT_PARAMS), default=True),
     Page("map", "Routing map", ":material/scatter_plot:", "explorer/ui/routing_map.py", map_data,
-         ("layout", "strategy", "measure", "colour", "datasets", "pilots"), metadata_filters=True),
+         ("layout", "strategy", "measure", "colour", "datasets", "pilots", "focus", "find", *COHORT_PARAMS),
+         metadata_filters=True),
     Page("decisions", "Routing decisions", ":material/alt_route:", "explorer/ui/decisions.py", decisions_data,
-         ("strategy", "measure", "skip_ties")),
+         ("strategy", "measure", "skip_ties", *COHORT_PARAMS)),
     Page("inspector", "Query inspector", ":material/search:", "explorer/ui/inspector.py", inspector_data,
          ("row", "dataset", "strategy", "measure", "cols", "view", "by", "a", "b", "doc")),
     Page("errors", "Error analysis", ":material/bug_report:", "explorer/ui/errors.py", errors_data,
-         ("strategy", "measure", "datasets", "wrong", "hurt", "skip_ties", "use_margin", "margin", "sort"),
-         metadata_filters=True),
+         ("strategy", "measure", "datasets", "wrong", "hurt", "skip_ties", "use_margin", "margin", "sort", "gap",
+          *COHORT_PARAMS), metadata_filters=True),
+    Page("gap", "Oracle gap", ":material/stacked_bar_chart:", "explorer/ui/gap.py", gap_data,
+         ("strategy", "measure", "reference", "layout", *COHORT_PARAMS)),
+    Page("complementarity", "Complementarity", ":material/join_inner:", "explorer/ui/complementarity.py",
+         complementarity_data, ("dataset", *COHORT_PARAMS)),
     Page("experts", "Experts", ":material/school:", "explorer/ui/experts.py", experts_data,
          ("measure", "off", "routing")),
     Page("playground", "Playground", ":material/keyboard:", "explorer/ui/playground.py", playground_data,

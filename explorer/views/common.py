@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..cohort import COHORT_FIELD
 from ..names import SystemName
 from ..scores import points, signed, x100  # noqa: F401  (the pages format scores with these)
 from ..workspace import Workspace
@@ -73,6 +74,8 @@ def slice_label(slice_by: tuple[str, str] | None) -> str:
     if not slice_by:
         return "all test queries"
     field, value = slice_by
+    if field == COHORT_FIELD:
+        return "the queries of a cohort"
     return f"{field} = {value}" if value != "" else f"no {field}"
 
 

@@ -7,7 +7,8 @@ import pandas as pd
 
 from ..analysis import query_table
 from ..workspace import Workspace
-from .common import metadata_columns
+from ..gap import query_gaps
+from .common import metadata_columns, oracle_strategies
 
 
 def error_table(ws: Workspace, strategy: str, measure: str | None = None, datasets: list[str] | None = None,
@@ -33,11 +34,22 @@ def error_table(ws: Workspace, strategy: str, measure: str | None = None, datase
 
 def error_view(ws: Workspace, strategy: str, measure: str | None = None, datasets: list[str] | None = None,
                wrong_only: bool = False, margin_below: float | None = None, hurt_only: bool = False,
-               skip_all_ties: bool = False, metadata: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> pd.DataFrame:
+               skip_all_ties: bool = False, metadata: tuple[tuple[str, tuple[str, ...]], ...] = (),
+               rows: tuple[int, ...] | None = None, gap_part: str | None = None) -> pd.DataFrame:
     """error_table with every metadata field as a column (`kind`, `meta:<field>`) and filtered by `metadata`:
-    ((field, (value, ...)), ...) keeps the queries whose field takes one of the values (an empty tuple: any)."""
+    ((field, (value, ...)), ...) keeps the queries whose field takes one of the values (an empty tuple: any).
+    `rows` (a cohort) keeps those queries only; the column `gap_part` says which part of the instance-oracle gap
+    each query falls in (explorer.gap; empty without an oracle), and `gap_part` keeps one part only."""
     measure = ws.measure(measure)
     t = error_table(ws, strategy, measure, datasets, wrong_only, margin_below, hurt_only, skip_all_ties)
+    if rows is not None:
+        t = t[t.index.isin([int(r) for r in rows])]
+    if oracle_strategies(ws):
+        t = t.assign(gap_part=query_gaps(ws, strategy, measure, t.index)["part"].reindex(t.index))
+        if gap_part:
+            t = t[t["gap_part"] == gap_part]
+    else:
+        t = t.assign(gap_part="")
     for column, field in metadata_columns(ws).items():
         if column != "kind":
             t[column] = ws.metadata(field).to_numpy()[t.index.to_numpy()]

@@ -6,9 +6,12 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import AVERAGE, ZERO_SHOT_AVERAGE, summary
+from ..reviewer_stats import saturated
 from ..ui.safe import code, md
 from ..workspace import Workspace
 from .common import instance_oracle, real_strategies, x100
+
+REFERENCE_MARK = "◆"  # beside the reference strategy's name in the Overview table
 
 
 def overview_table(ws: Workspace, measure: str, reference: str | None = None, with_marks: bool = True,
@@ -38,7 +41,7 @@ def overview_table(ws: Workspace, measure: str, reference: str | None = None, wi
     header = ["strategy", *(md(c) for c in table.index)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in table.columns:
-        cells = [code(s)]
+        cells = [code(s) + (f" {REFERENCE_MARK} *reference*" if s == reference else "")]
         for col in table.index:
             text = x100(table.loc[col, s]) + marks.get((col, s), "")
             cells.append(f"**{text}**" if s in best[col] else text)
@@ -47,7 +50,25 @@ def overview_table(ws: Workspace, measure: str, reference: str | None = None, wi
         lines.append("| *gap: " + md(oracle) + " − best* | " + " | ".join(
             x100(gap[c]) + (" †" if c in negative else "") for c in table.index) + " |")
     return {"table": table, "best": best, "gap": gap, "negative_gap": negative, "queries": queries, "marks": marks,
-            "reference": reference, "markdown": "\n".join(lines)}
+            "reference": reference, "saturated": saturated(table), "markdown": "\n".join(lines)}
+
+
+def saturation_note(view: dict, measure: str) -> str:
+    """Why columns where every strategy shows the same score cannot separate them ("" when none do); plain text."""
+    same = view["saturated"]
+    if not same:
+        return ""
+    ceiling = [c for c, v in same.items() if v == 100.0]
+    other = [c for c in same if c not in ceiling]
+    parts = []
+    if ceiling:
+        parts.append(f"every strategy scores 100.0 on {', '.join(ceiling)}: {measure} is saturated there (each "
+                     "finds every judged-relevant document its measure counts, e.g. all of them within the top 100 "
+                     "for R@100)")
+    if other:
+        parts.append(f"every strategy scores the same on {', '.join(f'{c} ({same[c]:.1f})' for c in other)}")
+    return ("; ".join(parts) + ". Such a column cannot tell the strategies apart, so no test there can be "
+            "significant: compare them with a measure that is not saturated (nDCG@10, AP).")
 
 
 def win_tie_loss_table(ws: Workspace, measure: str, reference: str | None = None,
