@@ -57,7 +57,7 @@ def complementarity(ws: Workspace, dataset: str, depth: int = TOP_K, rows: Itera
                     listed: int = DOC_LIST) -> dict:
     """Everything the Complementarity page shows for one dataset: `pairs` (pair_matrix), `per_encoder` (found,
     only (found by it alone), share of the relevant pairs), `missed` (the pairs no encoder finds: row, qid,
-    doc_id, grade, title), `documents` (per expert and document: gained and lost against base, net, the queries
+    doc_id, grade, title: document_labels), `documents` (per expert and document: gained and lost against base, net, the queries
     judging it relevant, an example row where it moved; the `listed` largest net gains and losses of each
     expert), `relevant` (the number of relevant pairs) and `queries`."""
     rel, found = relevant_found(ws, dataset, depth, rows)
@@ -66,12 +66,20 @@ def complementarity(ws: Workspace, dataset: str, depth: int = TOP_K, rows: Itera
     per = pd.DataFrame({"found": f.sum(axis=0), "only": alone.sum(axis=0),
                         "share": f.mean(axis=0) if len(f) else np.zeros(f.shape[1])}, index=found.columns)
     per.index.name = "encoder"
-    titles = ws.docs(dataset)["title"].to_numpy()
+    titles = document_labels(ws, dataset)
     missed = rel[~f.any(axis=1)] if len(f) else rel
     missed = missed.assign(title=titles[missed["doc"].to_numpy()])[["row", "qid", "doc_id", "grade", "title"]]
     return {"dataset": dataset, "depth": depth, "relevant": len(rel), "queries": int(rel["row"].nunique()),
             "pairs": pair_matrix(found), "per_encoder": per, "missed": missed.reset_index(drop=True),
             "documents": document_moves(rel, found, titles, listed)}
+
+
+def document_labels(ws: Workspace, dataset: str, length: int = 100) -> np.ndarray:
+    """Each document of a corpus (by position) as a table shows it: its title, or the start of its text when it
+    has none."""
+    docs = ws.docs(dataset)
+    titles = docs["title"].fillna("").astype(str).str.strip()
+    return np.where(titles != "", titles, docs["text"].fillna("").astype(str).str.slice(0, length)).astype(object)
 
 
 def document_moves(rel: pd.DataFrame, found: pd.DataFrame, titles: np.ndarray, listed: int = DOC_LIST

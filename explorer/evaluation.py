@@ -151,8 +151,8 @@ def mean_difference(reference: np.ndarray, systems: np.ndarray, confidence: floa
     mean, sd = diff.mean(axis=1), diff.std(axis=1, ddof=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         ci = stats.ttest_rel(systems, reference, axis=1).confidence_interval(confidence)
-        d_z = np.where(sd > 0, mean / np.where(sd > 0, sd, 1), np.sign(mean) * np.inf)
-    flat = sd == 0
+        d_z = np.where(sd > 1e-12, mean / np.where(sd > 1e-12, sd, 1), np.sign(mean) * np.inf)
+    flat = sd <= 1e-12  # no spread but float rounding
     return {"delta": mean, "low": np.where(flat, mean, ci.low), "high": np.where(flat, mean, ci.high),
             "d_z": np.where(flat & (mean == 0), 0.0, d_z)}
 

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import views
+from explorer.ui import cohort as cohorts
 from explorer.ui import safe, state
 from explorer.ui.safe import plot as esc
 from explorer.ui.style import CORRECT_COLOURS, dataset_palette, finish, wrap
@@ -45,7 +46,9 @@ def render() -> None:
                "oracle over the same experts (the best expert for each query, by its own score).")
     state.score_note()
     strategy, measure, skip = _controls(ws, views)
-    view = state.cached(views.decisions_view, strategy, bool(skip), measure)
+    cohort = cohorts.current(ws)
+    cohorts.banner(ws, cohort, "Every table and chart is computed on its queries.")
+    view = state.cached(views.decisions_view, strategy, bool(skip), measure, cohort["rows"] if cohort else None)
     counted = f"{len(view['queries'])} test queries" + (
         f" ({view['left_out']} where every expert ties left out)" if skip else "")
     st.markdown(f"Every table and chart below counts the same **{counted}**.")

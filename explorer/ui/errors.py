@@ -7,12 +7,14 @@ import streamlit as st
 
 from explorer import views
 from explorer.export import safe_name
+from explorer.gap import GAP_PARTS
+from explorer.ui import cohort as cohorts
 from explorer.ui import state
 
 SORTS = {"regret": "regret (largest first)", "delta_base": "routed − base (worst first)",
          "margin": "margin (smallest first)", "dataset": "dataset, query id"}
 # the sort keys come first after the query text, so they are visible without scrolling
-LEADING = ["text", "regret", "delta_base", "margin", "kind"]
+LEADING = ["text", "regret", "delta_base", "margin", "gap_part", "kind"]
 TRAILING = ["routed", "oracle", "routed_score", "oracle_score", "base_score", "correct", "dataset", "qid"]
 
 
@@ -31,8 +33,11 @@ def render() -> None:
                "(top-1 − top-2). Click a row to open it in the Query inspector.")
     state.score_note()
     f = _filters(ws, views)
+    cohort = cohorts.current(ws)
+    cohorts.banner(ws, cohort, "Only its queries are listed.")
     t = state.cached(views.error_view, f["strategy"], f["measure"], list(f["datasets"]), bool(f["wrong"]),
-                     f["margin_below"], bool(f["hurt"]), bool(f["skip"]), f["metadata"])
+                     f["margin_below"], bool(f["hurt"]), bool(f["skip"]), f["metadata"],
+                     cohort["rows"] if cohort else None, f["gap"] or None)
     ascending = {"regret": False, "margin": True, "delta_base": True, "dataset": True}[f["sort"]]
     t = t.sort_values(["dataset", "qid"] if f["sort"] == "dataset" else f["sort"], ascending=ascending,
                       kind="stable")
@@ -73,8 +78,14 @@ def _filters(ws, views) -> dict:
                           help="A margin is top-1 − top-2 router score, never negative: give a value ≥ 0.")
     metadata = tuple((f, tuple(v)) for f, v in state.metadata_filters(
         state.cached(views.slice_options), "Query", "Keep the queries that take one of these values").items())
-    sort = state.synced(st.selectbox, "Sort by", "sort", list(SORTS), "regret", format_func=SORTS.get,
-                        container=st.columns([1, 2])[0])
+    s1, s2 = st.columns([1, 2])
+    sort = state.synced(st.selectbox, "Sort by", "sort", list(SORTS), "regret", format_func=SORTS.get, container=s1)
+    gap_part = state.synced(st.selectbox, "Part of the oracle gap", "gap", ["", *GAP_PARTS], "", container=s2,
+                            format_func=lambda p: p or "any",
+                            help="The queries of one part of the instance oracle's gap (the Oracle gap page): an "
+                                 "expert beats base and the strategy stays below the oracle (routing error), the "
+                                 "oracle's expert is no better than base (no expert helps), every expert ties, or "
+                                 "the strategy reaches the oracle.")
     margin_below = None
     if use_margin:
         if margin < 0:
@@ -83,7 +94,7 @@ def _filters(ws, views) -> dict:
         else:
             margin_below = float(margin)
     return {"strategy": strategy, "measure": measure, "datasets": datasets, "wrong": wrong, "hurt": hurt,
-            "skip": skip, "margin_below": margin_below, "metadata": metadata, "sort": sort}
+            "skip": skip, "margin_below": margin_below, "metadata": metadata, "sort": sort, "gap": gap_part}
 
 
 def _table(ws, views, t, strategy: str):
@@ -100,6 +111,7 @@ def _table(ws, views, t, strategy: str):
                              "regret": num("regret ×100"), "delta_base": num("routed − base ×100"),
                              "margin": st.column_config.NumberColumn("margin", format="%.3f"),
                              "kind": st.column_config.TextColumn("kind"),
+                             "gap_part": st.column_config.TextColumn("part of the oracle gap"),
                              **{c: st.column_config.TextColumn(c[len("meta:"):]) for c in meta},
                              "routed_score": num("routed ×100"), "oracle_score": num("oracle ×100"),
                              "base_score": num("base ×100"),

@@ -12,7 +12,7 @@ import streamlit as st
 
 from explorer import views
 from explorer.terms import shared_terms
-from explorer.ui import highlight, safe, state
+from explorer.ui import highlight, safe, state, waterfall
 from explorer.ui.figures import delta_figure, legend_below, missing_pilots, movement_figure, similarity_figure
 from explorer.ui.style import CORRECT_COLOURS, dataset_palette, expert_palette
 
@@ -79,18 +79,9 @@ def _snippets(frame: pd.DataFrame, query: str) -> None:
 
 
 def _open_point(key: str, datasets: dict[int, str]) -> None:
-    """Callback of the delta scatter: one clicked point opens its query (a box or lasso lists them instead)."""
-    event = st.session_state.get(key)
-    points = list(event["selection"]["points"]) if event else []
-    rows = []
-    for p in points:
-        cd = p.get("customdata")
-        cd = cd[0] if isinstance(cd, (list, tuple)) and cd else cd
-        try:
-            rows.append(int(cd))
-        except (TypeError, ValueError):
-            continue
-    rows = list(dict.fromkeys(rows))
+    """Callback of the delta scatter and the waterfall: one clicked point opens its query (a box or lasso lists
+    them instead)."""
+    rows = waterfall.picked_rows(st.session_state.get(key))
     if len(rows) == 1 and rows[0] in datasets:
         state.queue_query(rows[0], datasets[rows[0]])
 
@@ -238,6 +229,10 @@ def _compare(ws, views, row: int, info: dict, strategy: str) -> tuple[list[str],
     a, b, colour, measure = _compare_controls(ws, views, strategy)
     sbs = _compare_rankings(views, row, info, a, b, measure)
     _delta(ws, views, row, a, b, colour, measure)
+    st.markdown("**Every test query: B − A, sorted** (a waterfall; click a bar to open its query)")
+    key = "insp_waterfall"
+    datasets = dict(zip(ws.eval_rows()["row"].astype(int), ws.eval_rows()["dataset"]))
+    waterfall.draw(ws, a, b, measure, None, key, on_select=partial(_open_point, key, datasets))
     shown = []
     for r in (sbs["rankings"].values() if sbs else []):
         shown += [d for d in r["doc_id"] if d not in shown]
@@ -308,15 +303,7 @@ def _delta(ws, views, row: int, a: str, b: str, colour: str, measure: str) -> No
     with plot_col:
         event = st.plotly_chart(fig, width="stretch", key=key, on_select=partial(_open_point, key, datasets),
                                 selection_mode=("points", "box", "lasso"))
-    picked = []
-    for p in (event.selection.points if event and event.selection else []):
-        cd = p.get("customdata")
-        cd = cd[0] if isinstance(cd, (list, tuple)) and cd else cd
-        try:
-            picked.append(int(cd))
-        except (TypeError, ValueError):
-            continue
-    picked = [r for r in dict.fromkeys(picked) if r in datasets]
+    picked = [r for r in waterfall.picked_rows(event) if r in datasets]
     with list_col:
         _delta_list(pair, picked, datasets, f"insp_delta_top_{a}_{b}_{measure}")
 

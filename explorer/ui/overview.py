@@ -11,9 +11,13 @@ import streamlit as st
 
 from explorer import analysis, export, views
 from explorer.export import safe_name, trec_run_text
-from explorer.ui import safe, state
+from explorer.cohort import COHORT_FIELD
+from explorer.reviewer_stats import cell_statistics
+from explorer.ui import cohort as cohorts
+from explorer.ui import safe, state, waterfall
 from explorer.ui.state import NO_VALUE  # the slice of the queries without the field ("" does not survive a URL)
 from explorer.ui.style import finish, strategy_palette
+from explorer.views.overview import REFERENCE_MARK
 
 ALL = ""  # the slice selector's "no slice"
 
@@ -43,21 +47,34 @@ def render() -> None:
                "average over datasets. Bold: every strategy tied for the best score of its column, at the shown "
                "precision, among those that do not read the answers (oracles excluded). ▲/▼: significantly "
                "better/worse than the reference: a paired t-test and a paired randomization test (2,000 "
-               "resamples) both at p < 0.05 after Holm correction across strategies.")
+               "resamples) both at p < 0.05 after Holm correction across strategies; on the average column, both "
+               "tests run over every test query of every dataset, each query's difference weighted by 1 / (number "
+               f"of datasets × its dataset's queries) so that they test the macro average. {REFERENCE_MARK}: the "
+               "reference row.")
     state.score_note()
     measure, reference, show_sig = _controls(ws)
-    slice_by = _slice(ws, state.cached(views.slice_options))
+    cohort = cohorts.current(ws)
+    if cohort:
+        cohorts.banner(ws, cohort, "The table, its tests, the wins/ties/losses and the charts are computed on its "
+                                   "queries (the metadata slice is off while a cohort filters the page).")
+        slice_by = (COHORT_FIELD, cohort["text"])
+    else:
+        slice_by = _slice(ws, state.cached(views.slice_options))
     view = state.cached(views.overview_table, measure, reference, bool(show_sig), slice_by)
-    if slice_by:
+    if slice_by and not cohort:
         n = view["queries"]
         per = ", ".join(f"{safe.md(d)} {n[d]}" for d in ws.datasets)
         st.info(f"Slice **{safe.md(views.slice_label(slice_by))}**: {n['average']} of {len(ws.eval_rows())} test "
                 f"queries ({per}). A dataset without any shows —; the average is over the datasets that have some.")
     st.markdown(view["markdown"])
     _table_notes(ws, view, measure)
+    _statistics(ws, measure, reference, slice_by)
     _win_tie_loss(measure, reference, slice_by)
+    _waterfall(ws, measure, reference, cohort)
     _bars(ws, measure, slice_by)
     _downloads(ws, measure, reference, show_sig, slice_by)
+    if cohort:
+        cohorts.downloads(ws, cohort, measure, "overview_cohort")
 
 
 def _controls(ws) -> tuple[str, str, bool]:
@@ -93,8 +110,49 @@ def _table_notes(ws, view: dict, measure: str) -> None:
         notes.append("Zero-shot average: over " + ", ".join(safe.md(d) for d in ws.zero_shot_datasets)
                      + ", the datasets without an expert or pilot queries (role = \"evaluate\").")
     notes += [safe.md(n) for n in state.cached(analysis.judged_split_notes, measure)]
+    if view["saturated"]:
+        notes.append(safe.md(views.saturation_note(view, measure)))
     if notes:
         st.caption(" ".join(notes))
+
+
+def _statistics(ws, measure: str, reference: str, slice_by) -> None:
+    """Per cell: the tests' p-values before and after Holm, the mean difference with its 95% interval and d_z."""
+    with st.expander("Statistics per cell (p-values, 95% interval, effect size)"):
+        st.caption(f"Every strategy against {safe.md(reference)} per dataset and on the average: the mean paired "
+                   "difference (×100) with its 95% paired-t confidence interval, Cohen's d_z (mean difference / "
+                   "standard deviation of the differences), and the p-values of the paired t-test and the paired "
+                   "randomization test before and after Holm's correction across strategies. ▲/▼ in the table "
+                   "above: both Holm-corrected p-values below 0.05.")
+        stats = state.cached(cell_statistics, measure, reference, slice_by=slice_by)
+        columns = [*ws.datasets, analysis.AVERAGE]
+        column = st.selectbox("Column", ["every column", *columns], key="overview_stats_column")
+        shown = stats if column == "every column" else stats[stats["dataset"] == column]
+        table = shown.assign(delta=views.points(shown["delta"], 2), low=views.points(shown["low"], 2),
+                             high=views.points(shown["high"], 2))
+        p = lambda label: st.column_config.NumberColumn(label, format="%.4f")  # noqa: E731
+        st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(table), 460),
+                     column_config={"delta": st.column_config.NumberColumn("Δ ×100", format="%+.2f"),
+                                    "low": st.column_config.NumberColumn("95% low", format="%+.2f"),
+                                    "high": st.column_config.NumberColumn("95% high", format="%+.2f"),
+                                    "d_z": st.column_config.NumberColumn("d_z", format="%+.2f"),
+                                    "p_t": p("p (t)"), "p_t_holm": p("p (t, Holm)"), "p_rand": p("p (rand.)"),
+                                    "p_rand_holm": p("p (rand., Holm)"),
+                                    "significant": st.column_config.CheckboxColumn("▲/▼"),
+                                    "n": st.column_config.NumberColumn("queries")})
+
+
+def _waterfall(ws, measure: str, reference: str, cohort) -> None:
+    """One strategy against the reference, query by query (the strategy is the page's `strategy`)."""
+    st.subheader("Per-query difference against the reference")
+    default = views.default_strategy(ws)
+    others = [s for s in ws.strategies if s != reference]
+    strategy = state.synced(st.selectbox, "Strategy", "strategy", others, default if default in others else
+                            others[0], container=st.columns([1, 2])[0])
+    picked = waterfall.draw(ws, reference, strategy, measure, cohort["rows"] if cohort else None,
+                            "overview_waterfall")
+    if len(picked) == 1:
+        state.open_query(picked[0], dataset=ws.queries.iloc[picked[0]]["dataset"], strategy=strategy)
 
 
 def _win_tie_loss(measure: str, reference: str, slice_by) -> None:
@@ -148,8 +206,8 @@ def _downloads(ws, measure: str, reference: str, show_sig: bool, slice_by) -> No
                        mime="text/markdown", help="The table above with its caption, names escaped.")
     d4, d5, d6 = st.columns([1, 1, 1])
     run_strategy = d4.selectbox("Run of strategy", ws.strategies, key="dl_strategy",
-                                index=ws.strategies.index(state.param("strategy", ws.strategies[0]))
-                                if state.param("strategy") in ws.strategies else 0)
+                                index=ws.strategies.index(st.session_state.get("qp_strategy", ws.strategies[0]))
+                                if st.session_state.get("qp_strategy") in ws.strategies else 0)
     run_dataset = d5.selectbox("on dataset", ws.datasets, key="dl_dataset")
     with d6:
         st.write("")

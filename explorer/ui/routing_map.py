@@ -7,7 +7,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from explorer import cohort as model
 from explorer import views
+from explorer.ui import cohort as cohorts
 from explorer.ui import safe, state
 from explorer.ui.figures import place_labels
 from explorer.ui.safe import plot as esc
@@ -18,15 +20,6 @@ COLOUR_BY = {"routed": "routed expert", "oracle": "oracle expert", "dataset": "s
              "correct": "correct / incorrect routing", "regret": "regret"}
 HEIGHT = 620
 PLOT_PX = (760, 430)  # a lower bound of the plot area (px) at a 1500 px window: labels are placed for it
-
-
-def _span(frames) -> tuple[float, float, float, float]:
-    """The data rectangle Plotly's autorange shows for these points (about 5% padding)."""
-    xs = [v for f in frames for v in f["x"]]
-    ys = [v for f in frames for v in f["y"]]
-    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-    px, py = 0.06 * ((x1 - x0) or 1), 0.06 * ((y1 - y0) or 1)
-    return x0 - px, x1 + px, y0 - py, y1 + py
 
 
 def render() -> None:
@@ -41,16 +34,29 @@ def render() -> None:
         st.info("This workspace has no 2-D layout. Rebuild it with `[layout]` enabled in the build config.")
         return
     c = _controls(ws, views, methods)
+    cohort = cohorts.current(ws)
+    cohorts.banner(ws, cohort, "Its queries are ringed in black on the map.")
+    focus = _find(ws, c)
     data = state.cached(views.map_points, c["method"], c["strategy"], c["measure"])
     q, tests, train, pilots, sampled = _filtered(views, data, c)
     _notes(ws, sampled)
     if tests.empty and train.empty:
-        st.info("No queries match these filters: clear the dataset or metadata filters.")
+        st.info("No queries match these filters: clear the dataset or metadata filters (the axes stay those of "
+                "the whole map).")
         return
-    fig = _figure(ws, c, tests, train, pilots)
+    arrow_rows = [focus] if focus is not None else list(cohort["rows"] if cohort else [])
+    arrows = (state.cached(views.expert_arrows, tuple(arrow_rows), c["method"], c["measure"])
+              if c["arrows"] and arrow_rows and len(arrow_rows) <= views.MAX_ARROW_QUERIES else None)
+    fig = _figure(ws, c, tests, train, pilots, state.cached(views.map_extent, c["method"]))
+    _overlays(fig, ws, q, cohort, focus, arrows)
     event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
                             key="routing_map")
-    _selection(ws, views, q, tests, _selected_rows(event), c["strategy"], c["measure"])
+    _arrow_notes(arrows, arrow_rows, focus, c["arrows"])
+    rows = _selected_rows(event)
+    _save_cohort(ws, q, rows)
+    _selection(ws, views, q, tests, rows, c["strategy"], c["measure"])
+    if cohort:
+        cohorts.downloads(ws, cohort, c["measure"], "map_cohort")
 
 
 def _controls(ws, views, methods: list[str]) -> dict:
@@ -67,11 +73,42 @@ def _controls(ws, views, methods: list[str]) -> dict:
                           container=c4, format_func=COLOUR_BY.get)
     datasets = state.synced(st.multiselect, "Datasets", "datasets", ws.datasets, [], container=c5,
                             placeholder="all datasets")
-    show_pilots = state.synced(st.toggle, "Show pilot training queries", "pilots", None, True, cast=state.as_bool)
+    t1, t2 = st.columns([1, 3])
+    show_pilots = state.synced(st.toggle, "Show pilot training queries", "pilots", None, True, cast=state.as_bool,
+                               container=t1)
+    arrows = state.synced(st.toggle, "Expert arrows", "arrows", None, True, cast=state.as_bool, container=t2,
+                          help="For the query found below (or a cohort of at most "
+                               f"{views.MAX_ARROW_QUERIES} queries): an arrow per expert from the query to where "
+                               "that expert's own query embedding lands, green where the expert scores the query "
+                               "above base, red below, grey the same.")
     meta = state.metadata_filters(state.cached(views.slice_options), "Test query",
                                   "Draw only the test queries that take one of these values")
     return {"method": method, "strategy": strategy, "measure": measure, "colour": colour, "datasets": datasets,
-            "show_pilots": show_pilots, "meta": meta}
+            "show_pilots": show_pilots, "meta": meta, "arrows": arrows}
+
+
+def _find(ws, c: dict) -> int | None:
+    """Find a test query by id or text: its matches to pick from; the one picked (URL `focus`) is ringed on the
+    map and gets its expert arrows. Returns its row, or None."""
+    f1, f2 = st.columns([2, 3])
+    text = state.synced(st.text_input, "Find a test query (id or text)", "find", None, "", container=f1,
+                        cast=lambda v: str(v)[:views.MAX_SEARCH_CHARS], max_chars=views.MAX_SEARCH_CHARS,
+                        placeholder="a query id, or words of its text")
+    found = state.cached(views.search_queries, text) if text.strip() else None
+    options = [None] + ([int(r) for r in found["row"]] if found is not None else [])
+    labels = {int(r.row): f"{r.qid} · {r.dataset} · {r.text[:80]}" for r in found.itertuples()} if found is not \
+        None else {}
+    url_focus = state.param("focus")
+    if url_focus is not None and "qp_focus" not in st.session_state:
+        row, _ = views.inspect_row(ws, url_focus)  # a link's focus: a test query's row, else nothing
+        if row is not None and row not in options:
+            options.append(row)
+            labels[row] = f"{ws.queries.iloc[row]['qid']} · {ws.queries.iloc[row]['dataset']}"
+    placeholder = ("no test query matches" if found is not None and found.empty else
+                   f"{len(found)} match(es): pick one" if found is not None else "find a query first")
+    focus = state.synced(st.selectbox, "Query to mark and draw arrows for", "focus", options, None, container=f2,
+                         cast=int, format_func=lambda r: placeholder if r is None else labels.get(r, str(r)))
+    return focus
 
 
 def _filtered(views, data: dict, c: dict):
@@ -103,17 +140,86 @@ def _notes(ws, sampled: bool) -> None:
         st.info(" ".join(notes))
 
 
-def _figure(ws, c: dict, tests, train, pilots) -> go.Figure:
-    """The map: pilot training queries under the test queries, the pilot centroids on top."""
+def _figure(ws, c: dict, tests, train, pilots, extent: dict) -> go.Figure:
+    """The map: pilot training queries under the test queries, the pilot centroids on top; the axes span the whole
+    layout, so they stay put when a filter hides points."""
     experts = expert_palette(ws.encoders)
     fig = go.Figure()
     _pilot_queries(fig, ws, train, experts)
     _test_queries(fig, ws, tests, c["colour"], experts)
-    _centroids(fig, pilots, experts, [tests, train, pilots])
+    _centroids(fig, pilots, experts, (*extent["x"], *extent["y"]))
     axis = esc(str(c["method"]).upper())
     fig = finish(fig, f"{axis} 1", f"{axis} 2", height=HEIGHT, legend="")
+    fig.update_xaxes(range=extent["x"])
+    fig.update_yaxes(range=extent["y"])
     fig.update_layout(dragmode="pan", clickmode="event+select")
     return fig
+
+
+EFFECT_COLOURS = {"better": "#2ca02c", "worse": "#d62728", "same": "#9e9e9e"}
+
+
+def _overlays(fig: go.Figure, ws, q, cohort, focus: int | None, arrows) -> None:
+    """On top of the map: the cohort's queries ringed, the found query marked, and the expert arrows."""
+    pos = q.set_index("row")[["x", "y"]]
+    if cohort:
+        ringed = pos.reindex([r for r in cohort["rows"] if r in pos.index])
+        fig.add_trace(go.Scatter(x=ringed["x"], y=ringed["y"], mode="markers", name=f"cohort: {esc(cohort['name'])}",
+                                 marker=dict(size=15, color="rgba(0,0,0,0)", line=dict(width=2, color="black")),
+                                 hoverinfo="skip"))
+    if arrows is not None and len(arrows):
+        for r in arrows.itertuples():
+            fig.add_annotation(x=r.x1, y=r.y1, ax=r.x0, ay=r.y0, xref="x", yref="y", axref="x", ayref="y",
+                               showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=1.6,
+                               arrowcolor=EFFECT_COLOURS[r.effect], text="")
+        one = arrows["row"].nunique() == 1  # one query: the experts that change its score are named
+        fig.add_trace(go.Scatter(
+            x=arrows["x1"], y=arrows["y1"], mode="markers+text" if one else "markers", name="expert arrows",
+            text=[esc(e) if f != "same" else "" for e, f in zip(arrows["expert"], arrows["effect"])] if one else None,
+            textposition="top center",
+            textfont=dict(size=10, color="#333"),
+            marker=dict(size=7, color=[EFFECT_COLOURS[e] for e in arrows["effect"]]),
+            hovertext=[f"<b>{esc(r.expert)}</b> on {esc(r.qid)}<br>{100 * r.score:.1f} vs base {100 * r.base_score:.1f}"
+                       f" ({100 * r.delta:+.1f})" for r in arrows.itertuples()],
+            hovertemplate="%{hovertext}<extra></extra>"))
+    if focus is not None and focus in pos.index:
+        fig.add_trace(go.Scatter(x=[pos.loc[focus, "x"]], y=[pos.loc[focus, "y"]], mode="markers", name="found query",
+                                 customdata=[int(focus)], hoverinfo="skip",
+                                 marker=dict(size=24, symbol="circle-open", color="black", line=dict(width=3))))
+
+
+def _arrow_notes(arrows, rows: list[int], focus, on: bool) -> None:
+    """What the arrows show, or why there are none."""
+    if not on or not rows:
+        return
+    if arrows is None:
+        st.caption(f"Expert arrows are drawn for one found query or a cohort of at most {views.MAX_ARROW_QUERIES} "
+                   f"queries; this cohort has {len(rows)}.")
+        return
+    counts = arrows["effect"].value_counts()
+    st.caption(f"Expert arrows ({'the found query' if focus is not None else 'the cohort'}): from each query to where "
+               "each expert's own query embedding lands among the other queries' base embeddings (placed by "
+               f"their {views.ARROW_NEIGHBOURS} nearest neighbours, as a typed query is). Green: the expert scores the "
+               f"query above base ({counts.get('better', 0)}), red below ({counts.get('worse', 0)}), grey the same "
+               f"({counts.get('same', 0)}).")
+
+
+def _save_cohort(ws, q, rows: list[int]) -> None:
+    """A box or lasso selection of two or more test queries can be saved as the cohort, under a name."""
+    evaluated = [r for r in rows if r in set(q.loc[q["role"] == "eval", "row"].astype(int))]
+    if len(evaluated) < 2:
+        return
+    c1, c2 = st.columns([2, 1])
+    name = c1.text_input("Cohort name", value=model.DEFAULT_NAME, max_chars=model.MAX_NAME, key="map_cohort_name")
+    if c2.button(f"Save these {len(evaluated)} test queries as the cohort", key="map_cohort_save",
+                 help="A cohort filters the Overview, Routing decisions, Error analysis, Oracle gap and "
+                      "Complementarity pages, and is kept in the link."):
+        try:
+            cohorts.save(model.encode(evaluated, len(ws.queries)), name)
+        except model.CohortError as err:
+            st.error(safe.md(err))
+            return
+        st.rerun()
 
 
 def _pilot_queries(fig: go.Figure, ws, train, experts: dict) -> None:
@@ -161,7 +267,7 @@ def _test_queries(fig: go.Figure, ws, tests, colour: str, experts: dict) -> None
             text=part["hover"], hovertemplate="%{text}<extra></extra>"))
 
 
-def _centroids(fig: go.Figure, pilots, experts: dict, frames: list) -> None:
+def _centroids(fig: go.Figure, pilots, experts: dict, span: tuple[float, float, float, float]) -> None:
     """Pilot centroids: labelled beside the marker where a label fits clear of every other label and marker
     (place_labels); the others keep their colour and hover (expert, dataset)."""
     if pilots.empty:
@@ -175,7 +281,7 @@ def _centroids(fig: go.Figure, pilots, experts: dict, frames: list) -> None:
                    f"{esc(r.dataset)} pilot queries" for r in pilots.itertuples()],
         hovertemplate="%{hovertext}<extra></extra>"))
     big = pilots.sort_values("size", ascending=False)  # the largest centroids get the first places
-    spots = place_labels(list(zip(big["x"], big["y"])), [str(e) for e in big["expert"]], _span(frames), PLOT_PX)
+    spots = place_labels(list(zip(big["x"], big["y"])), [str(e) for e in big["expert"]], span, PLOT_PX)
     for r, spot in zip(big.itertuples(), spots):
         if spot is None:
             continue
