@@ -22,7 +22,9 @@ MEASURES = ["nDCG@10", "R@100", "RR@10", "AP"]
 
 
 def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: int = 300, n_datasets: int = 8,
-                        dim: int = 384, seed: int = 0) -> Path:
+                        dim: int = 384, seed: int = 0, with_map: bool = False) -> Path:
+    """`with_map`: also the pilot library, a PCA layout and every expert's own query embeddings (each expert pulls
+    queries a little towards its dataset's centre), which the routing map and its expert arrows read."""
     rng = np.random.default_rng(seed)
     datasets = [f"d{i}" for i in range(n_datasets)]
     experts = [f"e{i}" for i in range(n_datasets)]
@@ -66,6 +68,8 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
     writer.routed(routed, encoders, MEASURES)
     writer.metrics(encoders, cube, MEASURES)
     writer.query_embeddings([emb])
+    if with_map:
+        _map_tables(writer, ctx, q, emb, centres, encoders, rng)
     manifest = {
         "format_version": WORKSPACE_FORMAT_VERSION, "title": f"synthetic {n_eval} queries",
         "datasets": [{"name": d} for d in datasets], "encoders": encoders,
@@ -78,3 +82,21 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
     writer.manifest(manifest)
     writer.significance(significance_tables(Workspace(out), "base"))  # as a build stores it
     return out
+
+
+def _map_tables(writer: WorkspaceWriter, ctx, q: pd.DataFrame, emb: np.ndarray, centres: np.ndarray,
+                encoders: list[str], rng: np.random.Generator) -> None:
+    """The pilot library and labels, a PCA layout of the centroids and queries (the build's order: centroids
+    first), and one query embedding array per expert, written one at a time."""
+    from explorer.projection import pca_layout
+    from explorer.workspace import encoder_file, save_array
+
+    library = ctx.library
+    writer.pilots(library, encoders, np.flatnonzero(q["role"].to_numpy() == "pilot"), ctx.labels)
+    writer.layout({"pca": pca_layout(np.concatenate([library.centroids, emb]))}, len(library), len(q))
+    unit = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+    for i, name in enumerate(encoders[1:], start=1):
+        pull = unit[(i - 1) % len(unit)] if name != "multi-task" else unit.mean(axis=0)
+        moved = emb + 0.3 * pull + 0.05 * rng.normal(size=emb.shape)
+        save_array(writer.root / "embeddings" / encoder_file(i),
+                   (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32))

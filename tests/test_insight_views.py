@@ -416,3 +416,18 @@ def test_explorer_view_exposes_the_new_views_as_data(ws, capsys):  # noqa: F811
     assert over["waterfall"]["queries"] == len(ws.eval_rows()) and over["statistics"]
     assert main(["view", "gap", str(ws.path), "--param", "layout=nope"]) == 2
     assert "layout 'nope'" in capsys.readouterr().err
+
+
+def test_a_workspace_stored_before_the_average_rows_gets_them_computed(ws, tmp_path):  # noqa: F811
+    import shutil
+
+    from explorer.workspace import Workspace
+
+    dst = tmp_path / "ws"
+    shutil.copytree(ws.path, dst)
+    sig = pd.read_parquet(dst / "significance.parquet")
+    sig[sig["dataset"] != analysis.AVERAGE].to_parquet(dst / "significance.parquet", index=False)
+    old = Workspace(dst)
+    table = analysis.significance_table(old, old.label_measure)
+    pd.testing.assert_frame_equal(table, analysis.compute_significance(old, old.label_measure, "base"))
+    assert (table["dataset"] == analysis.AVERAGE).sum() == len(old.strategies) - 1

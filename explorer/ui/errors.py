@@ -14,7 +14,7 @@ from explorer.ui import state
 SORTS = {"regret": "regret (largest first)", "delta_base": "routed − base (worst first)",
          "margin": "margin (smallest first)", "dataset": "dataset, query id"}
 # the sort keys come first after the query text, so they are visible without scrolling
-LEADING = ["text", "regret", "delta_base", "margin", "gap_part", "kind"]
+LEADING = ["text", "regret", "delta_base", "margin", "kind", "gap_part"]
 TRAILING = ["routed", "oracle", "routed_score", "oracle_score", "base_score", "correct", "dataset", "qid"]
 
 
