@@ -23,8 +23,7 @@ MEASURES = ["nDCG@10", "R@100", "RR@10", "AP"]
 
 def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: int = 300, n_datasets: int = 8,
                         dim: int = 384, seed: int = 0, with_map: bool = False) -> Path:
-    """`with_map`: also the pilot library, a PCA layout and every expert's own query embeddings (each expert pulls
-    queries a little towards its dataset's centre), which the routing map and its expert arrows read."""
+    """`with_map`: also the pilot library, a layout and every expert's query embeddings (_map_tables)."""
     rng = np.random.default_rng(seed)
     datasets = [f"d{i}" for i in range(n_datasets)]
     experts = [f"e{i}" for i in range(n_datasets)]
@@ -87,7 +86,8 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
 def _map_tables(writer: WorkspaceWriter, ctx, q: pd.DataFrame, emb: np.ndarray, centres: np.ndarray,
                 encoders: list[str], rng: np.random.Generator) -> None:
     """The pilot library and labels, a PCA layout of the centroids and queries (the build's order: centroids
-    first), and one query embedding array per expert, written one at a time."""
+    first), and one query embedding array per expert (each pulls queries a little towards its dataset's centre),
+    written one at a time: what the routing map and its expert arrows read."""
     from explorer.projection import pca_layout
     from explorer.workspace import encoder_file, save_array
 

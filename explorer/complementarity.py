@@ -57,9 +57,8 @@ def complementarity(ws: Workspace, dataset: str, depth: int = TOP_K, rows: Itera
                     listed: int = DOC_LIST) -> dict:
     """Everything the Complementarity page shows for one dataset: `pairs` (pair_matrix), `per_encoder` (found,
     only (found by it alone), share of the relevant pairs), `missed` (the pairs no encoder finds: row, qid,
-    doc_id, grade, title: document_labels), `documents` (per expert and document: gained and lost against base, net, the queries
-    judging it relevant, an example row where it moved; the `listed` largest net gains and losses of each
-    expert), `relevant` (the number of relevant pairs) and `queries`."""
+    doc_id, grade, title: document_labels), `documents` (document_moves: per expert, the `listed` largest net
+    gains and losses against base), `relevant` (the number of relevant pairs) and `queries`."""
     rel, found = relevant_found(ws, dataset, depth, rows)
     f = found.to_numpy(dtype=bool)
     alone = f & (f.sum(axis=1, keepdims=True) == 1)

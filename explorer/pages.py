@@ -129,9 +129,9 @@ def overview_data(ws: Workspace, p: Mapping[str, str]) -> dict:
            "win_tie_loss": views.win_tie_loss_table(ws, measure, p.get("reference"), _slice(p)),
            "statistics": stats, "saturated": view["saturated"],
            "saturation_note": views.saturation_note(view, measure)}
-    if p.get("strategy"):  # the per-query difference of one strategy against the reference (x100)
-        wf = views.difference_waterfall(ws, view["reference"], _strategy(ws, p), measure, _cohort(ws, p))
-        out["waterfall"] = {**wf, "bars": wf["bars"].assign(delta=points(wf["bars"]["delta"], None))}
+    vs = _strategy(ws, p, "vs")  # the per-query difference of one strategy against the reference (x100)
+    wf = views.difference_waterfall(ws, view["reference"], vs, measure, _cohort(ws, p))
+    out["waterfall"] = {**wf, "bars": wf["bars"].assign(delta=points(wf["bars"]["delta"], None))}
     return out
 
 
@@ -142,8 +142,8 @@ def map_data(ws: Workspace, p: Mapping[str, str]) -> dict:
     cohort = _cohort(ws, p)
     focus = [int(r) for r in p.get("focus", "").split(",") if r.strip().lstrip("-").isdigit()]
     arrows = views.expert_arrows(ws, focus or list(cohort or ())[:views.MAX_ARROW_QUERIES], method, measure)
-    return {"layout": method, "strategy": strategy, "measure": measure, **points, "extent": views.map_extent(ws, method),
-            "arrows": arrows, "found": views.search_queries(ws, p.get("find", "")) if p.get("find") else [],
+    return {"layout": method, "strategy": strategy, "measure": measure, **points,
+            "extent": views.map_extent(ws, method), "arrows": arrows, "found": views.search_queries(ws, p.get("find", "")) if p.get("find") else [],
             "cohort": {"name": clean_name(p.get("cohort_name")), "rows": list(cohort)} if cohort else None}
 
 
@@ -229,7 +229,7 @@ COHORT_PARAMS = ("cohort", "cohort_name")  # a named set of test queries, the fi
 
 for _page in (
     Page("overview", "Overview", ":material/table_chart:", "explorer/ui/overview.py", overview_data,
-         ("measure", "reference", "sig", "slice", "cols", "strategy", *COHORT_PARAMS), default=True),
+         ("measure", "reference", "sig", "slice", "cols", "strategy", "vs", *COHORT_PARAMS), default=True),
     Page("map", "Routing map", ":material/scatter_plot:", "explorer/ui/routing_map.py", map_data,
          ("layout", "strategy", "measure", "colour", "datasets", "pilots", "arrows", "focus", "find",
           *COHORT_PARAMS),

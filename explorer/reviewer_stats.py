@@ -49,7 +49,8 @@ def cell_statistics(ws: Workspace, measure: str | None = None, reference: str | 
     Holm's correction across strategies; significant = both Holm-corrected p-values below 0.05."""
     measure = ws.measure(measure)
     reference = reference or ws.manifest.get("reference", "base")
-    sig = significance_table(ws, measure, reference, resamples, slice_by=slice_by).rename(columns={"system": "strategy"})
+    sig = significance_table(ws, measure, reference, resamples, slice_by=slice_by)
+    sig = sig.rename(columns={"system": "strategy"})
     diffs = _differences(ws, measure, reference, slice_by, confidence)
     out = diffs.merge(sig.drop(columns="delta"), on=["dataset", "strategy"], how="left")
     order = {d: i for i, d in enumerate([*ws.datasets, AVERAGE])}

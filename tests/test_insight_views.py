@@ -103,7 +103,8 @@ def test_gap_closed_is_a_hand_run_seeded_stratified_bootstrap(ws):  # noqa: F811
             ratio = (b - b[:, [ri]]) / (b[:, [oi]] - b[:, [ri]])
         for s in (views.default_strategy(ws), "multi-task", "dataset-router"):
             row = closed[(closed["dataset"] == col) & (closed["strategy"] == s)].iloc[0]
-            point = (table.loc[col, s] - table.loc[col, reference]) / (table.loc[col, oracle] - table.loc[col, reference])
+            ref = table.loc[col, reference]
+            point = (table.loc[col, s] - ref) / (table.loc[col, oracle] - ref)
             assert row["closed"] == pytest.approx(point, abs=1e-12)
             r = ratio[:, names.index(s)]
             r = r[np.isfinite(r)]
@@ -411,9 +412,10 @@ def test_explorer_view_exposes_the_new_views_as_data(ws, capsys):  # noqa: F811
     assert main(["view", "map", str(ws.path), "--param", f"focus={int(ws.eval_rows()['row'].iloc[0])}",
                  "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["arrows"]) == len(ws.encoders) - 1
-    assert main(["view", "overview", str(ws.path), "--param", "strategy=base", "--json"]) == 0
+    assert main(["view", "overview", str(ws.path), "--param", "vs=multi-task", "--json"]) == 0
     over = json.loads(capsys.readouterr().out)
-    assert over["waterfall"]["queries"] == len(ws.eval_rows()) and over["statistics"]
+    assert over["waterfall"]["queries"] == len(ws.eval_rows()) and over["waterfall"]["b"] == "multi-task"
+    assert over["statistics"]
     assert main(["view", "gap", str(ws.path), "--param", "layout=nope"]) == 2
     assert "layout 'nope'" in capsys.readouterr().err
 

@@ -145,10 +145,12 @@ def _statistics(ws, measure: str, reference: str, slice_by) -> None:
 def _waterfall(ws, measure: str, reference: str, cohort) -> None:
     """One strategy against the reference, query by query (the strategy is the page's `strategy`)."""
     st.subheader("Per-query difference against the reference")
-    default = views.default_strategy(ws)
-    others = [s for s in ws.strategies if s != reference]
-    strategy = state.synced(st.selectbox, "Strategy", "strategy", others, default if default in others else
-                            others[0], container=st.columns([1, 2])[0])
+    # its own parameter (`vs`): a widget keyed by the pages' shared `strategy` would not carry it over to them
+    strategy = state.synced(st.selectbox, "Strategy against the reference", "vs", ws.strategies,
+                            views.default_strategy(ws), container=st.columns([1, 2])[0])
+    if strategy == reference:
+        st.info(f"{safe.md(strategy)} is the reference: pick another strategy to compare with it.")
+        return
     picked = waterfall.draw(ws, reference, strategy, measure, cohort["rows"] if cohort else None,
                             "overview_waterfall")
     if len(picked) == 1:
@@ -206,8 +208,8 @@ def _downloads(ws, measure: str, reference: str, show_sig: bool, slice_by) -> No
                        mime="text/markdown", help="The table above with its caption, names escaped.")
     d4, d5, d6 = st.columns([1, 1, 1])
     run_strategy = d4.selectbox("Run of strategy", ws.strategies, key="dl_strategy",
-                                index=ws.strategies.index(st.session_state.get("qp_strategy", ws.strategies[0]))
-                                if st.session_state.get("qp_strategy") in ws.strategies else 0)
+                                index=ws.strategies.index(state.param("strategy", ws.strategies[0]))
+                                if state.param("strategy") in ws.strategies else 0)
     run_dataset = d5.selectbox("on dataset", ws.datasets, key="dl_dataset")
     with d6:
         st.write("")
