@@ -143,31 +143,35 @@ def significance_tables(ws: Workspace, reference: str) -> list[tuple[str, str, i
 def compute_significance(ws: Workspace, measure: str, reference: str, resamples: int = SIGNIFICANCE_RESAMPLES,
                          slice_by: Slice | None = None) -> pd.DataFrame:
     """significance_table computed from the per-query scores (what the build stores for every measure)."""
+    matrix = per_query_matrix(ws, measure, slice_by=slice_by)  # read once, split by dataset
+    datasets = ws.queries.set_index("row")["dataset"].reindex(matrix.index).to_numpy()
     frames = []
     for ds in ws.datasets:
-        m = per_query_matrix(ws, measure, ds, slice_by)
+        m = matrix[datasets == ds]
         t = significance({c: m[c].to_numpy() for c in m.columns}, reference, resamples=resamples)
         frames.append(t.reset_index().assign(dataset=ds))
-    frames.append(average_significance(ws, measure, reference, resamples, slice_by))
+    frames.append(average_significance(ws, measure, reference, resamples, slice_by, matrix))
     return pd.concat(frames, ignore_index=True)
 
 
-def macro_differences(ws: Workspace, measure: str, reference: str, slice_by: Slice | None = None) -> pd.DataFrame:
+def macro_differences(ws: Workspace, measure: str, reference: str, slice_by: Slice | None = None,
+                      matrix: pd.DataFrame | None = None) -> pd.DataFrame:
     """Evaluated rows x strategies (the reference left out): each query's difference to the reference weighted by
     N / (D n_d) (N queries, D datasets with queries, n_d those of its dataset), so that a column's plain mean is the
-    macro average difference the score tables' average row shows."""
-    m = per_query_matrix(ws, measure, slice_by=slice_by)
+    macro average difference the score tables' average row shows. `matrix`: per_query_matrix(ws, measure,
+    slice_by=slice_by), when the caller has it."""
+    m = per_query_matrix(ws, measure, slice_by=slice_by) if matrix is None else matrix
     datasets = ws.queries.set_index("row")["dataset"].reindex(m.index)
     weight = len(m) / (datasets.nunique() * datasets.map(datasets.value_counts()))
     return m.drop(columns=reference).sub(m[reference], axis=0).mul(weight.to_numpy(), axis=0)
 
 
 def average_significance(ws: Workspace, measure: str, reference: str, resamples: int = SIGNIFICANCE_RESAMPLES,
-                         slice_by: Slice | None = None) -> pd.DataFrame:
+                         slice_by: Slice | None = None, matrix: pd.DataFrame | None = None) -> pd.DataFrame:
     """The significance rows of the average column (dataset = AVERAGE): the paired t-test and randomization test
     over every evaluated query of every dataset at once, on the macro-weighted differences (macro_differences),
     so both test the difference the average row shows; Holm across strategies, as per dataset."""
-    diffs = macro_differences(ws, measure, reference, slice_by)
+    diffs = macro_differences(ws, measure, reference, slice_by, matrix)
     scores = {c: diffs[c].to_numpy() for c in diffs.columns}
     scores[reference] = np.zeros(len(diffs))
     return significance(scores, reference, resamples=resamples).reset_index().assign(dataset=AVERAGE)

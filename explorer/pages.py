@@ -18,6 +18,7 @@ import pandas as pd
 from . import views
 from .cohort import COHORT_FIELD, CohortError, clean_name, cohort_rows
 from .gap import GAP_PARTS
+from .analysis import significance_table
 from .reviewer_stats import cell_statistics
 from .scores import points
 from .workspace import Workspace
@@ -119,8 +120,10 @@ def _cohort(ws: Workspace, p: Mapping[str, str]) -> tuple[int, ...] | None:
 def overview_data(ws: Workspace, p: Mapping[str, str]) -> dict:
     measure = _measure(ws, p)
     _cohort(ws, p)  # a clear error for a cohort that cannot be read
-    view = views.overview_table(ws, measure, p.get("reference"), p.get("sig", "true") != "false", _slice(p))
-    stats = cell_statistics(ws, measure, view["reference"], slice_by=_slice(p))
+    reference = p.get("reference") or ws.manifest.get("reference", "base")
+    sig = significance_table(ws, measure, reference, slice_by=_slice(p))  # once, for the marks and the statistics
+    view = views.overview_table(ws, measure, reference, p.get("sig", "true") != "false", _slice(p), sig=sig)
+    stats = cell_statistics(ws, measure, reference, slice_by=_slice(p), sig=sig)
     for c in ("delta", "low", "high"):
         stats[c] = points(stats[c], None)
     out = {"measure": measure, "reference": view["reference"],

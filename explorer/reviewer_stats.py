@@ -35,7 +35,7 @@ def _differences(ws: Workspace, measure: str, reference: str, slice_by: Slice | 
             d = mean_difference(part[reference].to_numpy(), part[others].to_numpy().T, confidence)
             frames.append(pd.DataFrame({"dataset": ds, "strategy": others, **d}))
     if frames:
-        diffs = macro_differences(ws, measure, reference, slice_by)[others]
+        diffs = macro_differences(ws, measure, reference, slice_by, m)[others]
         d = mean_difference(np.zeros(len(diffs)), diffs.to_numpy().T, confidence)
         frames.append(pd.DataFrame({"dataset": AVERAGE, "strategy": others, **d}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[:6])
@@ -43,13 +43,15 @@ def _differences(ws: Workspace, measure: str, reference: str, slice_by: Slice | 
 
 def cell_statistics(ws: Workspace, measure: str | None = None, reference: str | None = None,
                     resamples: int = SIGNIFICANCE_RESAMPLES, slice_by: Slice | None = None,
-                    confidence: float = CONFIDENCE) -> pd.DataFrame:
+                    confidence: float = CONFIDENCE, sig: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (dataset or AVERAGE, strategy other than the reference): COLUMNS. delta, low and high are
     fractions (shown x100); p_t / p_rand are the paired t-test's and randomization test's p-values, *_holm after
-    Holm's correction across strategies; significant = both Holm-corrected p-values below 0.05."""
+    Holm's correction across strategies; significant = both Holm-corrected p-values below 0.05. `sig`: the
+    significance_table of these arguments, when the caller has it."""
     measure = ws.measure(measure)
     reference = reference or ws.manifest.get("reference", "base")
-    sig = significance_table(ws, measure, reference, resamples, slice_by=slice_by)
+    if sig is None:
+        sig = significance_table(ws, measure, reference, resamples, slice_by=slice_by)
     sig = sig.rename(columns={"system": "strategy"})
     diffs = _differences(ws, measure, reference, slice_by, confidence)
     out = diffs.merge(sig.drop(columns="delta"), on=["dataset", "strategy"], how="left")

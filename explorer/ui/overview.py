@@ -60,7 +60,8 @@ def render() -> None:
         slice_by = (COHORT_FIELD, cohort["text"])
     else:
         slice_by = _slice(ws, state.cached(views.slice_options))
-    view = state.cached(views.overview_table, measure, reference, bool(show_sig), slice_by)
+    sig = state.cached(analysis.significance_table, measure, reference, slice_by=slice_by)  # once for both
+    view = state.cached(views.overview_table, measure, reference, bool(show_sig), slice_by, sig=sig)
     if slice_by and not cohort:
         n = view["queries"]
         per = ", ".join(f"{safe.md(d)} {n[d]}" for d in ws.datasets)
@@ -68,7 +69,7 @@ def render() -> None:
                 f"queries ({per}). A dataset without any shows —; the average is over the datasets that have some.")
     st.markdown(view["markdown"])
     _table_notes(ws, view, measure)
-    _statistics(ws, measure, reference, slice_by)
+    _statistics(ws, measure, reference, slice_by, sig)
     _win_tie_loss(measure, reference, slice_by)
     _waterfall(ws, measure, reference, cohort)
     _bars(ws, measure, slice_by)
@@ -116,7 +117,7 @@ def _table_notes(ws, view: dict, measure: str) -> None:
         st.caption(" ".join(notes))
 
 
-def _statistics(ws, measure: str, reference: str, slice_by) -> None:
+def _statistics(ws, measure: str, reference: str, slice_by, sig) -> None:
     """Per cell: the tests' p-values before and after Holm, the mean difference with its 95% interval and d_z."""
     with st.expander("Statistics per cell (p-values, 95% interval, effect size)"):
         st.caption(f"Every strategy against {safe.md(reference)} per dataset and on the average: the mean paired "
@@ -124,7 +125,7 @@ def _statistics(ws, measure: str, reference: str, slice_by) -> None:
                    "standard deviation of the differences), and the p-values of the paired t-test and the paired "
                    "randomization test before and after Holm's correction across strategies. ▲/▼ in the table "
                    "above: both Holm-corrected p-values below 0.05.")
-        stats = state.cached(cell_statistics, measure, reference, slice_by=slice_by)
+        stats = state.cached(cell_statistics, measure, reference, slice_by=slice_by, sig=sig)
         columns = [*ws.datasets, analysis.AVERAGE]
         column = st.selectbox("Column", ["every column", *columns], key="overview_stats_column")
         shown = stats if column == "every column" else stats[stats["dataset"] == column]

@@ -47,8 +47,8 @@ def render() -> None:
     arrow_rows = [focus] if focus is not None else list(cohort["rows"] if cohort else [])
     arrows = (state.cached(views.expert_arrows, tuple(arrow_rows), c["method"], c["measure"])
               if c["arrows"] and arrow_rows and len(arrow_rows) <= views.MAX_ARROW_QUERIES else None)
-    fig = _figure(ws, c, tests, train, pilots, state.cached(views.map_extent, c["method"]))
-    _overlays(fig, ws, q, cohort, focus, arrows)
+    fig = _figure(ws, c, tests, train, pilots, state.cached(views.map_extent, c["method"]), _arrow_marks(arrows))
+    _overlays(fig, q, cohort, focus, arrows)
     event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
                             key="routing_map")
     _arrow_notes(arrows, arrow_rows, focus, c["arrows"])
@@ -140,14 +140,16 @@ def _notes(ws, sampled: bool) -> None:
         st.info(" ".join(notes))
 
 
-def _figure(ws, c: dict, tests, train, pilots, extent: dict) -> go.Figure:
+def _figure(ws, c: dict, tests, train, pilots, extent: dict, arrows: list[dict]) -> go.Figure:
     """The map: pilot training queries under the test queries, the pilot centroids on top; the axes span the whole
-    layout, so they stay put when a filter hides points."""
+    layout, so they stay put when a filter hides points. The centroid labels and the `arrows` are set in one layout
+    update (one add_annotation each revalidates every annotation: seconds for hundreds)."""
     experts = expert_palette(ws.encoders)
     fig = go.Figure()
     _pilot_queries(fig, ws, train, experts)
     _test_queries(fig, ws, tests, c["colour"], experts)
-    _centroids(fig, pilots, experts, (*extent["x"], *extent["y"]))
+    labels = _centroids(fig, pilots, experts, (*extent["x"], *extent["y"]))
+    fig.update_layout(annotations=[*labels, *arrows])
     axis = esc(str(c["method"]).upper())
     fig = finish(fig, f"{axis} 1", f"{axis} 2", height=HEIGHT, legend="")
     fig.update_xaxes(range=extent["x"])
@@ -159,8 +161,17 @@ def _figure(ws, c: dict, tests, train, pilots, extent: dict) -> go.Figure:
 EFFECT_COLOURS = {"better": "#2ca02c", "worse": "#d62728", "same": "#9e9e9e"}
 
 
-def _overlays(fig: go.Figure, ws, q, cohort, focus: int | None, arrows) -> None:
-    """On top of the map: the cohort's queries ringed, the found query marked, and the expert arrows."""
+def _arrow_marks(arrows) -> list[dict]:
+    """The expert arrows as annotations: from the query's point to where the expert moves it."""
+    if arrows is None:
+        return []
+    return [dict(x=r.x1, y=r.y1, ax=r.x0, ay=r.y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+                 arrowhead=2, arrowsize=1.2, arrowwidth=1.6, arrowcolor=EFFECT_COLOURS[r.effect], text="")
+            for r in arrows.itertuples()]
+
+
+def _overlays(fig: go.Figure, q, cohort, focus: int | None, arrows) -> None:
+    """On top of the map: the cohort's queries ringed, the found query marked, and the expert arrows' ends."""
     pos = q.set_index("row")[["x", "y"]]
     if cohort:
         ringed = pos.reindex([r for r in cohort["rows"] if r in pos.index])
@@ -168,10 +179,6 @@ def _overlays(fig: go.Figure, ws, q, cohort, focus: int | None, arrows) -> None:
                                  marker=dict(size=15, color="rgba(0,0,0,0)", line=dict(width=2, color="black")),
                                  hoverinfo="skip"))
     if arrows is not None and len(arrows):
-        for r in arrows.itertuples():
-            fig.add_annotation(x=r.x1, y=r.y1, ax=r.x0, ay=r.y0, xref="x", yref="y", axref="x", ayref="y",
-                               showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=1.6,
-                               arrowcolor=EFFECT_COLOURS[r.effect], text="")
         one = arrows["row"].nunique() == 1  # one query: the experts that change its score are named
         fig.add_trace(go.Scatter(
             x=arrows["x1"], y=arrows["y1"], mode="markers+text" if one else "markers", name="expert arrows",
@@ -267,11 +274,11 @@ def _test_queries(fig: go.Figure, ws, tests, colour: str, experts: dict) -> None
             text=part["hover"], hovertemplate="%{text}<extra></extra>"))
 
 
-def _centroids(fig: go.Figure, pilots, experts: dict, span: tuple[float, float, float, float]) -> None:
+def _centroids(fig: go.Figure, pilots, experts: dict, span: tuple[float, float, float, float]) -> list[dict]:
     """Pilot centroids: labelled beside the marker where a label fits clear of every other label and marker
-    (place_labels); the others keep their colour and hover (expert, dataset)."""
+    (place_labels); the others keep their colour and hover (expert, dataset). Returns the labels (annotations)."""
     if pilots.empty:
-        return
+        return []
     fig.add_trace(go.Scatter(
         x=pilots["x"], y=pilots["y"], mode="markers", name="pilot centroids",
         marker=dict(size=22, symbol="diamond", color=[experts.get(e, OTHER_COLOUR) for e in pilots["expert"]],
@@ -282,6 +289,7 @@ def _centroids(fig: go.Figure, pilots, experts: dict, span: tuple[float, float, 
         hovertemplate="%{hovertext}<extra></extra>"))
     big = pilots.sort_values("size", ascending=False)  # the largest centroids get the first places
     spots = place_labels(list(zip(big["x"], big["y"])), [str(e) for e in big["expert"]], span, PLOT_PX)
+    labels = []
     for r, spot in zip(big.itertuples(), spots):
         if spot is None:
             continue
@@ -289,10 +297,11 @@ def _centroids(fig: go.Figure, pilots, experts: dict, span: tuple[float, float, 
         common = dict(x=r.x, y=r.y, text=esc(r.expert), font=dict(size=11, color="#222"),
                       bgcolor="rgba(255,255,255,0.8)", borderpad=1)
         if far:
-            fig.add_annotation(**common, showarrow=True, ax=dx, ay=dy, arrowhead=0, arrowwidth=0.8,
-                               arrowcolor="#666", standoff=11)
+            labels.append(dict(**common, showarrow=True, ax=dx, ay=dy, arrowhead=0, arrowwidth=0.8,
+                               arrowcolor="#666", standoff=11))
         else:
-            fig.add_annotation(**common, showarrow=False, xshift=dx, yshift=-dy)
+            labels.append(dict(**common, showarrow=False, xshift=dx, yshift=-dy))
+    return labels
 
 
 def _selected_rows(event) -> list[int]:

@@ -15,7 +15,8 @@ REFERENCE_MARK = "◆"  # beside the reference strategy's name in the Overview t
 
 
 def overview_table(ws: Workspace, measure: str, reference: str | None = None, with_marks: bool = True,
-                   slice_by: tuple[str, str] | None = None, resamples: int = 2000) -> dict:
+                   slice_by: tuple[str, str] | None = None, resamples: int = 2000, sig: pd.DataFrame | None = None
+                   ) -> dict:
     """The Overview: the dataset x strategy table (on a slice of the queries if given) with every real strategy
     tied for best in bold (at the shown precision), the significance marks, the instance-oracle gap (negative
     where the oracle, which picks each query's expert by the label measure, scores below a real strategy under `measure`:
@@ -26,7 +27,9 @@ def overview_table(ws: Workspace, measure: str, reference: str | None = None, wi
 
     table = summary(ws, measure, slice_by=slice_by)  # rows datasets (+ average), columns strategies
     reference = reference or ws.manifest.get("reference", "base")
-    marks = sig_marks(significance_table(ws, measure, reference, resamples, slice_by=slice_by)) if with_marks else {}
+    if with_marks and sig is None:  # `sig`: the significance_table of these arguments, when the caller has it
+        sig = significance_table(ws, measure, reference, resamples, slice_by=slice_by)
+    marks = sig_marks(sig) if with_marks else {}
     real = [s for s in real_strategies(ws) if s in table.columns]
     best = tied_best(table, real)
     oracle = instance_oracle(ws)
