@@ -81,14 +81,19 @@ def _clickable(table: pd.DataFrame, rows: list[int], docs: list[str], dataset: s
                  on_select=partial(_open, key, rows, docs, dataset), column_config=config)
 
 
+def _section(title: str, frame: pd.DataFrame, empty: str, caption: str) -> bool:
+    """A section's heading and what it shows, or why it is empty (then False)."""
+    st.subheader(title)
+    st.caption(empty if frame.empty else caption)
+    return not frame.empty
+
+
 def _missed(ws, view: dict) -> None:
-    st.subheader("Found by no encoder")
     missed = view["missed"]
-    if missed.empty:
-        st.caption(f"Every relevant pair is in some encoder's top {TOP_K}.")
+    if not _section("Found by no encoder", missed, f"Every relevant pair is in some encoder's top {TOP_K}.",
+                    f"Relevant documents that no encoder, the base model included, puts in its top {TOP_K} for the "
+                    "query that judges them: what no routing among these experts can recover."):
         return
-    st.caption(f"Relevant documents that no encoder, the base model included, puts in its top {TOP_K} for the "
-               "query that judges them: what no routing among these experts can recover.")
     text = ws.queries.set_index("row").loc[missed["row"], "text"].to_numpy()
     table = pd.DataFrame({"qid": missed["qid"], "doc": missed["doc_id"], "grade": missed["grade"],
                           "title": missed["title"].map(safe.text), "query": text})
@@ -97,15 +102,14 @@ def _missed(ws, view: dict) -> None:
 
 
 def _documents(ws, view: dict) -> None:
-    st.subheader("Documents each expert gains or loses against base")
     docs = view["documents"]
-    if docs.empty:
-        st.caption(f"No expert moves a relevant document into or out of base's top {TOP_K} on these queries.")
+    if not _section("Documents each expert gains or loses against base", docs,
+                    f"No expert moves a relevant document into or out of base's top {TOP_K} on these queries.",
+                    f"Per expert, the relevant documents it most often brings into its top {TOP_K} when base misses "
+                    "them (gains), and most often drops when base finds them (losses), over the queries that judge "
+                    f"them relevant (net = gained − lost; up to {view['listed']} each way). A click opens one query "
+                    "where the document moved."):
         return
-    st.caption(f"Per expert, the relevant documents it most often brings into its top {TOP_K} when base misses "
-               f"them (gains), and most often drops when base finds them (losses), over the queries that judge them "
-               f"relevant (net = gained − lost; up to {view['listed']} each way). A click opens one query where the "
-               "document moved.")
     experts = list(dict.fromkeys(docs["expert"]))
     expert = st.selectbox("Expert", experts, key="comp_expert")
     part = docs[docs["expert"] == expert]
