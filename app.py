@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -19,6 +21,17 @@ from explorer.ui.style import chips, expert_palette  # noqa: E402
 from explorer.workspace import WorkspaceError  # noqa: E402
 
 log = get_logger("explorer.app")
+SHOWN = 120  # characters of a typed path (or any unbroken run) shown back in a message: a 5,000-character one is cut
+
+
+def cut(text: object, path: str = "") -> str:
+    """A message for the sidebar with the typed `path` (and any other run of SHOWN+ characters without a space)
+    cut in its middle, so a long path is never echoed whole."""
+    short = lambda s: s if len(s) <= SHOWN else f"{s[:SHOWN * 2 // 3]}…{s[-SHOWN // 3:]}"  # noqa: E731
+    text = str(text)
+    for form in sorted({path, path.strip(), str(Path(path).expanduser())} - {""}, key=len, reverse=True):
+        text = text.replace(form, short(form))
+    return re.sub(rf"\S{{{SHOWN + 1},}}", lambda m: short(m.group(0)), text)
 st.set_page_config(page_title="Router Explorer", page_icon="🔀", layout="wide")
 state.preload()  # torch & co. imported once, before any session's page can import them half-way
 
@@ -54,15 +67,15 @@ with st.sidebar:
         if building:
             st.info(safe.md(err))
         else:
-            st.error(f"Cannot open this workspace. {safe.md(err)}")
+            st.error(f"Cannot open this workspace. {safe.md(cut(err, path))}")
     except OSError as err:
         ws = None
-        st.error(f"Cannot read {safe.md(repr(path))}: {safe.md(err)}")
+        st.error(f"Cannot read {safe.md(cut(repr(path)))}: {safe.md(cut(err.strerror or err, path))}")
     except Exception as err:  # noqa: BLE001 - a hostile or broken workspace must not take the app down
         ws = None
-        log.exception("Could not open the workspace %r", path)
-        st.error(f"Cannot open this workspace: {safe.md(state.one_line(err))}. Rebuild it with `explorer build`, "
-                 "or give another folder.")
+        log.exception("Could not open the workspace %r", cut(path))
+        st.error(f"Cannot open this workspace: {safe.md(cut(state.one_line(err), path))}. Rebuild it with "
+                 "`explorer build`, or give another folder.")
     state.set_workspace(ws)
     if ws is not None:
         st.caption(summary)

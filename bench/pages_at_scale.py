@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         path = args.out / f"ws_{n}"
         shutil.rmtree(path, ignore_errors=True)
         t = time.perf_counter()
-        synthetic_workspace(path, n_eval=n, n_datasets=args.datasets, with_map=True)
+        synthetic_workspace(path, n_eval=n, n_datasets=args.datasets, with_runs=False, with_map=True)  # runs below
         add_runs(path)
         add_judgements(path)
         made = time.perf_counter() - t

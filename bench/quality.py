@@ -273,6 +273,7 @@ def report(ws: Workspace, figures: Path, resamples: int = 2000, command: str = "
         "it is a second model (all-mpnet-base-v2: 109M parameters), of which only the map is trained.",
         expert_table(ws),
     ]
+    parts += _mixing(ws, resamples)
     others = other_methods(ws)
     if others:
         parts += ["### DDR and ERA beside the LoRA experts",
@@ -280,6 +281,17 @@ def report(ws: Workspace, figures: Path, resamples: int = 2000, command: str = "
                   "budget), DDR's learned router mixing every prefix (soft) or the top 2, ERA's query adapters "
                   "(alignment only, and alignment then labelled pairs), and RouterRetriever's pilot-mean.", others]
     return "\n\n".join(parts)
+
+
+def _mixing(ws: Workspace, resamples: int) -> list[str]:
+    from .mixing import chosen_on_pilots, summary_table
+
+    return ["### Choose or mix",
+            "Every strategy by group, averaged over the nine datasets: nDCG@10 and R@100 ×100, the difference "
+            "with base, per-query wins / ties / losses against base, the datasets where the difference is "
+            "significant (Holm), and the share of the instance oracle's gap over base it closes "
+            "(`python -m bench.mixing` gives the same table for any workspace).",
+            summary_table(ws, resamples), "Chosen on the pilot queries:", chosen_on_pilots(ws)]
 
 
 def main() -> None:

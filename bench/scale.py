@@ -209,7 +209,7 @@ def workspace_part(sizes: tuple[int, ...], repeats: int, out_dir: Path) -> tuple
     for i, n_eval in enumerate(sizes):
         path = out_dir / f"workspace_{n_eval}"
         shutil.rmtree(path, ignore_errors=True)
-        synthetic_workspace(path, n_eval=n_eval)
+        synthetic_workspace(path, n_eval=n_eval, with_runs=False)  # add_runs gives it runs
         r = {"n_eval": n_eval, "tables_bytes": folder_bytes(path)}
         add_runs(path)
         r["total_bytes"] = folder_bytes(path)

@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from explorer.data import load_beir  # noqa: E402
 from explorer.base_model import resolve_base  # noqa: E402
 from explorer.encoders import Encoder  # noqa: E402
-from explorer.capabilities import OWN_ENCODER  # noqa: E402
+from explorer.capabilities import LEXICAL, OWN_ENCODER  # noqa: E402
 from explorer.workspace import Workspace  # noqa: E402
 
 from .markdown import table  # noqa: E402
@@ -40,9 +40,10 @@ SHARED = ROOT.parent / "shared" / "data"
 
 def shared_base_experts(ws: Workspace) -> list[tuple[str, str, str]]:
     """(name, folder, kind) of every expert living inside the base model (LoRA, prefix): kinds that encode queries
-    themselves (ERA) bring a second model by design, so they are left out of the memory and base-pass figures."""
+    themselves (ERA) bring a second model by design, and lexical ones (BM25) none, so both are left out of the
+    memory and base-pass figures."""
     return [(e["name"], str(ws.adapter_dir(e["name"])), e["kind"]) for e in ws.experts
-            if OWN_ENCODER not in e["capabilities"]]
+            if OWN_ENCODER not in e["capabilities"] and LEXICAL not in e["capabilities"]]
 
 
 def encode_throughput(texts: list[str], repeats: int, experts: list[tuple[str, str, str]] | None) -> str:
@@ -150,14 +151,14 @@ def live_latency(ws: Workspace, dataset: str, n_queries: int) -> str:
     router and the map position too) against the floor: two plain forward passes and one faiss search."""
     import faiss
     import torch
-    from sentence_transformers import SentenceTransformer
 
     from explorer.live import LiveRouter
+    from explorer.model_folders import load_model
 
     torch.set_num_threads(1)  # as the app runs it: one thread per query, sessions in parallel
     faiss.omp_set_num_threads(1)
     router = LiveRouter.open(ws)
-    plain = SentenceTransformer(resolve_base(ws.manifest["base_model"]["name"]), device="cpu")
+    plain = load_model(ws.manifest["base_model"]["name"])  # the workspace's base: the one rule of every loader
     plain.max_seq_length = ws.manifest["base_model"].get("max_seq_length", 256)
     index = router._index(dataset)
     texts = ws.eval_rows(dataset)["text"].tolist()[:n_queries]

@@ -7,14 +7,18 @@ stored tables: no model is touched.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from .cohort import COHORT_FIELD, cohort_rows
 from .data import JUDGED_TRAIN
-from .evaluation import significance
-from .routing import Decision, RoutingContext, all_strategies, routing_context
+from .evaluation import per_query, run_dict, significance
+from .fusion import pool_of, run_arrays
+from .pilot import FIXED_RULES
+from .rankmetrics import evaluate_ranks, judged_columns, judgements_for, supported
+from .routing import Decision, RoutingContext, all_strategies, chosen_settings, routing_context
 from .workspace import Workspace
 
 AVERAGE = "average"
@@ -59,10 +63,18 @@ def summary(ws: Workspace, measure: str | None = None, slice_by: Slice | None = 
     table = sm.pivot_table(index="dataset", columns="strategy", values=measure, aggfunc="mean")
     table = table.reindex(index=ws.datasets, columns=ws.strategies)
     zero_shot = ws.zero_shot_datasets
-    table.loc[AVERAGE] = table.mean(axis=0)
+    table.loc[AVERAGE] = macro_average(table)
     if zero_shot:
-        table.loc[ZERO_SHOT_AVERAGE] = table.loc[zero_shot].mean(axis=0)
+        table.loc[ZERO_SHOT_AVERAGE] = macro_average(table.loc[zero_shot])
     return table
+
+
+def macro_average(table: pd.DataFrame) -> pd.Series:
+    """The mean over datasets (rows) of every column; NaN for a column without a score on a dataset where others
+    have one (a run read from a file that ranks only some datasets: its mean would not be over the same ones)."""
+    empty = table.isna().all(axis=1).to_numpy()[:, None]  # a dataset nobody scores on (a slice without its queries)
+    partial = ~(table.notna().to_numpy() | empty).all(axis=0)
+    return table.mean(axis=0).where(~partial)
 
 
 def summary_columns(ws: Workspace) -> list[str]:
@@ -141,16 +153,24 @@ def significance_tables(ws: Workspace, reference: str) -> list[tuple[str, str, i
 
 
 def compute_significance(ws: Workspace, measure: str, reference: str, resamples: int = SIGNIFICANCE_RESAMPLES,
-                         slice_by: Slice | None = None) -> pd.DataFrame:
-    """significance_table computed from the per-query scores (what the build stores for every measure)."""
+                         slice_by: Slice | None = None, datasets: list[str] | None = None) -> pd.DataFrame:
+    """significance_table computed from the per-query scores (what the build stores for every measure); only for
+    `datasets` when given (each dataset's table is its own: Holm corrects across strategies within it), else with
+    the average column's rows (average_significance)."""
     matrix = per_query_matrix(ws, measure, slice_by=slice_by)  # read once, split by dataset
-    datasets = ws.queries.set_index("row")["dataset"].reindex(matrix.index).to_numpy()
+    of_row = ws.queries.set_index("row")["dataset"].reindex(matrix.index).to_numpy()
     frames = []
-    for ds in ws.datasets:
-        m = matrix[datasets == ds]
-        t = significance({c: m[c].to_numpy() for c in m.columns}, reference, resamples=resamples)
+    for ds in datasets or ws.datasets:
+        m = matrix[of_row == ds]
+        scored = [c for c in m.columns if m[c].notna().any()]  # a run from a file is tested where it ranks
+        if reference not in scored:
+            continue
+        t = significance({c: m[c].to_numpy() for c in scored}, reference, resamples=resamples)
         frames.append(t.reset_index().assign(dataset=ds))
-    frames.append(average_significance(ws, measure, reference, resamples, slice_by, matrix))
+    if not frames:
+        return significance({reference: np.zeros(0)}, reference).reset_index().assign(dataset=[])
+    if datasets is None:
+        frames.append(average_significance(ws, measure, reference, resamples, slice_by, matrix))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -158,9 +178,14 @@ def macro_differences(ws: Workspace, measure: str, reference: str, slice_by: Sli
                       matrix: pd.DataFrame | None = None) -> pd.DataFrame:
     """Evaluated rows x strategies (the reference left out): each query's difference to the reference weighted by
     N / (D n_d) (N queries, D datasets with queries, n_d those of its dataset), so that a column's plain mean is the
-    macro average difference the score tables' average row shows. `matrix`: per_query_matrix(ws, measure,
-    slice_by=slice_by), when the caller has it."""
+    macro average difference the score tables' average row shows. Only the strategies that score every query: a run
+    from a file that ranks some datasets has no average (analysis.macro_average), so nothing to test there; none
+    at all when the reference is such a run. `matrix`: per_query_matrix(ws, measure, slice_by=slice_by), when the
+    caller has it."""
     m = per_query_matrix(ws, measure, slice_by=slice_by) if matrix is None else matrix
+    m = m.loc[:, m.notna().all(axis=0)]
+    if reference not in m.columns:
+        return m.iloc[:, :0]
     datasets = ws.queries.set_index("row")["dataset"].reindex(m.index)
     weight = len(m) / (datasets.nunique() * datasets.map(datasets.value_counts()))
     return m.drop(columns=reference).sub(m[reference], axis=0).mul(weight.to_numpy(), axis=0)
@@ -203,15 +228,15 @@ def win_tie_loss(ws: Workspace, measure: str | None = None, reference: str | Non
     datasets = ws.queries.set_index("row")["dataset"].reindex(m.index)
     others = [s for s in ws.strategies if s != reference]
     diff = m[others].to_numpy() - m[[reference]].to_numpy()
-    sign = np.where(diff > tolerance, 1, np.where(diff < -tolerance, -1, 0))
-    rows = []
+    sign = np.where(diff > tolerance, 1, np.where(diff < -tolerance, -1, np.where(np.isnan(diff), 2, 0)))
+    rows = []  # sign 2: no pair (a run read from a file on a dataset it does not rank) counts nowhere
     for ds in [*ws.datasets, ALL_QUERIES]:
         pick = np.ones(len(m), bool) if ds == ALL_QUERIES else (datasets == ds).to_numpy()
         s = sign[pick]
         for j, name in enumerate(others):
-            rows.append({"dataset": ds, "strategy": name, "wins": int((s[:, j] > 0).sum()),
-                         "ties": int((s[:, j] == 0).sum()), "losses": int((s[:, j] < 0).sum()),
-                         "queries": int(pick.sum())})
+            rows.append({"dataset": ds, "strategy": name, "wins": int((s[:, j] == 1).sum()),
+                         "ties": int((s[:, j] == 0).sum()), "losses": int((s[:, j] == -1).sum()),
+                         "queries": int((s[:, j] != 2).sum())})
     return pd.DataFrame(rows, columns=["dataset", "strategy", "wins", "ties", "losses", "queries"])
 
 
@@ -235,8 +260,9 @@ def _choice_scores(ws: Workspace, experts: list[str], measure: str | None = None
     """Evaluated rows x `experts`: each expert's own per-query score."""
     measure = ws.measure(measure)
     m = ws.metric_rows(list(experts))
-    m = m[m["row"].isin(ws.eval_rows()["row"])]
-    return m.pivot(index="row", columns="system", values=measure).reindex(columns=experts)
+    rows = pd.Index(ws.eval_rows()["row"], name="row")  # every evaluated query, even with no expert to choose
+    m = m[m["row"].isin(rows)]
+    return m.pivot(index="row", columns="system", values=measure).reindex(index=rows, columns=experts)
 
 
 def oracle_weights(ws: Workspace, strategy: str, measure: str | None = None) -> pd.DataFrame:
@@ -247,6 +273,22 @@ def oracle_weights(ws: Workspace, strategy: str, measure: str | None = None) -> 
     values = cand.to_numpy()
     best = np.isclose(values, np.nanmax(values, axis=1, keepdims=True), atol=1e-9) & ~np.isnan(values)
     return pd.DataFrame(best / np.maximum(best.sum(axis=1, keepdims=True), 1), index=cand.index, columns=cand.columns)
+
+
+def weights_label(weights: Mapping[str, float]) -> str:
+    """One expert's name for a hard choice; 'mix: a 0.60 · b 0.40' (largest first; '<0.01' for a weight that
+    rounds to 0) for a mixture: a mixed decision is never shown as a single choice."""
+    kept = sorted(((n, float(w)) for n, w in weights.items() if w > 0), key=lambda kv: -kv[1])
+    if len(kept) == 1 and np.isclose(kept[0][1], 1.0):
+        return kept[0][0]
+    return "mix: " + " · ".join(f"{n} {w:.2f}" if w >= 0.005 else f"{n} <0.01" for n, w in kept)
+
+
+def decision_labels(ws: Workspace, decisions: pd.DataFrame) -> pd.Series:
+    """Each decision row (strategy, row, weight:<encoder>...) as weights_label text, indexed like `decisions`."""
+    values = decisions[[f"weight:{e}" for e in ws.systems]].to_numpy(dtype=float)
+    return pd.Series([weights_label(dict(zip(ws.systems, np.nan_to_num(w)))) for w in values],
+                     index=decisions.index, dtype=object)
 
 
 def query_table(ws: Workspace, strategy: str, measure: str | None = None) -> pd.DataFrame:
@@ -260,13 +302,19 @@ def query_table(ws: Workspace, strategy: str, measure: str | None = None) -> pd.
     sm = ws.strategy_metric_rows([strategy]).set_index("row")[measure]
     base = ws.metric_rows(["base"]).set_index("row")[measure]
     q = ws.eval_rows().set_index("row")
+    q = q[q.index.isin(d.index)]  # the queries it decides (a run read from a file: those of its datasets)
+    d = d.reindex(q.index)
+    cand = cand.reindex(q.index)
+    best = best.reindex(q.index)
     out = pd.DataFrame({
         "dataset": q["dataset"], "qid": q["qid"], "text": q["text"], "kind": q["kind"],
-        "routed": d["chosen"], "oracle": cand.idxmax(axis=1), "routed_score": sm, "oracle_score": best,
+        "routed": d["chosen"], "oracle": cand.idxmax(axis=1) if cand.shape[1] else None, "routed_score": sm,
+        "oracle_score": best,
         "base_score": base.reindex(q.index), "margin": d["margin"]})
     out["regret"] = out["oracle_score"] - out["routed_score"]
-    weights = d[[f"weight:{e}" for e in ws.encoders]].to_numpy()
-    out["primary"] = np.asarray(ws.encoders)[weights.argmax(axis=1)]  # a mixture is judged by its largest weight
+    weights = d[[f"weight:{e}" for e in ws.systems]].to_numpy()
+    out["primary"] = np.asarray(ws.systems)[weights.argmax(axis=1)]  # a mixture is judged by its largest weight
+    out["decision"] = decision_labels(ws, d)  # in words: the expert, or the mixture's weights
     is_best = np.isclose(cand.to_numpy(), best.to_numpy()[:, None], atol=1e-9)
     col = {c: j for j, c in enumerate(cand.columns)}
     out["correct"] = [bool(is_best[i, col[c]]) if c in col else False for i, c in enumerate(out["primary"])]
@@ -290,9 +338,9 @@ def routing_report(ws: Workspace, strategy: str, measure: str | None = None) -> 
 def selection_matrix(ws: Workspace, strategy: str) -> pd.DataFrame:
     """Dataset x encoder: the share of each dataset's queries sent to each encoder (mixtures count by weight)."""
     d = ws.decision_rows([strategy]).merge(ws.queries[["row", "dataset"]], on="row")
-    cols = [f"weight:{e}" for e in ws.encoders]
+    cols = [f"weight:{e}" for e in ws.systems]
     m = d.groupby("dataset")[cols].mean().reindex(ws.datasets)
-    m.columns = ws.encoders
+    m.columns = ws.systems
     return m.loc[:, (m > 0).any(axis=0)]
 
 
@@ -309,9 +357,9 @@ class WhatIf:
         q = ws.queries
         roles = q["role"].to_numpy()
         measures = ws.measures
-        cube = np.zeros((len(ws.encoders), len(q), len(measures)))
+        cube = np.zeros((len(ws.systems), len(q), len(measures)))
         m = ws.metrics
-        enc_index = {e: i for i, e in enumerate(ws.encoders)}
+        enc_index = {e: i for i, e in enumerate(ws.systems)}
         cube[m["system"].map(enc_index).to_numpy(), m["row"].to_numpy()] = m[measures].to_numpy()
         ev = np.flatnonzero(roles == "eval")
         ds = q["dataset"].to_numpy().astype(object)
@@ -320,8 +368,8 @@ class WhatIf:
         stored = {}
         for name, frame in ws.decisions.groupby("strategy", sort=False):
             frame = frame.set_index("row").reindex(ev)
-            stored[name] = Decision(weights=frame[[f"weight:{e}" for e in ws.encoders]].to_numpy(dtype=float),
-                                    scores=frame[[f"score:{e}" for e in ws.encoders]].to_numpy(dtype=float),
+            stored[name] = Decision(weights=frame[[f"weight:{e}" for e in ws.systems]].to_numpy(dtype=float),
+                                    scores=frame[[f"score:{e}" for e in ws.systems]].to_numpy(dtype=float),
                                     margin=frame["margin"].to_numpy(dtype=float))
         sm = ws.strategy_metrics
         strat_values = {n: f.set_index("row").reindex(ev)[measures].to_numpy() for n, f in sm.groupby("strategy")}
@@ -330,20 +378,73 @@ class WhatIf:
                 "multitask": next((e["name"] for e in ws.experts if e["multi_task"]), None),
                 "datasets_eval": ds[ev]}
 
-    def context(self, enabled: list[str]) -> RoutingContext:
+    def context(self, enabled: list[str], typed: bool = False) -> RoutingContext:
         """The build's routing context with only the `enabled` experts (and the base) as candidates and own
-        experts; every expert's record stays, so strategies keep their stored columns (masked ones stay masked)."""
+        experts; every expert's record stays, so strategies keep their stored columns (masked ones stay masked).
+        Runs read from files stay candidates, except for a `typed` query (live routing), which they never ranked."""
         a, ws = self._arrays, self.ws
         q = ws.queries
-        return routing_context(ws.encoders, ws.experts,
-                               [c for c in ws.candidates if c == "base" or c in enabled],
+        routing = dict(ws.manifest["routing"])
+        if routing.get("ties") == "auto" and routing.get("ties_chosen") in FIXED_RULES:
+            routing["ties"] = routing["ties_chosen"]  # the build chose it on the pilot queries: not chosen again
+        experts = set(ws.encoders[1:])
+        keep = [c for c in ws.candidates if c == "base" or c in enabled or (c not in experts and not typed)]
+        return routing_context(ws.systems, ws.experts, keep,
                                {d: e for d, e in ws.own_expert.items() if e in enabled}, a["base"],
-                               q["dataset"].to_numpy(), q["role"].to_numpy(), a["cube"][:, :, a["nd"]].T,
-                               ws.manifest["routing"])
+                               q["dataset"].to_numpy(), q["role"].to_numpy(), a["cube"][:, :, a["nd"]].T, routing)
+
+    @cached_property
+    def _pool(self) -> dict:
+        """For strategies that fuse runs: every encoder's run of the evaluated queries, gathered once (pool
+        position = evaluated query), and their judgements (the what-if scores fused rankings, it routes nothing)."""
+        ws, ev = self.ws, self._arrays["eval"]
+        depth = int(ws.manifest.get("index", {}).get("depth", 100))
+        docs, scores = run_arrays(ws.run_rows(ws.systems, ev), ws.systems, len(ws.queries), depth)
+        datasets = ws.queries["dataset"].to_numpy().astype(object)[ev]
+        ids = {d: ws.docs(d)["doc_id"].tolist() for d in dict.fromkeys(datasets.tolist())}
+        queries = ws.queries.iloc[ev][["qid", "dataset", "role"]].assign(row=np.arange(len(ev)))
+        return {"pool": pool_of(docs[:, ev], scores[:, ev], datasets, ids), "depth": depth,
+                "judged": judgements_for(ws.qrels_table, queries, ids, ("eval",)), "ids": ids, "queries": queries}
+
+    def _fused_values(self, dec: Decision, measure: str, stored: Decision, stored_values: np.ndarray) -> np.ndarray:
+        """`measure` of every evaluated query under a decision whose mixtures fuse runs: a hard choice reads the
+        stored metrics, a mixture the build stored as it is reads its stored value, any other mixture is fused
+        here and scored from where its judged documents land (on arrays; ir_measures for other measures)."""
+        a, p = self._arrays, self._pool
+        chosen = dec.chosen
+        values = a["cube"][np.maximum(chosen, 0), a["eval"], self.ws.measures.index(measure)].copy()
+        same = np.all(dec.weights == stored.weights, axis=1)
+        values[(chosen < 0) & same] = stored_values[(chosen < 0) & same]
+        mixed = np.flatnonzero((chosen < 0) & ~same)
+        if not len(mixed):
+            return values
+        if not supported(measure):
+            docs, scores = p["pool"].run(dec.weights[mixed], dec.fusion, p["depth"], mixed)
+            values[mixed] = self._per_query(measure, mixed, docs, scores)
+            return values
+        if "relevant" not in p:  # each evaluated query's judged documents among its runs' documents
+            p["relevant"] = judged_columns(p["judged"], np.arange(p["pool"].shape[0]), p["pool"].union)
+        cols, grades = p["relevant"]
+        fused = p["pool"].fuse(dec.weights[mixed], dec.fusion, None if len(mixed) == len(chosen) else mixed)
+        ranks = p["pool"].ranks_of(fused, cols[mixed])
+        values[mixed] = evaluate_ranks(measure, ranks, grades[mixed], p["judged"], mixed, p["depth"])
+        return values
+
+    def _per_query(self, measure: str, at: np.ndarray, docs: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """ir_measures on fused runs, for a measure not computed on arrays."""
+        q = self._pool["queries"].iloc[at]
+        out = np.zeros(len(at))
+        for name in dict.fromkeys(q["dataset"].tolist()):
+            mine = np.flatnonzero(q["dataset"].to_numpy() == name)
+            qids = q["qid"].to_numpy()[mine].tolist()
+            run = run_dict(qids, self._pool["ids"][name], docs[mine], np.nan_to_num(scores[mine]))
+            out[mine] = per_query(self.ws.qrels(name), run, [measure], qids)[measure].reindex(qids).fillna(0).to_numpy()
+        return out
 
     def run(self, enabled: list[str], measure: str | None = None) -> tuple[pd.DataFrame, dict]:
         """(dataset x strategy table of `measure` with the average row, {strategy: chosen encoder column per
-        evaluated query}). Strategies whose fixed expert is switched off are left out."""
+        evaluated query, -1 for a mixture}). Strategies whose fixed expert is switched off are left out; those
+        that fuse runs fuse the experts still on again."""
         measure = self.ws.measure(measure)
         a, ws = self._arrays, self.ws
         ctx = self.context(enabled)
@@ -352,21 +453,30 @@ class WhatIf:
         emb = a["base"][ev]
         cols, choices = {}, {}
         routers = all_strategies(ws.encoders, a["multitask"], ws.strategies,
-                                 ws.manifest["routing"].get("variants"))
+                                 ws.manifest["routing"].get("variants"), chosen=chosen_settings(ws.manifest),
+                                 external=ws.external_datasets)
         off = [ws.encoders.index(e) for e in ws.encoders[1:] if e not in enabled]
         for router in routers:
             if not router.available(ctx):
+                continue
+            if router.fusion(ctx) is not None:
+                dec = router.what_if_decision(ctx, emb, a["stored"][router.name], off)
+                if dec is None:
+                    continue
+                stored = a["stored"][router.name]
+                cols[router.name] = self._fused_values(dec, measure, stored, a["strat_values"][router.name][:, mi])
+                choices[router.name] = dec.chosen
                 continue
             chosen = router.what_if(ctx, emb, a["stored"][router.name], off)
             if chosen is None:
                 continue
             values = np.where(chosen >= 0, a["cube"][np.maximum(chosen, 0), ev, mi], a["strat_values"][router.name][:, mi])
-            cols[router.name] = values
+            cols[router.name] = np.where(router.covers(a["datasets_eval"]), values, np.nan)  # a run from a file
             choices[router.name] = chosen
         frame = pd.DataFrame(cols)
         frame["dataset"] = a["datasets_eval"]
         table = frame.groupby("dataset", sort=False).mean().reindex(ws.datasets)
-        table.loc[AVERAGE] = table.mean(axis=0)
+        table.loc[AVERAGE] = macro_average(table)
         if ws.zero_shot_datasets:
-            table.loc[ZERO_SHOT_AVERAGE] = table.loc[ws.zero_shot_datasets].mean(axis=0)
+            table.loc[ZERO_SHOT_AVERAGE] = macro_average(table.loc[ws.zero_shot_datasets])
         return table, choices

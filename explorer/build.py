@@ -25,28 +25,36 @@ from tqdm.auto import tqdm
 
 from . import WORKSPACE_FORMAT_VERSION, __version__
 from .base_model import base_fingerprint
+from .capabilities import LEXICAL
 from .chunked import ChunkedFlat, encode_chunked
-from .config import BuildConfig, DatasetSpec, ExpertSpec, load_config
+from .config import BuildConfig, DatasetSpec, ExpertSpec, config_error, load_config
 from .data import JUDGED_TRAIN, NOT_A_FOLDER, BeirDataset, DataError, Problem, load_beir, path_kind, split_judged
 from .encoders import Encoder
 from .engines import corpus_devices, ray_encoder
 from .analysis import significance_tables
 from .evaluation import per_query, run_dict
 from .experts import EXPERT_KINDS
-from .index import ON_DISK, build_index, resolve_kind, save_index, search, tune_ivf
-from .ondisk import INDEX_FILE, build_ivf_on_disk, on_disk_of_size
+from .fusion import pool_of, run_arrays
+from .index import ON_DISK, Run, build_index, resolve_kind, save_index, search, tune_ivf
+from .lexical import LexicalError, build_lexical, indexable, load_lexical, save_lexical
+from .ondisk import build_ivf_on_disk, on_disk_of_size
 from .names import SystemName
 from .pilot import TIE_RULES
 from .projection import pca_layout, umap_layout
+from .rankmetrics import judgements_for
 from .routing import all_strategies, routing_context
+from .runs import ImportedRun, RunTarget, import_run
+from .settings import Problems
 from .stages import (BUILD_STAGES, StageLog, Stages, array_of_rows, content_key, finish_dir, index_of_size,
-                     partial_dir, save_array_atomically)
+                     partial_dir, save_array_atomically, sound_entry)
 from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
-from .workspace import META_PREFIX, Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, atomic_write, check_output
+from .workspace import (META_PREFIX, Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, atomic_write,
+                        check_output, check_writable)
 
 __all__ = ["build", "BUILD_STAGES", "StageLog", "QuerySet"]
 
 PILOT_CROP_SEED_OFFSET = 7919  # pilot pseudo-queries use other crops than training
+FINGERPRINTS = "fingerprints.json"  # in cache_dir: the base model's large files' digests by path, size and mtime
 _hash = content_key
 
 
@@ -56,7 +64,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     terminal; in a log each stage and each finished item print one line. `status` receives each stage's progress."""
     cfg = config if isinstance(config, BuildConfig) else load_config(config)
     b = Build(cfg, Path(out), StageLog(echo=echo, status=status), progress and sys.stderr.isatty())
-    for stage in (b.read_datasets, b.prepare_output, b.load_encoder, b.encode_corpora, b.train_experts,
+    for stage in (b.read_datasets, b.read_runs, b.prepare_output, b.load_encoder, b.encode_corpora, b.train_experts,
                   b.encode_queries, b.search_and_score, b.route, b.draw_layouts, b.write):
         stage()
     echo(f"Built {out} in {time.perf_counter() - b.start:.1f}s")
@@ -124,6 +132,10 @@ class Build:
     index_storage: dict = field(default_factory=dict)  # dataset -> how its index is stored (INDEX_STORAGE)
     runs: list[pd.DataFrame] = field(default_factory=list)
     routed: list = field(default_factory=list)
+    lexical: dict = field(default_factory=dict)  # (lexical expert, dataset) -> its BM25 index
+    imported: list[ImportedRun] = field(default_factory=list)  # [[runs]]: run files read as systems
+    never_scored: dict[str, list[str]] = field(default_factory=dict)  # strategy -> candidate runs it cannot choose
+    queries: QuerySet | None = None
 
     @property
     def stages(self) -> Stages:
@@ -163,10 +175,95 @@ class Build:
             self.datasets[spec.name] = ds
         if failed:
             raise DataError([p for err in failed for p in err.problems], datasets=len(failed))
+        self._check_lexical()
+        self._check_training_data()
         hashes = {n: d.content_hash for n, d in self.datasets.items()}
         # what an expert trained on a dataset depends on: its content, and which of its judged queries train
         self.train_hashes = {s.name: _hash(hashes[s.name], "judged", s.judged_split, s.judged_seed)
                              if s.judged_split else hashes[s.name] for s in cfg.datasets}
+
+    def _lexical_specs(self) -> list[ExpertSpec]:
+        return [e for e in self.cfg.experts if EXPERT_KINDS[e.kind].can(LEXICAL)]
+
+    def _check_lexical(self) -> None:
+        """A lexical expert indexes every corpus: one without a single indexable word is refused here, before any
+        model loads, naming the expert and the corpus."""
+        lexical = self._lexical_specs()
+        if not lexical:
+            return
+        bad = [Problem(ds.path / "corpus.jsonl", None, f"expert {lexical[0].name!r} (kind {lexical[0].kind!r}) "
+                       f"cannot index dataset {name!r}: no document holds a word (every title and text is empty or "
+                       "shorter than two letters)", "give the documents text, or drop the lexical expert")
+               for name, ds in self.datasets.items() if not indexable(ds.corpus.passages())]
+        if bad:
+            raise DataError(bad, datasets=len(bad))
+
+    def read_runs(self) -> None:
+        """Every [[runs]] file read against its dataset's queries and documents and scored, every problem of all of
+        them reported together, before any model is loaded (explorer.runs)."""
+        if not self.cfg.runs:
+            return
+        self.echo(f"Reading {len(self.cfg.runs)} run file(s)")  # part of the datasets stage: data, not models
+        t = time.perf_counter()
+        self.queries = _query_set(self.cfg, self.datasets)
+        frame = self.queries.frame()
+        qrels = _qrels_lookup(self.queries)
+        failed: list[DataError] = []
+        for spec in self.cfg.runs:
+            ds, dspec = self.datasets[spec.dataset], next(d for d in self.cfg.datasets if d.name == spec.dataset)
+            mine = frame[frame["dataset"] == spec.dataset]
+            target = RunTarget(spec.dataset, ds.corpus.ids, set(mine["qid"]), self.cfg.depth,
+                               dspec.ignore_identical_ids)
+            by_role = {role: qrels.get((spec.dataset, role), {}) for role in ("pilot", "eval")}
+            try:
+                run = import_run(spec.name, spec.path, target, mine, by_role, self.cfg.measures, spec.format,
+                                 spec.candidate)
+            except DataError as err:
+                failed.append(err)
+                continue
+            for w in run.record["warnings"]:
+                self.echo(f"  warning: {spec.path}: {w}")
+            self.imported.append(run)
+        if failed:
+            raise DataError([p for err in failed for p in err.problems], datasets=len(failed))
+        self.log.record("runs", _hash(*(r.record["sha256"] for r in self.imported)), False, time.perf_counter() - t)
+
+    @property
+    def external(self) -> dict[str, list[str]]:
+        """Each run read from a file -> the datasets it ranks."""
+        out: dict[str, list[str]] = {}
+        for run in self.imported:
+            out.setdefault(run.name, []).append(run.dataset)
+        return out
+
+    @property
+    def systems(self) -> list[str]:
+        """Columns of every per-system array: the encoders, then the runs read from files."""
+        return self.encoders + list(self.external)
+
+    def _check_training_data(self) -> None:
+        """What only the data can tell, still before any model loads: a judged split that leaves no query to train
+        or to evaluate, and an expert whose judged pairs are none (ConfigError naming the key, exit 2)."""
+        problems = Problems()
+        for spec in (s for s in self.cfg.datasets if s.judged_split):
+            ds = self.datasets[spec.name]
+            n, train, test = (len(ds.split_queries(spec.judged_from)), len(ds.qrels[spec.train_split]),
+                              len(ds.qrels[spec.test_split]))
+            if not train or not test:
+                problems.add(f"datasets {spec.name!r}", "judged_split", f"{spec.judged_split:g} of the {n} judged "
+                             f"queries of {spec.judged_from!r} leaves {train} to train the expert and {test} to "
+                             "evaluate", f"use a share from {1 / n:.2g} to {(n - 1) / n:.2g}" if n > 1 else
+                             "drop judged_split: the split has fewer than two judged queries")
+        for spec in self.cfg.experts:
+            judged = [s for s in spec.sources if s["source"] in ("qrels", "generated")]
+            if spec.adapter is None and not spec.multi_task and judged and len(judged) == len(spec.sources) \
+                    and not self._pairs(spec):
+                split = judged[0].get("split", spec.train.get("split"))
+                problems.add(f"experts {spec.name!r}", "sources", f"the judged queries of {split!r} give the expert no "
+                             "training pair (no document judged relevant)", "train it on another split, or on "
+                             'source = "crops"')
+        if problems:
+            raise config_error(self.cfg.path, problems)
 
     def prepare_output(self) -> None:
         """Refuse an --out that must not be replaced and a cache that is not a folder, before any model work; a
@@ -176,6 +273,7 @@ class Build:
         if path_kind(cache) not in ("folder", "missing"):
             raise WorkspaceError(f"{cache}: {NOT_A_FOLDER[path_kind(cache)]} (fix: set cache_dir in the config to "
                                  f"a folder)")
+        check_writable(self.out, cache)  # read-only or immutable: refused now, not after the model loads
         cache.mkdir(parents=True, exist_ok=True)
 
     # --- models ---------------------------------------------------------------------------------------------
@@ -184,8 +282,10 @@ class Build:
         self.log.begin("encoder", f"Loading base encoder {cfg.base!r}")
         self.encoder = Encoder(cfg.base, device=cfg.device, max_seq_length=cfg.max_seq_length,
                                batch_size=cfg.batch_size, precision=cfg.precision)
-        # every cached embedding depends on the precision; float32 keeps the key it always had
-        self.base_fp = _hash(base_fingerprint(cfg.base), cfg.max_seq_length,
+        # the weights' bytes, hashed once per file and remembered in the cache (base_model.base_fingerprint); every
+        # cached embedding depends on the precision too (float32 keeps the key it always had)
+        self.base_identity = base_fingerprint(cfg.base, cfg.cache_dir / FINGERPRINTS)
+        self.base_fp = _hash(self.base_identity, cfg.max_seq_length,
                              *([cfg.precision] if cfg.precision != "float32" else []))
         self.base_parameters = sum(p.numel() for p in self.encoder.model.parameters())
 
@@ -227,11 +327,30 @@ class Build:
         self.experts = [replace(e, sources=union[e.name]) if e.multi_task else e for e in cfg.experts]
         for spec in [e for e in self.experts if not e.multi_task] + [e for e in self.experts if e.multi_task]:
             t = time.perf_counter()
-            folder, key, cached = (self._load_adapter(spec) if spec.adapter is not None
-                                   else self._train(spec))
+            folder, key, cached = (self._lexical_card(spec) if EXPERT_KINDS[spec.kind].can(LEXICAL)
+                                   else self._load_adapter(spec) if spec.adapter is not None else self._train(spec))
             self.expert_keys[spec.name], self.folders[spec.name] = key, folder
             self.cards[spec.name] = json.loads((folder / "card.json").read_text())
             self.log.record(f"expert:{spec.name}", key, cached, time.perf_counter() - t)
+
+    def _lexical_settings(self, spec: ExpertSpec) -> dict:
+        versions = {p: metadata.version(p) for p in ("bm25s", "PyStemmer")}
+        return {**EXPERT_KINDS[spec.kind].defaults, **spec.adapter_params, "versions": versions}
+
+    def _lexical_card(self, spec: ExpertSpec) -> tuple[Path, str, bool]:
+        """A lexical expert trains nothing: its folder holds its card (kind, settings, library versions)."""
+        settings = self._lexical_settings(spec)
+        key = _hash("lexical", spec.kind, settings)
+        folder = self.cfg.cache_dir / "experts" / key
+        if (folder / "card.json").is_file():
+            return folder, key, True
+        tmp = partial_dir(folder)
+        tmp.mkdir(parents=True, exist_ok=True)
+        card = {"name": spec.name, "kind": spec.kind, "origin": "indexed", "multi_task": False, "datasets": [],
+                "hyper_parameters": settings, "trainable_parameters": 0}
+        (tmp / "card.json").write_text(json.dumps(card, indent=2))
+        finish_dir(tmp, folder)
+        return folder, key, False
 
     def _load_adapter(self, spec: ExpertSpec) -> tuple[Path, str, bool]:
         """An adapter folder given in the config, checked and loaded into the encoder; cached by its files."""
@@ -241,7 +360,7 @@ class Build:
         key = _hash("adapter", file_hash(files) if files else str(spec.adapter), self.base_fp)
         folder = self.cfg.cache_dir / "experts" / key
         count = self.encoder.load_expert(spec.name, spec.adapter, spec.kind)
-        if (folder / "card.json").is_file():
+        if self._cached_expert(folder):
             return folder, key, True
         tmp = partial_dir(folder)
         self.encoder.save_expert(spec.name, tmp)
@@ -251,12 +370,17 @@ class Build:
         finish_dir(tmp, folder)
         return folder, key, False
 
+    def _cached_expert(self, folder: Path) -> bool:
+        """An expert's cache folder is there, whole (card.json) and unchanged since it was stored (its checksum);
+        a changed one is warned about and removed, to be trained again."""
+        return (folder / "card.json").is_file() and sound_entry(folder, self.echo)
+
     def _train(self, spec: ExpertSpec) -> tuple[Path, str, bool]:
         """A trained expert: from the cache when its key is there, else trained on its pairs and saved with its
         card (what it was trained on and how)."""
         key = spec.cache_key(self.train_hashes, self.base_fp)
         folder = self.cfg.cache_dir / "experts" / key
-        if (folder / "card.json").is_file():
+        if self._cached_expert(folder):
             self.encoder.load_expert(spec.name, folder, spec.kind)
             return folder, key, True
         pairs = self._pairs(spec)
@@ -322,12 +446,16 @@ class Build:
 
     def encode_queries(self) -> None:
         """Every pilot and evaluated query under the base and every expert."""
-        self.queries = _query_set(self.cfg, self.datasets)
+        self.queries = self.queries or _query_set(self.cfg, self.datasets)
         digest = self.queries.digest()
         keys = [self.base_fp] + [self.expert_keys[e.name] for e in self.cfg.experts]
         self.log.begin("queries", f"Encoding {len(self.queries.qids)} queries under {len(self.encoders)} encoders",
                        len(self.encoders))
+        lexical = {e.name for e in self._lexical_specs()}
         for name, key in zip(self.encoders, keys):
+            if name in lexical:  # no query embedding: its runs come from its own index (search_and_score)
+                self.q_emb.append(None)
+                continue
             ckey = _hash("queries", key, digest)
             self.q_emb.append(self.stages.cached(
                 f"queries:{name}", ckey, self.cfg.cache_dir / "queries" / f"{ckey}.npy",
@@ -336,7 +464,7 @@ class Build:
                                                       show_progress=self.progress),
                 save_array_atomically))
         self.search_key = _hash(keys, digest, self.cfg.depth, self.cfg.index_kind)
-        self.routing_key = _hash(keys, digest, self.cfg.routing)
+        self.routing_key = _hash(keys, digest, self.cfg.routing, *(r.record["sha256"] for r in self.imported))
 
     def search_and_score(self) -> None:
         """An index per corpus (cached), then every encoder's run and per-query scores on every query."""
@@ -353,20 +481,51 @@ class Build:
             self.index_storage[name] = "faiss-on-disk" if kind == ON_DISK else "faiss"
             if kind in ("ivf", ON_DISK):  # stated in the workspace: how near exact this approximate index is
                 self.index_recall[name] = tune_ivf(self.indexes[name], self.doc_emb[name], chunk=cfg.chunk_docs)
+        self._lexical_indexes()
         self.qrels_by = _qrels_lookup(self.queries)
         self.metric_arr = self.stages.timed("search+metrics", self.search_key, self._score_every_encoder)
+        self.metric_arr = np.concatenate([self.metric_arr, self._external_scores()])
+
+    def _external_scores(self) -> np.ndarray:
+        """(run read from a file, query row, measure) scores (0 where a run ranks no dataset of the row: those
+        rows are never written, nor decided by its strategy)."""
+        cube = np.zeros((len(self.external), len(self.queries.qids), len(self.cfg.measures)))
+        names = list(self.external)
+        for run in self.imported:
+            cube[names.index(run.name), run.metrics["row"].to_numpy()] = run.metrics[self.cfg.measures].to_numpy()
+        return cube
+
+    def _lexical_indexes(self) -> None:
+        """Every lexical expert's BM25 index of every corpus, cached by content hash (bm25s's .npy + JSON)."""
+        for spec in self._lexical_specs():
+            settings = self._lexical_settings(spec)
+            for name, ds in self.datasets.items():
+                key = _hash("bm25", ds.content_hash, settings)
+                folder, n = self.cfg.cache_dir / "lexical" / key, len(ds.corpus)
+                self.lexical[(spec.name, name)] = self.stages.cached(
+                    f"bm25:{spec.name}:{name}", key, folder / "params.index.json",
+                    lambda path, n=n: load_lexical(path.parent, settings, n),
+                    lambda ds=ds, name=name: self._index_lexical(spec, ds, name, settings),
+                    lambda path, index: _save_lexical_folder(index, path.parent))
+
+    def _index_lexical(self, spec: ExpertSpec, ds: BeirDataset, name: str, settings: dict):
+        try:
+            return build_lexical(ds.corpus.passages(), settings, f"expert {spec.name!r} on dataset {name!r}")
+        except LexicalError as err:
+            raise DataError([Problem(ds.path / "corpus.jsonl", None, str(err), "give the documents text, or drop "
+                                     "the lexical expert")]) from err
 
     def _index(self, name: str, key: str, kind: str, n_docs: int):
         """A corpus's faiss index from the cache, or built: in memory, or (ivf-disk) chunk by chunk into a cache
         folder holding the index and its lists file."""
-        cfg = self.cfg
+        cfg, dim = self.cfg, int(self.doc_emb[name].shape[1])
         if kind == ON_DISK:
             folder = cfg.cache_dir / "index" / key
             return self.stages.cached(
-                f"index:{name}", key, folder / INDEX_FILE, lambda p: on_disk_of_size(p.parent, n_docs),
+                f"index:{name}", key, folder, lambda p: on_disk_of_size(p, n_docs, dim),
                 lambda: build_ivf_on_disk(self.doc_emb[name], folder, cfg.chunk_docs), lambda p, i: None)
         return self.stages.cached(
-            f"index:{name}", key, cfg.cache_dir / "index" / f"{key}.faiss", index_of_size(n_docs),
+            f"index:{name}", key, cfg.cache_dir / "index" / f"{key}.faiss", index_of_size(n_docs, kind, dim),
             lambda: build_index(self.doc_emb[name], kind), lambda p, i: save_index(i, p))
 
     def _score_every_encoder(self) -> np.ndarray:
@@ -378,15 +537,27 @@ class Build:
                 for role in ("pilot", "eval"):
                     rows = q.rows(ds_name, role)
                     if len(rows):
-                        cube[e, rows] = self._run(name, ds_name, role, rows, self.q_emb[e][rows])
+                        emb = None if self.q_emb[e] is None else self.q_emb[e][rows]
+                        cube[e, rows] = self._run(name, ds_name, role, rows, emb)
         return cube
 
-    def _run(self, system: str, dataset: str, role: str, rows: np.ndarray, emb: np.ndarray) -> np.ndarray:
-        """Search `dataset` with `emb` (the queries at `rows`), keep the run as `system`'s, return the scores."""
+    def _run(self, system: str, dataset: str, role: str, rows: np.ndarray, emb: np.ndarray | None) -> np.ndarray:
+        """Search `dataset` with `emb` (the queries at `rows`; a lexical expert reads their texts), keep the run as
+        `system`'s, return the scores."""
         spec = next(s for s in self.cfg.datasets if s.name == dataset)
         qids = [self.queries.qids[r] for r in rows]
         ids = self.datasets[dataset].corpus.ids
-        run = search(self.indexes[dataset], emb, self.cfg.depth, ids, qids, spec.ignore_identical_ids)
+        if (system, dataset) in self.lexical:
+            run = self.lexical[(system, dataset)].search([self.queries.texts[r] for r in rows], self.cfg.depth, ids,
+                                                         qids, spec.ignore_identical_ids)
+        else:
+            run = search(self.indexes[dataset], emb, self.cfg.depth, ids, qids, spec.ignore_identical_ids)
+        return self._keep_run(system, dataset, role, rows, run)
+
+    def _keep_run(self, system: str, dataset: str, role: str, rows: np.ndarray, run: Run) -> np.ndarray:
+        """Keep `run` (of the queries at `rows`) as `system`'s and return its per-query scores of every measure."""
+        qids = [self.queries.qids[r] for r in rows]
+        ids = self.datasets[dataset].corpus.ids
         self.runs.append(_run_frame(system, rows, run))
         return per_query(self.qrels_by[(dataset, role)], run_dict(qids, ids, run.docs, run.scores),
                          self.cfg.measures, qids).to_numpy()
@@ -412,24 +583,57 @@ class Build:
                     own.setdefault(d, spec.name)
         candidates = (["base"] if cfg.routing["base_as_candidate"] else []) + [e.name for e in self.experts
                                                                                if e.candidate]
+        if cfg.routing["lexical_as_candidate"]:
+            candidates += [e.name for e in self._lexical_specs() if e.name not in candidates]
+        candidates += list(dict.fromkeys(r.name for r in self.imported if r.record["candidate"]))
         labels = self.metric_arr[:, :, cfg.measures.index(cfg.label_measure)].T  # labels pilots, defines oracles
-        self.ctx = routing_context(self.encoders, self.expert_records(), candidates, own, self.q_emb[0],
-                                   self.queries.datasets, self.queries.roles, labels, cfg.routing)
+        self.ctx = routing_context(self.systems, self.expert_records(), candidates, own, self.q_emb[0],
+                                   self.queries.datasets, self.queries.roles, labels, cfg.routing,
+                                   runs=self._run_pool(), pilot_judged=self._judgements(("pilot",)),
+                                   label_measure=cfg.label_measure, depth=cfg.depth)
         multitask = cfg.multitask.name if cfg.multitask else None
         self.strategies = [s for s in all_strategies(self.encoders, multitask, cfg.routing["strategies"] or None,
-                                                     cfg.routing["variants"]) if s.available(self.ctx)]
+                                                     cfg.routing["variants"], external=self.external)
+                           if s.available(self.ctx)]
+        datasets = np.asarray(self.queries.datasets, dtype=object)
+        runs = [self.systems.index(n) for n in candidates if n in self.external]
         for strat in self.strategies:
-            dec = strat.decide(self.ctx, self.q_emb[0][eval_rows])
-            self.routed.append((strat.name, eval_rows, dec, self._strategy_scores(strat.name, dec, eval_rows)))
+            rows = eval_rows[strat.covers(datasets[eval_rows])]
+            dec = strat.decide(self.ctx, self.q_emb[0][rows], rows)
+            self.routed.append((strat.name, rows, dec, self._strategy_scores(strat.name, dec, rows)))
+            # said in the manifest: a candidate run this router never scores (it routes by what a file lacks)
+            self.never_scored[strat.name] = [self.systems[c] for c in runs if np.isnan(dec.scores[:, c]).all()]
         self.log.record("routing", self.routing_key, False, time.perf_counter() - t)
 
+    def _run_pool(self):
+        """Every system's run of every query (the encoders', and those read from files), gathered for fusion and
+        post-retrieval routing."""
+        frames = [*self.runs, *(r.runs for r in self.imported)]
+        docs, scores = run_arrays(pd.concat(frames, ignore_index=True), self.systems, len(self.queries.qids),
+                                  self.cfg.depth)
+        return pool_of(docs, scores, np.asarray(self.queries.datasets, dtype=object),
+                       {n: ds.corpus.ids for n, ds in self.datasets.items()})
+
+    def _judgements(self, roles: tuple[str, ...]):
+        q = self.queries
+        return judgements_for(pd.DataFrame(q.qrels, columns=["dataset", "role", "qid", "doc_id", "grade"]),
+                              pd.DataFrame({"row": np.arange(len(q.qids)), "qid": q.qids, "dataset": q.datasets,
+                                            "role": q.roles}),
+                              {n: ds.corpus.ids for n, ds in self.datasets.items()}, roles)
+
     def _strategy_scores(self, strategy: str, dec, rows: np.ndarray) -> np.ndarray:
-        """Per evaluated query, every measure of what the strategy chose; a mixture (e.g. DAR below its margin) is
-        encoded under its weighted adapters, searched and scored here."""
+        """Per evaluated query, every measure of what the strategy chose; a mixture is either the weighted experts'
+        stored runs fused (dec.fusion: RRF, CombSUM, ...) or one encoding under its weighted adapters (DAR below
+        its margin, DDR), searched and scored here."""
         chosen = dec.chosen
         values = np.zeros((len(rows), len(self.cfg.measures)))
         hard = chosen >= 0
         values[hard] = self.metric_arr[chosen[hard], rows[hard]]
+        if dec.fusion is not None:
+            mixed = np.flatnonzero(~hard)
+            if len(mixed):
+                values[mixed] = self._fused_scores(str(SystemName.mix(strategy)), dec, rows[mixed], mixed)
+            return values
         for i in np.flatnonzero(~hard):
             row, w = rows[i], dec.weights[i]
             emb = self.encoder.encode([self.queries.texts[row]],
@@ -437,6 +641,17 @@ class Build:
             values[i] = self._run(str(SystemName.mix(strategy)), self.queries.datasets[row], "eval",
                                   np.array([row]), emb)[0]
         return values
+
+    def _fused_scores(self, system: str, dec, rows: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The fused runs of the queries at `rows` (decision rows `at`), kept as `system`'s and scored per dataset."""
+        docs, scores = self.ctx.runs.run(dec.weights[at], dec.fusion, self.cfg.depth, rows)
+        out = np.zeros((len(rows), len(self.cfg.measures)))
+        ds = np.asarray(self.queries.datasets, dtype=object)[rows]
+        for name in dict.fromkeys(ds.tolist()):
+            mine = np.flatnonzero(ds == name)
+            run = Run(docs[mine].astype(np.int32), np.nan_to_num(scores[mine], nan=0.0))
+            out[mine] = self._keep_run(system, name, "eval", rows[mine], run)
+        return out
 
     def draw_layouts(self) -> None:
         """PCA and UMAP of the pilot centroids and every query (cached)."""
@@ -477,8 +692,11 @@ class Build:
             w.table("qrels.parquet", pd.DataFrame(q.qrels, columns=["dataset", "role", "qid", "doc_id", "grade"]))
             w.table("runs.parquet", pd.concat(self.runs, ignore_index=True))
             w.metrics(enc, self.metric_arr, self.cfg.measures)
-            w.routed(self.routed, enc, self.cfg.measures)
-            w.pilots(lib, enc, self.pilot_rows, self.ctx.labels)
+            for run in self.imported:  # their own partitions: float64 scores, only the rows of their dataset
+                w.table("runs.parquet", run.runs)
+                w.table("metrics.parquet", run.metrics)
+            w.routed(self.routed, self.systems, self.cfg.measures)
+            w.pilots(lib, self.systems, self.pilot_rows, self.ctx.labels)
             w.layout(self.coords, len(lib), len(q.qids))
             w.manifest(self.manifest())
             # the slowest thing a page would compute, done once here from the tables just written
@@ -495,7 +713,7 @@ class Build:
             "format_version": WORKSPACE_FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "title": cfg.title, "config": str(cfg.path),
-            "base_model": {"name": cfg.base, "fingerprint": base_fingerprint(cfg.base),
+            "base_model": {"name": cfg.base, "fingerprint": self.base_identity,
                            "max_seq_length": cfg.max_seq_length, "parameters": self.base_parameters,
                            "precision": cfg.precision},
             "datasets": [{**_dataset_record(s, self.datasets[s.name]),
@@ -504,9 +722,12 @@ class Build:
                          for s in cfg.datasets],
             "encoders": self.encoders,
             "experts": self.expert_records(),
-            "candidates": [self.encoders[c] for c in self.ctx.candidates],
+            "candidates": [self.systems[c] for c in self.ctx.candidates],
             "own_expert": {d: self.encoders[c] for d, c in self.ctx.own_expert.items()},
-            "strategies": [s.record(self.ctx) for s in self.strategies],
+            **({"runs": [r.record for r in self.imported]} if self.imported else {}),
+            "strategies": [{**s.record(self.ctx), **({"cannot_choose": self.never_scored[s.name]}
+                                                     if self.never_scored.get(s.name) else {})}
+                           for s in self.strategies],
             "routing": routing,
             "measures": cfg.measures, "reference": cfg.reference, "label_measure": cfg.label_measure,
             "compute": {k: v for k, v in cfg.compute.items() if k != "address"},  # never a cluster's address
@@ -531,7 +752,7 @@ def _dataset_record(s, ds: BeirDataset) -> dict:
 def _library_versions() -> dict:
     out = {"python": platform.python_version(), "router-explorer": __version__}
     for pkg in ("torch", "sentence-transformers", "transformers", "peft", "faiss-cpu", "ir-measures", "numpy",
-                "scikit-learn", "umap-learn"):
+                "scikit-learn", "umap-learn", "bm25s", "PyStemmer"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -539,9 +760,22 @@ def _library_versions() -> dict:
     return out
 
 
+def _save_lexical_folder(index, folder: Path) -> None:
+    """A BM25 index into the cache, atomically: written into a partial folder, renamed into place."""
+    import shutil
+
+    tmp = partial_dir(folder)
+    save_lexical(index, tmp)
+    if (folder / "params.index.json").is_file():
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
 def _cached_layout(path: Path, points: int) -> tuple[dict, bool]:
     with np.load(path, allow_pickle=False) as z:
-        coords = {"umap": np.asarray(z["umap"]), "pca": np.asarray(z["pca"])}
+        coords = {"pca": np.asarray(z["pca"]), "umap": np.asarray(z["umap"])}  # the order _layouts makes
         sampled = bool(z["sampled"])
     if any(c.shape != (points, 2) for c in coords.values()):
         raise ValueError(f"layouts of shape {coords['pca'].shape}, expected ({points}, 2)")

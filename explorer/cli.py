@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .scores import points, x100
+from .scores import points, scale, x100
 from .training import PAIR_SOURCES
 
 
@@ -47,7 +47,7 @@ def _cmd_eval(args) -> int:
     from .analysis import judged_split_notes, marks, significance_table, summary, summary_columns
     from .workspace import Workspace
 
-    ws = Workspace(args.workspace)
+    ws = _opened(args.workspace, getattr(args, "compare", None))
     args.measure = _choose(args.measure or ws.label_measure, ws.measures, "--measure")
     if args.reference is not None:
         _choose(args.reference, ws.strategies, "--reference")
@@ -73,20 +73,33 @@ def _cmd_eval(args) -> int:
     cols = summary_columns(ws)
     width = max(len(s) for s in ws.strategies) + 2
     where = f", queries whose {slice_by[0]} is {slice_by[1]!r}" if slice_by else ""
-    print(f"{args.measure} x100 (one decimal{where}). ▲/▼: significantly better/worse than {reference!r} "
+    times = "x100" if scale(args.measure) == 100 else "as counted (not a 0-1 score)"
+    print(f"{args.measure} {times} (one decimal{where}). ▲/▼: significantly better/worse than {reference!r} "
           f"(paired t-test and randomization test, both Holm-corrected, p<0.05)")
     print(" " * width + "".join(f"{c[:11]:>12}" for c in cols))
     if ws.zero_shot_datasets:
         print(f"zero-shot (no expert, no pilot queries): {', '.join(ws.zero_shot_datasets)}")
     for note in judged_split_notes(ws, args.measure):
         print(note)
+    for s in ws.manifest["strategies"]:
+        if s.get("cannot_choose"):
+            print(f"{s['name']} never chooses {', '.join(s['cannot_choose'])}: it routes by what a run file has not "
+                  "(an expert's data, weights or prefixes), so that candidate run gets no score from it")
     for s in ws.strategies:
         cells = []
         for c in cols:
             v = table.at[c, s]
-            cells.append(f"{x100(v if np.isfinite(v) else None, missing='–') + sig.get((c, s), ''):>12}")
+            cells.append(f"{x100(v if np.isfinite(v) else None, '–', args.measure) + sig.get((c, s), ''):>12}")
         print(f"{s:<{width}}" + "".join(cells))
     return 0
+
+
+def _opened(path: str, compare: str | None):
+    """The workspace, or with --compare the pair (explorer.compare): the second's systems under the prefix B:."""
+    from .compare import compared
+    from .workspace import Workspace
+
+    return compared(Workspace(path), compare)
 
 
 def _slice(ws, text: str | None) -> tuple[str, str] | None:
@@ -134,6 +147,17 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_add_run(args) -> int:
+    from .add_run import add_run
+
+    record = add_run(args.workspace, args.file, args.dataset, args.name, args.format)
+    print(f"Added run {record['name']!r} on {record['dataset']!r} to {args.workspace}: {record['lines']:,} line(s) "
+          f"read ({record['format']}), {record['queries']:,} of its queries ranked, as a system beside the others")
+    for warning in record["warnings"]:
+        print(f"warning: {warning}")
+    return 0
+
+
 def _cmd_whatif(args) -> int:
     from .analysis import WhatIf
     from .workspace import Workspace
@@ -145,7 +169,7 @@ def _cmd_whatif(args) -> int:
     args.measure = _choose(args.measure or ws.label_measure, ws.measures, "--measure")
     enabled = [e["name"] for e in ws.experts if e["name"] not in set(args.without)]
     table, _ = WhatIf(ws).run(enabled, args.measure)
-    print(points(table).T.to_string())
+    print(points(table, measure=args.measure).T.to_string())
     return 0
 
 
@@ -153,10 +177,15 @@ def _cmd_train(args) -> int:
     from .data import load_beir
     from .encoders import Encoder
     from .experts import EXPERT_KINDS
+    from .model_folders import MODEL_FIX, model_problem
     from .training import make_pairs, train_expert
 
     if args.kind not in EXPERT_KINDS:  # checked before the corpus is encoded, which takes minutes
         print(f"error: --kind {args.kind!r} is unknown (fix: use one of {', '.join(EXPERT_KINDS)})", file=sys.stderr)
+        return 2
+    why = model_problem(args.base)  # the rule of every loader, before the data are read
+    if why:
+        print(f"error: --base {args.base[:200]!r} {why} (fix: {MODEL_FIX})", file=sys.stderr)
         return 2
     ds = load_beir(args.dataset)
     if args.source in ("qrels", "generated") and args.split not in ds.qrels:
@@ -204,22 +233,24 @@ def _cmd_install_mpnet(args) -> int:
 def _cmd_view(args) -> int:
     import json
 
-    from .pages import PAGES, page_data
+    from .pages import PAGES, ParamError, page_data
     from .workspace import Workspace
 
     if args.page not in PAGES:
         raise UsageError(f"no page {args.page!r} (fix: use one of {', '.join(PAGES)})")
-    params = {}
+    params: dict[str, list[str]] = {}
     for item in args.param:
         key, eq, value = item.partition("=")
         if not eq or not key:
-            raise UsageError(f"--param {item!r} is not KEY=VALUE (fix: e.g. --param measure=R@100)")
-        params[key] = value
+            raise UsageError(f"--param {item[:80]!r} is not KEY=VALUE (fix: e.g. --param measure=R@100)")
+        params.setdefault(key, []).append(value)  # a key given twice is a list, as a URL repeats it
+    if args.compare:
+        params["compare"] = [args.compare]
     ws = Workspace(args.workspace)
     try:
-        data = page_data(args.page, ws, params)
-    except KeyError as err:
-        raise UsageError(f"{err.args[0]} (fix: see `explorer view {args.page} --help`)") from err
+        data = page_data(args.page, ws, {k: v if len(v) > 1 else v[0] for k, v in params.items()})
+    except ParamError as err:
+        raise UsageError(str(err)) from err
     if args.json:
         print(json.dumps(data, indent=1, ensure_ascii=False))
     else:
@@ -258,6 +289,8 @@ def _build_commands(sub) -> None:
 
 
 MEASURE_HELP = "one of the workspace's measures (default: its label measure, nDCG@10 unless set)"
+COMPARE_HELP = ("a second workspace built on the same datasets and evaluated queries: its systems and strategies "
+                "appear beside these as B:<name>, tested against the reference query by query")
 
 
 def _read_commands(sub) -> None:
@@ -273,11 +306,20 @@ def _read_commands(sub) -> None:
                         "with the significance marks")
     e.add_argument("--slice", default=None, metavar="FIELD=VALUE",
                    help="only the test queries whose metadata field has this value (e.g. kind=ambiguous)")
+    e.add_argument("--compare", default=None, metavar="WS2", help=COMPARE_HELP)
     e.set_defaults(func=_cmd_eval)
     x = sub.add_parser("export", help="write TREC runs and per-query CSVs")
     x.add_argument("workspace")
     x.add_argument("--out", default=None)
     x.set_defaults(func=_cmd_export)
+    a = sub.add_parser("add-run", help="add a run file (TREC or TSV) to a built workspace as a new system, "
+                       "without a rebuild (atomic)")
+    a.add_argument("workspace")
+    a.add_argument("file", help="a TREC run (qid Q0 docid rank score tag) or a 3-column TSV (qid docid score)")
+    a.add_argument("--dataset", required=True, help="the workspace's dataset whose queries the file ranks")
+    a.add_argument("--name", required=True, help="the system's name: 1 to 64 letters, digits, '-' or '_'")
+    a.add_argument("--format", default="auto", choices=["auto", "trec", "tsv"])
+    a.set_defaults(func=_cmd_add_run)
     w = sub.add_parser("whatif", help="recompute routing and metrics with some experts switched off")
     w.add_argument("workspace")
     w.add_argument("--without", nargs="+", action="extend", default=[], metavar="EXPERT",
@@ -285,12 +327,14 @@ def _read_commands(sub) -> None:
     w.add_argument("--measure", default=None, help=MEASURE_HELP)
     w.set_defaults(func=_cmd_whatif)
     v = sub.add_parser("view", help="print what a page of the app shows (its data), e.g. `view decisions WS --json`")
-    v.add_argument("page", help="overview, map, decisions, inspector, errors, gap, complementarity, experts, playground "
-                   "(the page registry)")
+    v.add_argument("page", help="overview, map, decisions, inspector, errors, gap, complementarity, experts, "
+                   "playground (the page registry)")
     v.add_argument("workspace")
     v.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a URL parameter of the page, as in a link (repeatable), e.g. --param measure=R@100")
     v.add_argument("--json", action="store_true", help="the whole data as JSON (without: each key and its size)")
+    v.add_argument("--compare", default=None, metavar="WS2", help=COMPARE_HELP + " (pages that compare: "
+                   "overview, inspector)")
     v.set_defaults(func=_cmd_view)
 
 
@@ -302,14 +346,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "quiet", False) or not sys.stderr.isatty():  # no bars in a log (transformers' own included)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from .add_run import AddRunError
+    from .compare import CompareError
     from .config import ConfigError
     from .data import DataError
     from .experts import AdapterError
+    from .model_folders import ModelFolderError
     from .workspace import WorkspaceError
 
     try:
         return args.func(args)
-    except (ConfigError, DataError, AdapterError, WorkspaceError, UsageError) as err:
+    except (ConfigError, DataError, AdapterError, ModelFolderError, WorkspaceError, UsageError, AddRunError,
+            CompareError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

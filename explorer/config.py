@@ -11,19 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .base_model import PRECISIONS
-from .capabilities import TRAINS_ITSELF
+from .capabilities import LEXICAL, TRAINS_ITSELF
 from .data import JUDGED_TEST, JUDGED_TRAIN
 from .engines import COMPUTE_PARAMS, corpus_devices, ray_problem
 from .evaluation import DEFAULT_MEASURES, default_label_measure
 from .experts import EXPERT_KINDS, AdapterError
 from .index import INDEX_KINDS
+from .model_folders import MODEL_FIX, MODELS_DIR, MPNET, model_problem
 from .names import SystemName, name_problem, strategy_name_problem
-from .routing import COMMON_PARAMS, ROUTERS, fixed_strategies, routing_params
+from .routing import COMMON_PARAMS, MIX_PARAMS, ROUTERS, VARIANT_MIX, fixed_strategies, routing_params
+from .runs import RUN_PARAMS, file_problem
 from .settings import REQUIRED, Param, Problems, check_table, defaults, markdown_table, nearest
 from .training import KEY_BASELINE, PAIR_SOURCES, SOURCE_PARAMS, TRAIN_PARAMS
 
@@ -89,6 +92,17 @@ class ExpertSpec:
 
 
 @dataclass
+class RunSpec:
+    """One [[runs]] table: a run file of one dataset, read as the system `name` (explorer.runs)."""
+
+    name: str
+    dataset: str
+    path: Path
+    format: str = "auto"
+    candidate: bool = False
+
+
+@dataclass
 class BuildConfig:
     path: Path
     title: str
@@ -111,6 +125,7 @@ class BuildConfig:
     chunk_docs: int = 50_000  # documents encoded and searched per chunk
     exact_max_docs: int = 2_000_000  # kind = "auto": exact search up to this corpus size, IVF above
     memory_max_docs: int = 5_000_000  # kind = "auto": IVF in memory up to this corpus size, on disk above
+    runs: list[RunSpec] = field(default_factory=list)  # runs read from files, systems beside the built ones
 
     @property
     def multitask(self) -> ExpertSpec | None:
@@ -118,7 +133,8 @@ class BuildConfig:
 
 
 # --- the declared tables -------------------------------------------------------------------------------------------
-ROOT_TABLES = ("model", "index", "training", "routing", "evaluation", "layout", "compute", "datasets", "experts")
+ROOT_TABLES = ("model", "index", "training", "routing", "evaluation", "layout", "compute", "datasets", "experts",
+               "runs")
 ROOT_PARAMS = (
     Param("title", str, None, "shown in the app and the reports", nullable=True, default_doc="the file's name"),
     Param("cache_dir", str, None, "the stage cache, relative to this file", nullable=True,
@@ -213,7 +229,8 @@ EXPERT_PARAMS = (
     Param("adapter", str, None, "load this adapter folder (relative to this file) instead of training",
           nullable=True),
     Param("multi_task", bool, False, "trained on the balanced union of every expert's data (a baseline)"),
-    Param("candidate", bool, None, "a routing candidate", nullable=True, default_doc="true unless multi_task"),
+    Param("candidate", bool, None, "a routing candidate", nullable=True,
+          default_doc="true unless multi_task or lexical (BM25)"),
 )
 SOURCE_TABLE_PARAMS = (
     Param("dataset", str, REQUIRED, "a configured dataset"),
@@ -238,7 +255,7 @@ def tables() -> dict[str, tuple[Param, ...]]:
     return {"top level": ROOT_PARAMS, "[model]": MODEL_PARAMS, "[index]": INDEX_PARAMS, "[training]": TRAIN_PARAMS,
             "[routing]": routing_table(), "[evaluation]": EVALUATION_PARAMS, "[layout]": LAYOUT_PARAMS, "[compute]": COMPUTE_PARAMS,
             "[[datasets]]": DATASET_PARAMS, "[[experts]]": expert_table(),
-            "[[experts]] sources": SOURCE_TABLE_PARAMS,
+            "[[experts]] sources": SOURCE_TABLE_PARAMS, "[[runs]]": RUN_PARAMS,
             **{f'[[experts]] kind = "{k}"': cls.params for k, cls in EXPERT_KINDS.items()}}
 
 
@@ -259,7 +276,9 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot be read ({err.strerror or err}) (fix: check the path)") from err
 
 
-LISTS = ("datasets", "experts")  # arrays of tables that an extending config appends to
+LISTS = ("datasets", "experts", "runs")  # arrays of tables that an extending config appends to
+EXTENDS_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\.toml")  # a file name in the config's own folder
+MAX_CHAIN = 4  # files in one chain of `extends`, the config itself included
 
 
 def _extended(path: Path, raw: dict, seen: tuple = ()) -> dict:
@@ -268,13 +287,13 @@ def _extended(path: Path, raw: dict, seen: tuple = ()) -> dict:
     parent_name = raw.get("extends")
     if parent_name is None:
         return raw
-    if not isinstance(parent_name, str) or Path(parent_name).name != parent_name or not parent_name.endswith(".toml"):
+    if not isinstance(parent_name, str) or not EXTENDS_NAME.fullmatch(parent_name):
         raise ConfigError(f"{path}: `extends` {str(parent_name)[:80]!r} is not a .toml file name (fix: name a config "
                           "in the same folder, e.g. extends = \"real.toml\")")
     parent_path = path.parent / parent_name
-    if parent_path.resolve() in seen or len(seen) >= 4:
-        raise ConfigError(f"{path}: `extends` {parent_name!r} makes a loop or a chain over 4 files (fix: extend one "
-                          "config that extends nothing)")
+    if parent_path.resolve() in seen or len(seen) + 2 > MAX_CHAIN:
+        raise ConfigError(f"{path}: `extends` {parent_name!r} makes a loop or a chain over {MAX_CHAIN} files (fix: "
+                          "extend one config that extends nothing)")
     parent = _extended(parent_path, _read_toml(parent_path), (*seen, path.resolve()))
     out = {k: v for k, v in parent.items() if k != "extends"}
     for key, value in raw.items():
@@ -293,6 +312,12 @@ def _extended(path: Path, raw: dict, seen: tuple = ()) -> dict:
     return out
 
 
+def config_error(path: Path, problems: Problems) -> ConfigError:
+    """One ConfigError listing every problem with its table, key and fix."""
+    head = f"{path}: {len(problems)} problem(s) in the config"
+    return ConfigError(head + ":\n" + "\n".join(f"  - {p}" for p in problems), problems)
+
+
 def load_config(path: str | Path) -> BuildConfig:
     """Parse and check a whole build config; raise ConfigError listing every problem. Touches no model: only the
     config, the folders it names (that they exist, with the splits named) and adapter configs."""
@@ -307,6 +332,7 @@ def load_config(path: str | Path) -> BuildConfig:
     evaluation = check_table(raw.get("evaluation", {}), EVALUATION_PARAMS, "evaluation", problems)
     layout = check_table(raw.get("layout", {}), LAYOUT_PARAMS, "layout", problems)
     compute = check_table(raw.get("compute", {}), COMPUTE_PARAMS, "compute", problems)
+    _check_devices(compute.get("devices") or [], problems)
     if compute.get("engine") == "ray" and ray_problem():
         why, _, fix = ray_problem().partition(" (fix: ")
         problems.add("compute", "engine", why, fix.rstrip(")"))
@@ -315,9 +341,11 @@ def load_config(path: str | Path) -> BuildConfig:
     datasets = _datasets(raw.get("datasets"), root, problems)
     experts = _experts(raw.get("experts", []), training, datasets, root, problems)
     routing["variants"] = _variants(routing_raw.get("variants", []) if isinstance(routing_raw, dict) else [],
-                                    problems)
-    _check_strategies(routing, evaluation, experts, problems)
+                                    problems, any(EXPERT_KINDS[e.kind].can(LEXICAL) for e in experts))
+    runs = _runs(raw.get("runs"), datasets, experts, routing["variants"], root, problems)
+    _check_strategies(routing, evaluation, experts, problems, [r.name for r in runs])
     _check_measures(evaluation.get("measures", []), problems)
+    _check_cutoffs(evaluation.get("measures", []), index.get("depth"), problems)
     _check_label_measure(evaluation, problems)
     _check_base(model.get("base", "bundled"), problems)
     device = _device(model["device"], problems)
@@ -330,8 +358,7 @@ def load_config(path: str | Path) -> BuildConfig:
     except (OSError, RuntimeError):
         problems.add("the config file", "cache_dir", f"{cache} is a symbolic link loop", "name a folder")
     if problems:
-        head = f"{path}: {len(problems)} problem(s) in the config"
-        raise ConfigError(head + ":\n" + "\n".join(f"  - {p}" for p in problems), problems)
+        raise config_error(path, problems)
     return BuildConfig(
         path=path.resolve(), title=top.get("title") or path.stem, base=model["base"],
         max_seq_length=model["max_seq_length"], batch_size=model["batch_size"], index_kind=index["kind"], chunk_docs=index["chunk_docs"],
@@ -339,7 +366,7 @@ def load_config(path: str | Path) -> BuildConfig:
         depth=index["depth"], datasets=datasets, experts=experts, routing=routing,
         measures=list(evaluation["measures"]), reference=evaluation["reference"],
         label_measure=evaluation["label_measure"] or default_label_measure(evaluation["measures"]), layout=layout,
-        cache_dir=cache_dir, device=device, compute=compute, precision=model["precision"],
+        cache_dir=cache_dir, device=device, compute=compute, precision=model["precision"], runs=runs,
     )
 
 
@@ -354,6 +381,29 @@ def _check_precision(precision: str, compute: dict, device: str, problems: Probl
     elif len(corpus_devices(compute.get("devices", []), device)) > 1:
         problems.add("model", "precision", '"float16" runs on one device, and this build would use several',
                      'set [compute] devices = ["cuda:0"], or precision = "float32"')
+
+
+DEVICE = re.compile(r"cpu|cuda(?::(\d{1,4}))?")
+
+
+def _check_devices(devices: list, problems: Problems) -> None:
+    """[compute] devices, before any model loads (a wrong one failed in every worker process once the model was
+    loaded): each "cpu", "cuda" or "cuda:N" with N below the number of GPUs torch sees."""
+    fix = 'use "cpu", "cuda" or "cuda:N" (N from 0 to the number of GPUs less one), or leave devices empty'
+    gpus = []
+    for d in devices:
+        match = DEVICE.fullmatch(d) if isinstance(d, str) else None
+        if match is None:
+            problems.add("compute", "devices", f"{str(d)[:40]!r} is not a device", fix)
+        elif d != "cpu":
+            gpus.append((d, int(match.group(1) or 0)))
+    if gpus:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        for d, index in gpus:
+            if index >= count:
+                problems.add("compute", "devices", f"{d!r}: torch sees {count} GPU(s) on this machine", fix)
 
 
 def _device(asked: str, problems: Problems) -> str:
@@ -488,11 +538,14 @@ def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, pro
                          "early", "drop stop_split")
         elif train.get("stop_split") is not None:
             _check_stop_split(train, sources, multi, by_name, where, problems)
-        if not sources and not multi and adapter is None and "adapter" not in e:
+        lexical = EXPERT_KINDS[kind].can(LEXICAL)
+        if lexical:
+            _check_lexical(e, where, problems)
+        elif not sources and not multi and adapter is None and "adapter" not in e:
             problems.add(where, "sources", "the expert has no sources and no adapter",
                          'give sources = [{dataset = ..., source = ...}], multi_task = true, or adapter = "folder"')
         out.append(ExpertSpec(name=v["name"], kind=kind, sources=sources, adapter=adapter, multi_task=multi,
-                              candidate=v["candidate"] if v.get("candidate") is not None else not multi,
+                              candidate=v["candidate"] if v.get("candidate") is not None else not (multi or lexical),
                               train=train, adapter_params=adapter_params))
     names = [e.name for e in out]
     for n in sorted({n for n in names if names.count(n) > 1}):
@@ -500,6 +553,14 @@ def _experts(value, training: dict, datasets: list[DatasetSpec], root: Path, pro
     if sum(e.multi_task for e in out) > 1:
         problems.add("experts", "multi_task", "more than one multi_task expert", "keep one")
     return out
+
+
+def _check_lexical(e: dict, where: str, problems: Problems) -> None:
+    """A lexical expert (BM25) indexes every corpus itself: it trains on nothing and loads no adapter."""
+    for key, why in (("sources", "it indexes every corpus itself and trains on nothing"),
+                     ("adapter", "it has no adapter folder"), ("multi_task", "it is not trained")):
+        if e.get(key):
+            problems.add(where, key, f'kind "{e.get("kind")}" is lexical: {why}', f"drop {key}")
 
 
 def _sources(value, where: str, train: dict, by_name: dict, problems: Problems) -> list[dict]:
@@ -583,7 +644,72 @@ def _check_source(s: dict, train: dict, by_name: dict, where: str, problems: Pro
                      'use source = "crops", "sentences" or "titles" (they need no training queries), or name a split it has')
 
 
-def _variants(value, problems: Problems) -> list[dict]:
+def _runs(value, datasets: list[DatasetSpec], experts: list[ExpertSpec], variants: list[dict], root: Path,
+          problems: Problems) -> list[RunSpec]:
+    """[[runs]]: run files read as systems (explorer.runs); their content is read by the build, with the datasets."""
+    taken = set(_system_names(experts, variants))
+    names = {d.name for d in datasets}
+    out: list[RunSpec] = []
+    for i, r in enumerate(_tables(value, "runs", problems)):
+        where = f"runs {r['name']!r}" if isinstance(r.get("name"), str) else f"runs #{i + 1}"
+        v = check_table(r, RUN_PARAMS, where, problems)
+        if not all(isinstance(v.get(k), str) for k in ("name", "dataset", "path")):
+            continue
+        bad = name_problem(v["name"], "run")
+        if bad:
+            problems.add(where, "name", bad, "rename the run")
+        elif v["name"] in taken:
+            problems.add(where, "name", f"{v['name']!r} is already the name of an expert or a strategy",
+                         "give the run a name of its own, e.g. \"bm25-pyserini\"")
+        if v["dataset"] not in names:
+            near = nearest(v["dataset"], names)
+            problems.add(where, "dataset", f"{v['dataset']!r} is not a configured dataset",
+                         (f"did you mean {near!r}? " if near else "") + f"use one of {', '.join(sorted(names))}")
+        path = root / os.path.expanduser(v["path"])
+        why = file_problem(path)
+        if why:
+            problems.add(where, "path", f"{path} {why}", "give the run file's path, relative to the config file")
+        out.append(RunSpec(v["name"], v["dataset"], path, v["format"], v["candidate"]))
+    _check_run_systems(out, [d.name for d in datasets], problems)
+    return out
+
+
+def _check_run_systems(runs: list[RunSpec], datasets: list[str], problems: Problems) -> None:
+    """A run's name is one system: one file per dataset, one `candidate` for all of them, and a candidate (which
+    routers may pick on any query) needs a file for every dataset."""
+    for name in dict.fromkeys(r.name for r in runs):
+        mine = [r for r in runs if r.name == name]
+        where = f"runs {name!r}"
+        for d in sorted({r.dataset for r in mine if sum(o.dataset == r.dataset for o in mine) > 1}):
+            problems.add(where, "dataset", f"two files of run {name!r} rank dataset {d!r}",
+                         "keep one [[runs]] table per (name, dataset)")
+        if len({r.candidate for r in mine}) > 1:
+            problems.add(where, "candidate", "is true in some of its tables and false in others",
+                         "set the same candidate in every [[runs]] table of the name")
+        elif mine[0].candidate:
+            lacking = [d for d in datasets if d not in {r.dataset for r in mine}]
+            if lacking:
+                problems.add(where, "candidate", f"a routing candidate needs a run on every dataset; it has none "
+                             f"for {', '.join(lacking)}", "add [[runs]] tables for them, or set candidate = false")
+
+
+def _check_mixing(v: dict, router: type, lexical: bool, where: str, problems: Problems) -> None:
+    """soft and hybrid need a router that scores every expert and chooses one (not a fusion, a merge or an
+    oracle); a hybrid needs a lexical expert to fuse with."""
+    why = ("is an oracle (it reads the test judgements)" if router.uses_oracle else
+           "mixes by merging experts into one encoding" if router.merges_adapters else
+           "does not choose by a score per expert" if not router.scores_experts else None)
+    for key in ("soft", "hybrid"):
+        if v.get(key) is True and why:
+            problems.add(where, key, f"router {router.name!r} {why}, so it has no {key} variant",
+                         "use a router that picks one expert by its scores, such as pilot-mean, prototype or "
+                         "qpp-learned")
+    if v.get("hybrid") is True and not lexical:
+        problems.add(where, "hybrid", "there is no lexical expert to fuse with",
+                     'add [[experts]] name = "bm25", kind = "bm25"')
+
+
+def _variants(value, problems: Problems, lexical: bool = False) -> list[dict]:
     builtin = {"base", "multi-task", *ROUTERS}
     out, seen = [], set()
     for i, v in enumerate(_tables(value, "routing.variants", problems)):
@@ -601,21 +727,29 @@ def _variants(value, problems: Problems) -> list[dict]:
             problems.add(where, "router", f"{router!r} is not a registered router" if "router" in v else "is missing",
                          (f"did you mean {near!r}? " if near else "") + f"use one of {', '.join(ROUTERS)}")
             continue
-        params = (*COMMON_PARAMS, *ROUTERS[router].params)
+        params = (*COMMON_PARAMS, *VARIANT_MIX, *MIX_PARAMS, *ROUTERS[router].params)
         own = ", ".join(p.name for p in params)
         check_table(v, params, where, problems, handled=("name", "router"), fill=False,
                     elsewhere={p.name: f"a setting of other routers, not of {router!r} (it reads {own})"
                                for p in routing_params()})
+        _check_mixing(v, ROUTERS[router], lexical, where, problems)
         seen.add(name)
         out.append(dict(v))
     return out
 
 
-def _check_strategies(routing: dict, evaluation: dict, experts: list[ExpertSpec], problems: Problems) -> None:
+def _system_names(experts: list[ExpertSpec], variants: list[dict]) -> list[str]:
+    """Every name a built system or strategy takes: encoders, fixed choices, routers and variants."""
     multitask = next((e.name for e in experts if e.multi_task), None)
     encoders = ["base", *[e.name for e in experts]]
-    known = list(dict.fromkeys([*(f.name for f in fixed_strategies(encoders, multitask)), *ROUTERS,
-                                *(v["name"] for v in routing.get("variants", []))]))
+    return list(dict.fromkeys([*encoders, *(f.name for f in fixed_strategies(encoders, multitask)), *ROUTERS,
+                               *(v["name"] for v in variants)]))
+
+
+def _check_strategies(routing: dict, evaluation: dict, experts: list[ExpertSpec], problems: Problems,
+                      runs: list[str] = ()) -> None:
+    encoders = {"base", *(e.name for e in experts)}
+    known = [n for n in _system_names(experts, routing.get("variants", [])) if n not in encoders or n == "base"]
     wanted = routing.get("strategies") or []
     for s in wanted:
         if s not in known:
@@ -624,7 +758,7 @@ def _check_strategies(routing: dict, evaluation: dict, experts: list[ExpertSpec]
                          (f"did you mean {near!r}? " if near else "") + f"use one of {', '.join(known)}")
     reference = evaluation.get("reference")
     if isinstance(reference, str):
-        built = [s for s in known if s in wanted] or known
+        built = [*([s for s in known if s in wanted] or known), *dict.fromkeys(runs)]
         if reference not in built:
             near = nearest(reference, built)
             problems.add("evaluation", "reference", f"{reference!r} is not a strategy of this build",
@@ -652,6 +786,23 @@ def _check_measures(measures: list, problems: Problems) -> None:
         problems.add("evaluation", "measures", f"{m!r} is listed twice", "list each measure once")
 
 
+def _check_cutoffs(measures: list, depth, problems: Problems) -> None:
+    """A measure cut off deeper than the runs ([index] depth) would be computed on a truncated run: refused."""
+    import ir_measures
+
+    if not isinstance(depth, int):
+        return
+    for m in measures:
+        try:
+            cutoff = ir_measures.parse_measure(m).params.get("cutoff")
+        except Exception:  # noqa: BLE001 - reported by _check_measures
+            continue
+        if isinstance(cutoff, int) and cutoff > depth:
+            problems.add("evaluation", "measures", f"{m!r} reads the top {cutoff:,} documents, but every run keeps "
+                         f"{depth:,} ([index] depth)", f"set [index] depth = {cutoff} or more, or use a cutoff of at "
+                         f"most {depth}")
+
+
 def _check_label_measure(evaluation: dict, problems: Problems) -> None:
     label, measures = evaluation.get("label_measure"), evaluation.get("measures") or []
     if label is not None and measures and label not in measures:
@@ -660,9 +811,13 @@ def _check_label_measure(evaluation: dict, problems: Problems) -> None:
 
 
 def _check_base(base: str, problems: Problems) -> None:
-    looks_like_path = base.startswith(("/", ".", "~"))
-    if looks_like_path and not Path(os.path.expanduser(base)).is_dir():
-        problems.add("model", "base", f"{base!r} is not a folder", 'use "bundled", or a sentence-transformers folder')
+    """The base model keeps the one rule of every loader (explorer.model_folders), checked before any model loads."""
+    why = model_problem(base)
+    if why:
+        problems.add("model", "base", f"{base[:200]!r} {why}", MODEL_FIX)
+    elif base == MPNET and not (MODELS_DIR / MPNET / "modules.json").is_file():
+        problems.add("model", "base", f"{MPNET!r} is not installed in {MODELS_DIR / MPNET}",
+                     'run `make mpnet` (an optional 420 MB step), or use base = "bundled"')
 
 
 def settings_markdown() -> str:

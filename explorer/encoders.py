@@ -19,9 +19,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 import torch
-from sentence_transformers import SentenceTransformer
 
-from .base_model import BUNDLED, PRECISIONS, resolve_base
+from .base_model import BUNDLED, PRECISIONS
+from .model_folders import load_model
 from .experts import EXPERT_KINDS, AdapterError, ExpertKind, switch_adapters
 from .names import NAME as EXPERT_NAME
 
@@ -42,7 +42,7 @@ class Encoder:
             raise ValueError(f"precision = {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.base = base
         self.precision = precision
-        self.model = SentenceTransformer(resolve_base(base), device=device)
+        self.model = load_model(base, device)  # the folder rule (explorer.model_folders), checked before it loads
         if max_seq_length:
             self.model.max_seq_length = max_seq_length
         self.model.eval()

@@ -7,6 +7,8 @@ import io
 import re
 from pathlib import Path
 
+import pandas as pd
+
 from .scores import points
 from .analysis import (Slice, judged_split_notes, marks, query_table, significance_table, summary, summary_columns,
                        tied_best)
@@ -19,19 +21,30 @@ TABLE_FORMATS = ("latex", "markdown", "csv")
 UP, DOWN = "▲", "▼"
 
 
-def strategy_run(ws: Workspace, strategy: str, dataset: str) -> dict[str, dict[str, float]]:
-    """{qid: {doc_id: score}} of a strategy on a dataset's evaluated queries (each query from its chosen run)."""
+def strategy_hits(ws: Workspace, strategy: str, dataset: str) -> pd.DataFrame:
+    """The rows of the runs a strategy used on a dataset's evaluated queries (each query from its chosen run):
+    row, rank, doc (corpus position, -1: a run file's document the corpus does not have), score."""
     rows = set(ws.eval_rows(dataset)["row"])
     sel = ws.decision_rows([strategy], rows)
+    if sel.empty:  # a run read from a file, on a dataset it does not rank
+        return pd.DataFrame({"row": [], "rank": [], "doc": [], "score": []})
     systems = {row: (str(SystemName.mix(strategy)) if chosen == "mixture" else chosen) for row, chosen in
                zip(sel["row"], sel["chosen"])}
     runs = ws.run_rows(sorted(set(systems.values())), rows)
     runs = runs[[systems[r] == s for r, s in zip(runs["row"], runs["system"])]]
+    return runs[["row", "rank", "doc", "score"]].sort_values(["row", "rank"], kind="stable").reset_index(drop=True)
+
+
+def strategy_run(ws: Workspace, strategy: str, dataset: str) -> dict[str, dict[str, float]]:
+    """{qid: {doc_id: score}} of a strategy on a dataset's evaluated queries (strategy_hits). A document a run file
+    named that the corpus does not have (doc -1) is written as `unknown-<rank>`."""
+    hits = strategy_hits(ws, strategy, dataset)
     doc_ids = ws.docs(dataset)["doc_id"].to_numpy()
     qids = ws.queries.set_index("row")["qid"]
-    out: dict[str, dict[str, float]] = {qids[row]: {} for row in sel["row"]}
-    for row, doc, score in zip(runs["row"], runs["doc"], runs["score"]):
-        out[qids[row]][doc_ids[doc]] = float(score)
+    decided = ws.decision_rows([strategy], ws.eval_rows(dataset)["row"])["row"]  # a query with an empty run too
+    out: dict[str, dict[str, float]] = {qids[row]: {} for row in decided}
+    for row, doc, score, rank in zip(hits["row"], hits["doc"], hits["score"], hits["rank"]):
+        out[qids[row]][doc_ids[doc] if doc >= 0 else f"unknown-{rank}"] = float(score)
     return out
 
 
@@ -51,7 +64,9 @@ def export_all(ws: Workspace, out: Path) -> Path:
     (out / "runs").mkdir(parents=True, exist_ok=True)
     for strategy in ws.strategies:
         for ds in ws.datasets:
-            (out / "runs" / f"{ds}.{safe_name(strategy)}.trec").write_text(trec_run_text(ws, strategy, ds))
+            text = trec_run_text(ws, strategy, ds)
+            if text:  # a run read from a file has none on the datasets it does not rank
+                (out / "runs" / f"{ds}.{safe_name(strategy)}.trec").write_text(text)
         query_table(ws, strategy).to_csv(out / f"per_query.{safe_name(strategy)}.csv", index_label="row")
     return out
 
@@ -88,7 +103,7 @@ def paper_data(ws: Workspace, measure: str | None = None, reference: str | None 
     oracles = [s["name"] for s in ws.manifest["strategies"] if s.get("uses_oracle")]
     real = [s for s in ws.strategies if s not in oracles]
     sig = marks(significance_table(ws, measure, reference, resamples, slice_by=slice_by)) if with_marks else {}
-    return {"table": points(raw.T), "marks": sig, "best": tied_best(raw, real), "oracles": oracles,
+    return {"table": points(raw.T, measure=measure), "marks": sig, "best": tied_best(raw, real), "oracles": oracles,
             "reference": reference, "measure": measure, "slice_by": slice_by, "with_marks": with_marks,
             "zero_shot": ws.zero_shot_datasets, "notes": judged_split_notes(ws, measure)}
 

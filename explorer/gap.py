@@ -55,7 +55,9 @@ def _rows(ws: Workspace, rows: Iterable[int] | None) -> np.ndarray:
 def query_gaps(ws: Workspace, strategy: str, measure: str | None = None, rows: Iterable[int] | None = None
                ) -> pd.DataFrame:
     """One row per evaluated query (index: row): dataset, score (the strategy's), oracle, base (the base encoder's
-    score), gap (oracle − score) and part (one of GAP_PARTS)."""
+    score), gap (oracle − score) and part (one of GAP_PARTS). A query the strategy does not score (a run read from
+    a file, on a dataset it does not rank) is left out; a routing candidate read from a file counts among the
+    experts where it ranks."""
     measure = ws.measure(measure)
     oracle = oracle_name(ws)
     keep = _rows(ws, rows)
@@ -66,14 +68,17 @@ def query_gaps(ws: Workspace, strategy: str, measure: str | None = None, rows: I
     m = ws.metric_rows(list(dict.fromkeys(["base", *experts])), keep)
     scores = m.pivot(index="row", columns="system", values=measure).reindex(index=keep)
     values = scores[experts].to_numpy(dtype=float)
-    tie = np.all(np.abs(values - np.nanmax(values, axis=1, keepdims=True)) <= TOLERANCE, axis=1)
+    with warnings.catch_warnings():  # a query no candidate scores (none here: base always does) has no maximum
+        warnings.simplefilter("ignore", RuntimeWarning)
+        best = np.nanmax(values, axis=1, keepdims=True)
+    tie = np.all((np.abs(values - best) <= TOLERANCE) | np.isnan(values), axis=1)
     q = ws.queries.set_index("row")["dataset"].reindex(keep)
     out = pd.DataFrame({"dataset": q, "score": wide[strategy], "oracle": wide[oracle], "base": scores["base"]})
     out["gap"] = out["oracle"] - out["score"]
     out["part"] = np.select([tie, out["oracle"] <= out["base"] + TOLERANCE, out["gap"] > TOLERANCE],
                             [TIES, NO_EXPERT_HELPS, ROUTING_ERROR], AT_ORACLE)
     out.index.name = "row"
-    return out
+    return out[out["score"].notna()]
 
 
 def _parts(frame: pd.DataFrame) -> dict:
@@ -163,7 +168,8 @@ def gap_closed(ws: Workspace, measure: str | None = None, reference: str | None 
     and on the average (of the datasets' means): dataset, strategy, closed (a fraction: 0 = the reference, 1 = the
     oracle; NaN where the oracle is no better than the reference), low, high (the percentile bootstrap interval),
     score, reference_score, oracle_score (means), queries. The datasets are resampled in ws.datasets order, each
-    from one seeded generator."""
+    from one seeded generator. A run read from a file is NaN on the datasets it does not rank and on the average
+    (as analysis.macro_average); a fusion is a strategy like any other (it can close more than the whole gap)."""
     measure = ws.measure(measure)
     reference = reference or ws.manifest.get("reference", "base")
     oracle = oracle_name(ws)

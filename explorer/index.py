@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .index_files import FLAT, HNSW, IVF, IVF_DISK, IndexFileError, inspect_index
 from .lazy import Lazy
 
 faiss = Lazy("faiss")
 
 INDEX_STRUCTURES = ("flat", "hnsw", "ivf")  # what build_index makes in memory
-ON_DISK = "ivf-disk"  # IVF with its lists in a file beside the index (explorer.ondisk), for corpora beyond RAM
+ON_DISK = IVF_DISK  # IVF with its lists in a file beside the index (explorer.ondisk), for corpora beyond RAM
 INDEX_KINDS = (*INDEX_STRUCTURES, ON_DISK, "auto")  # what [index] kind accepts: auto picks one per corpus
 RECALL_TARGET = 0.95  # recall@10 an IVF index is tuned to, against exact search
 PROBE_QUERIES = 200  # corpus documents used as queries to measure it (never test queries)
@@ -93,10 +94,6 @@ def tune_ivf(index, doc_emb: np.ndarray, target: float = RECALL_TARGET, queries:
             "measured_with": f"{len(probe[1])} seeded corpus documents as queries, against exact search"}
 
 
-class IndexFileError(ValueError):
-    """A faiss index file is missing, truncated or not a faiss index; the message names the file."""
-
-
 def save_index(index: faiss.Index, path: Path) -> None:
     """Write atomically: a killed write never leaves a truncated index under `path`."""
     from .workspace import atomic_write
@@ -104,19 +101,30 @@ def save_index(index: faiss.Index, path: Path) -> None:
     atomic_write(Path(path), lambda tmp: faiss.write_index(index, str(tmp)))
 
 
-def load_index(path: Path, io_flags: int = 0) -> faiss.Index:
-    """Read a faiss index; IndexFileError naming the file (not faiss's C++ trace) when it cannot be read."""
+FAISS_CLASSES = {FLAT: "IndexFlatIP", HNSW: "IndexHNSWFlat", IVF: "IndexIVFFlat", IVF_DISK: "IndexIVFFlat"}
+
+
+def load_index(path: Path, structure: str = FLAT, d: int | None = None, ntotal: int | None = None) -> faiss.Index:
+    """Read an index the build wrote, as the `structure` it must be (of dimension `d` holding `ntotal` documents
+    when given): walked first (explorer.index_files: every type, size, id, and no lists file but the one an
+    ivf-disk index keeps beside it), then read by faiss read-only. IndexFileError naming the file otherwise."""
     from .data import NOT_A_FILE, path_kind
 
     path = Path(path)
     kind = path_kind(path)
     if kind != "file":
         raise IndexFileError(f"{path}: {'is missing' if kind == 'missing' else NOT_A_FILE[kind]}")
+    inspect_index(path, structure, d, ntotal)
+    flags = faiss.IO_FLAG_READ_ONLY | (faiss.IO_FLAG_ONDISK_SAME_DIR if structure == IVF_DISK else 0)
     try:
-        return faiss.read_index(str(path), io_flags)
+        index = faiss.read_index(str(path), flags)  # returned downcast (IndexFlatIP, ...)
     except (RuntimeError, OSError, MemoryError) as err:
         reason = str(err).rsplit("Error: ", 1)[-1].split(" at /", 1)[0].replace(str(path), "the file").strip()[:160]
         raise IndexFileError(f"{path}: not a readable faiss index, truncated or damaged ({reason})") from err
+    if type(index).__name__ != FAISS_CLASSES[structure] or (d is not None and index.d != d) or (
+            ntotal is not None and index.ntotal != ntotal):  # what faiss read is what was walked
+        raise IndexFileError(f"{path}: faiss read another index than the file describes")
+    return index
 
 
 @dataclass

@@ -5,8 +5,8 @@ chunk (each chunk of a memory-mapped matrix, or the chunks a Ray build wrote), w
 file; so building needs memory for one chunk, and searching memory-maps the lists. An index folder holds two files,
 `index.faiss` (centroids and list offsets) and `index.ivfdata` (the lists), read together with faiss's
 IO_FLAG_ONDISK_SAME_DIR, so a folder can be moved (a workspace is built in a temporary folder and renamed).
-A lists file is checked against its index before any search: it must be a plain file of the size the index says,
-and every list must lie inside it.
+Both files are walked before faiss reads them (explorer.index_files): the lists file must be a plain file of the size
+the index says, every list must lie inside it and every id name a document.
 """
 
 from __future__ import annotations
@@ -17,17 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .index_files import IVF_DISK, LISTS_FILE, IndexFileError
 from .lazy import Lazy
 
 faiss = Lazy("faiss")
 
-INDEX_FILE, LISTS_FILE = "index.faiss", "index.ivfdata"
+INDEX_FILE = "index.faiss"
 TRAIN_PER_LIST = 256  # training sample: up to 256 points per list (faiss warns below 39)
 
 
-class OnDiskIndexError(ValueError):
-    """An on-disk index folder is missing a file or does not match its lists; the message names the file."""
-
+OnDiskIndexError = IndexFileError  # an on-disk index folder is missing a file or does not match its lists
 
 def train_ivf(doc_emb: np.ndarray, nlist: int, seed: int = 0):
     """An empty IVF-flat index trained on up to TRAIN_PER_LIST x `nlist` seeded documents (all of them, in order,
@@ -75,9 +74,10 @@ def build_ivf_on_disk(doc_emb: np.ndarray, folder: Path, chunk: int, nlist: int 
     return load_on_disk(folder)
 
 
-def load_on_disk(folder: Path) -> object:
-    """The index in `folder`, its lists memory-mapped; OnDiskIndexError naming the file when a file is missing, a
-    link, or the lists do not fit the file."""
+def load_on_disk(folder: Path, d: int | None = None, ntotal: int | None = None) -> object:
+    """The index in `folder`, its lists memory-mapped read-only once both files are walked (explorer.index_files:
+    an IVF index whose lists are `index.ivfdata` beside it, every list inside that file, every id in range, of
+    dimension `d` holding `ntotal` documents when given); OnDiskIndexError naming the file otherwise."""
     from .data import NOT_A_FILE, path_kind
     from .index import load_index
 
@@ -87,48 +87,21 @@ def load_on_disk(folder: Path) -> object:
     if lists.is_symlink() or kind != "file":
         why = "is missing" if kind == "missing" else NOT_A_FILE.get(kind, "is a symbolic link, not a plain file")
         raise OnDiskIndexError(f"{lists}: {why}; an on-disk index keeps its lists beside {INDEX_FILE}")
-    index = load_index(folder / INDEX_FILE, faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)  # never written
-    check_lists(index, lists)
-    return index
+    return load_index(folder / INDEX_FILE, IVF_DISK, d, ntotal)
 
 
-def on_disk_of_size(folder: Path, rows: int):
-    """A cached on-disk index that must hold `rows` documents (the build's cache reader)."""
-    index = load_on_disk(folder)
-    if index.ntotal != rows:
-        raise ValueError(f"{index.ntotal} documents, expected {rows}")
-    return index
-
-
-def check_lists(index, lists: Path) -> None:
-    """Every inverted list of `index` lies inside the file `lists`, which is as long as the index says: a forged
-    index cannot make a search read past the memory-mapped file."""
-    try:
-        ivf = faiss.extract_index_ivf(index)
-    except RuntimeError as err:
-        raise OnDiskIndexError(f"{lists.parent / INDEX_FILE}: not an IVF index") from err
-    ondisk = faiss.downcast_InvertedLists(ivf.invlists)
-    if not isinstance(ondisk, faiss.OnDiskInvertedLists):
-        raise OnDiskIndexError(f"{lists.parent / INDEX_FILE}: its lists are not on disk")
-    size = lists.stat().st_size
-    entry = ivf.code_size + np.dtype(np.int64).itemsize  # a code and its id per entry
-    if Path(ondisk.filename).name != LISTS_FILE or ondisk.totsize != size:
-        raise OnDiskIndexError(f"{lists}: {size} bytes, its index expects {ondisk.totsize} in {LISTS_FILE}")
-    for i in range(ondisk.lists.size()):
-        item = ondisk.lists.at(i)
-        if item.size > item.capacity or item.offset + item.capacity * entry > size:
-            raise OnDiskIndexError(f"{lists}: list {i} lies outside the file")
+def on_disk_of_size(folder: Path, rows: int, d: int | None = None):
+    """A cached on-disk index that must hold `rows` documents of dimension `d` (the build's cache reader)."""
+    return load_on_disk(folder, d, rows)
 
 
 def copy_on_disk(index, folder: Path) -> None:
     """Put `index` (loaded from the cache) into a workspace folder: its small index file written there, its lists
-    file linked (cache entries are never rewritten in place, so a hard link is safe) or else copied."""
+    file copied (a reflink where the file system offers one): a workspace never shares storage with the cache."""
+    from .files import copy_file
     from .index import save_index
 
     source = Path(faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists).filename)
     folder.mkdir(parents=True, exist_ok=True)
     save_index(index, folder / INDEX_FILE)
-    try:
-        os.link(source, folder / LISTS_FILE)
-    except OSError:
-        shutil.copyfile(source, folder / LISTS_FILE)
+    copy_file(source, folder / LISTS_FILE)

@@ -10,8 +10,9 @@ list of files, with the row filters pushed down.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 from urllib.parse import quote, unquote
 
 import pandas as pd
@@ -81,28 +82,28 @@ def partitions(folder: Path, keys: Sequence[str], allowed: Mapping[str, Sequence
     return out
 
 
-def _check_file(path: Path, required: Sequence[str]) -> None:
-    """Each file's own footer is read and checked, so a damaged or foreign partition names itself (pyarrow would
-    take the first file's schema for all of them and fill a missing column with nulls)."""
-    import pyarrow
-    import pyarrow.parquet as pq
-
-    try:
-        names = pq.read_schema(path).names
-    except (ValueError, OSError, pyarrow.ArrowException) as err:
-        reason = str(err).replace(str(path), "the file")[:200]
-        raise PartitionError(f"{path}: not a readable Parquet table ({reason})") from err
-    missing = [c for c in required if c not in names]
-    if missing:
-        raise PartitionError(f"{path}: no column(s) {', '.join(map(repr, missing))}")
+def _missing(folder: Path, keys: Sequence[str], allowed: Mapping[str, Sequence[str]],
+             where: Mapping[str, Sequence[str]], found: list, needed: Callable[[tuple[str, ...]], bool]) -> None:
+    """Every partition the request covers and `needed` says must exist is there: a missing one would silently
+    leave its rows out of every average."""
+    present = {values for values, _ in found}
+    levels = [[v for v in allowed[k] if k not in where or v in set(where[k])] for k in keys]
+    for values in itertools.product(*levels):
+        if values not in present and needed(values):
+            raise PartitionError(f"{partition_dir(folder, keys, values)}: is missing (the manifest names its "
+                                 f"{' and '.join(keys)})")
 
 
 def read_partitioned(folder: Path, keys: Sequence[str], allowed: Mapping[str, Sequence[str]],
                      where: Mapping[str, Sequence[str]] | None = None, filters: list | None = None,
-                     required: Sequence[str] = ()) -> pd.DataFrame:
+                     required: Sequence[str] = (), check: Callable[[tuple[str, ...], Path], None] | None = None,
+                     needed: Callable[[tuple[str, ...]], bool] | None = None) -> pd.DataFrame:
     """The rows of the partitions in `where` that pass `filters` (DNF, as pandas.read_parquet takes them), with the
-    key columns first, partitions in the order of `allowed` (the manifest's), rows in stored order. Every file
-    read must hold the `required` columns."""
+    key columns first, partitions in the order of `allowed` (the manifest's), rows in stored order (an empty result
+    has the `required` columns). Every partition
+    that `needed` says must exist is there, and every file passes `check(values, path)` (its own footer and rows:
+    pyarrow would take the first file's schema for all of them and fill a missing column with nulls) before any
+    row is read."""
     import pyarrow as pa
     import pyarrow.dataset as pds
     import pyarrow.parquet as pq
@@ -110,13 +111,23 @@ def read_partitioned(folder: Path, keys: Sequence[str], allowed: Mapping[str, Se
     rank = {k: {v: i for i, v in enumerate(allowed[k])} for k in keys}
     found = sorted(partitions(folder, keys, allowed, where),
                    key=lambda p: tuple(rank[k][v] for k, v in zip(keys, p[0])))
+    if needed is not None:
+        _missing(folder, keys, allowed, where or {}, found, needed)
+    for values, fs in found if check is not None else ():
+        for f in fs:
+            check(values, f)
     if not found:
         return pd.DataFrame(columns=list(dict.fromkeys([*keys, *required])))
     schema = pa.schema([(k, pa.string()) for k in keys])
     files = [str(f) for _, fs in found for f in fs]
-    for f in files:
-        _check_file(Path(f), [c for c in required if c not in keys])
+    # one schema for every file, promoted where partitions differ (a run read from a file keeps float64 scores
+    # beside the encoders' float32): pyarrow would otherwise cast every file to the first one's types
+    try:
+        columns = pa.unify_schemas([pq.read_schema(f).remove_metadata() for f in files], promote_options="permissive")
+    except (pa.ArrowException, ValueError, OSError) as err:
+        raise PartitionError(f"{folder}: its partitions hold columns of types that do not agree ({err})") from err
     data = pds.dataset(files, format="parquet", partition_base_dir=str(folder),
+                       schema=pa.unify_schemas([columns, schema]),
                        partitioning=pds.HivePartitioning(schema, segment_encoding="uri"))
     table = data.to_table(filter=pq.filters_to_expression(filters) if filters else None)
     frame = table.to_pandas()

@@ -122,14 +122,9 @@ def held_out_score(emb: np.ndarray, scores: np.ndarray, candidates: list[int], d
     return float(scores[test, chosen].mean())
 
 
-def choose_tie_rule(emb: np.ndarray, scores: np.ndarray, candidates: list[int], datasets: np.ndarray,
-                    own_expert: dict[str, int], seed: int = 0, k: int = 1, normalize: bool = True,
-                    splits: int = CV_SPLITS) -> tuple[str, dict[str, float]]:
-    """The tie rule of `ties = "auto"`: each dataset's pilot queries split in half (seeded, `splits` times, both
-    directions); a library from one half routes the other; the rule with the best mean held-out score wins (the
-    first in TIE_RULES order on a tie). Reads pilot queries only, never evaluated ones. Returns (rule, scores)."""
-    if len(candidates) == 0 or len(emb) < 2:
-        return "first", {}
+def pilot_folds(datasets: np.ndarray, seed: int, splits: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-validation folds over pilot queries: each dataset's queries split in half (seeded), `splits` times,
+    both directions; (train, test) positions."""
     rng = np.random.default_rng(seed)
     folds = []
     for _ in range(splits):
@@ -138,7 +133,20 @@ def choose_tie_rule(emb: np.ndarray, scores: np.ndarray, candidates: list[int], 
             rows = rng.permutation(np.flatnonzero(datasets == ds))
             a.extend(rows[: len(rows) // 2])
             b.extend(rows[len(rows) // 2:])
-        folds += [(np.sort(a), np.sort(b)), (np.sort(b), np.sort(a))]
+        folds += [(np.sort(a).astype(np.int64), np.sort(b).astype(np.int64)),
+                  (np.sort(b).astype(np.int64), np.sort(a).astype(np.int64))]
+    return folds
+
+
+def choose_tie_rule(emb: np.ndarray, scores: np.ndarray, candidates: list[int], datasets: np.ndarray,
+                    own_expert: dict[str, int], seed: int = 0, k: int = 1, normalize: bool = True,
+                    splits: int = CV_SPLITS) -> tuple[str, dict[str, float]]:
+    """The tie rule of `ties = "auto"`: each dataset's pilot queries split in half (seeded, `splits` times, both
+    directions); a library from one half routes the other; the rule with the best mean held-out score wins (the
+    first in TIE_RULES order on a tie). Reads pilot queries only, never evaluated ones. Returns (rule, scores)."""
+    if len(candidates) == 0 or len(emb) < 2:
+        return "first", {}
+    folds = pilot_folds(datasets, seed, splits)
     result = {}
     for rule in FIXED_RULES:
         result[rule] = float(np.mean([held_out_score(emb, scores, candidates, datasets, own_expert, rule, tr, te, k,

@@ -24,20 +24,21 @@ COLUMNS = ["dataset", "strategy", "delta", "low", "high", "d_z", "p_t", "p_t_hol
 
 def _differences(ws: Workspace, measure: str, reference: str, slice_by: Slice | None, confidence: float
                  ) -> pd.DataFrame:
-    """dataset, strategy, delta, low, high, d_z of every strategy but the reference, per dataset and the average."""
+    """dataset, strategy, delta, low, high, d_z of every strategy but the reference, per dataset and the average
+    (a run read from a file only on the datasets it ranks, and not on the average: it has none)."""
     m = per_query_matrix(ws, measure, slice_by=slice_by)
-    others = [s for s in m.columns if s != reference]
     datasets = ws.queries.set_index("row")["dataset"].reindex(m.index).to_numpy()
     frames = []
     for ds in ws.datasets:
         part = m[datasets == ds]
-        if len(part):
+        others = [s for s in part.columns if s != reference and part[s].notna().any()]  # a run ranks some datasets
+        if len(part) and part[reference].notna().all():
             d = mean_difference(part[reference].to_numpy(), part[others].to_numpy().T, confidence)
             frames.append(pd.DataFrame({"dataset": ds, "strategy": others, **d}))
     if frames:
-        diffs = macro_differences(ws, measure, reference, slice_by, m)[others]
+        diffs = macro_differences(ws, measure, reference, slice_by, m)  # the strategies that score every query
         d = mean_difference(np.zeros(len(diffs)), diffs.to_numpy().T, confidence)
-        frames.append(pd.DataFrame({"dataset": AVERAGE, "strategy": others, **d}))
+        frames.append(pd.DataFrame({"dataset": AVERAGE, "strategy": list(diffs.columns), **d}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[:6])
 
 

@@ -1,8 +1,9 @@
 """The machinery of the build's stages: the progress log the manifest keeps, and the one cached-stage helper.
 
 Heavy work (encoding corpora and queries, indexing, layouts) is cached by content key in `cache_dir`: a stage asks
-`Stages.cached(...)` for its value, which loads the entry when it is there and readable, or computes it, saves it
-atomically and records which happened. A damaged entry is warned about and recomputed, never trusted.
+`Stages.cached(...)` for its value, which loads the entry when it is there, matches the checksum stored beside it
+and reads, or computes it, saves it atomically with its checksum and records which happened. A damaged or changed
+entry is warned about and recomputed, never trusted.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
+from .files import checksum_problem, remove_entry, write_checksum
 from .workspace import atomic_write, load_array, remove_stale, save_array
 
 T = TypeVar("T")
@@ -81,6 +83,7 @@ class Stages:
         if not hit:
             value = compute()
             save(path, value)
+            write_checksum(path)
         self.log.record(item, key, hit, time.perf_counter() - start)
         return value
 
@@ -96,16 +99,32 @@ def save_array_atomically(path: Path, array: np.ndarray) -> None:
     atomic_write(path, lambda tmp: save_array(tmp, array))
 
 
+def _unusable(path: Path, reason: str, echo: Callable[[str], None]) -> None:
+    echo(f"  warning: the cache file {path} cannot be used ({reason}); computing it again")
+    remove_entry(path)
+
+
+def sound_entry(entry: Path, echo: Callable[[str], None]) -> bool:
+    """Whether a cache entry (a file or a folder) is there and holds exactly what was stored (its checksum); one
+    that does not is warned about and removed, to be computed again."""
+    if not entry.exists() and not entry.is_symlink():
+        return False
+    problem = checksum_problem(entry)
+    if problem:
+        _unusable(entry, problem, echo)
+    return problem is None
+
+
 def read_cache(path: Path, read: Callable[[Path], T], echo: Callable[[str], None]) -> T | None:
-    """A cache entry, or None to recompute it: when it is not there, or fails to read (a truncated or damaged
-    file, of the wrong shape), which is warned about and then overwritten."""
-    if not path.exists() and not path.is_symlink():
+    """A cache entry, or None to recompute it: when it is not there, no longer matches its checksum (changed
+    behind the cache's back), or fails to read (a truncated or damaged file, of the wrong shape), which is warned
+    about and then overwritten."""
+    if not sound_entry(path, echo):
         return None
     try:
         return read(path)
     except Exception as err:  # any failure of a cache read means: compute it again
-        reason = str(err).replace(f"{path}: ", "").split(" (fix:")[0][:200]
-        echo(f"  warning: the cache file {path} cannot be used ({reason}); computing it again")
+        _unusable(path, str(err).replace(f"{path}: ", "").split(" (fix:")[0][:200], echo)
         return None
 
 
@@ -119,15 +138,13 @@ def array_of_rows(rows: int, mmap: bool = False) -> Callable[[Path], np.ndarray]
     return read
 
 
-def index_of_size(rows: int) -> Callable[[Path], object]:
-    """A reader of a cached faiss index that must hold `rows` documents."""
+def index_of_size(rows: int, structure: str, d: int) -> Callable[[Path], object]:
+    """A reader of a cached faiss index that must be a `structure` index (flat, hnsw, ivf) of `rows` documents of
+    dimension `d`, walked before faiss reads it (explorer.index_files)."""
     def read(path: Path):
         from .index import load_index
 
-        index = load_index(path)
-        if index.ntotal != rows:
-            raise ValueError(f"{index.ntotal} documents, expected {rows}")
-        return index
+        return load_index(path, structure, d, rows)
     return read
 
 
@@ -141,9 +158,11 @@ def partial_dir(folder: Path) -> Path:
 
 
 def finish_dir(tmp: Path, folder: Path) -> None:
-    """Move a finished partial folder into place; if another build finished the same entry first, keep theirs."""
+    """Move a finished partial folder into place with its checksum; if another build finished the same entry
+    first, keep theirs."""
     if (folder / "card.json").is_file():
         shutil.rmtree(tmp, ignore_errors=True)
-        return
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    write_checksum(folder)

@@ -23,6 +23,8 @@ from . import WORKSPACE_FORMAT_VERSION
 from .base_model import PRECISIONS
 from .data import NOT_A_FILE, NOT_A_FOLDER, path_kind
 from .evaluation import default_label_measure
+from .fusion import NORMS
+from .files import copy_file, copy_tree
 from .names import SystemName, name_problem, strategy_name_problem
 
 REBUILD = "rebuild the workspace with `explorer build CONFIG --out DIR`"
@@ -121,6 +123,38 @@ def check_output(out: Path) -> None:
                              f"replace it (fix: choose another --out, or empty the folder)")
 
 
+READ_ONLY_FIX = "make it writable (chmod u+w; chattr -i where it is immutable), or choose another folder"
+
+
+def writable_problem(folder: Path) -> str | None:
+    """Why a build cannot write in `folder` (a folder it fills, or creates inside the nearest existing one above):
+    read-only, or immutable (which os.access reports for root too), or not a folder; None when it can."""
+    from .files import nearest_existing
+
+    folder = Path(os.path.abspath(folder))
+    here = nearest_existing(folder)
+    if not here.is_dir():
+        return f"is inside {here}, which is not a folder"
+    if not os.access(here, os.W_OK | os.X_OK):
+        return "is read-only" if here == folder else f"would be made inside {here}, which is read-only"
+    return None
+
+
+def check_writable(out: Path, cache: Path) -> None:
+    """Before any work: the workspace's folder (it is replaced by a renamed sibling), the folder that holds it and
+    the cache with its stage folders can all be written; WorkspaceError naming the first that cannot."""
+    out = Path(os.path.abspath(out))
+    places = [out.parent] + ([out] if out.is_dir() else [])
+    places += [cache] + [p for p in (Path(cache) / s for s in CACHE_FOLDERS) if p.is_dir()]
+    for place in places:
+        problem = writable_problem(place)
+        if problem:
+            raise WorkspaceError(f"{place}: {problem}, so the build cannot write there (fix: {READ_ONLY_FIX})")
+
+
+CACHE_FOLDERS = ("docs", "queries", "index", "layout", "experts")
+
+
 @contextmanager
 def atomic_dir(out: Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces `out`, on failure or a kill `out` is untouched.
@@ -132,16 +166,29 @@ def atomic_dir(out: Path) -> Iterator[Path]:
     recover_interrupted_swap(out)
     remove_stale(out.parent, f".{out.name}.tmp-")
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except OSError as err:
+        raise WorkspaceError(f"{out.parent}: cannot be written ({err.strerror or err}) (fix: {READ_ONLY_FIX})") from err
     try:
         yield tmp
+        _swap(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _swap(tmp: Path, out: Path) -> None:
+    """Rename the finished `tmp` over `out`; should a rename fail, `out` is put back as it was."""
     old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
+    try:
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+    except OSError as err:
+        if old.exists() and not out.exists():
+            old.rename(out)
+        raise WorkspaceError(f"{out}: cannot be replaced ({err.strerror or err}) (fix: {READ_ONLY_FIX})") from err
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -200,21 +247,23 @@ def load_array(path: Path, mmap: bool = False, ndim: int | None = None) -> np.nd
 def load_parquet(path: Path, columns: tuple[str, ...] = (), filters: list | None = None) -> pd.DataFrame:
     """A Parquet table (only its rows that pass `filters`, pyarrow's predicate pushdown: row groups whose
     statistics cannot match are not read); WorkspaceError naming the file when it is missing, truncated, not
-    Parquet, or lacks one of `columns`."""
+    Parquet, lacks one of `columns` or holds it with another type (table_checks.column_type), or has a row group
+    above table_checks.MAX_GROUP_ROWS."""
     import pyarrow
+
+    from .table_checks import TableError, check_footer
 
     problem = _not_a_file(path)
     if problem:
         raise problem
     try:
-        frame = pd.read_parquet(path, filters=filters)
+        check_footer(path, columns)  # columns and their types, row groups of a bounded size, before any row
+        return pd.read_parquet(path, filters=filters)
+    except TableError as err:
+        raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
     except (ValueError, OSError, EOFError, pyarrow.ArrowException) as err:
         reason = str(err).replace(f" '{path}'", "").replace(str(path), "the file")[:200]
         raise WorkspaceError(f"{path}: not a readable Parquet table ({reason}) (fix: {REBUILD})") from err
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise WorkspaceError(f"{path}: no column(s) {', '.join(map(repr, missing))} (fix: {REBUILD})")
-    return frame
 
 
 def encoder_file(index: int) -> str:
@@ -286,12 +335,31 @@ def _kind(n) -> str | None:
     return name_problem(n, "expert kind")
 
 
+def _group(v) -> str | None:
+    from .routing import GROUPS
+
+    return None if v in GROUPS else f"is not one of {', '.join(GROUPS)}"
+
+
+def _positive(v) -> str | None:
+    return None if v > 0 else "is not above 0"
+
+
+def _share(v) -> str | None:
+    return None if 0 < v < 1 else "is not between 0 and 1"
+
+
+def _run(n) -> str | None:
+    return name_problem(n, "run")
+
+
 STRINGS = Key("list", items=Key("str"))
 STRATEGY_NAMES = Key("list", items=Key("str", check=strategy_name_problem))
 MANIFEST: dict[str, Key] = {
     "format_version": Key("int", check=_version),
     "title": Key("str", required=False),
     "created": Key("str", required=False),
+    "updated": Key("str", required=False),
     "base_model": Key("dict", fields={
         "name": Key("str"), "max_seq_length": Key("int", required=False), "parameters": Key("int", required=False),
         "fingerprint": Key("str", required=False),
@@ -320,17 +388,22 @@ MANIFEST: dict[str, Key] = {
         "name": Key("str", check=strategy_name_problem), "family": Key("str"),
         "description": Key("str", required=False), "uses_oracle": Key("bool", required=False),
         "whatif": Key("str", required=False),
-        "choices": Key("list", required=False, items=Key("str", check=_encoder))})),
-    "routing": Key("dict", fields={
-        "strategies": Key("list", required=False, items=Key("str", check=strategy_name_problem)),
-        "variants": Key("list", required=False, items=Key("dict", fields={
-            "name": Key("str", check=strategy_name_problem), "router": Key("str", check=strategy_name_problem)})),
-        "ties": Key("str", required=False), "pilot_k": Key("int", required=False),
-        "normalize_pilots": Key("bool", required=False), "base_as_candidate": Key("bool", required=False),
-        "gamma": Key("number", required=False), "tau": Key("number", required=False),
-        "dataset_router_samples": Key("int", required=False), "seed": Key("int", required=False),
-        "ddr_top_k": Key("int", required=False), "tie_rule": Key("str", required=False),
-        "ties_chosen": Key("str", required=False), "ties_cv": Key("dict", required=False)}),
+        "group": Key("str", required=False, check=_group),
+        "settings": Key("dict", required=False, fields={
+            "soft_k": Key("int", required=False, check=lambda v: None if 1 <= v <= 64 else "is not in [1, 64]"),
+            "soft_temperature": Key("number", required=False, check=_positive),
+            "hybrid_weight": Key("number", required=False, check=_share),
+            "soft_cv": Key("dict", required=False, values=Key("number")),
+            "hybrid_on": Key("dict", required=False, keys=_dataset, values=Key("bool")),
+            "hybrid_cv": Key("dict", required=False, keys=_dataset, values=Key("list", items=Key("number")))}),
+        "choices": Key("list", required=False, items=Key("str", check=_encoder)),
+        "cannot_choose": Key("list", required=False, items=Key("str", check=_run))})),
+    "routing": Key("dict"),  # its fields come from the routers' declarations (routing_key), read when checked
+    "runs": Key("list", required=False, items=Key("dict", fields={  # format 3: runs read from files (runs.py)
+        "name": Key("str", check=_run), "dataset": Key("str", check=_dataset), "candidate": Key("bool"),
+        "file": Key("str", required=False), "format": Key("str", required=False),
+        "sha256": Key("str", required=False), "lines": Key("int", required=False),
+        "warnings": Key("list", required=False, items=Key("str"))})),
     "measures": Key("list", check=lambda v: None if v else "is empty", items=Key("str", check=_measure)),
     "reference": Key("str", required=False, check=strategy_name_problem),
     "label_measure": Key("str", required=False, check=_measure),
@@ -344,6 +417,26 @@ MANIFEST: dict[str, Key] = {
     "stages": Key("dict", required=False),
     "versions": Key("dict", required=False),
 }
+
+
+PARAM_TYPES = {bool: "bool", int: "int", float: "number", str: "str", list: "list"}
+
+
+def routing_key() -> Key:
+    """The manifest's `routing`: what the build adds (strategies, variants, the tie rule chosen) and every routing
+    setting as its router declares it (routing_params), so a router's new setting is checked without an edit here."""
+    from .routing import routing_params
+
+    fields = {
+        "strategies": Key("list", required=False, items=Key("str", check=strategy_name_problem)),
+        "variants": Key("list", required=False, items=Key("dict", fields={
+            "name": Key("str", check=strategy_name_problem), "router": Key("str", check=strategy_name_problem)})),
+        "tie_rule": Key("str", required=False), "ties_chosen": Key("str", required=False),
+        "ties_cv": Key("dict", required=False)}
+    for p in routing_params():
+        kinds = (PARAM_TYPES[p.type], *(("null",) if p.nullable else ()))  # "number" takes an int too
+        fields.setdefault(p.name, Key(kinds, required=False, check=lambda v, p=p: (p.problem(v) or (None,))[0]))
+    return Key("dict", fields=fields)
 
 
 def _check(value: object, key: Key, where: str, out: list[str]) -> None:
@@ -390,13 +483,15 @@ def _consistency(m: dict, out: list[str]) -> None:
         out.append("'datasets' is empty")
     if "label_measure" in m and m["label_measure"] not in m["measures"]:
         out.append(f"'label_measure' {m['label_measure']!r} is not among the measures")
+    _runs_consistency(m, out)
+    systems = encoders + [r["name"] for r in m.get("runs", [])]
     for c in m["candidates"]:
-        if c not in encoders:
-            out.append(f"'candidates': {c!r} is not among the encoders")
+        if c not in systems:
+            out.append(f"'candidates': {c!r} is not among the encoders or runs")
     for s in m["strategies"]:
         for c in s.get("choices", []):
-            if c not in encoders:
-                out.append(f"'strategies': {s['name']!r} chooses among {c!r}, which is not among the encoders")
+            if c not in systems:
+                out.append(f"'strategies': {s['name']!r} chooses among {c!r}, which is not among the encoders or runs")
     for d, e in m["own_expert"].items():
         if d not in datasets or e not in encoders:
             out.append(f"'own_expert': {d!r} -> {e!r} names an unknown dataset or expert")
@@ -411,6 +506,28 @@ def _consistency(m: dict, out: list[str]) -> None:
                 out.append(f"'experts': {e['name']!r} was trained on {d!r}, which is not among the datasets")
 
 
+def _runs_consistency(m: dict, out: list[str]) -> None:
+    """A run read from a file is one system: a name of its own, one record per dataset it ranks, one strategy
+    record of the same name (whose decision is that run), and the same `candidate` in every record."""
+    datasets = {d["name"] for d in m["datasets"]}
+    taken = set(m["encoders"])
+    strategies = {s["name"] for s in m["strategies"]}
+    seen: dict[str, bool] = {}
+    for r in m.get("runs", []):
+        name = r["name"]
+        if name in taken:
+            out.append(f"'runs': {name!r} is the name of an encoder")
+        if r["dataset"] not in datasets:
+            out.append(f"'runs': {name!r} ranks {r['dataset']!r}, which is not among the datasets")
+        if name not in strategies:
+            out.append(f"'runs': {name!r} has no strategy record of its name")
+        if seen.setdefault(name, r["candidate"]) != r["candidate"]:
+            out.append(f"'runs': {name!r} is a candidate in one record and not in another")
+    pairs = [(r["name"], r["dataset"]) for r in m.get("runs", [])]
+    if len(set(pairs)) != len(pairs):
+        out.append("'runs' lists a (name, dataset) twice")
+
+
 def validate_manifest(manifest: object, path: Path) -> None:
     """Raise one WorkspaceError naming `path`, every bad key and the fix, unless `manifest` has every key the
     readers use, of the right type, with names that cannot leave the workspace."""
@@ -422,7 +539,7 @@ def validate_manifest(manifest: object, path: Path) -> None:
                              f"({WORKSPACE_FORMAT_VERSION}) (fix: upgrade router-explorer, or rebuild the "
                              f"workspace with this version)")
     problems: list[str] = []
-    _check_fields(manifest, MANIFEST, "", problems)
+    _check_fields(manifest, {**MANIFEST, "routing": routing_key()}, "", problems)
     if not problems:
         _consistency(manifest, problems)
     if problems:
@@ -431,6 +548,8 @@ def validate_manifest(manifest: object, path: Path) -> None:
         raise WorkspaceError(f"{path}: {len(problems)} problem(s) in the manifest:\n{shown}{more}\n(fix: {REBUILD}; "
                              f"a workspace made by another version of router-explorer may need that version)")
 
+
+NOT_IN_CORPUS = "(not in the corpus)"  # a run file's document the dataset does not have (runs' doc = -1)
 
 # queries.parquet: `meta:<field>` columns hold the queries' metadata fields (strings; "" = the query has none)
 META_PREFIX = "meta:"
@@ -477,6 +596,32 @@ def table_folder(name: str) -> str:
 SIGNIFICANCE_COLUMNS = ["system", "delta", "p_t", "p_rand", "n", "p_t_holm", "p_rand_holm", "significant", "dataset"]
 
 
+MAX_DEPTH = 10_000  # the deepest run a build writes ([index] depth), for workspaces that do not state theirs
+ROLES = ("pilot", "eval")
+
+
+def _queries_problem(q: pd.DataFrame, datasets: list[str]) -> str | None:
+    """What is wrong with queries.parquet for the readers (every array and table indexes queries by `row`), or
+    None."""
+    if not np.array_equal(q["row"].to_numpy(), np.arange(len(q))):
+        return "its rows are not 0, 1, 2, ... in order (each query's position in every array)"
+    unknown = sorted(set(q["dataset"]) - set(datasets)) or sorted(set(q["role"]) - set(ROLES))
+    if unknown:
+        return f"names {str(unknown[0])[:60]!r}, which is not one of the manifest's datasets or query roles"
+    if q.duplicated(["dataset", "role", "qid"]).any():
+        return "lists a query twice"
+    empty = [d for d in datasets if not ((q["dataset"] == d) & (q["role"] == "eval")).any()]
+    if empty:
+        return f"holds no evaluated query of dataset {empty[0]!r}, which the manifest names"
+    return None
+
+
+def _needed(values: tuple[str, str]) -> bool:
+    """Whether the partition (dataset, system or strategy) must exist: every dataset under every encoder (runs,
+    metrics) and every strategy (decisions, strategy metrics); a strategy's mixture runs only where it mixed."""
+    return SystemName.parse(values[1]).kind != "mix"
+
+
 def _row_datasets(queries: pd.DataFrame) -> np.ndarray:
     """Each query row's dataset, indexed by row: the partition key of the per-query tables."""
     return queries.set_index("row")["dataset"].sort_index().to_numpy()
@@ -514,7 +659,7 @@ class WorkspaceWriter:
         folder = inside(self.root, "datasets", name)
         save_table(folder / "docs.parquet", pd.DataFrame({"doc_id": ids, "title": titles, "text": texts}))
         if isinstance(doc_emb, np.memmap) and doc_emb.filename:
-            shutil.copyfile(doc_emb.filename, folder / "doc_emb.npy")
+            copy_file(Path(doc_emb.filename), folder / "doc_emb.npy")  # never a link into the cache
         else:
             save_array(folder / "doc_emb.npy", doc_emb)
         if storage == "faiss-on-disk":
@@ -526,12 +671,14 @@ class WorkspaceWriter:
 
     def expert(self, name: str, folder: Path) -> None:
         """The expert's adapter folder (weights and card.json), copied from the cache."""
-        shutil.copytree(folder, inside(self.root, "experts", name))
+        copy_tree(folder, inside(self.root, "experts", name))
 
-    def query_embeddings(self, embeddings: list[np.ndarray]) -> None:
-        """One array per encoder, in the manifest's encoder order (row = the query's row)."""
+    def query_embeddings(self, embeddings: list[np.ndarray | None]) -> None:
+        """One array per encoder, in the manifest's encoder order (row = the query's row); None for an encoder
+        without one (a lexical expert), which gets no file."""
         for i, emb in enumerate(embeddings):
-            save_array(self.root / "embeddings" / encoder_file(i), emb)
+            if emb is not None:
+                save_array(self.root / "embeddings" / encoder_file(i), emb)
 
     def table(self, name: str, frame: pd.DataFrame) -> None:
         """A table the build made in the declared layout (queries, qrels, runs, layout)."""
@@ -658,6 +805,25 @@ class Workspace:
         return list(self.manifest["encoders"])
 
     @property
+    def external_runs(self) -> list[dict]:
+        """The manifest's records of runs read from files (format 3; none before): one per (name, dataset)."""
+        return list(self.manifest.get("runs", []))
+
+    @property
+    def external_datasets(self) -> dict[str, list[str]]:
+        """Each run read from a file -> the datasets it ranks (its files), in manifest order."""
+        out: dict[str, list[str]] = {}
+        for r in self.external_runs:
+            out.setdefault(r["name"], []).append(r["dataset"])
+        return out
+
+    @property
+    def systems(self) -> list[str]:
+        """Column order of every per-system table (metrics, decisions' score: and weight: columns, routing): the
+        encoders, then the runs read from files. Only the encoders have embeddings."""
+        return self.encoders + list(self.external_datasets)
+
+    @property
     def experts(self) -> list[dict]:
         """The manifest's expert records; `capabilities` from the kind's registry where a workspace built before
         they were recorded lacks them (or [] for a kind not registered here)."""
@@ -725,41 +891,72 @@ class Workspace:
     def adapter_dir(self, name: str) -> Path:
         return self.file(*self._expert_dir(name))
 
+    @cached_property
+    def dim(self) -> int:
+        """The dimension of the base embeddings (the stored queries'): every index must be of it."""
+        return int(load_array(self.file("embeddings", encoder_file(0)), mmap=True, ndim=2).shape[1])
+
+    def index_structure(self, dataset: str) -> str:
+        """The faiss structure a dataset's index.faiss must be, by its manifest: ivf-disk for lists on disk, ivf for
+        an IVF index (its tuned `ivf` record, or an IVF build), hnsw for an HNSW build, else flat."""
+        from .index_files import FLAT, HNSW, IVF, IVF_DISK
+
+        info = self.dataset_info(dataset)
+        if info.get("index") == "faiss-on-disk":
+            return IVF_DISK
+        kind = self.manifest.get("index", {}).get("kind", FLAT)
+        return IVF if "ivf" in info or kind == IVF else HNSW if kind == HNSW else FLAT
+
     def index(self, dataset: str):
         """The index of a dataset's documents: its faiss index, or for a corpus built to be searched chunk by chunk
-        an exact search over its memory-mapped embeddings (WorkspaceError when unreadable or not of its corpus)."""
-        from .index import IndexFileError, load_index
-
+        an exact search over its memory-mapped embeddings. Checked before any search: the structure the manifest
+        states, no file outside the workspace, the dimension of the stored queries and one row per document
+        (WorkspaceError naming the file otherwise)."""
         key = f"_index:{dataset}"
-        if key not in self.__dict__ and self.dataset_info(dataset).get("index") == "chunked-exact":
+        if key not in self.__dict__:
+            self.__dict__[key] = self._load_index(dataset, len(self.docs(dataset)))
+        return self.__dict__[key]
+
+    def _load_index(self, dataset: str, n_docs: int):
+        from .index import IndexFileError, load_index
+        from .ondisk import load_on_disk
+
+        if self.dataset_info(dataset).get("index") == "chunked-exact":
             from .chunked import ChunkedFlat
 
-            emb = load_array(self.file(*self._dataset_dir(dataset), "doc_emb.npy"), mmap=True, ndim=2)
-            if len(emb) != len(self.docs(dataset)):
-                raise WorkspaceError(f"{self.path}: doc_emb.npy of {dataset!r} holds {len(emb)} rows, docs.parquet "
-                                     f"{len(self.docs(dataset))} (fix: {REBUILD})")
-            self.__dict__[key] = ChunkedFlat(emb, self.manifest.get("index", {}).get("chunk_docs", 50_000))
-        if key not in self.__dict__:
-            from .ondisk import OnDiskIndexError, load_on_disk
-
-            path = self.file(*self._dataset_dir(dataset), "index.faiss")
-            on_disk = self.dataset_info(dataset).get("index") == "faiss-on-disk"
-            try:
-                index = load_on_disk(path.parent) if on_disk else load_index(path)
-            except (IndexFileError, OnDiskIndexError) as err:
-                raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
-            if index.ntotal != len(self.docs(dataset)):
-                raise WorkspaceError(f"{path}: holds {index.ntotal} documents, docs.parquet {len(self.docs(dataset))} "
-                                     f"(fix: {REBUILD})")
-            self.__dict__[key] = index
-        return self.__dict__[key]
+            path = self.file(*self._dataset_dir(dataset), "doc_emb.npy")
+            emb = load_array(path, mmap=True, ndim=2)
+            if emb.shape != (n_docs, self.dim):
+                raise WorkspaceError(f"{path}: holds {emb.shape[0]} x {emb.shape[1]} embeddings, expected {n_docs} "
+                                     f"documents (docs.parquet) x {self.dim} (fix: {REBUILD})")
+            return ChunkedFlat(emb, self.manifest.get("index", {}).get("chunk_docs", 50_000))
+        path, structure = self.file(*self._dataset_dir(dataset), "index.faiss"), self.index_structure(dataset)
+        try:
+            if structure == "ivf-disk":
+                return load_on_disk(path.parent, self.dim, n_docs)
+            return load_index(path, structure, self.dim, n_docs)
+        except IndexFileError as err:
+            raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
 
     # --- tables ---------------------------------------------------------------------------------------------
     def _table(self, name: str, *parts: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
         if name in PARTITIONED and self.partitioned:
             return self._partitioned(name, columns=columns)
         path = self.file(*parts, name)
-        return load_parquet(path, TABLE_COLUMNS.get(name, ()) + tuple(columns or ()))
+        required = TABLE_COLUMNS.get(name, ()) + tuple(columns or ())
+        if name in PARTITIONED:  # a format-1 table: one file, checked as a partition is
+            self._checked_file(name, path, required)
+        return load_parquet(path, required)
+
+    def _checked_file(self, name: str, path: Path, required: tuple[str, ...]) -> None:
+        from .table_checks import TableError
+
+        if (problem := _not_a_file(path)) is not None:
+            raise problem
+        try:
+            self._check_rows(name, path, required)
+        except TableError as err:
+            raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
 
     @property
     def partitioned(self) -> bool:
@@ -768,7 +965,7 @@ class Workspace:
 
     def _partition_names(self) -> dict[str, list[str]]:
         mixes = [str(SystemName.mix(s)) for s in self.strategies]
-        return {"dataset": self.datasets, "system": self.encoders + mixes, "strategy": self.strategies}
+        return {"dataset": self.datasets, "system": self.systems + mixes, "strategy": self.strategies}
 
     def _partitioned(self, name: str, where: dict | None = None, filters: list | None = None,
                      columns: tuple[str, ...] | None = None) -> pd.DataFrame:
@@ -778,16 +975,21 @@ class Workspace:
         import pyarrow
 
         from .partitions import PartitionError, read_partitioned
+        from .table_checks import TableError
 
         folder = self.file(table_folder(name))
         kind = path_kind(folder)
         if kind != "folder":
             raise WorkspaceError(f"{folder}: {'is missing' if kind == 'missing' else NOT_A_FOLDER[kind]} (fix: "
                                  f"{REBUILD})")
+        self.queries  # checked first: every partition is checked against its queries
+        required = TABLE_COLUMNS[name] + tuple(columns or ())
+        in_file = tuple(c for c in required if c not in PARTITIONED[name])  # the keys live in the folder names
         try:
-            frame = read_partitioned(folder, PARTITIONED[name], self._partition_names(), where, filters,
-                                     TABLE_COLUMNS[name] + tuple(columns or ()))
-        except PartitionError as err:
+            frame = read_partitioned(folder, PARTITIONED[name], self._partition_names(), where, filters, required,
+                                     lambda values, path: self._check_rows(name, path, in_file, *values),
+                                     _needed)
+        except (PartitionError, TableError) as err:
             raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
         except (ValueError, OSError, pyarrow.ArrowException) as err:
             raise WorkspaceError(f"{folder}: a partition is not a readable Parquet table ({str(err)[:200]}) (fix: "
@@ -795,13 +997,88 @@ class Workspace:
         key = PARTITIONED[name][1]  # format 1's order: by system (or strategy) as the manifest lists them, then row
         codes = pd.Categorical(frame[key], categories=self._partition_names()[key]).codes
         frame = frame.drop(columns="dataset").take(np.lexsort((frame["row"].to_numpy(), codes))).reset_index(drop=True)
+        if name == "decisions.parquet":
+            frame = self._run_columns(frame)
         return frame[[c for c in TABLE_COLUMNS[name] if c in frame.columns] +
                      [c for c in frame.columns if c not in TABLE_COLUMNS[name]]]
 
+    def _run_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Decisions with a score: and weight: column for every run read from a file. A partition written before a
+        run was added (explorer add-run) has none: no decision there scored it (NaN) or sent a query to it (0)."""
+        for run in self.external_datasets:
+            if f"score:{run}" not in frame.columns:
+                frame[f"score:{run}"] = np.nan
+            weight = frame[f"weight:{run}"] if f"weight:{run}" in frame.columns else None
+            frame[f"weight:{run}"] = 0.0 if weight is None else weight.fillna(0.0).astype(float)
+        return frame
+
     @cached_property
     def queries(self) -> pd.DataFrame:
-        """One row per query (`row` = its position in every embedding array): qid, dataset, role, text, kind."""
-        return self._table("queries.parquet")
+        """One row per query (`row` = its position in every embedding array): qid, dataset, role, text, kind.
+        Checked whole: rows 0..n-1 in order, each query once, datasets of the manifest, each with evaluated
+        queries."""
+        queries = self._table("queries.parquet")
+        problem = _queries_problem(queries, self.datasets)
+        if problem:
+            raise WorkspaceError(f"{self.file('queries.parquet')}: {problem} (fix: {REBUILD})")
+        return queries
+
+    # --- what the per-query tables are checked against ------------------------------------------------------
+    @cached_property
+    def _facts(self) -> dict:
+        """Each dataset's query rows (all, evaluated), each query row's corpus size, the run depth, and what
+        identifies them (the check verdicts are kept under it)."""
+        q = self.queries
+        n_docs = {d: self._doc_count(d) for d in self.datasets}
+        rows = {d: np.sort(q.loc[q["dataset"] == d, "row"].to_numpy()) for d in self.datasets}
+        evaluated = {d: np.sort(q.loc[(q["dataset"] == d) & (q["role"] == "eval"), "row"].to_numpy())
+                     for d in self.datasets}
+        depth = int(self.manifest.get("index", {}).get("depth", MAX_DEPTH))
+        from .table_checks import stamp
+
+        return {"rows": rows, "eval": evaluated, "depth": depth, "n_docs": q["dataset"].map(n_docs).to_numpy(),
+                "all": np.sort(q["row"].to_numpy()), "all_eval": np.sort(q.loc[q["role"] == "eval", "row"].to_numpy()),
+                "id": (stamp(self.file("queries.parquet")), tuple(n_docs.items()), depth, tuple(self.encoders))}
+
+    def _doc_count(self, dataset: str) -> int:
+        """The rows of a dataset's docs.parquet (its footer only, unless the documents are read already)."""
+        if f"_docs:{dataset}" in self.__dict__:
+            return len(self.__dict__[f"_docs:{dataset}"])
+        import pyarrow
+        import pyarrow.parquet as pq
+
+        path = self.file(*self._dataset_dir(dataset), "docs.parquet")
+        if (problem := _not_a_file(path)) is not None:
+            raise problem
+        try:
+            return pq.read_metadata(path).num_rows
+        except (ValueError, OSError, pyarrow.ArrowException) as err:
+            raise WorkspaceError(f"{path}: not a readable Parquet table ({str(err)[:200]}) (fix: {REBUILD})") from err
+
+    def _rules(self, name: str, dataset: str | None = None, value: str | None = None):
+        """What a file of table `name` must hold: of one partition (dataset, value), or a whole format-1 table."""
+        from .table_checks import RowRules
+
+        f = self._facts
+        evaluated = name in ("decisions.parquet", "strategy_metrics.parquet") or (
+            value is not None and SystemName.parse(value).kind == "mix")
+        rows = (f["eval"] if evaluated else f["rows"])[dataset] if dataset else f["all_eval" if evaluated else "all"]
+        whole = {} if dataset else {"key": PARTITIONED[name][1],
+                                    "keys": len(self._partition_names()[PARTITIONED[name][1]])}
+        if name == "runs.parquet":  # a lexical expert finds nothing for a query none of whose words a document has
+            lexical = value in self.encoders and not self.has_embedding(value)
+            return RowRules(rows, covered=bool(dataset) and not evaluated and not lexical, depth=f["depth"],
+                            n_docs=f["n_docs"], **whole)
+        choices = (*self.encoders, "mixture") if name == "decisions.parquet" else None
+        return RowRules(rows, exact=bool(dataset), choices=choices, **whole)
+
+    def _check_rows(self, name: str, path: Path, columns: tuple[str, ...], dataset: str | None = None,
+                    value: str | None = None) -> None:
+        """Check one file of a per-query table against what the readers rely on, once per file per process."""
+        from .table_checks import check_rows, checked
+
+        checked(path, (name, dataset, value, columns, self._facts["id"]),
+                lambda: check_rows(path, self._rules(name, dataset, value), list(columns)))
 
     @cached_property
     def metadata_fields(self) -> list[str]:
@@ -827,7 +1104,7 @@ class Workspace:
     def _columns(self, name: str) -> tuple[str, ...]:
         """The columns a per-query table must hold beyond TABLE_COLUMNS: its measures, or a decision's scores and
         weights per encoder."""
-        if name == "decisions.parquet":
+        if name == "decisions.parquet":  # a run's own columns may be absent from a partition (Workspace._run_columns)
             return tuple(f"{c}:{e}" for c in ("score", "weight") for e in self.encoders)
         return tuple(self.measures) if name in ("metrics.parquet", "strategy_metrics.parquet") else ()
 
@@ -882,6 +1159,12 @@ class Workspace:
     def pilot_centroids(self) -> np.ndarray:
         return load_array(self.file("pilots.npy"), ndim=2)
 
+    def has_embedding(self, encoder: str) -> bool:
+        """Whether `encoder` embeds queries: a lexical expert (BM25) has runs but no query embedding."""
+        from .capabilities import LEXICAL
+
+        return not any(e["name"] == encoder and LEXICAL in e["capabilities"] for e in self.experts)
+
     def embeddings(self, encoder: str = "base") -> np.ndarray:
         return self._embeddings(self._encoder_index(encoder))
 
@@ -889,6 +1172,10 @@ class Workspace:
         if encoder not in self.encoders:
             raise WorkspaceError(f"{self.path}: no encoder {str(encoder)[:80]!r} in manifest.json (fix: use one of "
                                  f"{', '.join(self.encoders)})")
+        if not self.has_embedding(encoder):
+            with_emb = [e for e in self.encoders if self.has_embedding(e)]
+            raise WorkspaceError(f"{encoder} has no query embedding: it is a lexical expert (BM25 scores words, it "
+                                 f"embeds nothing) (fix: ask for one of {', '.join(with_emb)})")
         return self.encoders.index(encoder)
 
     def _embedding_array(self, index: int, mmap: bool = False) -> np.ndarray:
@@ -958,6 +1245,7 @@ class Workspace:
             filters += [("row", ">=", rows[0]), ("row", "<=", rows[-1]), ("row", "in", rows)] if rows else [
                 ("row", "<", 0)]
         if not self.partitioned:
+            self._checked_file(name, self.file(name), TABLE_COLUMNS[name] + self._columns(name))
             return load_parquet(self.file(name), TABLE_COLUMNS[name] + self._columns(name), filters or None)
         where = {} if values is None else {key: list(values)}
         if rows is not None:  # only the partitions of the datasets these rows belong to are opened
@@ -983,13 +1271,17 @@ class Workspace:
         return self.select("strategy_metrics.parquet", strategies, rows)
 
     def ranking(self, system: str, row: int, depth: int = 10) -> pd.DataFrame:
-        """Top `depth` of one query under one encoder (or mix:<strategy>): rank, doc_id, title, text, score, grade."""
+        """Top `depth` of one query under one system (an encoder, a run read from a file, or mix:<strategy>): rank,
+        doc_id, title, text, score, grade. A document a run file names that the corpus does not have (doc -1)
+        keeps its rank, with NOT_IN_CORPUS as its id and no text."""
         r = self.run_rows([system], [row])
         hits = r.sort_values("rank").head(depth)
         q = self.queries.iloc[row]
         docs = self.docs(q["dataset"])
         judged = self.qrels(q["dataset"], q["role"]).get(q["qid"], {})
-        out = docs.iloc[hits["doc"].to_numpy()][["doc_id", "title", "text"]].reset_index(drop=True)
+        positions = hits["doc"].to_numpy()
+        out = docs.iloc[np.maximum(positions, 0)][["doc_id", "title", "text"]].reset_index(drop=True)
+        out.loc[positions < 0, ["doc_id", "title", "text"]] = [NOT_IN_CORPUS, "", ""]
         out.insert(0, "rank", hits["rank"].to_numpy())
         out["score"] = hits["score"].to_numpy()
         out["grade"] = [judged.get(d) for d in out["doc_id"]]

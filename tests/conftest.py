@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -41,6 +42,30 @@ def two_domain_config(path: Path, cache: Path, tables: str = "", experts: str | 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + experts)
     return path
+
+
+def forge_outside_lists(emb: np.ndarray, index_path: Path, lists_path: Path, nlist: int = 4) -> None:
+    """An IVF index whose inverted lists live in `lists_path`, made as faiss.contrib.ondisk makes one: the lists
+    file's absolute path is stored inside the index file, and faiss opens it while reading the index."""
+    import faiss
+    from faiss.contrib.ondisk import merge_ondisk
+
+    trained = faiss.IndexIVFFlat(faiss.IndexFlatIP(emb.shape[1]), emb.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    trained.train(emb)
+    shard = faiss.clone_index(trained)
+    shard.add_with_ids(emb, np.arange(len(emb), dtype=np.int64))
+    faiss.write_index(shard, str(lists_path) + ".shard")
+    merge_ondisk(trained, [str(lists_path) + ".shard"], str(lists_path))
+    os.unlink(str(lists_path) + ".shard")
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    faiss.write_index(trained, str(index_path))
+
+
+def shorten_and_age(path: Path) -> None:
+    """Cut the file to a quarter (a search reaching past its end would die of SIGBUS) and set its access time to
+    the epoch: any open-and-map of it moves the access time (relatime), so it shows whether it was opened."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 4])
+    os.utime(path, (0, path.stat().st_mtime))
 
 
 @pytest.fixture(scope="session")

@@ -48,11 +48,9 @@ def app(ws_path, page: str | None = None, params: dict | None = None, timeout: f
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
     at.session_state["workspace_path"] = str(ws_path)
-    if params:
-        at.query_params.update({k: str(v) for k, v in params.items()})
+    # opened as a link to the page opens it (?page=<key>): its parameters are read by the page they are for
+    at.query_params.update({**({"page": page} if page else {}), **{k: str(v) for k, v in (params or {}).items()}})
     at.run()
-    if page:
-        at.switch_page(PAGE[page]).run()
     if drawn:
         assert_drawn(at)
     return at
@@ -185,7 +183,7 @@ def test_inspector_shows_query_decisions_and_rankings(ws):
     top = ws.ranking(ws.candidates[-1], row).iloc[0]
     assert any(f"{top['doc_id']}: {top['title']}" in df.value["document"].tolist() for df in at.dataframe[1:])
     # read a document on demand: its text, the query's terms marked (tests/test_app_views.py checks the marks)
-    at.selectbox(key="insp_doc").set_value(top["doc_id"]).run()
+    at.selectbox(key="w_inspector_doc").set_value(top["doc_id"]).run()
     from explorer.terms import shared_terms
     from explorer.ui.highlight import reader
 

@@ -85,13 +85,16 @@ def test_inspector_decisions_rankings_and_reader(ws):
         frame = table.value
         assert frame.columns.tolist() == ["rank", "rel", "score", "document"]
         top = ws.ranking(options[key][1], row)
-        assert frame["document"].tolist() == [f"{d}: {t}" for d, t in zip(top["doc_id"], top["title"])]
+        # an untitled document is named by its first words
+        named = [t or " ".join(x.split()[:8]) + (" …" if len(x.split()) > 8 else "") for t, x in zip(top["title"],
+                                                                                                   top["text"])]
+        assert frame["document"].tolist() == [f"{d}: {t}" for d, t in zip(top["doc_id"], named)]
     # the reader: the document in the URL, the query's terms marked in an HTML block of escaped pieces
     from explorer.terms import shared_terms
     from explorer.ui.highlight import reader
 
     doc = ws.ranking(ws.candidates[-1], row).iloc[0]
-    at.selectbox(key="insp_doc").set_value(doc["doc_id"]).run()
+    at.selectbox(key="w_inspector_doc").set_value(doc["doc_id"]).run()
     drawn(at)
     assert at.query_params["doc"] == doc["doc_id"]
     terms = shared_terms(ws.queries.iloc[row]["text"], doc["title"], doc["text"])
@@ -101,7 +104,7 @@ def test_inspector_decisions_rankings_and_reader(ws):
                                       if t.lower() in terms)
     # a link with the document reopens it
     at2 = app(ws, "inspector", {"row": row, "doc": doc["doc_id"], "cols": ",".join(cols)})
-    assert at2.selectbox(key="insp_doc").value == doc["doc_id"]
+    assert at2.selectbox(key="w_inspector_doc").value == doc["doc_id"]
 
 
 def test_inspector_says_when_the_url_row_is_not_a_test_query(ws):

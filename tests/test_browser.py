@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,19 @@ def workspace_path(request, trains) -> Path:
     return Path(given) if given else request.getfixturevalue("sample_workspace").path
 
 
-@pytest.fixture(scope="module")
-def server(workspace_path, tmp_path_factory):
+def healthy(url: str) -> bool:
+    """Whether the server at `url` answers its health check."""
+    try:
+        return urllib.request.urlopen(f"{url}/_stcore/health", timeout=5).status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def serving(workspace_path: Path, log: Path):
+    """`streamlit run app.py` on a free loopback port, opened on `workspace_path`: yields (its url, its process),
+    stopped afterwards; its output goes to `log`."""
     port = free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
            "--browser.gatherUsageStats", "false", "--", "--workspace", str(workspace_path)]
@@ -55,21 +65,24 @@ def server(workspace_path, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    pytest.fail(f"streamlit did not start:\n{log.read_text()}")
-                time.sleep(0.2)
-        yield url
+        while not healthy(url):
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"streamlit did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield url, proc
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(workspace_path, tmp_path_factory):
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with serving(workspace_path, log) as (url, _):
+        yield url
     assert "Traceback" not in log.read_text(), log.read_text()
 
 
@@ -226,7 +239,7 @@ def test_research_views_overview_decisions_errors(server, page, workspace_path, 
     Screenshots go to a temporary folder (printed)."""
     from urllib.parse import quote
 
-    from explorer import analysis, export
+    from explorer import analysis, export, views
     from explorer.workspace import Workspace
 
     ws = Workspace(workspace_path)
@@ -268,12 +281,10 @@ def test_research_views_overview_decisions_errors(server, page, workspace_path, 
     pg.goto(server + f"/errors?kind={quote(kind)}")
     settle(pg, "Error analysis")
     assert pg.get_by_role("button", name=f"Download these {n} queries (CSV)").count() == 1
-    pg.get_by_text("margin below", exact=True).click()
+    pg.goto(server + f"/errors?kind={quote(kind)}&use_margin=1&margin=-0.1")  # a margin is never negative
     settle(pg, "Error analysis")
-    box = pg.get_by_role("spinbutton", name="margin below x")
-    box.fill("-0.1")
-    box.press("Enter")
-    pg.wait_for_selector("text=is negative", timeout=30_000)
-    settle(pg, "Error analysis")
-    assert pg.get_by_role("button", name=f"Download these {n} queries (CSV)").count() == 1  # the filter stayed off
+    pg.wait_for_selector("text=is outside 0.0", timeout=30_000)  # said, and the default margin used instead
+    kept = analysis.query_table(ws, views.default_strategy(ws))
+    kept = kept[(kept["kind"] == kind) & (kept["margin"].fillna(float("inf")) < 0.05)]
+    assert pg.get_by_role("button", name=f"Download these {len(kept)} queries (CSV)").count() == 1
     shoot(pg, "errors_kind", shots)

@@ -16,6 +16,7 @@ from tests.test_browser import SHOTS as DOC_SHOTS
 from tests.test_browser import OVERLAPPING_TICKS, browser, page, server, settle, workspace_path  # noqa: F401
 from tests.test_browser import shoot as doc_shot
 from tests.test_browser_views import SHOTS, chart_index, params, shoot
+from tests.test_insight_views import embedding_experts
 
 pytestmark = pytest.mark.browser
 
@@ -129,12 +130,12 @@ def test_map_search_arrows_and_a_box_saved_as_the_cohort(server, page, workspace
     box.fill(q["qid"])
     box.press("Enter")
     settle(pg, "Routing map")
-    pg.locator(".st-key-qp_focus").click()
+    pg.locator(".st-key-w_map_focus").click()
     pg.get_by_role("option", name=f"{q['qid']} · {q['dataset']}").first.click()
     pg.wait_for_url(f"**focus={int(q['row'])}**", timeout=30_000)
     settle(pg, "Routing map")
     i = chart_index(pg, "expert arrows")
-    assert pg.evaluate(ARROWS, i) == len(ws.encoders) - 1
+    assert pg.evaluate(ARROWS, i) == len(embedding_experts(ws))
     assert pg.evaluate(AXES, i) == pytest.approx(axes)
     # a dataset filter hides points; the axes stay
     pg.goto(server + f"/map?datasets={quote(ws.datasets[0])}")
@@ -169,7 +170,7 @@ def test_map_search_arrows_and_a_box_saved_as_the_cohort(server, page, workspace
         .filter(t => (t.name || '').startsWith('cohort: corner'))[0].x.length""")
     assert ringed == n
     if n <= views.MAX_ARROW_QUERIES:
-        assert pg.evaluate(ARROWS, 0) == n * (len(ws.encoders) - 1)
+        assert pg.evaluate(ARROWS, 0) == n * len(embedding_experts(ws))
     doc_shot(pg, "routing_map_cohort")
     pg.goto(server + f"/map?focus={int(q['row'])}")  # the arrows of one query, for the documentation
     settle(pg, "Routing map")

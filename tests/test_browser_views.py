@@ -290,6 +290,7 @@ def test_experts_whatif_tables_scroll_inside_their_frame(server, page, workspace
     assert "−0.0" not in pg.locator('[data-testid="stMain"]').inner_text()
     assert pg.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
                        " return m.scrollWidth <= m.clientWidth + 1; }")  # the page itself never scrolls sideways
+    pg.wait_for_function(f"() => ({GRIDS})().some(g => g[1] > g[2] + 1)", timeout=30_000)  # grids drawn
     grids = pg.evaluate(GRIDS)
     wide = [g for g in grids if g[1] > g[2] + 1]
     assert wide  # the what-if tables scroll inside their own frame

@@ -31,7 +31,7 @@ def test_eval_json_has_every_strategy_on_every_dataset(sample_workspace):
     out = json.loads(_cli("eval", str(ws.path), "--json"))
     assert set(out) == set(ws.datasets) and len(out) >= 5
     variants = {v["name"] for v in ws.manifest["routing"]["variants"]}
-    assert variants == {"pilot-mean/first", "pilot-mean/skip-all"}
+    assert variants == {"pilot-mean/first", "pilot-mean/skip-all", "pilot-mean/soft", "pilot-mean/hybrid"}
     singles = [e["name"] for e in ws.experts if not e["multi_task"]]  # every expert, routing candidate or not
     expected = set(ROUTERS) | {"base", "multi-task"} | {f"fixed:{e}" for e in singles} | variants
     for ds, by_strategy in out.items():
@@ -67,18 +67,22 @@ def test_metrics_equal_an_independent_computation_on_the_stored_runs(sample_work
 
 def test_manifest_records_the_build(sample_workspace):
     m = sample_workspace.manifest
-    assert m["format_version"] == 2 and m["base_model"]["name"] == "bundled"
+    assert m["format_version"] == 3 and m["base_model"]["name"] == "bundled"
     assert {d["name"] for d in m["datasets"]} == set(sample_workspace.datasets)
     assert all(not d["ignore_identical_ids"] for d in m["datasets"])
     assert "torch" in m["versions"] and "peft" in m["versions"]
     assert m["candidates"] == [e["name"] for e in m["experts"] if not e["multi_task"] and e["candidate"]]
-    assert {e["kind"] for e in m["experts"]} == {"lora", "prefix", "query-adapter"}
+    assert {e["kind"] for e in m["experts"]} == {"lora", "prefix", "query-adapter", "bm25"}
 
 
 def test_expert_cards_and_adapters(sample_workspace):
     ws = sample_workspace
     for e in ws.experts:
         card = ws.expert_card(e["name"])
+        if "lexical" in e["capabilities"]:  # BM25: nothing trained, no adapter, its settings on its card
+            assert card["origin"] == "indexed" and card["hyper_parameters"]["stemmer"] == "english"
+            assert not (ws.adapter_dir(e["name"]) / "adapter_model.safetensors").exists()
+            continue
         assert card["pairs"] > 0 and card["steps"] > 0 and len(card["loss_curve"]) == card["steps"]
         hp = card["hyper_parameters"]
         if e["kind"] == "lora":  # r=8 on query/key/value of 6 layers: 6 * 3 * 2 * 8 * 384

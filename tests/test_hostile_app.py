@@ -128,8 +128,8 @@ def test_inspector_shows_hostile_query_and_document_literally(hostile):
     heading = next(m.proto.body for m in at.markdown if m.proto.body.startswith("<h4>"))
     assert heading == f"<h4>“{html.escape(HOSTILE, quote=False)}”</h4>"
     assert any(m.proto.allow_html for m in at.markdown if m.proto.body == heading)
-    doc_id = at.selectbox(key="insp_doc").options[0]
-    at.selectbox(key="insp_doc").set_value(doc_id).run()
+    doc_id = at.selectbox(key="w_inspector_doc").options[1]  # [0]: the reader's "pick a document"
+    at.selectbox(key="w_inspector_doc").set_value(doc_id).run()
     assert_inert(at)
     # the reader: one HTML block of the escaped title and text, the query's terms in <mark> (explorer.ui.highlight)
     from explorer.terms import shared_terms
@@ -415,3 +415,14 @@ def test_browser_hostile_workspace_fetches_nothing_and_injects_nothing(server, p
     outside = [u for u in requests if urlparse(u).scheme not in ("data", "blob") and urlparse(u).netloc != own]
     assert requests and not outside, outside
     assert not [u for u in requests if urlparse(u).path in ("/x", "/pwn.png")]
+
+
+@pytest.mark.parametrize("typed", ["/tmp/" + "a" * 5000, "/tmp/" + "b" * 250 + "/" + "c" * 4000 + "/ws",
+                                   "relative/" + "d" * 5000])
+def test_a_long_path_typed_in_the_sidebar_is_cut_in_the_message(tmp_path, typed):
+    at = app(typed, drawn=False)
+    assert not at.exception, [e.value for e in at.exception]
+    shown = [e.value for e in at.error]
+    assert shown and all(len(m) < 800 for m in shown), [len(m) for m in shown]
+    said = [m for m in shown if m.startswith("Cannot")]  # the sidebar's message about the folder
+    assert said and "…" in said[0], shown

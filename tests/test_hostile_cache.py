@@ -43,7 +43,7 @@ def rebuild(config: Path, cache: Path, out: Path, **changes):
 
 def entries(cache: Path) -> dict[str, Path]:
     """The one cache file of each kind of a build without experts."""
-    found = {kind: sorted((cache / kind).iterdir()) for kind in KINDS}
+    found = {kind: sorted(p for p in (cache / kind).iterdir() if p.suffix != ".sum") for kind in KINDS}
     assert all(len(files) == 1 for files in found.values()), found
     return {kind: files[0] for kind, files in found.items()}
 
@@ -59,8 +59,16 @@ def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def overwrite_tail(path: Path) -> None:
+    """Same size, other bytes at the end (the data, not the header): the file still reads, as a wrong entry."""
+    data = bytearray(path.read_bytes())
+    data[-16:] = bytes(b ^ 0x5A for b in data[-16:])
+    path.write_bytes(bytes(data))
+
+
 DAMAGES = {
     "truncated": {kind: truncate for kind in KINDS},
+    "same-size": {kind: overwrite_tail for kind in KINDS},
     "garbage": {
         "docs": lambda p: np.save(p, np.zeros((3, 384), dtype=np.float32)),  # rows of another corpus
         "queries": lambda p: np.save(p, np.array([{"x": 1}], dtype=object), allow_pickle=True),
@@ -86,7 +94,7 @@ def test_a_damaged_cache_entry_is_recomputed_with_a_warning(first, tmp_path, dam
     stages = again.manifest["stages"]
     assert not any(stages[s]["cached"] for s in ("docs:a", "queries:base", "index:a", "layout"))
     same_results(ws, again)
-    assert entries(cache).keys() == files.keys()  # rewritten in place, nothing beside them
+    assert entries(cache).keys() == files.keys()  # rewritten in place, nothing beside them but their checksums
     third, said = rebuild(config, cache, tmp_path / "ws")
     assert not [line for line in said if "warning" in line]
     assert all(third.manifest["stages"][s]["cached"] for s in ("docs:a", "queries:base", "index:a", "layout"))
@@ -244,3 +252,124 @@ def test_a_cache_dir_that_is_a_file_is_refused(first, tmp_path, monkeypatch):
     (tmp_path / "cache").write_text("x")
     with pytest.raises(WorkspaceError, match=r"cache: is a file, not a folder \(fix: set cache_dir"):
         rebuild(config, tmp_path / "cache", tmp_path / "ws")
+
+
+@pytest.fixture(scope="module")
+def on_disk(tmp_path_factory, trains):
+    """A tiny build with an on-disk IVF index and one trained expert: every kind of folder entry in the cache."""
+    root = tmp_path_factory.mktemp("hostile-cache-disk")
+    config = tiny_config(root)
+    config.write_text(config.read_text() + '[index]\nkind = "ivf-disk"\n[training]\nepochs = 1\nholdout = 0.0\n'
+                      '[[experts]]\nname = "a"\nsources = [{dataset = "a", source = "qrels"}]\n')
+    ws = build(config, root / "ws", echo=lambda _: None, progress=False)
+    return config, ws
+
+
+def test_a_workspace_shares_no_storage_with_the_cache(on_disk, tmp_path):
+    """Overwriting the workspace's lists file (once a hard link to the cache) leaves the cache as it was: the next
+    build reuses it, sound, and gives the same results."""
+    from explorer.ondisk import LISTS_FILE
+
+    config, ws = on_disk
+    cache = Path(config).parent / "cache"
+    (entry,) = [p for p in (cache / "index").iterdir() if p.is_dir()]
+    mine = ws.path / "datasets" / "a" / LISTS_FILE
+    assert os.stat(mine).st_ino != os.stat(entry / LISTS_FILE).st_ino and os.stat(mine).st_nlink == 1
+    before = (entry / LISTS_FILE).read_bytes()
+    mine.write_bytes(os.urandom(mine.stat().st_size))
+    assert (entry / LISTS_FILE).read_bytes() == before
+    again, said = rebuild(config, cache, tmp_path / "ws")
+    assert not [line for line in said if "warning" in line]
+    assert again.manifest["stages"]["index:a"]["cached"]
+    same_results(ws, again)
+    assert again.index("a").ntotal == 8  # its lists are the cache's, sound
+
+
+def test_a_changed_folder_entry_is_recomputed_with_a_warning(on_disk, tmp_path):
+    """The on-disk index's lists file and the expert's weights, changed in place at their size: each entry no
+    longer matches its checksum, is warned about and computed again, and the results are the first build's."""
+    from explorer.ondisk import LISTS_FILE
+
+    config, ws = on_disk
+    cache = tmp_path / "cache"
+    shutil.copytree(Path(config).parent / "cache", cache)
+    (index,) = [p for p in (cache / "index").iterdir() if p.is_dir()]
+    (expert,) = [p for p in (cache / "experts").iterdir() if p.is_dir()]
+    overwrite_tail(index / LISTS_FILE)
+    overwrite_tail(expert / "adapter_model.safetensors")
+    again, said = rebuild(config, cache, tmp_path / "ws")
+    warnings = [line for line in said if "warning" in line]
+    for entry in (index, expert):
+        assert any(f"the cache file {entry} cannot be used (its content does not match its checksum" in w
+                   for w in warnings), warnings
+    assert not again.manifest["stages"]["index:a"]["cached"] and not again.manifest["stages"]["expert:a"]["cached"]
+    same_results(ws, again)
+    third, said = rebuild(config, cache, tmp_path / "ws")
+    assert not [line for line in said if "warning" in line]
+    assert third.manifest["stages"]["index:a"]["cached"] and third.manifest["stages"]["expert:a"]["cached"]
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def immutable():
+    """chattr +i on folders (root ignores permissions, not the immutable flag), always undone; skipped where the
+    file system or the user cannot set it."""
+    made: list[Path] = []
+
+    def make(path: Path) -> None:
+        if shutil.which("chattr") is None or not _chattr("+i", path):
+            pytest.skip("chattr +i is not available on this file system (the os.access test covers the rule)")
+        made.append(path)
+    yield make
+    for path in made:
+        _chattr("-i", path)
+
+
+@pytest.mark.parametrize("where", ["out-folder", "workspace", "cache", "cache-stage"])
+def test_a_read_only_place_is_refused_before_any_work(tmp_path, monkeypatch, capsys, immutable, where):
+    """A read-only (here immutable) output folder, workspace, cache or cache stage folder: exit 2 naming it before
+    any model loads, and no temporary folder left behind."""
+    import explorer.build as build_module
+    from explorer.cli import main
+
+    monkeypatch.setattr(build_module, "Encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+    config = tiny_config(tmp_path)
+    place = {"out-folder": tmp_path / "outs", "workspace": tmp_path / "outs" / "ws", "cache": tmp_path / "cache",
+             "cache-stage": tmp_path / "cache" / "docs"}[where]
+    place.mkdir(parents=True)
+    immutable(place)
+    before = listing(tmp_path)
+    assert main(["build", str(config), "--out", str(tmp_path / "outs" / "ws"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {place}: is read-only, so the build cannot write there (fix: make it writable" in err, err
+    assert "Traceback" not in err and listing(tmp_path) == before
+
+
+def test_the_writable_check_refuses_what_os_access_refuses(tmp_path, monkeypatch):
+    """The rule itself, for any user: a folder os.access says cannot be written, or the nearest existing folder
+    above a missing one."""
+    from explorer.workspace import check_writable
+
+    denied = {tmp_path / "ro"}
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) not in denied and real(p, mode))
+    (tmp_path / "ro").mkdir()
+    check_writable(tmp_path / "ws", tmp_path / "cache")  # all writable
+    with pytest.raises(WorkspaceError, match=r"ro/new/ws: would be made inside .*/ro, which is read-only"):
+        check_writable(tmp_path / "ro" / "new" / "ws" / "sub", tmp_path / "cache")
+    with pytest.raises(WorkspaceError, match=r"ro: is read-only, so the build cannot write there"):
+        check_writable(tmp_path / "ws", tmp_path / "ro")
+
+
+def test_a_swap_that_fails_leaves_the_workspace_and_no_temporary_folder(tmp_path, immutable):
+    out = tmp_path / "ws"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    immutable(out)  # checked writable earlier, made immutable while the build ran
+    with pytest.raises(WorkspaceError, match=f"{out}: cannot be replaced"):
+        with atomic_dir(out) as tmp:
+            (tmp / "manifest.json").write_text('{"new": 1}')
+    assert sorted(os.listdir(tmp_path)) == ["ws"] and (out / "manifest.json").read_text() == "{}"

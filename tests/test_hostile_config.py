@@ -126,12 +126,12 @@ def test_every_mistake_is_reported_at_once(mistakes):
 
 
 def test_the_cli_stops_before_any_model_loads_and_writes_nothing(mistakes, tmp_path, capsys, monkeypatch):
-    import explorer.encoders
+    from sentence_transformers import SentenceTransformer
 
     def no_model(*args, **kwargs):
         raise AssertionError("a model was loaded for a config with mistakes")
 
-    monkeypatch.setattr(explorer.encoders.SentenceTransformer, "__init__", no_model)
+    monkeypatch.setattr(SentenceTransformer, "__init__", no_model)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert main(["build", str(mistakes), "--out", str(tmp_path / "ws"), "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -154,7 +154,7 @@ def test_qrels_source_on_a_real_dataset_without_train_split(tmp_path):
     ('[[datasets]]\npath = "beta"\nname = "/tmp/abs"\n', "the dataset name '/tmp/abs' is not"),
     ('[[datasets]]\npath = "beta"\n[[experts]]\nname = "base"\nmulti_task = true\n', "reserved for the base model"),
     ('[[datasets]]\npath = "beta"\n[[experts]]\nname = "x"\nkind = "lora2"\nmulti_task = true\n',
-     '`kind` "lora2" is not one of "lora" / "prefix" / "query-adapter" (fix: did you mean "lora"?'),
+     '`kind` "lora2" is not one of "lora" / "prefix" / "query-adapter" / "bm25" (fix: did you mean "lora"?'),
     ('[[datasets]]\npath = "beta"\n[[experts]]\nname = "x"\nkind = "query-adapter"\nencoder = "bundled:layers=9"\n'
      'sources = [{dataset = "beta"}]\n', "bundled[:layers=1..6]"),
     ('[[datasets]]\npath = "beta"\n[[routing.variants]]\nname = "pilot-mean/x"\nrouter = "pilot-maen"\n',
@@ -347,3 +347,65 @@ def test_a_config_extends_another_in_its_folder(tmp_path):
         child.write_text(f"extends = {bad}\n")
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config(child)
+
+
+def test_extends_names_a_plain_file_in_a_chain_of_at_most_four(tmp_path, capsys):
+    _dataset(tmp_path, "beta")
+    child = tmp_path / "c.toml"
+    child.write_text('extends = "a.toml\\u0000.toml"\n')
+    with pytest.raises(ConfigError, match=r"`extends` 'a.toml\\x00.toml' is not a .toml file name"):
+        load_config(child)
+    assert main(["build", str(child), "--out", str(tmp_path / "ws")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    for i in range(1, 6):  # c1 extends c2 ... extends c5: five files
+        (tmp_path / f"c{i}.toml").write_text(f'extends = "c{i + 1}.toml"\n' if i < 5 else
+                                             '[[datasets]]\npath = "beta"\n')
+    with pytest.raises(ConfigError, match="makes a loop or a chain over 4 files"):
+        load_config(tmp_path / "c1.toml")
+    assert [d.name for d in load_config(tmp_path / "c2.toml").datasets] == ["beta"]  # four files: accepted
+
+
+def test_devices_are_checked_before_any_model_loads(tmp_path, monkeypatch):
+    import torch
+
+    _dataset(tmp_path, "beta")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[compute]\ndevices = ["cuda:999", "../../etc", ""]\n[[datasets]]\npath = "beta"\n')
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    text = str(err.value)
+    assert "3 problem(s)" in text and "[compute] `devices` '../../etc' is not a device" in text
+    assert "[compute] `devices` '' is not a device" in text
+    assert "[compute] `devices` 'cuda:999': torch sees 0 GPU(s) on this machine" in text
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    cfg.write_text('[compute]\ndevices = ["cuda:0", "cuda:1", "cpu", "cuda"]\n[[datasets]]\npath = "beta"\n')
+    assert load_config(cfg).compute["devices"] == ["cuda:0", "cuda:1", "cpu", "cuda"]
+    cfg.write_text('[compute]\ndevices = ["cuda:2"]\n[[datasets]]\npath = "beta"\n')
+    with pytest.raises(ConfigError, match="'cuda:2': torch sees 2 GPU"):
+        load_config(cfg)
+
+
+@pytest.mark.parametrize("share, message", [
+    ("1e-300", "`judged_split` 1e-300 of the 3 judged queries of 'test' leaves 0 to train the expert and 3 to "
+               "evaluate (fix: use a share from 0.33 to 0.67)"),
+    ("0.9", "`judged_split` 0.9 of the 1 judged queries of 'test' leaves 1 to train the expert and 0 to evaluate"),
+])
+def test_a_judged_split_that_leaves_no_pairs_stops_before_any_model(tmp_path, capsys, monkeypatch, share, message):
+    """The split is deterministic from the qrels, so the build's data stage (before any model loads) knows it
+    leaves the expert nothing to train on (or nothing to evaluate): exit 2 naming the key, nothing written."""
+    import explorer.build as build_module
+
+    monkeypatch.setattr(build_module, "Encoder", lambda *a, **k: pytest.fail("a model was loaded"))
+    _dataset(tmp_path, "beta", train=False)
+    if share == "0.9":  # one judged query only
+        (tmp_path / "beta" / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nqbeta0\tbeta0\t1\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'cache_dir = "{tmp_path / "cache"}"\n[[datasets]]\npath = "beta"\njudged_split = {share}\n'
+                   '[[experts]]\nname = "beta"\nsources = [{dataset = "beta", source = "qrels"}]\n')
+    load_config(cfg)  # the config alone is sound
+    assert main(["build", str(cfg), "--out", str(tmp_path / "ws"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"[datasets 'beta'] {message}" in err and "Traceback" not in err
+    assert not (tmp_path / "ws").exists() and not (tmp_path / "cache").exists()

@@ -99,7 +99,8 @@ BAD_MANIFESTS = {
     "version-as-string": (lambda m: m.update(format_version="1"),
                           "key 'format_version' is \"1\", expected an integer"),
     "version-as-bool": (lambda m: m.update(format_version=True), "key 'format_version' is true, expected an integer"),
-    "version-zero": (lambda m: m.update(format_version=0), "key 'format_version': is 0, expected 1 to 2"),
+    "version-zero": (lambda m: m.update(format_version=0),
+                     f"key 'format_version': is 0, expected 1 to {WORKSPACE_FORMAT_VERSION}"),
     "no-version": (lambda m: m.pop("format_version"), "key 'format_version' is missing"),
     "no-encoders": (lambda m: m.pop("encoders"), "key 'encoders' is missing"),
     "strategies-not-a-list": (lambda m: m.update(strategies={"name": "base"}),
@@ -194,9 +195,9 @@ DAMAGE = {
     "rows-do-not-match": ("embeddings/enc00.npy", lambda p: np.save(p, np.zeros((2, 384), dtype=np.float32)),
                           lambda ws: ws.embeddings("base"), "2 rows for 6 queries in queries.parquet"),
     "truncated-faiss": ("datasets/a/index.faiss", lambda p: p.write_bytes(p.read_bytes()[:100]),
-                        lambda ws: ws.index("a"), "not a readable faiss index"),
+                        lambda ws: ws.index("a"), "truncated or forged"),
     "garbage-faiss": ("datasets/a/index.faiss", lambda p: p.write_bytes(b"hello world" * 10),
-                      lambda ws: ws.index("a"), "not a readable faiss index"),
+                      lambda ws: ws.index("a"), "the index is of type 'hell', expected 'IxFI'"),
     "missing-table": ("layout.parquet", lambda p: p.unlink(), lambda ws: ws.layout, "is missing"),
     "file-is-a-loop": ("metrics/dataset=a/system=base/part-0.parquet", lambda p: (p.unlink(), p.symlink_to(p)),
                        lambda ws: ws.metrics,
@@ -261,14 +262,15 @@ def test_inside_refuses_names_that_climb_out(tmp_path):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("foreign", "names modules outside sentence-transformers"),
-    ("pickled", "holds pickled weights only"),
-    ("nowhere", "is not a local sentence-transformers folder"),
+    ("foreign", "a module outside sentence-transformers' own"),
+    ("pickled", "holds pickled weights"),
+    ("nowhere", "is not a folder, nor .bundled."),
 ])
 def test_a_base_model_named_by_the_manifest_is_loaded_only_when_safe(copy, tmp_path, name, message, monkeypatch):
     """The Playground loads the manifest's base model: someone else's workspace cannot make it import a class of
     its choosing or unpickle weights. Refused before any model is built."""
-    import explorer.encoders
+    from sentence_transformers import SentenceTransformer
+
     from explorer.live import LiveRouter
 
     folder = tmp_path / name
@@ -279,7 +281,7 @@ def test_a_base_model_named_by_the_manifest_is_loaded_only_when_safe(copy, tmp_p
                                                          for t in types]))
         (folder / "pytorch_model.bin").write_bytes(b"not loaded")
     edit_manifest(copy, lambda m: m["base_model"].update(name=str(folder)))
-    monkeypatch.setattr(explorer.encoders, "SentenceTransformer", None)  # any model load would fail loudly
+    monkeypatch.setattr(SentenceTransformer, "__init__", None)  # any model load would fail loudly
     with pytest.raises(WorkspaceError, match=f"base_model.name .*{message}.*fix: rebuild"):
         LiveRouter.open(Workspace(copy))
 
@@ -309,3 +311,160 @@ def test_a_hostile_expert_card_cannot_make_the_judged_split_note_say_more(sample
     with pytest.raises(WorkspaceError) as err:
         judged_split_notes(Workspace(target))
     assert str(err.value).startswith(f"{card_path}: ") and FIX in str(err.value)
+
+
+SEARCH = """
+import sys
+from explorer.workspace import Workspace, WorkspaceError
+ws = Workspace(sys.argv[1])
+try:
+    index = ws.index("a")
+except WorkspaceError as err:
+    print("refused:", err)
+    sys.exit(0)
+print("searched:", index.search(ws.embeddings("base")[:2], 3)[1].tolist())
+"""
+
+
+@pytest.mark.parametrize("storage", ["faiss", "faiss-on-disk"])
+def test_a_forged_index_cannot_make_faiss_open_a_file_outside_the_workspace(copy, tmp_path, storage):
+    """index.faiss is an IVF index whose lists are a file outside the workspace (shorter than it says, so a search
+    would die of SIGBUS): refused with the file named, the outside file never opened, the reader alive."""
+    import subprocess
+    import sys
+
+    from .conftest import forge_outside_lists, shorten_and_age
+
+    outside = tmp_path / "outside" / "index.ivfdata"
+    outside.parent.mkdir()
+    forge_outside_lists(np.load(copy / "datasets" / "a" / "doc_emb.npy"), copy / "datasets" / "a" / "index.faiss",
+                        outside, nlist=2)
+    shorten_and_age(outside)
+    edit_manifest(copy, lambda m: m["datasets"][0].update(index=storage))
+    if storage == "faiss-on-disk":
+        (copy / "datasets" / "a" / "index.ivfdata").write_bytes(b"\0" * 4096)
+    proc = subprocess.run([sys.executable, "-c", SEARCH, str(copy)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, f"the reader died ({proc.returncode}): {proc.stderr[-2000:]}"
+    assert proc.stdout.startswith(f"refused: {copy / 'datasets' / 'a'}/index.") and FIX in proc.stdout, proc.stdout
+    assert outside.stat().st_atime == 0, "faiss opened the file outside the workspace"
+
+
+def test_an_index_of_another_dimension_is_refused(copy):
+    """A 64-d index in a 384-d workspace: refused before any search (faiss would assert)."""
+    from explorer.index import build_index, save_index
+
+    save_index(build_index(np.random.default_rng(0).normal(size=(8, 64)).astype(np.float32)),
+               copy / "datasets" / "a" / "index.faiss")
+    with pytest.raises(WorkspaceError) as err:
+        Workspace(copy).index("a")
+    assert str(err.value).startswith(f"{copy / 'datasets' / 'a' / 'index.faiss'}: an index of dimension 64, "
+                                     "expected 384") and FIX in str(err.value)
+
+
+# --- damaged per-query tables: refused with the file named, never a silent wrong answer --------------------------
+def _frame_edit(change):
+    """Rewrite a Parquet file through pandas: `change(frame)` returns the frame to write."""
+    import pandas as pd
+
+    def edit(path: Path) -> None:
+        change(pd.read_parquet(path)).to_parquet(path, index=False)
+    return edit
+
+
+def _dup_row(f):
+    """The same number of rows, one query listed twice (its twin's row replaced)."""
+    f.loc[f.index[1], "row"] = f["row"].iloc[0]
+    return f
+
+
+def _add_dataset(folder: Path) -> None:
+    """A manifest dataset with no files at all."""
+    edit_manifest(folder, lambda m: m["datasets"].append({**m["datasets"][0], "name": "b"}))
+
+
+def _big_group(rows: int, groups: int = 1):
+    import pandas as pd
+
+    def write(path: Path) -> None:
+        frame = pd.DataFrame({"row": np.zeros(rows, np.int64), "rank": np.ones(rows, np.int32),
+                              "doc": np.zeros(rows, np.int32), "score": np.zeros(rows, np.float32)})
+        frame.to_parquet(path, index=False, row_group_size=rows // groups)
+    return write
+
+
+SM = "strategy_metrics/dataset=a/strategy=base/part-0.parquet"
+RUN = f"{BASE_RUN}/part-0.parquet"
+# case: (file, damage, message, the reads that must refuse: eval, export, overview, ranking)
+SILENT = {
+    "duplicate-metric-row": (SM, _frame_edit(_dup_row), "duplicate rows", "eval export overview"),
+    "missing-metric-row": (SM, _frame_edit(lambda f: f.iloc[1:]), "2 rows for 3 queries", "eval export overview"),
+    "missing-partition": ("strategy_metrics/dataset=a/strategy=base", shutil.rmtree, "is missing",
+                          "eval export overview"),
+    "missing-run-partition": (BASE_RUN, shutil.rmtree, "is missing", "export ranking"),
+    "duplicate-run-row": (RUN, _frame_edit(lambda f: f.assign(rank=np.where(f.index == 1, 1, f["rank"]))),
+                          "duplicate rows (a query listed twice at one rank)", "export ranking"),
+    "doc-minus-one": (RUN, _frame_edit(lambda f: f.assign(doc=np.where(f.index == 0, -1, f["doc"]))),
+                      "document -1 is outside its corpus", "export ranking"),
+    "doc-huge": (RUN, _frame_edit(lambda f: f.assign(doc=np.where(f.index == 0, 10**9, f["doc"]))),
+                 "document 1000000000 is outside its corpus", "export ranking"),
+    "rank-zero": (RUN, _frame_edit(lambda f: f.assign(rank=f["rank"] - 1)), "a rank outside 1..100",
+                  "export ranking"),
+    "row-of-nothing": (RUN, _frame_edit(lambda f: f.assign(row=f["row"] + 1000)), "row 1000 is not one of this",
+                       "export ranking"),
+    "row-as-text": (RUN, _frame_edit(lambda f: f.assign(row=f["row"].astype(str))),
+                    "column 'row' holds large_string, expected integers", "export ranking"),
+    "score-as-text": (SM, _frame_edit(lambda f: f.assign(**{"nDCG@10": "high"})),
+                      "column 'nDCG@10' holds large_string, expected floats", "eval export overview"),
+    "significance-types": ("significance.parquet", _frame_edit(lambda f: __import__("pandas").DataFrame([{
+        "measure": "nDCG@10", "reference": "base", "resamples": 2000, "dataset": "a", "system": "base", "delta": "x",
+        "p_t": 1.0, "p_rand": 1.0, "n": 3, "p_t_holm": 1.0, "p_rand_holm": 1.0, "significant": False}])),
+                           "column 'delta' holds large_string, expected floats", "eval overview"),
+    "chosen-unknown": ("decisions/dataset=a/strategy=base/part-0.parquet",
+                       _frame_edit(lambda f: f.assign(chosen="../../etc")), "a decision chose '../../etc'",
+                       "export ranking"),
+    "huge-row-group": (RUN, _big_group(1_100_000), "a row group of 1,100,000 rows, above the 1,048,576",
+                       "export ranking"),
+    "too-many-rows": (RUN, _big_group(1_000, 2), "1,000 rows, more than the 600", "export ranking"),
+    "dataset-without-files": ("manifest.json", lambda p: _add_dataset(p.parent),
+                              "holds no evaluated query of dataset 'b'", "eval export overview ranking"),
+}
+
+
+def _reads(folder: Path, capsys, tmp_path: Path) -> dict[str, str | None]:
+    """What each reader says on the workspace: None when it worked, else its message (no traceback allowed)."""
+    from explorer.pages import page_data
+
+    out = {}
+    for name, argv in (("eval", ["eval", str(folder)]), ("export", ["export", str(folder), "--out",
+                                                                     str(tmp_path / "export")])):
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code in (0, 2) and "Traceback" not in err, err
+        out[name] = err if code == 2 else None
+    for name, read in (("overview", lambda ws: page_data("overview", ws, {})),
+                       ("ranking", lambda ws: (ws.ranking("base", 0), ws.strategy_system("base", 3)))):
+        try:
+            read(Workspace(folder))
+            out[name] = None
+        except WorkspaceError as err:
+            out[name] = str(err)
+    return out
+
+
+@pytest.mark.parametrize("case", SILENT)
+def test_a_damaged_table_is_refused_by_every_reader_never_a_silent_answer(copy, tmp_path, capsys, case):
+    name, damage, expected, refusing = SILENT[case]
+    damage(copy / name)
+    said = _reads(copy, capsys, tmp_path)
+    for reader in refusing.split():
+        assert said[reader] is not None, f"{reader} read the damaged workspace without a word"
+        assert expected in said[reader] and FIX in said[reader], (reader, said[reader])
+        shown = name if name != "manifest.json" else "queries.parquet"
+        assert str(copy / shown) in said[reader], (reader, said[reader])
+
+
+def test_every_reader_works_on_the_sound_copy(copy, tmp_path, capsys):
+    """The checks refuse damage, not a sound workspace (one without experts included: export once failed on it)."""
+    assert _reads(copy, capsys, tmp_path) == {"eval": None, "export": None, "overview": None, "ranking": None}
+    assert len(list((tmp_path / "export" / "runs").iterdir())) == 1

@@ -15,6 +15,7 @@ from explorer.reviewer_stats import cell_statistics
 
 from .test_app_views import app, by_label, charts, drawn, texts, values
 from .test_app import ws  # noqa: F401  (ws: the sample workspace fixture, shared)
+from .test_insight_views import embedding_experts
 from .test_research_views import plotly_array
 
 
@@ -89,7 +90,7 @@ def test_overview_statistics_saturation_waterfall_and_cohort(ws):  # noqa: F811
     labels = [b.proto.label for b in c.get("download_button")]
     assert "Cohort qids (CSV)" in labels
     bad = app(ws, "overview", {"cohort": "r.0-99999999"})
-    assert "left out" in "\n".join(w.value for w in bad.warning) and "cohort" not in bad.query_params
+    assert "cohort" in "\n".join(w.value for w in bad.warning) and "cohort" not in bad.query_params
 
 
 def test_errors_by_part_of_the_gap_and_cohort(ws):  # noqa: F811
@@ -109,13 +110,13 @@ def test_errors_by_part_of_the_gap_and_cohort(ws):  # noqa: F811
 def test_map_search_arrows_cohort_and_fixed_axes(ws):  # noqa: F811
     q = ws.eval_rows().iloc[3]
     at = app(ws, "map", {"find": q["qid"]})
-    assert at.selectbox(key="qp_focus").options[1].startswith(q["qid"])
-    at.selectbox(key="qp_focus").set_value(int(q["row"])).run()
+    assert at.selectbox(key="w_map_focus").options[1].startswith(q["qid"])
+    at.selectbox(key="w_map_focus").set_value(int(q["row"])).run()
     drawn(at)
     assert at.query_params["focus"] == str(q["row"])
     fig = charts(at)[0]
     arrows = [a for a in fig["layout"]["annotations"] if a.get("axref") == "x"]
-    assert len(arrows) == len(ws.encoders) - 1
+    assert len(arrows) == len(embedding_experts(ws))
     want = views.expert_arrows(ws, [int(q["row"])], "umap")
     assert sorted(a["x"] for a in arrows) == pytest.approx(sorted(want["x1"]))
     ext = views.map_extent(ws, "umap")
@@ -129,7 +130,7 @@ def test_map_search_arrows_cohort_and_fixed_axes(ws):  # noqa: F811
     fig = charts(c)[0]
     ringed = next(t for t in fig["data"] if str(t.get("name", "")).startswith("cohort: three"))
     assert len(values(ringed["x"])) == 3
-    assert len([a for a in fig["layout"]["annotations"] if a.get("axref") == "x"]) == 3 * (len(ws.encoders) - 1)
+    assert len([a for a in fig["layout"]["annotations"] if a.get("axref") == "x"]) == 3 * len(embedding_experts(ws))
     off = app(ws, "map", {"cohort": encode(rows, len(ws.queries)), "arrows": "0"})
     assert not [a for a in charts(off)[0]["layout"].get("annotations", []) if a.get("axref") == "x"]
     assert by_label(off.toggle, "Expert arrows").value is False

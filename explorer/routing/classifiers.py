@@ -53,8 +53,8 @@ class ClassificationHead(Router):
         if len(classes) == 1:
             out[:, classes[0]] = 1.0
             return out
-        if ctx.param("balance_labels", True):
-            keep = balanced(keep, labels[keep], ctx.param("seed", 0))
+        if ctx.param("balance_labels"):
+            keep = balanced(keep, labels[keep], ctx.param("seed"))
         model = ctx.cached(self.name, lambda: _logistic().fit(ctx.pilot_emb[keep], labels[keep]))
         out[:, model.classes_] = model.predict_proba(emb)
         return out
@@ -79,8 +79,8 @@ class ExpertClassifier(Router):
             y = best[informative, j]
             if 0 < y.sum() < len(y):
                 rows = informative
-                if ctx.param("balance_labels", True):  # as many queries where it is not among the best as where it is
-                    rows = balanced(informative, y, ctx.param("seed", 0) + j)
+                if ctx.param("balance_labels"):  # as many queries where it is not among the best as where it is
+                    rows = balanced(informative, y, ctx.param("seed") + j)
                 return _logistic().fit(ctx.pilot_emb[rows], best[rows, j])
             return float(y.mean()) if len(y) else 0.0
 

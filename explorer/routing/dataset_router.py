@@ -18,8 +18,8 @@ class DatasetRouter(Router):
 
     def score(self, ctx, emb):
         out = np.full((len(emb), len(ctx.encoders)), np.nan)
-        rng = np.random.default_rng(ctx.param("seed", 0))
-        per_dataset = int(ctx.param("dataset_router_samples", 100))
+        rng = np.random.default_rng(ctx.param("seed"))
+        per_dataset = int(ctx.param("dataset_router_samples"))
         groups = []  # (expert column, sampled pilot rows), sampled the same way whichever experts are enabled
         for ds, col in sorted(ctx.own_expert.items()):
             rows = np.flatnonzero(ctx.pilot_dataset == ds)

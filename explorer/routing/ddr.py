@@ -21,8 +21,10 @@ def prefix_modules(ctx: RoutingContext) -> list[int]:
 
 class _DDR(Router):
     family = "DDR"
+    group = "mix"
+    merges_adapters = True
     what_if = Router.masked_what_if
-    top_k: int | None = None
+    keeps_top_k = False  # keep only the ddr_top_k largest weights
 
     def available(self, ctx: RoutingContext) -> bool:
         return len(prefix_modules(ctx)) >= 2
@@ -48,11 +50,11 @@ class _DDR(Router):
             out[:, model.classes_] = model.predict_proba(emb)
         return out
 
-    def decide(self, ctx, emb):
+    def decide(self, ctx, emb, rows=None):
         scores = self.score(ctx, emb)
         probs = np.nan_to_num(scores, nan=0.0)
-        if self.top_k is not None:
-            k = int(ctx.param("ddr_top_k", self.top_k))
+        if self.keeps_top_k:
+            k = int(ctx.param("ddr_top_k"))
             cutoff = -np.sort(-probs, axis=1)[:, k - 1:k]
             probs = np.where(probs >= cutoff, probs, 0.0)
         weights = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
@@ -69,6 +71,6 @@ class DDRSoft(_DDR):
 @register
 class DDRTopK(_DDR):
     name = "ddr-topk"
-    description = "DDR: the same router keeping the top k prefix modules (k = 2 by default), weights renormalised"
-    top_k = 2
+    description = "DDR: the same router keeping the top k prefix modules (ddr_top_k), weights renormalised"
+    keeps_top_k = True
     params = (Param("ddr_top_k", int, 2, "DDR top-k: prefix modules kept per query", min=1, max=64),)

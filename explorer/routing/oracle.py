@@ -12,6 +12,7 @@ class InstanceOracle(Router):
     name = "instance-oracle"
     description = "upper bound: the best expert for each query (by its own label-measure score)"
     family = "oracle"
+    group = "oracle"
     uses_oracle = True
     what_if = Router.masked_what_if
 
@@ -24,6 +25,7 @@ class DatasetOracle(Router):
     name = "dataset-oracle"
     description = "upper bound: the best single expert for each dataset (by its mean label-measure score)"
     family = "oracle"
+    group = "oracle"
     uses_oracle = True
     what_if = Router.masked_what_if
 

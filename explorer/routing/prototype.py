@@ -44,13 +44,14 @@ class PrototypeMerge(Prototype):
     name = "prototype-merge"
     description = "DAR: like prototype, but below margin γ merge the top-2 LoRA adapters, softmax(sim/τ) weights"
     what_if = Router.masked_what_if
+    merges_adapters = True
     params = (*Prototype.params,
               Param("gamma", float, 0.05, "DAR: merge the top-2 adapters when their margin is below γ", min=0, max=2),
               Param("tau", float, 0.05, "DAR: softmax temperature τ of the merge weights", above=0, max=100))
 
-    def decide(self, ctx, emb):
+    def decide(self, ctx, emb, rows=None):
         hard = argmax_decision(self.score(ctx, emb), ctx.candidates, len(ctx.encoders))
-        gamma, tau = float(ctx.param("gamma", 0.05)), float(ctx.param("tau", 0.05))
+        gamma, tau = float(ctx.param("gamma")), float(ctx.param("tau"))
         weights = hard.weights.copy()
         scores = np.nan_to_num(hard.scores, nan=-np.inf)
         for i in np.flatnonzero(hard.margin < gamma):

@@ -10,26 +10,26 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer import views
 from explorer.complementarity import TOP_K
 from explorer.ui import cohort as cohorts
-from explorer.ui import safe, state
+from explorer.ui import safe, session
 from explorer.ui.safe import plot as esc
 from explorer.ui.style import finish
+from explorer.views.complementarity import PAGE
 
 
 def render() -> None:
-    ws = state.workspace()
-    st.title("Complementarity")
+    c = session.open_page_run(PAGE)
+    ws = c.ws
+    st.title(PAGE.title)
     st.caption(f"What only one expert finds. For one dataset's test queries, every judged-relevant (query, "
                f"document) pair is found by an encoder when the document is in its top {TOP_K} (its stored run, in "
-               "trec_eval's order, as the TREC exports write it). Click a row of a table to open that query in the "
-               "Query inspector with the document in the reader.")
-    dataset = state.synced(st.selectbox, "Dataset", "dataset", ws.datasets, ws.datasets[0],
-                           container=st.columns([1, 3])[0])
-    cohort = cohorts.current(ws)
-    cohorts.banner(ws, cohort, "Only its queries of this dataset are counted.")
-    view = state.cached(views.complementarity_view, dataset, cohort["rows"] if cohort else None)
+               "trec_eval's order, as the TREC exports write it). Runs read from files are left out (they are "
+               "systems, not encoders). Click a row of a table to open that query in the Query inspector with the "
+               "document in the reader.")
+    c("dataset", "Dataset", container=st.columns([1, 3])[0])
+    view = c.data()
+    cohorts.banner(c, view["cohort"], "Only its queries of this dataset are counted.")
     st.markdown(f"**{view['relevant']}** relevant pairs on **{view['queries']}** test queries · found by no encoder: "
                 f"**{len(view['missed'])}**")
     if not view["relevant"]:
@@ -128,10 +128,13 @@ def _documents(ws, view: dict) -> None:
 
 def _follow() -> None:
     """A table click (its callback ran before this run): open that query and document in the inspector."""
+    from explorer.ui.state import workspace
+    from explorer.views.inspector import PAGE as INSPECTOR
+
     picked = st.session_state.pop("_comp_open", None)
     if picked:
-        row, dataset, doc = picked
-        state.open_query(int(row), dataset=dataset, doc=doc)
+        row, _dataset, doc = picked
+        session.open_page(INSPECTOR, workspace(), row=int(row), doc=doc)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer import views
 from explorer.ui import cohort as cohorts
-from explorer.ui import safe, state
+from explorer.ui import safe, session, state
 from explorer.ui.safe import plot as esc
 from explorer.ui.style import CORRECT_COLOURS, dataset_palette, finish, wrap
+from explorer.views.decisions import PAGE
 
 
 def _axes(fig: go.Figure, labels: list[str], width: float = 480) -> go.Figure:
@@ -40,20 +40,20 @@ def _heatmap(frame, title: str) -> go.Figure:
 
 
 def render() -> None:
-    ws = state.workspace()
-    st.title("Routing decisions")
+    c = session.open_page_run(PAGE)
+    st.title(PAGE.title)
     st.caption("Where each strategy sends each dataset's test queries, and how that compares with the instance "
                "oracle over the same experts (the best expert for each query, by its own score).")
     state.score_note()
-    strategy, measure, skip = _controls(ws, views)
-    cohort = cohorts.current(ws)
-    cohorts.banner(ws, cohort, "Every table and chart is computed on its queries.")
-    view = state.cached(views.decisions_view, strategy, bool(skip), measure, cohort["rows"] if cohort else None)
+    _controls(c)
+    view = c.data()
+    cohorts.banner(c, view["cohort"], "Every table and chart is computed on its queries.")
+    strategy, measure, skip = view["strategy"], view["measure"], c["skip_ties"]
     counted = f"{len(view['queries'])} test queries" + (
         f" ({view['left_out']} where every expert ties left out)" if skip else "")
     st.markdown(f"Every table and chart below counts the same **{counted}**.")
     _heatmaps(view, strategy, measure)
-    _accuracy(ws, view["report"], skip)
+    _accuracy(c.ws, view["report"], skip)
     _confusion(view["confusion"])
     m1, m2 = st.columns(2)
     with m1:
@@ -62,18 +62,15 @@ def render() -> None:
         _pairs(view["pairs"])
 
 
-def _controls(ws, views) -> tuple[str, str, bool]:
+def _controls(c) -> None:
     """The page's controls (strategy, measure, the ties filter), each kept in the URL: one query set and one
     measure (what the oracle, accuracy and regret are taken by) for every table and chart below."""
     c1, c2, c3 = st.columns([2, 1, 2])
-    strategy = state.synced(st.selectbox, "Strategy", "strategy", ws.strategies, views.default_strategy(ws),
-                            container=c1)
-    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure, container=c2)
-    skip = state.synced(st.checkbox, "Leave out queries where every expert ties", "skip_ties", None, False,
-                        container=c3, cast=state.as_bool,
-                        help="Every table and chart of this page then counts only the queries where the experts "
-                             "differ (where every expert ties, any choice is right).")
-    return strategy, measure, skip
+    c("strategy", "Strategy", container=c1)
+    c("measure", "Measure", container=c2)
+    c("skip_ties", "Leave out queries where every expert ties", container=c3,
+      help="Every table and chart of this page then counts only the queries where the experts differ (where "
+           "every expert ties, any choice is right).")
 
 
 def _heatmaps(view: dict, strategy: str, measure: str) -> None:
@@ -135,8 +132,8 @@ def _confusion(conf) -> None:
                                hovertemplate="oracle %{y}<br>routed %{x}<br>%{z} queries<extra></extra>",
                                colorbar=dict(title="queries")))
     fig.update_yaxes(autorange="reversed")
-    fig = finish(fig, "routed expert (a mixture: its largest weight)", "oracle expert (first of tied best)",
-                 height=420)
+    fig = finish(fig, "routed expert (a mixture: its largest weight)",
+                 "oracle expert (first of tied best; last row: every expert ties)", height=420)
     st.plotly_chart(_axes(fig, list(conf.columns), width=700), width="stretch")
 
 

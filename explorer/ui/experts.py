@@ -10,8 +10,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import views
-from explorer.ui import safe, state
+from explorer.ui import safe, session, state
 from explorer.ui.style import OTHER_COLOUR, expert_palette, finish
+from explorer.views.experts import PAGE
 
 _HEX = re.compile(r"#[0-9A-Fa-f]{3,8}")
 HYPER = ("epochs", "batch_size", "lr", "temperature", "negatives", "r", "alpha", "dropout", "target_modules")
@@ -72,12 +73,10 @@ def _card(c: dict, colour: str, measure: str) -> None:
         m1, m2 = st.columns(2)
         delta_in = c["in_domain"] - c["base_in_domain"]
         delta_out = c["out_of_domain"] - c["base_out_of_domain"]
-        m1.metric("in-domain", views.x100(c["in_domain"]),
-                  None if delta_in != delta_in else f"{views.signed(delta_in)} vs base",
+        m1.metric("in-domain", views.x100(c["in_domain"]), _delta(delta_in),
                   help=f"Mean {safe.md(measure)} ×100 over {', '.join(safe.md(d) for d in c['datasets'])} of the "
                        f"strategy {safe.md(c['strategy'])}.")
-        m2.metric("out-of-domain", views.x100(c["out_of_domain"]),
-                  None if delta_out != delta_out else f"{views.signed(delta_out)} vs base",
+        m2.metric("out-of-domain", views.x100(c["out_of_domain"]), _delta(delta_out),
                   help=f"Mean {safe.md(measure)} ×100 over the other datasets.")
         if c["loss_curve"]:
             fig = _loss(c["loss_curve"], colour, c["name"], int(c["hyper_parameters"].get("alignment_steps", 0)))
@@ -90,23 +89,33 @@ def _card(c: dict, colour: str, measure: str) -> None:
                               for k, v in shown.items()))
 
 
+def _delta(value: float) -> str | None:
+    """A metric's change against base: none when unknown, and no arrow when it rounds to 0.0 (never "-0.0")."""
+    if value != value:
+        return None
+    shown = signed(100 * value)
+    return f"{shown} vs base" if shown != "0.0" else None
+
+
 def render() -> None:
-    ws = state.workspace()
-    st.title("Experts")
+    c = session.open_page_run(PAGE)
+    ws = c.ws
+    st.title(PAGE.title)
     state.score_note()
-    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure)
-    cards = state.cached(views.expert_cards, measure)
-    palette = expert_palette(ws.encoders)
+    c("measure", "Measure")
+    data = c.data()
+    cards, measure = data["cards"], data["measure"]
+    palette = expert_palette(ws.systems)
     if not cards:
         st.info("This workspace has no experts: add `[[experts]]` to the build config and rebuild.")
         return
     per_row = 3
     for i in range(0, len(cards), per_row):
         cols = st.columns(per_row)
-        for col, c in zip(cols, cards[i:i + per_row]):
+        for col, card in zip(cols, cards[i:i + per_row]):
             with col:
-                _card(c, palette.get(c["name"], "#999"), measure)
-    _whatif(ws, [c["name"] for c in cards], measure)
+                _card(card, palette.get(card["name"], "#999"), measure)
+    _whatif(c, data)
 
 
 def _pinned() -> dict:
@@ -114,37 +123,38 @@ def _pinned() -> dict:
     return {"_index": st.column_config.Column("dataset", pinned=True)}
 
 
-def _whatif(ws, names: list[str], measure: str) -> None:
+def _whatif(c, data: dict) -> None:
     """The what-if section: a switch per expert, then every metric, the pilot library and the routing recomputed
     with only the experts left on."""
     st.header("What if an expert were switched off?")
     st.caption("Untick experts: the pilot library is rebuilt from the remaining experts, every router re-decides, "
                "and every metric is recomputed from the stored per-expert runs (no model is run).")
-    enabled = _switches(names)
-    result = state.whatif_compare(enabled, measure)
+    names = [card["name"] for card in data["cards"]]
+    _switches(c, names)
+    result = data["whatif"]
     if result["dropped"]:
         st.caption("Left out (their fixed expert is off): " + ", ".join(safe.md(d) for d in result["dropped"]))
-    _whatif_tables(result, measure, len(enabled), len(names))
+    _whatif_tables(result, data["measure"], len(data["enabled"]), len(names))
     p1, p2 = st.columns(2)
     with p1:
-        _pilot_library(ws, enabled)
+        _pilot_library(c.ws, data)
     with p2:
-        _routing_now(ws, result)
+        _routing_now(c, data)
 
 
-def _switches(names: list[str]) -> list[str]:
-    """A checkbox per expert (seeded once from the URL's `off`, which then follows them); returns those on."""
-    off_param = set(state.param_list("off"))
+def _switches(c, names: list[str]) -> None:
+    """A checkbox per expert, which together write the page's `off` parameter (switched-off experts)."""
+    off = set(c["off"])
     boxes = st.columns(min(len(names), 7))
-    enabled = []
     for i, name in enumerate(names):
         key = f"exp_on_{name}"
-        if key not in st.session_state:
-            st.session_state[key] = name not in off_param
-        if boxes[i % len(boxes)].checkbox(safe.md(name), key=key):
-            enabled.append(name)
-    state.set_params(off=[n for n in names if n not in enabled] or None)
-    return enabled
+        st.session_state[key] = name not in off  # the box follows `off` (a link's, or the one its click made)
+        boxes[i % len(boxes)].checkbox(safe.md(name), key=key, on_change=_toggle, args=(c, name))
+
+
+def _toggle(c, name: str) -> None:
+    off = list(c["off"])
+    c.set("off", [n for n in off if n != name] if name in off else [*off, name])
 
 
 def _whatif_tables(result: dict, measure: str, on: int, total: int) -> None:
@@ -166,27 +176,25 @@ def _whatif_tables(result: dict, measure: str, on: int, total: int) -> None:
         column_config=_pinned())
 
 
-def _pilot_library(ws, enabled: list[str]) -> None:
+def _pilot_library(ws, data: dict) -> None:
     """The pilot queries behind each centroid once the switched-off experts' pilots are gone."""
     st.markdown("**Pilot library now** (pilot queries behind each centroid)")
-    if not enabled:
+    if not data["enabled"]:
         st.info("Every expert is off: tick at least one to rebuild the pilot library.")
         return
-    lib = views.whatif_pilots(state.whatif(), enabled)
-    lib = lib.pivot_table(index="dataset", columns="expert", values="size", aggfunc="sum", fill_value=0)
+    lib = data["pilots"].pivot_table(index="dataset", columns="expert", values="size", aggfunc="sum", fill_value=0)
     lib = lib.reindex(index=ws.datasets, columns=expert_order(ws, lib.columns))  # as Routing now
     st.dataframe(lib, width="stretch", column_config=_pinned())
 
 
-def _routing_now(ws, result: dict) -> None:
+def _routing_now(c, data: dict) -> None:
     """Where one strategy now sends each dataset's test queries (its own choice of strategy, in the URL)."""
-    strategies = [s for s in result["choices"] if s in ws.strategies]
-    if not strategies:
+    c("routing", "Routing now, strategy")
+    if data["routing"] is None:
+        st.info("This strategy is left out of the what-if (its fixed expert is off, or it cannot run without the "
+                "experts switched off): pick another.")
         return
-    strat = state.synced(st.selectbox, "Routing now, strategy", "routing", strategies,
-                         "pilot-mean" if "pilot-mean" in strategies else strategies[0])
-    shares = views.whatif_shares(state.whatif(), result["choices"], strat)
-    shares = shares.reindex(columns=expert_order(ws, shares.columns))
+    shares = data["shares"].reindex(columns=expert_order(c.ws, data["shares"].columns))
     st.dataframe((100 * shares).round(0), width="stretch", column_config=_pinned())
     st.caption("% of each dataset's test queries sent to each expert.")
 

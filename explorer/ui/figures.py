@@ -163,7 +163,8 @@ def waterfall_figure(result: dict, palette: dict[str, str], measure: str) -> go.
     for dataset, part in bars.groupby("dataset", sort=False):
         fig.add_trace(go.Bar(
             x=part["position"], y=100 * part["delta"], name=esc(dataset),
-            marker_color=palette.get(dataset, OTHER_COLOUR), marker_line_width=0, customdata=[int(r) for r in part["row"]],
+            marker_color=palette.get(dataset, OTHER_COLOUR), marker_line_width=0,
+            customdata=[int(r) for r in part["row"]],
             hovertext=[f"<b>{esc(r.qid)}</b> ({esc(r.dataset)})<br>{wrap(r.text, 70)}<br>B − A {100 * r.delta:+.1f}"
                        for r in part.itertuples()], hovertemplate="%{hovertext}<extra></extra>"))
     fig.add_hline(y=0, line_color="#666", line_width=1)

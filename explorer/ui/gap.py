@@ -8,13 +8,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer import cohort as cohort_model
 from explorer import gap, views
 from explorer.analysis import AVERAGE
 from explorer.ui import cohort as cohorts
-from explorer.ui import safe, state
+from explorer.ui import safe, session, state
 from explorer.ui.safe import plot as esc
 from explorer.ui.style import finish
+from explorer.views.errors import PAGE as ERRORS
+from explorer.views.gap import PAGE
 
 PART_COLOURS = {gap.ROUTING_ERROR: "#d62728", gap.NO_EXPERT_HELPS: "#ff7f0e", gap.TIES: "#9e9e9e",
                 gap.AT_ORACLE: "#2ca02c"}
@@ -25,8 +26,9 @@ PART_HELP = {gap.ROUTING_ERROR: "an expert beats base on the query and the strat
 
 
 def render() -> None:
-    ws = state.workspace()
-    st.title("Oracle gap")
+    c = session.open_page_run(PAGE)
+    ws = c.ws
+    st.title(PAGE.title)
     st.caption("The instance oracle (the best expert of each test query) bounds what routing can reach. How much of "
                "the gap between the reference and the oracle does each strategy close, and where does the rest go?")
     state.score_note()
@@ -34,29 +36,22 @@ def render() -> None:
         st.info("This workspace has no oracle strategy, so there is no oracle gap to show. Rebuild it with the "
                 "instance oracle among its strategies.")
         return
-    c = _controls(ws)
-    cohort = cohorts.current(ws)
-    cohorts.banner(ws, cohort, "Every table and chart below is computed on its queries only.")
-    view = state.cached(views.gap_view, c["strategy"], c["measure"], c["reference"], c["method"],
-                        cohort["rows"] if cohort else None)
+    _controls(c)
+    view = c.data()
+    cohorts.banner(c, view["cohort"], "Every table and chart below is computed on its queries only.")
     _closed(ws, view)
     _decomposition(ws, view)
     if view["layout"]:
-        _regions(ws, view, cohort)
+        _regions(c, view)
 
 
-def _controls(ws) -> dict:
+def _controls(c) -> None:
     c1, c2, c3, c4 = st.columns([2, 1, 1.4, 1])
-    strategy = state.synced(st.selectbox, "Strategy (where its gap goes)", "strategy", ws.strategies,
-                            views.default_strategy(ws), container=c1)
-    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure, container=c2)
-    ref_default = ws.manifest.get("reference", "base")
-    reference = state.synced(st.selectbox, "Reference (0% closed)", "reference", ws.strategies,
-                             ref_default if ref_default in ws.strategies else ws.strategies[0], container=c3)
-    methods = views.layout_methods(ws)
-    method = state.synced(st.radio, "Map regions on", "layout", methods, methods[0], container=c4,
-                          format_func=lambda m: safe.md(str(m).upper())) if methods else None
-    return {"strategy": strategy, "measure": measure, "reference": reference, "method": method}
+    c("strategy", "Strategy (where its gap goes)", container=c1)
+    c("measure", "Measure", container=c2)
+    c("reference", "Reference (0% closed)", container=c3)
+    if views.layout_methods(c.ws):
+        c("layout", "Map regions on", draw=st.radio, container=c4, format_func=lambda m: safe.md(str(m).upper()))
 
 
 def _closed(ws, view: dict) -> None:
@@ -66,7 +61,8 @@ def _closed(ws, view: dict) -> None:
                f"{safe.md(view['reference'])}) on {safe.md(view['measure'])}: 0% is the reference, 100% the oracle. "
                f"Bars: the average over datasets; whiskers: its {view['confidence']:.0%} percentile bootstrap "
                f"interval ({view['resamples']:,} resamples of the test queries within each dataset, seed "
-               f"{view['seed']}). — where the oracle is no better than the reference.")
+               f"{view['seed']}). — where the oracle is no better than the reference, and for a run read from a file "
+               "on the datasets it does not rank (so it has no average).")
     avg = view["closed"][view["closed"]["dataset"] == AVERAGE].set_index("strategy").reindex(ws.strategies)
     oracles = set(views.oracle_strategies(ws))
     avg = avg[avg["closed"].notna()]
@@ -128,13 +124,13 @@ def _decomposition(ws, view: dict) -> None:
     for col, p in zip(links, view["parts"]):
         params = {"strategy": strategy, "gap": p, **({"measure": view["measure"]}
                                                      if view["measure"] != ws.label_measure else {})}
-        col.page_link(state.PAGES["errors"].script, label=p, icon=":material/bug_report:", query_params=params)
+        col.page_link(ERRORS.script, label=p, icon=":material/bug_report:", query_params=params)
 
 
-def _regions(ws, view: dict, cohort: dict | None) -> None:
+def _regions(c, view: dict) -> None:
     """The gap per region of the map: a grid over the layout, each cell coloured by its routing-error share; a
     region can become the cohort."""
-    r = view["regions"]
+    r, cohort = view["regions"], view["cohort"]
     st.subheader("Per region of the routing map")
     st.caption(f"The {safe.md(str(view['layout']).upper())} map cut into a {view['grid']} × {view['grid']} grid "
                f"(row 0 at the top): each cell's colour is the routing-error part of {safe.md(view['strategy'])}'s "
@@ -163,11 +159,8 @@ def _regions(ws, view: dict, cohort: dict | None) -> None:
                         format_func=lambda g: f"{g} · {int(r.set_index('region').loc[g, 'queries'])} test queries")
     if c2.button("Make it the cohort", key="gap_region_cohort",
                  help="Filter every page by this region's test queries (kept in the link)."):
-        regions = state.cached(gap.query_regions, view["layout"])
-        rows = [int(x) for x in regions.index[regions == pick] if int(x) in set(
-            cohort["rows"] if cohort else ws.eval_rows()["row"].astype(int))]
-        cohorts.save(cohort_model.encode(rows, len(ws.queries)), f"map region {pick}")
-        st.rerun()
+        text = views.region_cohort(c.ws, view["layout"], pick, cohort["rows"] if cohort else None)
+        cohorts.save(c, text, f"map region {pick}")
 
 
 if __name__ == "__main__":

@@ -3,36 +3,28 @@ routed by every strategy, and searched under the chosen expert beside the base m
 
 from __future__ import annotations
 
-import time
-
 import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import views
-from explorer.ui import safe, state
+from explorer.ui import safe, session
 from explorer.ui.safe import plot as esc
 from explorer.ui.figures import legend_below, missing_pilots, similarity_figure
 from explorer.ui.style import OTHER_COLOUR, dataset_palette, expert_palette, finish, wrap
+from explorer.views.playground import ALL, CORPUS_LABELS, PAGE
 
 EXAMPLES = ["how long should I rest a steak after grilling", "why do stars twinkle but planets do not",
             "side effects of statins on muscles", "rebalance a portfolio with index funds"]
 
 
-ALL = "*"  # not a dataset name (names are letters, digits, - and _): every corpus
-ALL_LABEL = "every corpus (merged)"
-
-
-def _fill(example: str) -> None:
+def _fill(c, example: str) -> None:
     """An example button's callback: the query box takes the example (and the page routes it)."""
-    st.session_state["qp_q"] = example
+    c.set("q", example)
 
 
-def _out_of_domain(nearest: dict) -> None:
+def _out_of_domain(ood: dict | None, nearest: dict) -> None:
     """How far the query is from every pilot centroid, against the pilot queries' own best similarities."""
-    if not nearest:
-        return
-    ood = state.cached(views.out_of_domain, round(nearest["similarity"], 6))
-    if ood["pilots"] == 0:
+    if not ood or ood["pilots"] == 0:
         return
     line = (f"nearest pilot centroid at similarity {ood['best']:.3f} (expert {safe.md(nearest['expert'])}, "
             f"pilot queries of {safe.md(nearest['dataset'])}): closer than {ood['percentile']:.0f}% of the "
@@ -46,120 +38,86 @@ def _out_of_domain(nearest: dict) -> None:
 
 
 def render() -> None:
-    ws = state.workspace()
-    st.title("Playground")
+    c = session.open_page_run(PAGE)
+    ws = c.ws
+    st.title(PAGE.title)
     st.caption("Type any query. The base encoder embeds it once, every strategy routes it (oracles need judgements "
-               "and are left out), and the chosen expert re-encodes it to search the dataset you pick. This is the "
-               "only page that runs the model.")
-    c = _controls(ws, views)
-    if not (c["text"] or "").strip():
-        state.set_params(q=None)  # nothing to route: nothing in the link either
+               "and are left out), and the chosen expert re-encodes it to search its own corpus (or the one you "
+               "pick). This is the only page that runs the model.")
+    if ws.external_datasets:
+        runs = ", ".join(ws.external_datasets)
+        st.caption(f"Runs read from files ({safe.md(runs)}) are not routed here: their files have no line for a typed "
+                   "query, so live routing chooses among the experts only (routers that chose such a run for a stored "
+                   "query may choose otherwise here).")
+    _controls(c)
+    if not (c["q"] or "").strip():
+        c.keep_out_of_url("q")  # nothing to route: nothing in the link either
         st.info("Type a query above (and press Enter) to route it, or click one of the examples.")
         return
-    routed = _route(c["text"])
-    if routed is None:
+    with st.spinner("Routing (the first query loads the encoder and the experts, once per server)…"):
+        data = c.data()
+    if data.get("error"):
+        c.keep_out_of_url("q")
+        st.error(safe.md(data["error"]))
         return
-    router, text, result, t0 = routed
-    decisions = views.live_decisions(ws, result, router.choice)
-    decisions = decisions.sort_values("family", key=lambda f: f.eq("fixed"), kind="stable")  # routers first
-    searches = _search(views, router, text, result, c)
-    elapsed = time.perf_counter() - t0
-    st.caption(f"Answered in {1000 * elapsed:.0f} ms (base encode {1000 * result.timings['base_encode']:.0f} ms, "
-               f"routing {1000 * result.timings['route']:.0f} ms, {len(searches)} searches).")
-    _out_of_domain(result.nearest_pilot)
-    _map_and_similarity(ws, views, result, c["method"], text)
+    t = data["timings"]
+    st.caption(f"Answered in {1000 * t['total']:.0f} ms (base encode {1000 * t['base_encode']:.0f} ms, routing "
+               f"{1000 * t['route']:.0f} ms, {len(data['searches'])} searches of "
+               f"{safe.md(CORPUS_LABELS.get(data['corpus'], data['corpus']))}: {safe.md(data['corpus_reason'])}).")
+    _out_of_domain(data["out_of_domain"], data["nearest"])
+    _map_and_similarity(ws, data, c["layout"])
     st.markdown("**What each strategy decides**")
+    decisions = data["decisions"].sort_values("family", key=lambda f: f.eq("fixed"), kind="stable")
     st.dataframe(decisions, hide_index=True, width="stretch",
                  column_config={"margin": st.column_config.NumberColumn("margin", format="%.3f")})
-    _results(searches, c["dataset"])
+    if data["left_out"]:  # they decide from every expert's stored run, which a typed query does not have
+        st.caption("Not routed live (they read every expert's stored ranking first): "
+                   + ", ".join(safe.md(s) for s in data["left_out"]) + ". A lexical expert (BM25) is searched live "
+                   "from the workspace's documents; a fusion searches each of its experts and fuses their rankings.")
+    _results(data["searches"], data["corpus"])
 
 
-def _controls(ws, views) -> dict:
-    """The query box with its examples, and the corpus, strategy, second expert and map to use (all in the URL).
-    Returns them by name: text, dataset, strategy, other, method (None without a layout)."""
-    text = state.synced(st.text_input, "Query", "q", None, "",
-                        placeholder="e.g. " + EXAMPLES[0])
+def _controls(c) -> None:
+    """The query box with its examples, and the corpus, strategy, second expert and map to use (all in the URL)."""
+    c("q", "Query", placeholder="e.g. " + EXAMPLES[0])
     with st.container(horizontal=True, key="pg_examples", gap="small", vertical_alignment="center"):
         st.caption("Try an example:", width="content")
         for i, example in enumerate(EXAMPLES):
-            st.button(example, key=f"pg_example_{i}", on_click=_fill, args=(example,))
+            st.button(example, key=f"pg_example_{i}", on_click=_fill, args=(c, example))
     c1, c2, c3, c4 = st.columns([1.2, 1.6, 1.6, 1])
-    dataset = state.synced(st.selectbox, "Search the corpus of", "dataset", [ALL, *ws.datasets], ws.datasets[0],
-                           container=c1, format_func=lambda d: ALL_LABEL if d == ALL else d)
-    live_strats = [s for s in views.real_strategies(ws)]
-    strategy = state.synced(st.selectbox, "Chosen expert from strategy", "strategy", live_strats,
-                            views.default_strategy(ws) if views.default_strategy(ws) in live_strats
-                            else live_strats[0], container=c2)
-    experts = [e for e in ws.encoders if e != "base"]
-    other = state.synced(st.selectbox, "Also compare with", "other", ["(none)", *experts],
-                         ws.own_expert.get(dataset, "(none)"), container=c3)
-    methods = views.layout_methods(ws)
-    method = state.synced(st.radio, "Map", "layout", methods, methods[0], container=c4,
-                          format_func=lambda m: safe.md(str(m).upper())) if methods else None  # options: Markdown
-    return {"text": text, "dataset": dataset, "strategy": strategy, "other": other, "method": method}
+    c("dataset", "Search the corpus of", container=c1, format_func=lambda d: CORPUS_LABELS.get(d, d))
+    c("strategy", "Chosen expert from strategy", container=c2)
+    c("other", "Also compare with", container=c3)
+    if views.layout_methods(c.ws):
+        c("layout", "Map", draw=st.radio, container=c4, format_func=lambda m: safe.md(str(m).upper()))
 
 
-def _route(text: str):
-    """The query checked and routed live. Returns (router, the checked text, the routing result, when routing
-    began), or None when the query is refused (said so on the page; a refused query stays out of the URL)."""
-    from explorer.live import QueryError, check_query  # imports the model libraries: only once a query is typed
-
-    try:
-        text = check_query(text)
-    except QueryError as err:
-        state.set_params(q=None)  # a rejected query is not written into the link
-        st.error(safe.md(err))
-        return None
-    with st.spinner("Loading the encoder and the experts (once per server)…"):
-        router = state.live_router()
-    t0 = time.perf_counter()
-    try:
-        result = router.route(text)
-    except QueryError as err:
-        st.error(safe.md(err))
-        return None
-    return router, text, result, t0
-
-
-def _search(views, router, text: str, result, c: dict) -> dict:
-    """Top 10 under the strategy's chosen expert, the base model and the other expert asked for: label -> frame."""
-    strategy, other, dataset = c["strategy"], c["other"], c["dataset"]
-    chosen = router.choice(result.decisions[strategy]) if strategy in result.decisions else None
-    columns = {f"chosen by {strategy}: {views.choice_label(chosen)}": chosen, "base": None}
-    if other != "(none)" and other != chosen:
-        columns[other] = other
-    if dataset == ALL:
-        return {label: router.search_all(text, choice, k=10) for label, choice in columns.items()}
-    return {label: router.search(text, choice, dataset, k=10) for label, choice in columns.items()}
-
-
-def _map_and_similarity(ws, views, result, method: str | None, text: str) -> None:
+def _map_and_similarity(ws, data: dict, method: str | None) -> None:
     """Where the query falls: on the routing map beside the test queries and centroids, and its similarity to
     each expert's pilots."""
     palette = expert_palette(ws.encoders)
+    text = data["query"]
     left, right = st.columns([1.1, 1])
     with left:
         st.markdown("**On the routing map**")
-        if method and method in result.coords:
-            st.plotly_chart(_map(ws, views, method, result.coords[method], text, palette), width="stretch",
+        if method and method in data["coords"]:
+            st.plotly_chart(_map(ws, data["map"], data["coords"][method], method, text, palette), width="stretch",
                             key="pg_map")
         else:
             st.info("This workspace has no 2-D layout to place the query on.")
     with right:
         st.markdown("**Similarity to each expert's pilots**")
-        st.plotly_chart(legend_below(similarity_figure(result.pilot_similarity, palette, text)), width="stretch",
+        st.plotly_chart(legend_below(similarity_figure(data["similarity"], palette, text)), width="stretch",
                         key="pg_sim")
-        none = missing_pilots(result.pilot_similarity, ws.candidates)
+        none = missing_pilots(data["similarity"], ws.candidates)
         if none:
             st.caption("No pilot centroid (no pilot query had them as best expert): "
                        + ", ".join(safe.md(n) for n in none))
 
 
-def _map(ws, views, method: str, xy, text: str, palette: dict) -> go.Figure:
+def _map(ws, data: dict, xy, method: str, text: str, palette: dict) -> go.Figure:
     """The test queries by dataset and the pilot centroids on the layout, the typed query a star on top."""
-    data = state.cached(views.map_points, method, views.default_strategy(ws))
     pts = data["queries"]
-    pts = pts[pts["role"] == "eval"]
     dcol = dataset_palette(ws)
     fig = go.Figure()
     for ds, part in pts.groupby("dataset", sort=False):

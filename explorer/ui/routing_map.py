@@ -10,131 +10,94 @@ import streamlit as st
 from explorer import cohort as model
 from explorer import views
 from explorer.ui import cohort as cohorts
-from explorer.ui import safe, state
+from explorer.ui import safe, session
 from explorer.ui.figures import place_labels
 from explorer.ui.safe import plot as esc
 from explorer.ui.style import CORRECT_COLOURS, OTHER_COLOUR, dataset_palette, expert_palette, finish, wrap
+from explorer.views.routing_map import COLOUR_BY, PAGE
 
-MAX_DRAWN = 3000
-COLOUR_BY = {"routed": "routed expert", "oracle": "oracle expert", "dataset": "source dataset",
-             "correct": "correct / incorrect routing", "regret": "regret"}
 HEIGHT = 620
 PLOT_PX = (760, 430)  # a lower bound of the plot area (px) at a 1500 px window: labels are placed for it
 
 
 def render() -> None:
-    ws = state.workspace()
-    st.title("Routing map")
+    c = session.open_page_run(PAGE)
+    ws = c.ws
+    st.title(PAGE.title)
     st.caption("Every query placed by its base-encoder embedding. Diamonds: the pilot centroids (one colour per "
                "expert; labelled where a label fits, every one named on hover). Small faded dots: pilot training "
                "queries, coloured by their best-expert label. Ringed dots: test queries. Click a test query to open "
                "it in the Query inspector; a box or lasso selection lists its test queries below.")
-    methods = views.layout_methods(ws)
-    if not methods:
+    if not views.layout_methods(ws):
         st.info("This workspace has no 2-D layout. Rebuild it with `[layout]` enabled in the build config.")
         return
-    c = _controls(ws, views, methods)
-    cohort = cohorts.current(ws)
-    cohorts.banner(ws, cohort, "Its queries are ringed in black on the map.")
-    focus = _find(ws, c)
-    data = state.cached(views.map_points, c["method"], c["strategy"], c["measure"])
-    q, tests, train, pilots, sampled = _filtered(views, data, c)
-    _notes(ws, sampled)
+    _controls(c)
+    data = c.data()
+    cohorts.banner(c, data["cohort"], "Its queries are ringed in black on the map.")
+    _notes(data)
+    tests, train, pilots = data["tests"], data["train"], data["pilots"]
     if tests.empty and train.empty:
         st.info("No queries match these filters: clear the dataset or metadata filters (the axes stay those of "
                 "the whole map).")
         return
-    arrow_rows = [focus] if focus is not None else list(cohort["rows"] if cohort else [])
-    arrows = (state.cached(views.expert_arrows, tuple(arrow_rows), c["method"], c["measure"])
-              if c["arrows"] and arrow_rows and len(arrow_rows) <= views.MAX_ARROW_QUERIES else None)
-    fig = _figure(ws, c, tests, train, pilots, state.cached(views.map_extent, c["method"]), _arrow_marks(arrows))
-    _overlays(fig, q, cohort, focus, arrows)
+    fig = _figure(ws, c.values, tests, train, pilots, data["extent"], _arrow_marks(data["arrows"]))
+    _overlays(fig, data["queries"], data["cohort"], c["focus"], data["arrows"])
     event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
                             key="routing_map")
-    _arrow_notes(arrows, arrow_rows, focus, c["arrows"])
+    _arrow_notes(data, c["focus"], c["arrows"])
     rows = _selected_rows(event)
-    _save_cohort(ws, q, rows)
-    _selection(ws, views, q, tests, rows, c["strategy"], c["measure"])
-    if cohort:
-        cohorts.downloads(ws, cohort, c["measure"], "map_cohort")
+    _save_cohort(c, data["queries"], rows)
+    _selection(c, data["queries"], tests, rows)
+    if data["cohort"]:
+        cohorts.downloads(c, data["cohort"], c["measure"])
 
 
-def _controls(ws, views, methods: list[str]) -> dict:
+def _controls(c) -> None:
     """The page's controls, each kept in the URL: layout, strategy, measure (what the oracle, correctness and
-    regret are taken by), colouring, datasets, the pilot toggle and the metadata filters. Returns them by name
-    (`meta`: field -> chosen values)."""
+    regret are taken by), colouring, datasets, the pilot toggle and the metadata filters."""
     c1, c2, c3, c4, c5 = st.columns([1, 2, 1.2, 2, 3])
-    method = state.synced(st.radio, "Layout", "layout", methods, methods[0], container=c1,
-                          format_func=lambda m: safe.md(str(m).upper()))  # radio options are Markdown
-    strategy = state.synced(st.selectbox, "Strategy", "strategy", ws.strategies, views.default_strategy(ws),
-                            container=c2)
-    measure = state.synced(st.selectbox, "Measure", "measure", ws.measures, ws.label_measure, container=c3)
-    colour = state.synced(st.selectbox, "Colour test queries by", "colour", list(COLOUR_BY), "routed",
-                          container=c4, format_func=COLOUR_BY.get)
-    datasets = state.synced(st.multiselect, "Datasets", "datasets", ws.datasets, [], container=c5,
-                            placeholder="all datasets")
+    c("layout", "Layout", draw=st.radio, container=c1, format_func=lambda m: safe.md(str(m).upper()))
+    c("strategy", "Strategy", container=c2)
+    c("measure", "Measure", container=c3)
+    c("colour", "Colour test queries by", container=c4, format_func=COLOUR_BY.get)
+    c("datasets", "Datasets", container=c5, placeholder="all datasets")
     t1, t2 = st.columns([1, 3])
-    show_pilots = state.synced(st.toggle, "Show pilot training queries", "pilots", None, True, cast=state.as_bool,
-                               container=t1)
-    arrows = state.synced(st.toggle, "Expert arrows", "arrows", None, True, cast=state.as_bool, container=t2,
-                          help="For the query found below (or a cohort of at most "
-                               f"{views.MAX_ARROW_QUERIES} queries): an arrow per expert from the query to where "
-                               "that expert's own query embedding lands, green where the expert scores the query "
-                               "above base, red below, grey the same.")
-    meta = state.metadata_filters(state.cached(views.slice_options), "Test query",
-                                  "Draw only the test queries that take one of these values")
-    return {"method": method, "strategy": strategy, "measure": measure, "colour": colour, "datasets": datasets,
-            "show_pilots": show_pilots, "meta": meta, "arrows": arrows}
+    c("pilots", "Show pilot training queries", draw=st.toggle, container=t1)
+    c("arrows", "Expert arrows", draw=st.toggle, container=t2,
+      help=f"For the query found below (or a cohort of at most {views.MAX_ARROW_QUERIES} queries): an arrow per "
+           "expert from the query to where that expert's own query embedding lands, green where the expert scores "
+           "the query above base, red below, grey the same.")
+    c.metadata_filters("Test query", "Draw only the test queries that take one of these values")
+    _find(c)
 
 
-def _find(ws, c: dict) -> int | None:
-    """Find a test query by id or text: its matches to pick from; the one picked (URL `focus`) is ringed on the
-    map and gets its expert arrows. Returns its row, or None."""
+def _find(c) -> None:
+    """Find a test query by id or text: its matches to pick from; the one picked (`focus`) is ringed on the map
+    and gets its expert arrows."""
+    ws = c.ws
     f1, f2 = st.columns([2, 3])
-    text = state.synced(st.text_input, "Find a test query (id or text)", "find", None, "", container=f1,
-                        cast=lambda v: str(v)[:views.MAX_SEARCH_CHARS], max_chars=views.MAX_SEARCH_CHARS,
-                        placeholder="a query id, or words of its text")
-    found = state.cached(views.search_queries, text) if text.strip() else None
-    options = [None] + ([int(r) for r in found["row"]] if found is not None else [])
-    labels = {int(r.row): f"{r.qid} · {r.dataset} · {r.text[:80]}" for r in found.itertuples()} if found is not \
-        None else {}
-    url_focus = state.param("focus")
-    if url_focus is not None and "qp_focus" not in st.session_state:
-        row, _ = views.inspect_row(ws, url_focus)  # a link's focus: a test query's row, else nothing
-        if row is not None and row not in options:
-            options.append(row)
-            labels[row] = f"{ws.queries.iloc[row]['qid']} · {ws.queries.iloc[row]['dataset']}"
+    c("find", "Find a test query (id or text)", container=f1, max_chars=views.MAX_SEARCH_CHARS,
+      placeholder="a query id, or words of its text")
+    found = views.search_queries(ws, c["find"]) if c["find"].strip() else None
+    labels = {} if found is None else {int(r.row): f"{r.qid} · {r.dataset} · {r.text[:80]}"
+                                       for r in found.itertuples()}
+    focus = c["focus"]
+    if focus is not None and focus not in labels:  # a link's focus, or one kept from an earlier search
+        q = ws.queries.iloc[int(focus)]
+        labels[int(focus)] = f"{q['qid']} · {q['dataset']} · {str(q['text'])[:80]}"
     placeholder = ("no test query matches" if found is not None and found.empty else
                    f"{len(found)} match(es): pick one" if found is not None else "find a query first")
-    focus = state.synced(st.selectbox, "Query to mark and draw arrows for", "focus", options, None, container=f2,
-                         cast=int, format_func=lambda r: placeholder if r is None else labels.get(r, str(r)))
-    return focus
+    c("focus", "Query to mark and draw arrows for", container=f2, options=[None, *labels],
+      format_func=lambda r: placeholder if r is None else labels.get(r, str(r)))
 
 
-def _filtered(views, data: dict, c: dict):
-    """The points the filters keep: every query of the chosen datasets (q), the test queries drawn (tests), the
-    pilot training queries drawn (train), the centroids, and whether a sample of MAX_DRAWN was drawn."""
-    q, pilots = data["queries"], data["pilots"]
-    if c["datasets"]:
-        q = q[q["dataset"].isin(c["datasets"])]
-        pilots = pilots[pilots["dataset"].isin(c["datasets"])]
-    tests = q[q["role"] == "eval"]
-    if c["meta"]:
-        tests = tests[tests["row"].isin(state.cached(views.metadata_filter, tuple((f, tuple(v))
-                                                                                    for f, v in c["meta"].items())))]
-    train = q[q["role"] != "eval"] if c["show_pilots"] else q.iloc[:0]
-    tests, sampled_t = views.sample_points(tests, MAX_DRAWN)
-    train, sampled_p = views.sample_points(train, MAX_DRAWN)
-    return q, tests, train, pilots, sampled_t or sampled_p
-
-
-def _notes(ws, sampled: bool) -> None:
+def _notes(data: dict) -> None:
     """Says when the map does not show every query as it is: drawn from a sample, or laid out from one."""
     notes = []
-    if sampled:
-        notes.append(f"Large workspace: at most {MAX_DRAWN:,} test and {MAX_DRAWN:,} pilot queries are drawn "
-                     f"(a fixed random sample).")
-    if ws.manifest.get("layout", {}).get("sampled"):
+    if data["sampled"]:
+        notes.append(f"Large workspace: at most {data['max_drawn']:,} test and {data['max_drawn']:,} pilot queries "
+                     "are drawn (a fixed random sample).")
+    if data["layout_sampled"]:
         notes.append("The layout was fitted on a sample of the queries and the rest placed into it.")
     if notes:
         st.info(" ".join(notes))
@@ -144,17 +107,19 @@ def _figure(ws, c: dict, tests, train, pilots, extent: dict, arrows: list[dict])
     """The map: pilot training queries under the test queries, the pilot centroids on top; the axes span the whole
     layout, so they stay put when a filter hides points. The centroid labels and the `arrows` are set in one layout
     update (one add_annotation each revalidates every annotation: seconds for hundreds)."""
-    experts = expert_palette(ws.encoders)
+    experts = expert_palette(ws.systems)
     fig = go.Figure()
     _pilot_queries(fig, ws, train, experts)
     _test_queries(fig, ws, tests, c["colour"], experts)
     labels = _centroids(fig, pilots, experts, (*extent["x"], *extent["y"]))
     fig.update_layout(annotations=[*labels, *arrows])
-    axis = esc(str(c["method"]).upper())
+    axis = esc(str(c["layout"]).upper())
     fig = finish(fig, f"{axis} 1", f"{axis} 2", height=HEIGHT, legend="")
     fig.update_xaxes(range=extent["x"])
     fig.update_yaxes(range=extent["y"])
     fig.update_layout(dragmode="pan", clickmode="event+select")
+    if c["colour"] == "regret":  # the colour bar takes the right edge: the legend goes below, never over it
+        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.12, yanchor="top"))
     return fig
 
 
@@ -183,8 +148,7 @@ def _overlays(fig: go.Figure, q, cohort, focus: int | None, arrows) -> None:
         fig.add_trace(go.Scatter(
             x=arrows["x1"], y=arrows["y1"], mode="markers+text" if one else "markers", name="expert arrows",
             text=[esc(e) if f != "same" else "" for e, f in zip(arrows["expert"], arrows["effect"])] if one else None,
-            textposition="top center",
-            textfont=dict(size=10, color="#333"),
+            textposition="top center", textfont=dict(size=10, color="#333"),
             marker=dict(size=7, color=[EFFECT_COLOURS[e] for e in arrows["effect"]]),
             hovertext=[f"<b>{esc(r.expert)}</b> on {esc(r.qid)}<br>{100 * r.score:.1f} vs base {100 * r.base_score:.1f}"
                        f" ({100 * r.delta:+.1f})" for r in arrows.itertuples()],
@@ -195,23 +159,24 @@ def _overlays(fig: go.Figure, q, cohort, focus: int | None, arrows) -> None:
                                  marker=dict(size=24, symbol="circle-open", color="black", line=dict(width=3))))
 
 
-def _arrow_notes(arrows, rows: list[int], focus, on: bool) -> None:
+def _arrow_notes(data: dict, focus, on: bool) -> None:
     """What the arrows show, or why there are none."""
-    if not on or not rows:
+    arrows, asked = data["arrows"], data["arrow_rows"]
+    if not on or not asked:
         return
     if arrows is None:
         st.caption(f"Expert arrows are drawn for one found query or a cohort of at most {views.MAX_ARROW_QUERIES} "
-                   f"queries; this cohort has {len(rows)}.")
+                   f"queries; this cohort has {asked}.")
         return
     counts = arrows["effect"].value_counts()
     st.caption(f"Expert arrows ({'the found query' if focus is not None else 'the cohort'}): from each query to where "
                "each expert's own query embedding lands among the other queries' base embeddings (placed by "
                f"their {views.ARROW_NEIGHBOURS} nearest neighbours, as a typed query is). Green: the expert scores the "
                f"query above base ({counts.get('better', 0)}), red below ({counts.get('worse', 0)}), grey the same "
-               f"({counts.get('same', 0)}).")
+               f"({counts.get('same', 0)}). BM25 and runs read from files embed no query: they have no arrow.")
 
 
-def _save_cohort(ws, q, rows: list[int]) -> None:
+def _save_cohort(c, q, rows: list[int]) -> None:
     """A box or lasso selection of two or more test queries can be saved as the cohort, under a name."""
     evaluated = [r for r in rows if r in set(q.loc[q["role"] == "eval", "row"].astype(int))]
     if len(evaluated) < 2:
@@ -222,11 +187,11 @@ def _save_cohort(ws, q, rows: list[int]) -> None:
                  help="A cohort filters the Overview, Routing decisions, Error analysis, Oracle gap and "
                       "Complementarity pages, and is kept in the link."):
         try:
-            cohorts.save(model.encode(evaluated, len(ws.queries)), name)
+            text = model.encode(evaluated, len(c.ws.queries))
         except model.CohortError as err:
             st.error(safe.md(err))
             return
-        st.rerun()
+        cohorts.save(c, text, name)
 
 
 def _pilot_queries(fig: go.Figure, ws, train, experts: dict) -> None:
@@ -234,7 +199,7 @@ def _pilot_queries(fig: go.Figure, ws, train, experts: dict) -> None:
     if train.empty:
         return
     labels = train["label"].fillna("unlabelled")
-    rank = {e: i for i, e in enumerate(ws.encoders)}
+    rank = {e: i for i, e in enumerate(ws.systems)}
     for label, part in sorted(train.groupby(labels, sort=False), key=lambda kv: rank.get(kv[0], 99)):
         fig.add_trace(go.Scatter(
             x=part["x"], y=part["y"], mode="markers", name=f"pilot queries → {esc(label)}", legendgroup="pilotq",
@@ -320,17 +285,17 @@ def _selected_rows(event) -> list[int]:
     return rows
 
 
-def _selection(ws, views, q, tests, rows: list[int], strategy: str, measure: str) -> None:
+def _selection(c, q, tests, rows: list[int]) -> None:
     """What a selection does: one test query opens in the inspector, several are listed; below, a picker opens
     any test query (those selected, or every one drawn)."""
     selected = q[q["row"].isin(rows)]
     evaluated = selected[selected["role"] == "eval"]
     if len(evaluated) == 1 and len(rows) == 1:
-        state.open_query(int(evaluated["row"].iloc[0]), dataset=evaluated["dataset"].iloc[0], strategy=strategy)
+        _inspect(c, int(evaluated["row"].iloc[0]))
     if len(rows) and evaluated.empty:
         st.info("Pilot training queries are not evaluated: select a test query (ringed dot) to inspect it.")
     if len(evaluated) > 1:
-        _selection_table(ws, views, list(evaluated["row"]), strategy, measure)
+        _selection_table(c, list(evaluated["row"]))
     st.markdown("**Open a test query in the Query inspector**")
     pool = evaluated if len(evaluated) > 1 else tests
     labels = {int(r.row): f"{r.qid} · {r.dataset} · {r.text[:90]}" for r in pool.itertuples()}
@@ -338,18 +303,26 @@ def _selection(ws, views, q, tests, rows: list[int], strategy: str, measure: str
     pick = o1.selectbox("Test query", list(labels), format_func=labels.get, key="map_pick",
                         label_visibility="collapsed")
     if o2.button("Open in inspector", key="map_open", disabled=pick is None):
-        state.open_query(int(pick), dataset=q.set_index("row").loc[int(pick), "dataset"], strategy=strategy)
+        _inspect(c, int(pick))
 
 
-def _selection_table(ws, views, rows: list[int], strategy: str, measure: str) -> None:
+def _inspect(c, row: int) -> None:
+    """Open one test query in the Query inspector, with this page's strategy and measure."""
+    from explorer.views.inspector import PAGE as INSPECTOR
+
+    session.open_page(INSPECTOR, c.ws, row=row, strategy=c["strategy"], measure=c["measure"])
+
+
+def _selection_table(c, rows: list[int]) -> None:
     """The test queries of a box or lasso selection: text, dataset, routed, oracle, regret, and a link to each in
     the Query inspector (a click on a row opens it here)."""
     from urllib.parse import urlencode
 
-    sel = state.cached(views.selected_queries, tuple(int(r) for r in rows), strategy, measure)
+    ws, strategy, measure = c.ws, c["strategy"], c["measure"]
+    sel = views.selected_queries(ws, rows, strategy, measure)
     st.markdown(f"**{len(sel)} test queries selected** (click a row to open it in the Query inspector, or its "
                 "link in a new tab)")
-    carried = {"measure": measure} if measure != ws.label_measure else {}  # as state.open_query: defaults stay out
+    carried = {"measure": measure} if measure != ws.label_measure else {}  # defaults stay out of a link
     table = pd.DataFrame({
         "open": ["inspector?" + urlencode({"row": int(r.row), "dataset": r.dataset, "strategy": strategy, **carried})
                  for r in sel.itertuples()],
@@ -363,8 +336,7 @@ def _selection_table(ws, views, rows: list[int], strategy: str, measure: str) ->
                              "regret": st.column_config.NumberColumn("regret ×100", format="%.1f", width=90)})
     picked = list(event.selection.rows) if event and event.selection else []
     if picked and 0 <= picked[0] < len(sel):
-        r = sel.iloc[picked[0]]
-        state.open_query(int(r["row"]), dataset=r["dataset"], strategy=strategy)
+        _inspect(c, int(sel.iloc[picked[0]]["row"]))
 
 
 if __name__ == "__main__":

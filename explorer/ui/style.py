@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import colorsys
 import re
 
 import plotly.graph_objects as go
@@ -35,7 +36,7 @@ def expert_palette(encoders: list[str]) -> dict[str, str]:
 
 def dataset_palette(ws) -> dict[str, str]:
     """A dataset takes the colour of its own expert, so 'source dataset' and 'expert' views read alike."""
-    experts = expert_palette(ws.encoders)
+    experts = expert_palette(ws.systems)
     own = ws.own_expert
     out, spare = {}, 0
     for d in ws.datasets:
@@ -47,19 +48,31 @@ def dataset_palette(ws) -> dict[str, str]:
     return out
 
 
-def strategy_palette(ws) -> dict[str, str]:
-    """Strategies bound to one expert take its colour; the others a fixed sequence of their own."""
-    experts = expert_palette(ws.encoders)
-    extra = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
-             "#bab0ac", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
-    out, i = {}, 0
-    for s in ws.strategies:
+_STRATEGY_EXTRA = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
+                   "#bab0ac", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
+
+
+def _spare_colours():
+    """Colours for strategies bound to no expert: a fixed sequence, then evenly spaced hues (never exhausted)."""
+    yield from _STRATEGY_EXTRA
+    yield from (c for c in _PALETTE if c not in _STRATEGY_EXTRA)
+    for i in range(10_000):
+        hue = (0.61803398875 * i) % 1.0  # golden-ratio steps spread the hues
+        r, g, b = colorsys.hsv_to_rgb(hue, 0.65, 0.8)
+        yield f"#{int(255 * r):02x}{int(255 * g):02x}{int(255 * b):02x}"
+
+
+def strategy_palette(ws, visible: list[str] | None = None) -> dict[str, str]:
+    """A colour per strategy: one bound to an expert takes the expert's colour, the others a sequence of their
+    own. Among the `visible` ones (a chart's bars), no colour is used twice, however many there are."""
+    experts = expert_palette(ws.systems)
+    names = list(visible) if visible is not None else list(ws.strategies)
+    out: dict[str, str] = {}
+    spare = _spare_colours()
+    for s in names:
         target = SystemName.parse(s, ws.encoders).expert or s
-        if target in experts and target != "mixture":
-            out[s] = experts[target]
-        else:
-            out[s] = extra[i % len(extra)]
-            i += 1
+        wanted = experts.get(target) if target != "mixture" else None
+        out[s] = wanted if wanted and wanted not in out.values() else next(c for c in spare if c not in out.values())
     return out
 
 

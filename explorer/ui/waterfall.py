@@ -8,20 +8,18 @@ from typing import Callable
 import streamlit as st
 
 from explorer import views
-from explorer.ui import safe, state
+from explorer.ui import safe
 from explorer.ui.figures import waterfall_figure
 from explorer.ui.style import dataset_palette
 
 
-def draw(ws, a: str, b: str, measure: str, rows: tuple[int, ...] | None, key: str,
-         on_select: Callable | str = "rerun") -> list[int]:
-    """The waterfall of B − A under `measure` (on a cohort's `rows` if given), with a line on what it shows.
-    Returns the rows of the bars selected (`on_select` as st.plotly_chart takes it)."""
-    wf = state.cached(views.difference_waterfall, a, b, measure, rows)
+def draw(ws, wf: dict, measure: str, key: str, on_select: Callable | str = "rerun") -> list[int]:
+    """The waterfall `wf` (views.difference_waterfall, its deltas ×100) under `measure`, with a line on what it
+    shows. Returns the rows of the bars selected (`on_select` as st.plotly_chart takes it)."""
     counts = wf["counts"]
     sampled = (f" {len(wf['bars']):,} of the {wf['queries']:,} queries are drawn, evenly spaced along the sorted "
                "order (every bar stands for its neighbours)." if wf["sampled"] else "")
-    st.caption(f"B = {safe.md(b)} against A = {safe.md(a)}: each bar is one test query's difference "
+    st.caption(f"B = {safe.md(wf['b'])} against A = {safe.md(wf['a'])}: each bar is one test query's difference "
                f"({safe.md(measure)} ×100), sorted from the largest loss to the largest gain. B better on "
                f"{counts['B better']}, A better on {counts['A better']}, tied on {counts['tie']}; mean "
                f"{views.signed(wf['mean'])}.{sampled} Click a bar to open its query.")

@@ -9,6 +9,7 @@ from ..cohort import COHORT_FIELD
 from ..names import SystemName
 from ..scores import points, signed, x100  # noqa: F401  (the pages format scores with these)
 from ..workspace import Workspace
+from .base import UrlParam
 
 
 def strategy_families(ws: Workspace) -> dict[str, str]:
@@ -46,10 +47,12 @@ DASH = "–"
 
 def strategy_order(ws: Workspace) -> list[str]:
     """Strategies as the inspector lists them: routers first (manifest order), then the oracles, then the fixed
-    experts (base, multi-task, fixed:<expert>)."""
+    systems (base, multi-task, fixed:<expert>, runs read from files)."""
+    from ..routing import ExternalRun, Fixed
+
     fam = strategy_families(ws)
     oracles = set(oracle_strategies(ws))
-    fixed = [s for s in ws.strategies if fam.get(s) == "fixed" and s not in oracles]
+    fixed = [s for s in ws.strategies if fam.get(s) in (Fixed.family, ExternalRun.family) and s not in oracles]
     routers = [s for s in ws.strategies if s not in oracles and s not in fixed]
     return routers + [s for s in ws.strategies if s in oracles] + fixed
 
@@ -101,3 +104,55 @@ def fixed_strategy(ws: Workspace, expert: str) -> str | None:
         if name in ws.strategies:
             return name
     return None
+
+
+# --- the parameters several pages read (declared once; the researcher's context is made of the shared ones) -----
+def _strategies(ws: Workspace, _values: dict) -> list[str]:
+    return ws.strategies
+
+
+STRATEGY = UrlParam("strategy", choices=_strategies, default=lambda ws, v: default_strategy(ws), shared=True,
+                    doc="the strategy whose routing the page shows")
+MEASURE = UrlParam("measure", choices=lambda ws, v: ws.measures, default=lambda ws, v: ws.label_measure, shared=True,
+                   doc="the measure of every score on the page (default: the build's label measure)")
+REFERENCE = UrlParam("reference", choices=_strategies, shared=True, doc="the strategy significance compares with",
+                     default=lambda ws, v: ws.manifest.get("reference", "base") if ws.manifest.get(
+                         "reference", "base") in ws.strategies else ws.strategies[0])
+DATASETS = UrlParam("datasets", "multi", lambda ws, v: ws.datasets, [], "only these datasets (none: all)")
+SKIP_TIES = UrlParam("skip_ties", "bool", default=False,
+                     doc="leave out the queries where every expert of the strategy's choice set ties")
+COMPARE = UrlParam("compare", "text", default="", max_length=4096, shared=True,
+                   doc="a second workspace's folder, built on the same datasets and evaluated queries: its systems "
+                       "and strategies appear beside this one's as B:<name>, paired query by query")
+
+
+def _check_cohort(ws: Workspace, text: str) -> None:
+    from ..cohort import CohortError, cohort_rows
+    from .base import ParamError
+
+    try:
+        cohort_rows(ws, text)
+    except CohortError as err:
+        raise ParamError(f"cannot be read on this workspace: {err}") from None
+
+
+COHORT = UrlParam("cohort", "text", default="", shared=True, check=_check_cohort,
+                  max_length=4000, doc="a cohort: test queries saved from a selection on the Routing map (its rows, "
+                  "as 'r.<ranges>' or 'b.<bitset>', explorer.cohort); the pages that read it show only those queries")
+COHORT_NAME = UrlParam("cohort_name", "text", default="", shared=True, max_length=200,
+                       doc="the cohort's name, as plain text (at most 60 characters are shown)")
+
+
+def cohort_of(ws: Workspace, v: dict) -> tuple[int, ...] | None:
+    """The rows of the cohort the parameters name (None: no cohort)."""
+    from ..cohort import cohort_rows
+
+    return tuple(int(r) for r in cohort_rows(ws, v["cohort"])) if v.get("cohort") else None
+
+
+def cohort_info(ws: Workspace, v: dict) -> dict | None:
+    """The cohort as a page shows it: its text, its name (plain text) and its rows; None without one."""
+    from ..cohort import clean_name
+
+    rows = cohort_of(ws, v)
+    return None if rows is None else {"text": v["cohort"], "name": clean_name(v.get("cohort_name")), "rows": rows}

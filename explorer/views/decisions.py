@@ -6,6 +6,10 @@ import pandas as pd
 
 from ..analysis import AVERAGE, query_table
 from ..workspace import Workspace
+from .base import Page, register_page
+from .common import COHORT, COHORT_NAME, MEASURE, SKIP_TIES, STRATEGY, cohort_info
+
+ALL_TIE = "(every expert ties)"  # the confusion matrix's own row for queries where any choice is right
 
 
 def decisions_view(ws: Workspace, strategy: str, skip_all_ties: bool = False, measure: str | None = None,
@@ -30,9 +34,9 @@ def decisions_view(ws: Workspace, strategy: str, skip_all_ties: bool = False, me
         t = t[~t["all_tie"]]
     experts = choice_set(ws, strategy)
     d = ws.decision_rows([strategy]).set_index("row").reindex(t.index)
-    weights = d[[f"weight:{e}" for e in ws.encoders]].set_axis(ws.encoders, axis=1).assign(dataset=t["dataset"])
+    weights = d[[f"weight:{e}" for e in ws.systems]].set_axis(ws.systems, axis=1).assign(dataset=t["dataset"])
     shares = weights.groupby("dataset").mean().reindex(ws.datasets)
-    shares = shares.loc[:, [e for e in ws.encoders if e in experts or (shares[e] > 0).any()]].fillna(0.0)
+    shares = shares.loc[:, [e for e in ws.systems if e in experts or (shares[e] > 0).any()]].fillna(0.0)
     oracle = oracle_weights(ws, strategy, measure).reindex(t.index).assign(dataset=t["dataset"])
     oracle_shares = oracle.groupby("dataset").mean().reindex(index=ws.datasets, columns=experts).fillna(0.0)
     g = t.groupby("dataset", sort=False)
@@ -42,8 +46,7 @@ def decisions_view(ws: Workspace, strategy: str, skip_all_ties: bool = False, me
     average = report[["accuracy", "regret", "all_tie"]].mean(axis=0)
     report.loc[AVERAGE] = [average["accuracy"], average["regret"], average["all_tie"], int(report["queries"].sum())]
     report["queries"] = report["queries"].astype(int)
-    order = [e for e in ws.encoders if e in set(t["oracle"]) | set(t["primary"])]
-    conf = pd.crosstab(t["oracle"], t["primary"]).reindex(index=order, columns=order, fill_value=0)
+    conf = confusion(ws, t)
     wrong = t[~t["correct"]].drop(columns="routed").rename(columns={"primary": "routed"})
     if wrong.empty:
         pairs = pd.DataFrame(columns=["oracle", "routed", "queries", "mean_regret", "example"])
@@ -54,3 +57,25 @@ def decisions_view(ws: Workspace, strategy: str, skip_all_ties: bool = False, me
         pairs = pairs.sort_values(["queries", "mean_regret"], ascending=False, kind="stable").reset_index(drop=True)
     return {"queries": t, "experts": experts, "shares": shares, "oracle_shares": oracle_shares, "report": report,
             "confusion": conf, "pairs": pairs, "left_out": left_out}
+
+
+def confusion(ws: Workspace, t: pd.DataFrame) -> pd.DataFrame:
+    """Oracle expert x routed expert counts (a mixture by its largest weight); the queries where every expert
+    ties are their own last row, not counted under the first expert."""
+    oracle = t["oracle"].where(~t["all_tie"], ALL_TIE)
+    order = [e for e in ws.systems if e in set(t["oracle"]) | set(t["primary"])]
+    rows = order + ([ALL_TIE] if t["all_tie"].any() else [])
+    return pd.crosstab(oracle, t["primary"]).reindex(index=rows, columns=order, fill_value=0)
+
+
+def data(ws: Workspace, v: dict) -> dict:
+    cohort = cohort_info(ws, v)
+    view = decisions_view(ws, v["strategy"], v["skip_ties"], v["measure"], cohort["rows"] if cohort else None)
+    return {"strategy": v["strategy"], "measure": v["measure"], "cohort": cohort, **view}
+
+
+PAGE = register_page(Page(
+    "decisions", "Routing decisions", ":material/alt_route:", "explorer/ui/decisions.py", data,
+    (STRATEGY, MEASURE, SKIP_TIES, COHORT, COHORT_NAME),
+    caption="Where each strategy sends each dataset's test queries, against the instance oracle over the same "
+            "experts.", order=30))

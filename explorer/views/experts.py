@@ -7,7 +7,8 @@ import pandas as pd
 
 from ..analysis import WhatIf, summary
 from ..workspace import Workspace
-from .common import MIXTURE, fixed_strategy
+from .base import Page, UrlParam, register_page
+from .common import MEASURE, MIXTURE, default_strategy, fixed_strategy
 
 
 def expert_cards(ws: Workspace, measure: str | None = None) -> list[dict]:
@@ -66,8 +67,41 @@ def whatif_shares(whatif: WhatIf, choices: dict, strategy: str) -> pd.DataFrame:
     if strategy not in choices:
         return pd.DataFrame()
     chosen = np.asarray(choices[strategy])
-    names = np.array([ws.encoders[c] if c >= 0 else MIXTURE for c in chosen], dtype=object)
+    names = np.array([ws.systems[c] if c >= 0 else MIXTURE for c in chosen], dtype=object)
     ds = ws.eval_rows()["dataset"].to_numpy()
     t = pd.crosstab(pd.Series(ds, name="dataset"), pd.Series(names, name="expert"), normalize="index")
-    cols = [e for e in ws.encoders if e in t.columns] + ([MIXTURE] if MIXTURE in t.columns else [])
+    cols = [e for e in ws.systems if e in t.columns] + ([MIXTURE] if MIXTURE in t.columns else [])
     return t.reindex(index=ws.datasets, columns=cols, fill_value=0)
+
+
+# --- the page -------------------------------------------------------------------------------------------------
+def whatif_of(ws: Workspace) -> WhatIf:
+    """The workspace's what-if engine, made once per opened workspace (its arrays are read once)."""
+    if "_whatif" not in ws.__dict__:
+        ws.__dict__["_whatif"] = WhatIf(ws)
+    return ws.__dict__["_whatif"]
+
+
+def _expert_names(ws: Workspace, _values: dict) -> list[str]:
+    return [e["name"] for e in ws.experts]
+
+
+def data(ws: Workspace, v: dict) -> dict:
+    """The expert cards, the what-if with the experts in `off` switched off (scores now, with all on, the
+    difference, the strategies left out), the pilot library left, and where `routing` now sends each dataset."""
+    whatif = whatif_of(ws)
+    enabled = [n for n in _expert_names(ws, v) if n not in v["off"]]
+    result = whatif_compare(whatif, enabled, v["measure"])
+    pilots = whatif_pilots(whatif, enabled) if enabled else pd.DataFrame(columns=["dataset", "expert", "size"])
+    routing = v["routing"] if v["routing"] in result["choices"] else None
+    return {"measure": v["measure"], "off": list(v["off"]), "enabled": enabled,
+            "cards": expert_cards(ws, v["measure"]), "whatif": result, "pilots": pilots, "routing": routing,
+            "shares": whatif_shares(whatif, result["choices"], routing) if routing else pd.DataFrame()}
+
+
+PAGE = register_page(Page(
+    "experts", "Experts", ":material/school:", "explorer/ui/experts.py", data,
+    (MEASURE, UrlParam("off", "multi", _expert_names, [], "experts switched off in the what-if"),
+     UrlParam("routing", choices=lambda ws, v: ws.strategies, doc="the strategy whose routing the what-if shows",
+              default=lambda ws, v: default_strategy(ws))),
+    caption="A card per expert, and the what-if: switch experts off and see routing and metrics recomputed.", order=60))

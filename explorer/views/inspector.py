@@ -8,7 +8,9 @@ import pandas as pd
 from ..scores import points
 from ..names import SystemName
 from ..workspace import Workspace
-from .common import margin_text, strategy_families, strategy_order
+from .base import Page, UrlParam, register_page
+from .common import COMPARE, MEASURE, STRATEGY, default_strategy, margin_text, strategy_families, strategy_order
+from .mixing import contributions, decision_labels
 
 
 def query_info(ws: Workspace, row: int) -> dict:
@@ -27,7 +29,8 @@ def query_pilot_similarity(ws: Workspace, row: int) -> pd.DataFrame:
 
 
 def query_decisions(ws: Workspace, row: int, measure: str | None = None) -> pd.DataFrame:
-    """Every strategy's decision on one evaluated query: strategy, family, chosen, margin, score, best."""
+    """Every strategy's decision on one evaluated query: strategy, family, chosen (an encoder, or 'mixture'),
+    decision (the chosen expert, or 'mix: a 0.60 · b 0.40' for a mixture), margin, score, weights."""
     measure = ws.measure(measure)
     d = ws.decision_rows(rows=[row]).set_index("strategy")
     sm = ws.strategy_metric_rows(rows=[row]).set_index("strategy")[measure]
@@ -35,6 +38,7 @@ def query_decisions(ws: Workspace, row: int, measure: str | None = None) -> pd.D
     out = pd.DataFrame({"strategy": ws.strategies})
     out["family"] = out["strategy"].map(fam)
     out["chosen"] = out["strategy"].map(d["chosen"])
+    out["decision"] = out["strategy"].map(decision_labels(ws, d)) if len(d) else None
     out["margin"] = out["strategy"].map(d["margin"])
     out["score"] = out["strategy"].map(sm)
     weights = [c for c in d.columns if c.startswith("weight:")]
@@ -44,9 +48,9 @@ def query_decisions(ws: Workspace, row: int, measure: str | None = None) -> pd.D
 
 
 def encoder_scores(ws: Workspace, row: int) -> pd.DataFrame:
-    """Each encoder's per-query metrics on one query (index = encoder)."""
+    """Each system's per-query metrics on one query (index = encoder, then run read from a file)."""
     m = ws.metric_rows(rows=[row]).set_index("system")
-    return m[ws.measures].reindex(ws.encoders)
+    return m[ws.measures].reindex(ws.systems)
 
 
 def oracle_expert(ws: Workspace, row: int, measure: str | None = None) -> str | None:
@@ -57,22 +61,30 @@ def oracle_expert(ws: Workspace, row: int, measure: str | None = None) -> str | 
 
 def column_options(ws: Workspace, row: int, strategy: str) -> dict[str, tuple[str, str]]:
     """Column key -> (label, system) for the side-by-side rankings: 'routed' (by `strategy`), 'base', 'oracle'
-    (the query's best expert), then every encoder by name. Keys are stable, so they can live in the URL."""
+    (the query's best expert), then every other system by name: the encoders, and every run read from a file that
+    ranks the query's dataset (with a second workspace compared, its systems too, as B:<name>). Keys are stable, so
+    they can live in the URL."""
     out = {}
     if len(ws.decision_rows([strategy], [row])):
         system = ws.strategy_system(strategy, row)
-        out["routed"] = (f"routed by {strategy} → {system.replace('mix:', 'merge of ')}", system)
+        what = ws.strategy_info(strategy).get("group") in ("mix", "lexical")  # runs fused, not adapters merged
+        out["routed"] = (f"routed by {strategy} → {system.replace('mix:', 'fusion of ' if what else 'merge of ')}",
+                         system)
     out["base"] = ("base", "base")
     oracle = oracle_expert(ws, row)
     if oracle:
         out["oracle"] = (f"oracle expert ({oracle})", oracle)
-    for e in ws.encoders[1:]:
-        out[e] = (e, e)
+    dataset, files = ws.queries.iloc[row]["dataset"], ws.external_datasets
+    for e in ws.systems[1:]:
+        if e not in files:
+            out[e] = (e, e)
+        elif dataset in files[e]:
+            out[e] = (f"{e} (run file)", e)
     return out
 
 
 def column_score(ws: Workspace, system: str, row: int, measure: str) -> float:
-    name = SystemName.parse(system, ws.encoders)
+    name = SystemName.parse(system, ws.systems)
     if name.kind == "mix":
         hit = ws.strategy_metric_rows([name.target], [row])
     else:
@@ -117,11 +129,11 @@ def document(ws: Workspace, dataset: str, doc_id: str) -> dict:
 
 
 def decision_table(ws: Workspace, row: int, measure: str | None = None) -> pd.DataFrame:
-    """query_decisions in strategy_order: strategy, chosen, score (×100, one decimal), margin (text, '–' when
-    none), weights, family."""
+    """query_decisions in strategy_order: strategy, chosen (the expert, or the mixture's weights: 'mix: a 0.60 ·
+    b 0.40'), score (×100, one decimal), margin (text, '–' when none), weights, family."""
     measure = ws.measure(measure)
     d = query_decisions(ws, row, measure).set_index("strategy").reindex(strategy_order(ws)).reset_index()
-    return pd.DataFrame({"strategy": d["strategy"], "chosen": d["chosen"], "score": points(d["score"]),
+    return pd.DataFrame({"strategy": d["strategy"], "chosen": d["decision"], "score": points(d["score"]),
                          "margin": [margin_text(m) for m in d["margin"]], "weights": d["weights"].fillna(""),
                          "family": d["family"]})
 
@@ -184,11 +196,128 @@ def pair_counts(pair: pd.DataFrame) -> dict[str, int]:
 
 
 def query_strategy(ws: Workspace, strategy: str, row: int, measure: str | None = None) -> dict:
-    """One strategy on one query: chosen, margin (text), weights, score (fraction), system (its run)."""
+    """One strategy on one query: chosen, decision (in words), margin (text), weights, score (fraction), system
+    (its run)."""
     measure = ws.measure(measure)
     d = query_decisions(ws, row, measure).set_index("strategy")
     if strategy not in d.index or pd.isna(d.loc[strategy, "chosen"]):  # no decision of it on this query
         return {}
     r = d.loc[strategy]
-    return {"strategy": strategy, "chosen": r["chosen"], "margin": margin_text(r["margin"]), "weights": r["weights"],
+    return {"strategy": strategy, "chosen": r["chosen"], "decision": r["decision"], "margin": margin_text(r["margin"]),
+            "weights": r["weights"],
             "score": float(r["score"]), "system": ws.strategy_system(strategy, row)}
+
+
+# --- the page -------------------------------------------------------------------------------------------------
+VIEWS = {"rankings": "Rankings side by side", "compare": "Two strategies (A vs B)"}
+COLOUR_BY = {"dataset": "dataset", "a": "expert routed by A", "b": "expert routed by B", "outcome": "who wins"}
+COMPARE_DEPTH = 10
+
+
+def _eval_rows(ws: Workspace, v: dict) -> list[int]:
+    return ws.eval_rows(v["dataset"])["row"].astype(int).tolist() if v.get("dataset") else []
+
+
+def _default_row(ws: Workspace, v: dict) -> int | None:
+    rows = _eval_rows(ws, v)
+    return showcase_row(ws, v["dataset"], v["strategy"]) if rows else None
+
+
+def _columns(ws: Workspace, v: dict) -> list[str]:
+    return list(column_options(ws, v["row"], v["strategy"])) if v.get("row") is not None else []
+
+
+def _default_a(ws: Workspace, v: dict) -> str:
+    reference = ws.manifest.get("reference", "base")
+    return reference if reference in ws.strategies else ws.strategies[0]
+
+
+def _default_b(ws: Workspace, v: dict) -> str:
+    return v["strategy"] if v["strategy"] != v["a"] else default_strategy(ws)
+
+
+def _row_number(text: str) -> int:
+    return int(text.strip()[:40])
+
+
+def _describe_row(ws: Workspace, row: int) -> str:
+    q = ws.queries.iloc[int(row)]
+    return f"{q['qid']} of {q['dataset']} (row {int(row)})"
+
+
+def entering(ws: Workspace, raw: dict, url: dict) -> dict:
+    """A row the page is opened on (by a link or from another page) picks its dataset."""
+    row, _ = inspect_row(ws, raw.get("row"))
+    if row is not None:
+        raw = {**raw, "dataset": str(ws.queries.iloc[row]["dataset"])}
+    return raw
+
+
+def _rankings(ws: Workspace, v: dict) -> dict | None:
+    options = column_options(ws, v["row"], v["strategy"])
+    systems = {options[k][0]: options[k][1] for k in v["cols"] if k in options}
+    if len(systems) < 2:
+        return None
+    return {"columns": {options[k][0]: k for k in v["cols"] if k in options},
+            **side_by_side(ws, v["row"], systems, v["depth"], v["measure"])}
+
+
+def _compare(ws: Workspace, v: dict) -> dict:
+    sides = {side: query_strategy(ws, s, v["row"], v["measure"]) for side, s in (("A", v["a"]), ("B", v["b"]))}
+    systems = {f"{side} · {v[side.lower()]}": d["system"] for side, d in sides.items() if d}
+    pair = strategy_pair(ws, v["a"], v["b"], v["measure"])
+    return {"sides": sides, "rankings": side_by_side(ws, v["row"], systems, COMPARE_DEPTH, v["measure"])
+            if systems else None, "pair": pair, "counts": pair_counts(pair), "waterfall": _waterfall(ws, v)}
+
+
+def _waterfall(ws: Workspace, v: dict) -> dict:
+    """Every test query's B − A, sorted (views.waterfall; the queries both score: a run read from a file only on
+    the datasets it ranks)."""
+    from .waterfall import difference_waterfall
+
+    return difference_waterfall(ws, v["a"], v["b"], v["measure"])
+
+
+def data(ws: Workspace, v: dict) -> dict:
+    """One test query: who it is, its similarity to every expert's pilots, every strategy's decision (scored by
+    the page's measure), then the rankings side by side or the two strategies A and B (on it and on every query),
+    and the document being read."""
+    row = v["row"]
+    if row is None:
+        return {"query": None}
+    out = {"query": query_info(ws, row), "similarity": query_pilot_similarity(ws, row),
+           "decisions": decision_table(ws, row, v["measure"]),
+           "routed": query_strategy(ws, v["strategy"], row, v["measure"]),
+           "contributions": contributions(ws, v["strategy"], row, v["depth"])}
+    if v["view"] == "compare":
+        out["compare"] = _compare(ws, v)
+        shown = out["compare"]["rankings"]
+    else:
+        out["rankings"] = shown = _rankings(ws, v)
+    docs = [d for r in (shown["rankings"].values() if shown else []) for d in r["doc_id"]]
+    judged = ws.qrels(out["query"]["dataset"], "eval").get(out["query"]["qid"], {})
+    out["readable"] = list(dict.fromkeys([*docs, *judged]))
+    out["judged"] = judged
+    out["doc"] = document(ws, out["query"]["dataset"], v["doc"]) if v["doc"] in out["readable"] else None
+    return out
+
+
+PAGE = register_page(Page(
+    "inspector", "Query inspector", ":material/search:", "explorer/ui/inspector.py", data,
+    (COMPARE, UrlParam("dataset", choices=lambda ws, v: ws.datasets, default=lambda ws, v: ws.datasets[0], in_url=True,
+              doc="the dataset whose test queries the query picker lists"),
+     STRATEGY, MEASURE,
+     UrlParam("row", choices=_eval_rows, default=_default_row, cast=_row_number, shared=True, in_url=True,
+              doc="the test query (its row in queries.parquet); default: where the strategy gains most over base",
+              explain=lambda ws, raw: inspect_row(ws, raw)[1], describe=_describe_row),
+     UrlParam("view", choices=lambda ws, v: list(VIEWS), default="rankings", doc="rankings side by side, or A vs B"),
+     UrlParam("cols", "multi", _columns, lambda ws, v: [k for k in ("routed", "base", "oracle")
+                                                        if k in _columns(ws, v)],
+              "the rankings side by side (2 to 4): routed, base, oracle or an expert's name", max_items=4),
+     UrlParam("depth", "int", default=10, min=5, max=30, doc="documents per ranking"),
+     UrlParam("a", choices=lambda ws, v: ws.strategies, default=_default_a, shared=True, doc="strategy A"),
+     UrlParam("b", choices=lambda ws, v: ws.strategies, default=_default_b, shared=True, doc="strategy B"),
+     UrlParam("by", choices=lambda ws, v: list(COLOUR_BY), default="dataset", doc="what colours the A/B scatter"),
+     UrlParam("doc", "text", default=None, max_length=512, doc="the document open in the reader (its id)")),
+    entering=entering, compares=True,
+    caption="One test query: its pilots, every strategy's decision, rankings side by side, or A against B.", order=40))

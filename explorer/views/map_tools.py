@@ -29,7 +29,8 @@ def expert_arrows(ws: Workspace, rows: Iterable[int], method: str, measure: str 
     every other query's base embedding: the expert's query embedding is placed, the base embedding is placed the
     same way, and the arrow is the difference of the two, drawn from the stored point (the query's own point is
     left out of its neighbours, or it would hold both embeddings on itself). With the query's base and expert
-    scores under `measure`, their difference and its effect (one of EFFECTS). Columns: row, qid, dataset, expert,
+    scores under `measure`, their difference and its effect (one of EFFECTS). Only the experts that embed queries
+    (not BM25, nor runs read from files). Columns: row, qid, dataset, expert,
     x0, y0, x1, y1, base_score, score, delta, effect."""
     measure = ws.measure(measure)
     layout_extent(ws, method)  # a clear error naming the layouts
@@ -46,7 +47,7 @@ def expert_arrows(ws: Workspace, rows: Iterable[int], method: str, measure: str 
     start = lay.reindex(keep)[["x", "y"]].to_numpy()
     base_xy = place(ws.embedding_rows("base", keep), ref_emb, ref_xy, k, own.to_numpy())
     frames = []
-    for expert in ws.encoders[1:]:
+    for expert in [e for e in ws.encoders[1:] if ws.has_embedding(e)]:  # a lexical expert embeds nothing
         moved = start + place(ws.embedding_rows(expert, keep), ref_emb, ref_xy, k, own.to_numpy()) - base_xy
         frames.append(pd.DataFrame({"row": keep, "expert": expert, "x0": start[:, 0], "y0": start[:, 1],
                                     "x1": moved[:, 0], "y1": moved[:, 1],
