@@ -52,8 +52,9 @@ def _pairs(view: dict) -> None:
         hovertext=[[f"{a}: {pairs.iat[i, j]} relevant pairs in its top {TOP_K} that {b} misses" for j, b in
                     enumerate(names)] for i, a in enumerate(names)], hovertemplate="%{hovertext}<extra></extra>",
         colorbar=dict(title="pairs")))
-    fig.update_yaxes(autorange="reversed")
-    size = max(380, 30 * len(names) + 160)
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_xaxes(tickangle=-40, automargin=True)  # one label per encoder: turned, so that they never overlap
+    size = max(380, 30 * len(names) + 200)
     st.plotly_chart(finish(fig, "B (misses them)", "A (finds them)", height=size), width="stretch",
                     key="comp_pairs")
 
