@@ -158,6 +158,10 @@ def _write(out: Path, q, emb, encoders, records, ctx, routers, routed, cube, doc
     writer.metrics(encoders, cube, MEASURES)
     if docs is not None:
         _write_runs(writer, out, q, encoders, docs, scores, ids, depth)
+    else:  # the corpora's ids all the same: the table checks read each corpus's size (bench.scale.add_runs replaces them)
+        for d in datasets:
+            save_table(inside(out, "datasets", d) / "docs.parquet", pd.DataFrame({"doc_id": ids, "title": "",
+                                                                                 "text": ""}))
     writer.query_embeddings([emb] + [None] * (len(encoders) - 1))
     lib = ctx.library  # the pilot library and a plain 2-D layout (two coordinates), so the map pages draw
     writer.pilots(lib, encoders, np.flatnonzero(q["role"] == "pilot"), ctx.labels)
