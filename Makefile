@@ -24,7 +24,10 @@ chromium:
 	Debian's chromium. Install it with: sudo apt-get install -y chromium"; fi; }
 
 # The app listens on 127.0.0.1:8501 (.streamlit/config.toml); `make run PORT=8600`, `make run HOST=0.0.0.0` to open it wider.
+# With the sample workspace (no WORKSPACE given) missing, its build starts first, in its own process: it is under way
+# before the page is first opened, and the page shows its progress.
 run: setup
+	$(if $(WORKSPACE),,HF_HUB_OFFLINE=1 $(PY) -m explorer.background)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/streamlit run app.py --server.headless true $(if $(HOST),--server.address $(HOST)) \
 		$(if $(PORT),--server.port $(PORT)) -- $(if $(WORKSPACE),--workspace $(WORKSPACE))
 

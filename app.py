@@ -32,6 +32,9 @@ def cut(text: object, path: str = "") -> str:
     for form in sorted({path, path.strip(), str(Path(path).expanduser())} - {""}, key=len, reverse=True):
         text = text.replace(form, short(form))
     return re.sub(rf"\S{{{SHOWN + 1},}}", lambda m: short(m.group(0)), text)
+
+
+state.start_sample_build_early()  # a first start: the sample's build runs while the libraries below load
 st.set_page_config(page_title="Router Explorer", page_icon="🔀", layout="wide")
 state.preload()  # torch & co. imported once, before any session's page can import them half-way
 

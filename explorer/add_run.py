@@ -11,7 +11,6 @@ model, so a candidate is declared in the build config ([[runs]] candidate = true
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -21,6 +20,7 @@ from typing import Iterator
 import pandas as pd
 
 from . import WORKSPACE_FORMAT_VERSION
+from .files import exclusive
 from .names import name_problem
 from .routing import ExternalRun, Fixed
 from .routing.fixed import one_hot
@@ -79,13 +79,8 @@ def _imported(ws: Workspace, path: str | Path, dataset: str, name: str, fmt: str
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """One add-run at a time on a workspace: a second waits rather than losing the first one's run."""
-    lock = folder.parent / f".{folder.name}.add-run.lock"
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive(folder.parent / f".{folder.name}.add-run.lock"):
+        yield
 
 
 def _write(old: Workspace, tmp: Path, run: ImportedRun) -> None:

@@ -10,7 +10,9 @@ workspace is written into a temporary folder and swapped in at the end; the conf
 from __future__ import annotations
 
 import json
+import os
 import platform
+import socket
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -34,6 +36,7 @@ from .engines import corpus_devices, ray_encoder
 from .analysis import significance_tables
 from .evaluation import per_query, run_dict
 from .experts import EXPERT_KINDS
+from .files import write_checksum
 from .fusion import pool_of, run_arrays
 from .index import ON_DISK, Run, build_index, resolve_kind, save_index, search, tune_ivf
 from .lexical import LexicalError, build_lexical, indexable, load_lexical, save_lexical
@@ -46,9 +49,10 @@ from .routing import all_strategies, routing_context
 from .runs import ImportedRun, RunTarget, import_run
 from .settings import Problems
 from .stages import (BUILD_STAGES, StageLog, Stages, array_of_rows, content_key, finish_dir, index_of_size,
-                     partial_dir, save_array_atomically, sound_entry)
+                     partial_dir, read_cache, save_array_atomically, sound_entry)
 from .training import TRAIN_DEFAULTS, balanced_union, make_pairs, train_expert
-from .workspace import (META_PREFIX, Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, atomic_write,
+from .workers import run_in_workers, worker_count
+from .workspace import (META_PREFIX, UMAP_PENDING, Workspace, WorkspaceError, WorkspaceWriter, atomic_dir, atomic_write,
                         check_output, check_writable)
 
 __all__ = ["build", "BUILD_STAGES", "StageLog", "QuerySet"]
@@ -65,7 +69,7 @@ def build(config: BuildConfig | str | Path, out: str | Path, echo: Callable[[str
     cfg = config if isinstance(config, BuildConfig) else load_config(config)
     b = Build(cfg, Path(out), StageLog(echo=echo, status=status), progress and sys.stderr.isatty())
     for stage in (b.read_datasets, b.read_runs, b.prepare_output, b.load_encoder, b.encode_corpora, b.train_experts,
-                  b.encode_queries, b.search_and_score, b.route, b.draw_layouts, b.write):
+                  b.encode_queries, b.search_and_score, b.route, b.draw_layouts, b.write, b.add_umap):
         stage()
     echo(f"Built {out} in {time.perf_counter() - b.start:.1f}s")
     return Workspace(out)
@@ -118,6 +122,7 @@ class Build:
     log: StageLog
     progress: bool
     start: float = field(default_factory=time.perf_counter)
+    started_at: float = field(default_factory=time.time)
     datasets: dict[str, BeirDataset] = field(default_factory=dict)
     train_hashes: dict[str, str] = field(default_factory=dict)
     doc_emb: dict[str, np.ndarray] = field(default_factory=dict)
@@ -132,6 +137,7 @@ class Build:
     index_storage: dict = field(default_factory=dict)  # dataset -> how its index is stored (INDEX_STORAGE)
     runs: list[pd.DataFrame] = field(default_factory=list)
     routed: list = field(default_factory=list)
+    precomputed: dict = field(default_factory=dict)  # stage items done by forked workers (Stages.precomputed)
     lexical: dict = field(default_factory=dict)  # (lexical expert, dataset) -> its BM25 index
     imported: list[ImportedRun] = field(default_factory=list)  # [[runs]]: run files read as systems
     never_scored: dict[str, list[str]] = field(default_factory=dict)  # strategy -> candidate runs it cannot choose
@@ -139,7 +145,22 @@ class Build:
 
     @property
     def stages(self) -> Stages:
-        return Stages(self.cfg.cache_dir, self.log)
+        return Stages(self.cfg.cache_dir, self.log, self.precomputed)
+
+    def _in_workers(self, items: list, task: Callable[[object], object],
+                    done: Callable[[object, object], None]) -> None:
+        """`task(item)` for each item in forked CPU workers (explorer.workers) when the machine and [compute] workers
+        allow it, `done(item, result)` here as each finishes; nothing when they do not (the stage's own loop then
+        computes every item in this process)."""
+        n = worker_count(len(items), int(self.cfg.compute["workers"]), self.cfg.device)
+        if not n:
+            return
+
+        def run(i: int):
+            self.progress = False  # no progress bars from several processes at once
+            return task(items[i])
+
+        run_in_workers(run, items, n, lambda i, result: done(items[i], result))
 
     @property
     def echo(self) -> Callable[[str], None]:
@@ -302,9 +323,16 @@ class Build:
             encode = lambda texts: self.encoder.encode_on(texts, devices, show_progress=self.progress)  # noqa: E731
         else:
             encode = lambda texts: self.encoder.encode(texts, show_progress=self.progress)  # noqa: E731
+        paths = {}
         for name, ds in self.datasets.items():
             key = self.doc_keys[name] = _hash("docs", ds.content_hash, self.base_fp)
-            path = cfg.cache_dir / "docs" / f"{key}.npy"
+            paths[name] = cfg.cache_dir / "docs" / f"{key}.npy"
+        if not on_ray and len(devices) <= 1:  # small corpora not in the cache: in worker processes
+            todo = [n for n, ds in self.datasets.items() if len(ds.corpus) <= chunk and not paths[n].exists()]
+            self._in_workers(todo, lambda n: _timed(lambda: encode(self.datasets[n].corpus.passages())),
+                             lambda n, r: self._worker_done(f"docs:{n}", self.doc_keys[n], r, record=True))
+        for name, ds in self.datasets.items():
+            key, path = self.doc_keys[name], paths[name]
             chunked = on_ray or len(ds.corpus) > chunk  # resumable, chunk by chunk, kept memory-mapped
             self.doc_emb[name] = self.stages.cached(
                 f"docs:{name}", key, path, array_of_rows(len(ds.corpus), mmap=chunked),
@@ -312,6 +340,14 @@ class Build:
                                                         self._chunk_done) if chunked
                 else encode(ds.corpus.passages()),
                 (lambda p, a: None) if chunked else save_array_atomically)
+
+    def _worker_done(self, item: str, key: str, result: tuple, record: bool) -> None:
+        """A worker's (value, seconds) for a stage item: recorded now (the stage's progress moves) or when the stage
+        reaches it, and kept for the stage's loop (Stages.cached), which saves it to the cache."""
+        value, seconds = result
+        if record:
+            self.log.record(item, key, False, seconds)
+        self.precomputed[item] = (value, None if record else seconds)
 
     def _chunk_done(self, i: int, n: int, reused: bool) -> None:
         self.echo(f"    chunk {i + 1}/{n}: {'kept from an earlier run' if reused else 'encoded'}")
@@ -325,13 +361,45 @@ class Build:
         union = {e.name: [s for o in single if o.adapter is None and o.kind == e.kind for s in o.sources]
                  for e in cfg.experts if e.multi_task}
         self.experts = [replace(e, sources=union[e.name]) if e.multi_task else e for e in cfg.experts]
-        for spec in [e for e in self.experts if not e.multi_task] + [e for e in self.experts if e.multi_task]:
+        order = [e for e in self.experts if not e.multi_task] + [e for e in self.experts if e.multi_task]
+        self._train_in_workers(order)
+        for spec in order:
             t = time.perf_counter()
             folder, key, cached = (self._lexical_card(spec) if EXPERT_KINDS[spec.kind].can(LEXICAL)
                                    else self._load_adapter(spec) if spec.adapter is not None else self._train(spec))
             self.expert_keys[spec.name], self.folders[spec.name] = key, folder
             self.cards[spec.name] = json.loads((folder / "card.json").read_text())
-            self.log.record(f"expert:{spec.name}", key, cached, time.perf_counter() - t)
+            if self.precomputed.pop(f"expert:{spec.name}", None) is None:  # else recorded when its worker finished
+                self.log.record(f"expert:{spec.name}", key, cached, time.perf_counter() - t)
+
+    def _train_in_workers(self, order: list[ExpertSpec]) -> None:
+        """The experts that are not in the cache, trained in forked workers (the longest first), each then encoding
+        every query under itself; the base model's query pass is one more item. The stage's loop then loads them
+        from the cache like any cached expert, and the queries stage takes their embeddings."""
+        trained = [s for s in order if s.adapter is None and not EXPERT_KINDS[s.kind].can(LEXICAL)]
+        todo = sorted((s for s in trained if not self._cached_expert(
+            self.cfg.cache_dir / "experts" / s.cache_key(self.train_hashes, self.base_fp))),
+                      key=lambda s: -len(self._pairs(s)) * int(s.train.get("epochs", TRAIN_DEFAULTS["epochs"])))
+        if len(todo) < 2:
+            return
+        for spec in todo:  # a refused stopping split is reported from here, as in the serial build
+            self._stop_pairs(spec)
+        self.queries = self.queries or _query_set(self.cfg, self.datasets)
+
+        def task(spec):
+            if spec is None:
+                return None, _timed(lambda: self.encoder.encode(self.queries.texts))
+            trained = _timed(lambda: self._train(spec))[1]
+            return trained, _timed(lambda: self.encoder.encode(self.queries.texts, expert=spec.name))
+
+        def done(spec, result):
+            trained, queries = result
+            if spec is not None:
+                self._worker_done(f"expert:{spec.name}", spec.cache_key(self.train_hashes, self.base_fp),
+                                  (True, trained), record=True)
+            self._worker_done(f"queries:{'base' if spec is None else spec.name}", "", queries, record=False)
+
+        self._in_workers([*todo, None], task, done)
 
     def _lexical_settings(self, spec: ExpertSpec) -> dict:
         versions = {p: metadata.version(p) for p in ("bm25s", "PyStemmer")}
@@ -445,7 +513,8 @@ class Build:
         return ["base"] + [e.name for e in self.cfg.experts]
 
     def encode_queries(self) -> None:
-        """Every pilot and evaluated query under the base and every expert."""
+        """Every pilot and evaluated query under the base and every expert (those the experts' workers encoded
+        already: taken from them)."""
         self.queries = self.queries or _query_set(self.cfg, self.datasets)
         digest = self.queries.digest()
         keys = [self.base_fp] + [self.expert_keys[e.name] for e in self.cfg.experts]
@@ -654,26 +723,58 @@ class Build:
         return out
 
     def draw_layouts(self) -> None:
-        """PCA and UMAP of the pilot centroids and every query (cached)."""
+        """PCA of the pilot centroids and every query, and UMAP when the cache has it; otherwise UMAP (a first fit
+        in a new environment spends most of its time compiling) follows the workspace in `add_umap`, so the app
+        opens on PCA without waiting for it."""
         cfg = self.cfg
         self.log.begin("layout", "2-D layouts", 1)
         lib = self.ctx.library
         key = _hash("layout", self.base_fp, self.queries.digest(), lib.centroids.round(6).tolist(), cfg.layout)
         self.points = np.concatenate([lib.centroids, self.q_emb[0]]) if len(lib) else self.q_emb[0]
-        self.coords, self.sampled = self.stages.cached(
-            "layout", key, cfg.cache_dir / "layout" / f"{key}.npz", lambda p: _cached_layout(p, len(self.points)),
-            self._layouts, _save_layouts)
-
-    def _layouts(self) -> tuple[dict, bool]:
-        layout = self.cfg.layout
-        coords = {"pca": pca_layout(self.points, layout["seed"])}
-        sampled = False
-        if layout["umap"]:
-            coords["umap"], sampled = umap_layout(self.points, layout["max_points"], layout["n_neighbors"],
-                                                  layout["seed"])
+        self.layout_entry = (key, cfg.cache_dir / "layout" / f"{key}.npz")
+        t = time.perf_counter()
+        cached = read_cache(self.layout_entry[1], lambda p: _cached_layout(p, len(self.points)), self.echo)
+        self.umap_pending = cached is None and bool(cfg.layout["umap"])
+        if cached is not None:
+            self.coords, self.sampled = cached
         else:
-            coords["umap"] = coords["pca"]
-        return coords, sampled
+            pca = pca_layout(self.points, cfg.layout["seed"])
+            self.coords, self.sampled = ({"pca": pca} if self.umap_pending else {"pca": pca, "umap": pca}), False
+            if not self.umap_pending:
+                _save_layouts(self.layout_entry[1], (self.coords, False))
+        self.log.record("layout", key, cached is not None, time.perf_counter() - t)
+
+    def add_umap(self) -> None:
+        """The UMAP layout of a workspace already written with PCA only (its manifest says layout.umap =
+        "pending"): fitted, cached, then landed in the workspace by replacing layout.parquet and then manifest.json,
+        each atomically. A build killed before that leaves a workspace that opens (on PCA) and says so."""
+        if not self.umap_pending:
+            return
+        layout = self.cfg.layout
+        self.log.begin("umap", "UMAP layout (the workspace is open meanwhile, on PCA)", 1)
+        t = time.perf_counter()
+        umap_xy, self.sampled = umap_layout(self.points, layout["max_points"], layout["n_neighbors"], layout["seed"])
+        self.coords = {"pca": self.coords["pca"], "umap": umap_xy}  # the order a cached layout has
+        _save_layouts(self.layout_entry[1], (self.coords, self.sampled))
+        self.log.record("layout:umap", self.layout_entry[0], False, time.perf_counter() - t)
+        self.umap_pending = False
+        if not self._still_ours():
+            self.echo(f"  {self.out} was replaced meanwhile: its UMAP layout is left to that build (cached here)")
+            return
+        w = WorkspaceWriter(self.out)
+        w.layout(self.coords, len(self.ctx.library), len(self.queries.qids))
+        w.manifest(self.manifest())
+
+    def _still_ours(self) -> bool:
+        """Whether the workspace at `out` is the one this build wrote and left waiting for its UMAP."""
+        try:
+            layout = json.loads((self.out / "manifest.json").read_text(encoding="utf-8")).get("layout", {})
+        except (OSError, ValueError, AttributeError):
+            return False
+        return layout.get("umap") == UMAP_PENDING and layout.get("pending") == self._pending_marker()
+
+    def _pending_marker(self) -> dict:
+        return {"pid": os.getpid(), "host": socket.gethostname(), "started": round(self.started_at, 3)}
 
     # --- the workspace --------------------------------------------------------------------------------------
     def write(self) -> None:
@@ -733,11 +834,18 @@ class Build:
             "compute": {k: v for k, v in cfg.compute.items() if k != "address"},  # never a cluster's address
             "index": {"kind": cfg.index_kind, "depth": cfg.depth, "chunk_docs": cfg.chunk_docs,
                       "exact_max_docs": cfg.exact_max_docs, "memory_max_docs": cfg.memory_max_docs},
-            "layout": {**cfg.layout, "sampled": self.sampled, "points": len(self.points)},
-            "versions": _library_versions(), "stages": self.log.entries,
+            "layout": {**cfg.layout, "sampled": self.sampled, "points": len(self.points),
+                       **({"umap": UMAP_PENDING, "pending": self._pending_marker()} if self.umap_pending else {})},
+            "versions": _library_versions(), "stages": self.log.entries, "stage_seconds": self.log.wall(),
             "build_seconds": round(time.perf_counter() - self.start, 1),
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         }
+
+
+def _timed(compute: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    value = compute()
+    return value, time.perf_counter() - start
 
 
 def _dataset_record(s, ds: BeirDataset) -> dict:
@@ -785,6 +893,7 @@ def _cached_layout(path: Path, points: int) -> tuple[dict, bool]:
 def _save_layouts(path: Path, value: tuple[dict, bool]) -> None:
     coords, sampled = value
     atomic_write(path, lambda p: np.savez(p, umap=coords["umap"], pca=coords["pca"], sampled=np.array(sampled)))
+    write_checksum(path)  # read back through read_cache, which wants it
 
 
 def _query_set(cfg: BuildConfig, datasets: dict[str, BeirDataset]) -> QuerySet:

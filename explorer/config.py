@@ -87,7 +87,8 @@ class ExpertSpec:
             spec["adapter_params"] = {**self.adapter_params, **{k: v for k, v in implicit.items()
                                                                 if k in kind.key_baseline and kind.key_baseline[k] != v}}
         payload = {"spec": spec,
-                   "data": {d: data_hashes.get(d) for d in self.datasets}, "base": base}
+                   "data": {d: data_hashes.get(d) for d in self.datasets}, "base": base,
+                   **({"kind_version": kind.key_version} if kind is not None and kind.key_version else {})}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

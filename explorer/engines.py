@@ -27,6 +27,9 @@ COMPUTE_PARAMS = (
     Param("actors", int, 2, 'engine = "ray": encoding actors, each holding the base model', min=1, max=10_000),
     Param("gpus_per_actor", float, 0.0, 'engine = "ray": GPUs each actor holds (0: CPU)', min=0, max=64),
     Param("batch_size", int, 256, 'engine = "ray": passages per map_batches call', min=1, max=100_000),
+    Param("workers", int, 0, "CPU builds: processes that encode the corpora and train the experts at once (each "
+          "expert then encodes the queries), each with an equal share of the cores' threads; 0: one per core, at most "
+          "4; 1: everything in the build's own process; never more than the cores", min=0, max=64),
     Param("devices", list, [], 'engine = "local": devices the corpus pass runs on at once, one process each (e.g. '
           '["cuda:0", "cuda:1"]); empty: every GPU when [model] device is cuda and several are visible, else one',
           item=str),

@@ -13,11 +13,24 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 FICLONE = 0x40049409  # ioctl(dst, FICLONE, src): Linux's reflink (btrfs, xfs, overlayfs over them)
 HASH = "sha256"
 BLOCK = 1 << 20
+
+
+@contextmanager
+def exclusive(lock: Path | str) -> Iterator[None]:
+    """Holds an flock on the file `lock` (created if missing) while the block runs: one holder at a time."""
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def copy_file(src: Path, dst: Path) -> None:

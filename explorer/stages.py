@@ -29,7 +29,10 @@ BUILD_STAGES = {
     "datasets": "reading the datasets", "encoder": "loading the base encoder", "corpora": "encoding the corpora",
     "experts": "training the experts", "queries": "encoding the queries", "search": "searching and scoring",
     "routing": "routing every strategy", "layout": "drawing the 2-D layouts", "write": "writing the workspace",
+    # after the workspace is written (the app opens it meanwhile): a UMAP layout not in the cache (build.add_umap)
+    "umap": "adding the UMAP layout",
 }
+OPENS_AFTER = list(BUILD_STAGES).index("write") + 1  # the stages a first start waits for
 
 
 def content_key(*parts) -> str:
@@ -47,12 +50,23 @@ class StageLog:
     echo: Callable[[str], None] = print
     status: Callable[[dict], None] | None = None
     current: dict = field(default_factory=dict)
+    walls: dict = field(default_factory=dict)  # stage -> wall-clock seconds (items may overlap in workers)
+    since: float = 0.0
 
     def begin(self, stage: str, line: str, items: int = 0) -> None:
+        self.wall()
+        self.since = time.perf_counter()
         self.echo(line)
-        self.current = {"stage": list(BUILD_STAGES).index(stage) + 1, "stages": len(BUILD_STAGES), "name": stage,
+        index = list(BUILD_STAGES).index(stage) + 1  # "stage i of n" counts the stages before the workspace opens
+        self.current = {"stage": index, "stages": max(index, OPENS_AFTER), "name": stage,
                         "label": BUILD_STAGES[stage], "line": line, "done": 0, "items": items}
         self._report()
+
+    def wall(self) -> dict:
+        """Wall-clock seconds of every stage begun so far (the current one: until now)."""
+        if self.current:
+            self.walls[self.current["name"]] = round(time.perf_counter() - self.since, 1)
+        return dict(self.walls)
 
     def record(self, stage: str, key: str, cached: bool, seconds: float) -> None:
         self.entries[stage] = {"key": key, "cached": cached, "seconds": round(seconds, 3)}
@@ -72,11 +86,21 @@ class Stages:
 
     cache: Path
     log: StageLog
+    # item -> (value, seconds): computed by a worker process of this build (explorer.workers); seconds None when the
+    # item was recorded as it finished
+    precomputed: dict = field(default_factory=dict)
 
     def cached(self, item: str, key: str, path: Path, read: Callable[[Path], T], compute: Callable[[], T],
                save: Callable[[Path, T], None]) -> T:
         """Key -> load or compute -> atomic save -> record: `read(path)` when the entry is there and sound, else
         `compute()`, saved with `save(path, value)` (which writes atomically), and the log says which it was."""
+        if item in self.precomputed:
+            value, seconds = self.precomputed.pop(item)
+            save(path, value)
+            write_checksum(path)
+            if seconds is not None:
+                self.log.record(item, key, False, seconds)
+            return value
         start = time.perf_counter()
         value = read_cache(path, read, self.log.echo)
         hit = value is not None

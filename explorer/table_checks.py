@@ -102,7 +102,7 @@ class RowRules:
     """What one file's rows must be: `rows` the query rows it may hold (sorted); in a partition, `exact`: each of
     them exactly once (a table of one value per query), `covered`: each at least once (every query has a run);
     `depth`: ranks 1..depth, unique per row (runs); `n_docs`: per query row, the corpus size of its dataset (runs:
-    doc in 0..n-1); `choices`: the values `chosen` may take (decisions); `key`: the system or strategy column of a
+    doc in 0..n-1, or -1 where `unknown_docs`: a run read from a file keeps a document its corpus lacks); `choices`: the values `chosen` may take (decisions); `key`: the system or strategy column of a
     format-1 table (None in a partition); `keys`: how many key values the file may hold."""
 
     rows: np.ndarray
@@ -110,6 +110,7 @@ class RowRules:
     covered: bool = False
     depth: int | None = None
     n_docs: np.ndarray | None = None
+    unknown_docs: bool = False
     choices: tuple[str, ...] | None = None
     key: str | None = None
     keys: int = 1
@@ -146,7 +147,7 @@ def _check_group(path: Path, frame, rules: RowRules) -> None:
             raise TableError(f"{path}: a rank outside 1..{rules.depth}")
     if rules.n_docs is not None:
         doc = frame["doc"].to_numpy()
-        bad = (doc < 0) | (doc >= rules.n_docs[rows])
+        bad = (doc < (-1 if rules.unknown_docs else 0)) | (doc >= rules.n_docs[rows])
         if bad.any():
             raise TableError(f"{path}: document {int(doc[bad][0])} is outside its corpus")
     if rules.choices is not None:

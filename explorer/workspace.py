@@ -12,7 +12,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -28,6 +28,8 @@ from .files import copy_file, copy_tree
 from .names import SystemName, name_problem, strategy_name_problem
 
 REBUILD = "rebuild the workspace with `explorer build CONFIG --out DIR`"
+# manifest layout.umap while the build still computes the UMAP layout of a workspace it has already written
+UMAP_PENDING = "pending"
 
 
 class WorkspaceError(ValueError):
@@ -46,6 +48,28 @@ def pid_alive(pid: int) -> bool:
     except OSError:  # PermissionError: it runs under another user
         return True
     return True
+
+
+def process_running(pid: int) -> bool:
+    """Whether process `pid` still runs and is not a zombie: one that has exited (killed, say) but whose parent has
+    not reaped it yet (e.g. a builder `make run` started, whose parent shell waits on the server) does no work."""
+    if not pid_alive(pid):
+        return False
+    try:
+        return Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def process_started(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch, from /proc), or None where that cannot be read."""
+    try:
+        ticks = int(Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def _stale(entry: Path, prefix: str) -> bool:
@@ -303,6 +327,14 @@ def _version(v: int) -> str | None:
     return None
 
 
+def _umap_state(v) -> str | None:
+    return None if v in (True, False, UMAP_PENDING) else f'is {str(v)[:40]!r}, expected true, false or "{UMAP_PENDING}"'
+
+
+def _positive(v: int) -> str | None:
+    return None if v > 0 else f"is {v}, expected a process id above 0"
+
+
 def _measure(m: str) -> str | None:
     import ir_measures
 
@@ -413,7 +445,10 @@ MANIFEST: dict[str, Key] = {
                                                  "exact_max_docs": Key("int", required=False),
                                                  "memory_max_docs": Key("int", required=False)}),
     "layout": Key("dict", required=False, fields={"sampled": Key("bool", required=False),
-                                                  "points": Key("int", required=False)}),
+                                                  "points": Key("int", required=False),
+                                                  "umap": Key(("bool", "str"), required=False, check=_umap_state),
+                                                  "pending": Key("dict", required=False, fields={
+                                                      "pid": Key("int", check=_positive), "host": Key("str")})}),
     "stages": Key("dict", required=False),
     "versions": Key("dict", required=False),
 }
@@ -616,10 +651,14 @@ def _queries_problem(q: pd.DataFrame, datasets: list[str]) -> str | None:
     return None
 
 
-def _needed(values: tuple[str, str]) -> bool:
+def _needed(external: dict[str, list[str]], values: tuple[str, str]) -> bool:
     """Whether the partition (dataset, system or strategy) must exist: every dataset under every encoder (runs,
-    metrics) and every strategy (decisions, strategy metrics); a strategy's mixture runs only where it mixed."""
-    return SystemName.parse(values[1]).kind != "mix"
+    metrics) and every strategy (decisions, strategy metrics); a strategy's mixture runs only where it mixed; a run
+    read from a file (and its strategy of the same name) only for the datasets it ranks."""
+    dataset, name = values
+    if name in external:
+        return dataset in external[name]
+    return SystemName.parse(name).kind != "mix"
 
 
 def _row_datasets(queries: pd.DataFrame) -> np.ndarray:
@@ -733,7 +772,8 @@ class WorkspaceWriter:
         frames = [pd.DataFrame({"method": method, "item": ["pilot"] * n_pilots + ["query"] * n_queries,
                                 "ref": np.concatenate([np.arange(n_pilots), np.arange(n_queries)]),
                                 "x": xy[:, 0], "y": xy[:, 1]}) for method, xy in coords.items()]
-        save_table(self.root / "layout.parquet", pd.concat(frames, ignore_index=True))
+        # atomic: the build replaces it in a finished workspace when its UMAP lands (build.add_umap)
+        atomic_write(self.root / "layout.parquet", lambda p: save_table(p, pd.concat(frames, ignore_index=True)))
 
     def significance(self, tables: list[tuple[str, str, int, pd.DataFrame]]) -> None:
         """significance.parquet: analysis.significance_table of each (measure, reference, resamples), precomputed
@@ -743,7 +783,8 @@ class WorkspaceWriter:
             list(TABLE_COLUMNS["significance.parquet"])])
 
     def manifest(self, manifest: dict) -> None:
-        (self.root / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        atomic_write(self.root / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2, default=str),
+                                                                        encoding="utf-8"))
 
 
 class Workspace:
@@ -988,7 +1029,7 @@ class Workspace:
         try:
             frame = read_partitioned(folder, PARTITIONED[name], self._partition_names(), where, filters, required,
                                      lambda values, path: self._check_rows(name, path, in_file, *values),
-                                     _needed)
+                                     partial(_needed, self.external_datasets))
         except (PartitionError, TableError) as err:
             raise WorkspaceError(f"{err} (fix: {REBUILD})") from err
         except (ValueError, OSError, pyarrow.ArrowException) as err:
@@ -1065,11 +1106,13 @@ class Workspace:
         rows = (f["eval"] if evaluated else f["rows"])[dataset] if dataset else f["all_eval" if evaluated else "all"]
         whole = {} if dataset else {"key": PARTITIONED[name][1],
                                     "keys": len(self._partition_names()[PARTITIONED[name][1]])}
-        if name == "runs.parquet":  # a lexical expert finds nothing for a query none of whose words a document has
-            lexical = value in self.encoders and not self.has_embedding(value)
-            return RowRules(rows, covered=bool(dataset) and not evaluated and not lexical, depth=f["depth"],
-                            n_docs=f["n_docs"], **whole)
-        choices = (*self.encoders, "mixture") if name == "decisions.parquet" else None
+        if name == "runs.parquet":  # a run read from a file may lack queries and name documents a corpus lacks;
+            # BM25 finds nothing for a query that shares no term with the corpus: only a dense search ranks every one
+            from_file = value in self.external_datasets if dataset else bool(self.external_datasets)
+            dense = value in self.encoders and self.has_embedding(value)
+            return RowRules(rows, covered=bool(dataset) and not evaluated and dense, depth=f["depth"],
+                            n_docs=f["n_docs"], unknown_docs=from_file, **whole)
+        choices = (*self.systems, "mixture") if name == "decisions.parquet" else None
         return RowRules(rows, exact=bool(dataset), choices=choices, **whole)
 
     def _check_rows(self, name: str, path: Path, columns: tuple[str, ...], dataset: str | None = None,

@@ -97,6 +97,11 @@ def test_inspector_rankings_reader_urls_and_scatter(server, page, workspace_path
     settle(pg, "Query inspector")
     pg.wait_for_selector(".js-plotly-plot .legend", timeout=30_000)
     # four rankings side by side: no grid scrolls sideways (the decision table, grid 0, may)
+    try:
+        pg.wait_for_function("document.querySelectorAll('[data-testid=\"stDataFrame\"] .dvn-scroller').length >= 5",
+                             timeout=30_000)
+    finally:
+        pg.screenshot(path=str(SHOTS / "inspector_four_rankings.png"), full_page=True)
     grids = pg.evaluate(GRIDS)
     assert len(grids) >= 5
     for i, width, client in grids[1:5]:
@@ -116,7 +121,8 @@ def test_inspector_rankings_reader_urls_and_scatter(server, page, workspace_path
     expander = pg.get_by_text("Snippets (query terms marked)").first
     expander.scroll_into_view_if_needed()
     expander.click()
-    snippets = pg.locator('[data-testid="stExpanderDetails"]').first
+    snippets = pg.locator('[data-testid="stExpander"]', has_text="Snippets (query terms marked)").first \
+        .locator('[data-testid="stExpanderDetails"]')
     snippets.wait_for(timeout=10_000)
     marked = {m.lower() for m in snippets.locator("mark").all_inner_texts()}
     assert marked and marked <= set(query_terms(ws.queries.iloc[row]["text"]))

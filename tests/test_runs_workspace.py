@@ -24,7 +24,7 @@ import pytest
 from explorer import analysis, export, pages, views
 from explorer.cli import main
 from explorer.compare import CompareError, Compared, compared
-from explorer.workspace import Workspace
+from explorer.workspace import Workspace, WorkspaceError
 from tests.conftest import ROOT, two_domain_config
 from tests.lexical import tfidf_run
 from tests.test_runs import MEASURES, file_run, reference, trec_sorted
@@ -404,3 +404,34 @@ def test_the_playground_says_that_runs_from_files_are_not_routed_live(built):
     shown = texts(app(built["runs"].path, "playground"))  # names escaped for Markdown: tfidf\-hf
     assert re.search(r"Runs read from files \S*tfidf\S* \S*tfidf\S*hf\S* are not routed here", shown), shown[-400:]
     assert "Runs read from files" not in texts(app(built["plain"].path, "playground"))
+
+
+def _edit_run(folder: Path, dataset: str, system: str, doc: int) -> None:
+    (part,) = (folder / "runs" / f"dataset={dataset}" / f"system={system}").glob("*.parquet")
+    frame = pd.read_parquet(part)
+    frame.loc[frame.index[0], "doc"] = doc
+    frame.to_parquet(part, index=False)
+
+
+def test_the_table_checks_take_a_run_from_a_file_as_it_is_stored_and_nothing_else(built, tmp_path):
+    """A run read from a file keeps a document its corpus lacks as -1 and ranks only its own datasets: the checks
+    of a damaged workspace accept exactly that, and still refuse -2, a missing partition it ranks, and the same -1
+    in an encoder's run."""
+    ws = built["runs"]
+    assert set(ws.decision_rows(["tfidf-hf"])["chosen"]) == {"tfidf-hf"}  # a decision that chose a run
+    assert not (ws.path / "runs" / "dataset=pycode" / "system=tfidf-hf").exists()
+    assert len(ws.run_rows(["tfidf-hf", "tfidf"])) > 0  # tfidf-hf's absent pycode partition is not asked for
+    cases = [("tfidf", -1, None), ("tfidf", -2, "document -2 is outside its corpus"),
+             ("base", -1, "document -1 is outside its corpus")]
+    for i, (system, doc, message) in enumerate(cases):
+        folder = copy(ws, tmp_path / f"ws{i}")
+        _edit_run(folder, "homefix", system, doc)
+        if message is None:
+            assert (Workspace(folder).run_rows([system])["doc"] == -1).sum() == 1
+        else:
+            with pytest.raises(WorkspaceError, match=message):
+                Workspace(folder).run_rows([system])
+    folder = copy(ws, tmp_path / "missing")
+    shutil.rmtree(folder / "runs" / "dataset=homefix" / "system=tfidf-hf")
+    with pytest.raises(WorkspaceError, match="system=tfidf-hf: is missing"):
+        Workspace(folder).run_rows(["tfidf-hf"])

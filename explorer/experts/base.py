@@ -169,6 +169,8 @@ class ExpertKind:
     # settings whose default has changed, at their former default: the value an expert's cache key leaves out, so
     # an expert trained before keeps its key and one that relies on the new default gets a new one
     key_baseline: dict = {}
+    # raised when the kind's training changes what it produces from the same settings: part of the cache key from 1
+    key_version: int = 0
 
     @classmethod
     def can(cls, capability: str) -> bool:

@@ -22,7 +22,8 @@ from ..settings import Param
 torch = Lazy("torch")
 peft = Lazy("peft")
 safetensors_torch = Lazy("safetensors.torch")
-from .base import AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind
+from .base import (AdapterError, ExpertKind, check_adapter_keys, read_adapter_folder, read_tensors, register_kind,
+                   switch_adapters)
 
 MIX = "ddr-mixture"  # the reserved adapter holding the current mixture's prefix
 
@@ -44,6 +45,9 @@ class PrefixKind(ExpertKind):
     )
 
     peft = None  # the PeftModel around the base transformer, made with the first prefix expert
+    # 1: the first prefix of a build is initialised from the base model's keys and values, like every other one
+    # (before, from those of whichever LoRA expert was active last, so it depended on the training order)
+    key_version = 1
 
     def _config(self, virtual_tokens: int) -> PrefixTuningConfig:
         return peft.PrefixTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=int(virtual_tokens))
@@ -64,6 +68,11 @@ class PrefixKind(ExpertKind):
         ids = torch.arange(2000, 2000 + n).unsqueeze(0)  # ordinary word pieces of the BERT vocabulary
         captured: list[torch.Tensor] = []
         hooks = []
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        for layer in self.transformer.modules():  # the base model's keys and values: every adapter off (the
+            if isinstance(layer, BaseTunerLayer):  # Encoder switches the chosen one on again for each pass)
+                switch_adapters(layer, None)
         for layer in self.transformer.encoder.layer:
             for proj in (layer.attention.self.key, layer.attention.self.value):
                 hooks.append(proj.register_forward_hook(lambda m, i, out: captured.append(out[0].detach())))

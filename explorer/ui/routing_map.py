@@ -3,6 +3,8 @@ test query opens it in the Query inspector."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -32,6 +34,7 @@ def render() -> None:
         st.info("This workspace has no 2-D layout. Rebuild it with `[layout]` enabled in the build config.")
         return
     _controls(c)
+    _umap_note(ws)
     data = c.data()
     cohorts.banner(c, data["cohort"], "Its queries are ringed in black on the map.")
     _notes(data)
@@ -89,6 +92,33 @@ def _find(c) -> None:
                    f"{len(found)} match(es): pick one" if found is not None else "find a query first")
     c("focus", "Query to mark and draw arrows for", container=f2, options=[None, *labels],
       format_func=lambda r: placeholder if r is None else labels.get(r, str(r)))
+
+
+def _umap_note(ws) -> None:
+    """A workspace written before its UMAP layout (the first start opens on PCA): say so, and rerun the app when the
+    layout lands so the map offers it."""
+    state = views.umap_state(ws)
+    if state == "pending":
+        st.info("The UMAP layout is still being computed by the build that wrote this workspace (in a new "
+                "environment UMAP first compiles itself, about half a minute). The map shows PCA meanwhile and "
+                "offers UMAP as soon as it is added.")
+        manifest = ws.path / "manifest.json"
+        _rerun_when_changed(str(manifest), manifest.stat().st_mtime_ns)
+    elif state == "stopped":
+        st.info("This workspace has no UMAP layout: the build that wrote it stopped before adding it. Build it again "
+                "with `explorer build CONFIG --out DIR` to add it (everything else comes from the cache); the map "
+                "shows PCA.")
+
+
+@st.fragment(run_every=2.0)
+def _rerun_when_changed(manifest: str, stamp: int) -> None:
+    """Every 2 s while the UMAP layout is pending: rerun the whole page once the manifest has changed."""
+    try:
+        changed = Path(manifest).stat().st_mtime_ns != stamp
+    except OSError:
+        changed = True
+    if changed:
+        st.rerun(scope="app")
 
 
 def _notes(data: dict) -> None:

@@ -14,12 +14,12 @@ from typing import Sequence
 
 import streamlit as st
 
+from ..background import SAMPLE_CONFIG, SAMPLE_WORKSPACE, BackgroundBuild
 from ..pages import PAGES  # noqa: F401  (the page registry: app.py and the pages read it from here)
 from ..workspace import Workspace, WorkspaceError
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_WORKSPACE = ROOT / "workspaces" / "sample"
-SAMPLE_CONFIG = ROOT / "sample_data" / "sample.toml"
+DEFAULT_WORKSPACE = SAMPLE_WORKSPACE
 ENV_WORKSPACE = "EXPLORER_WORKSPACE"
 
 
@@ -93,16 +93,22 @@ def open_workspace(path: str | Path) -> Workspace:
     return _open(str(p.resolve()), stamp)
 
 
-def sample_build():
+def sample_build() -> BackgroundBuild:
     """The first start's build of the sample workspace, in its own process (closing the tab does not stop it)."""
-    from ..background import BackgroundBuild
-
     return BackgroundBuild(SAMPLE_CONFIG, DEFAULT_WORKSPACE)
 
 
 def needs_sample_build(path: str) -> bool:
     return Path(path).expanduser().resolve() == DEFAULT_WORKSPACE.resolve() and not (
         DEFAULT_WORKSPACE / "manifest.json").is_file()
+
+
+def start_sample_build_early() -> None:
+    """On a first start, begin the sample's build before anything slow runs (app.py calls it before the libraries'
+    preload): `make run` has usually started it already; a server started otherwise starts it here."""
+    path = st.session_state.get("workspace_path") or initial_workspace()
+    if needs_sample_build(path):
+        sample_build().start()
 
 
 @st.cache_data(show_spinner=False)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+
 import pandas as pd
 
 from ..analysis import query_table
-from ..workspace import Workspace
+from ..workspace import UMAP_PENDING, Workspace, process_running, process_started
 from .base import Page, UrlParam, metadata_choice, register_page
 from .common import COHORT, COHORT_NAME, DATASETS, MEASURE, STRATEGY, cohort_info
 
@@ -13,6 +15,20 @@ from .common import COHORT, COHORT_NAME, DATASETS, MEASURE, STRATEGY, cohort_inf
 def layout_methods(ws: Workspace) -> list[str]:
     methods = list(pd.unique(ws.layout["method"]))
     return sorted(methods, key=lambda m: (m != "umap", m))
+
+
+def umap_state(ws: Workspace) -> str:
+    """The UMAP layout of a workspace written before it (manifest layout.umap = "pending"): "pending" while the build
+    that wrote the workspace still runs on this machine, "stopped" when it is gone without landing it; "" otherwise
+    (UMAP is there, or was not asked for). The builder is known by its pid, host and start time, so a reused pid
+    does not pass for it."""
+    layout = ws.manifest.get("layout") or {}
+    if layout.get("umap") != UMAP_PENDING:
+        return ""
+    who = layout.get("pending") or {}
+    started = process_started(who.get("pid", 0)) if who.get("host") == socket.gethostname() else None
+    ours = started is not None and float(who.get("started", 0)) - 3600 <= started <= float(who.get("started", 0)) + 1
+    return "pending" if ours and process_running(int(who["pid"])) else "stopped"
 
 
 def map_points(ws: Workspace, method: str, strategy: str, measure: str | None = None) -> dict[str, pd.DataFrame]:
