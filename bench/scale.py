@@ -170,11 +170,12 @@ def add_runs(path: Path, depth: int = RUN_DEPTH, docs_per_dataset: int = DOCS_PE
                    pd.DataFrame({"doc_id": ids, "title": ids, "text": [f"synthetic document {i}" for i in ids]}))
 
 
-def render_seconds(ws_path: str, page: str, cold: bool) -> float:
+def render_seconds(ws_path: str, page: str, cold: bool, params: dict | None = None) -> float:
     """One fresh session's first run of a page, timed as bench.app.first_render times it (its page list needs a built
     workspace: the map, inspector and playground read layout, pilots and adapters that a synthetic one lacks). The
     page is opened by its link (?page=<key>), so the Overview is not rendered first. `cold` empties st.cache_data and
-    st.cache_resource first: the first visitor after a server start, imports done."""
+    st.cache_resource first: the first visitor after a server start, imports done. `params`: more of the link's
+    parameters."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
@@ -183,6 +184,7 @@ def render_seconds(ws_path: str, page: str, cold: bool) -> float:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     at.session_state["workspace_path"] = ws_path
     at.query_params["page"] = page
+    at.query_params.update({k: str(v) for k, v in (params or {}).items()})
     if cold:
         st.cache_data.clear()
         st.cache_resource.clear()

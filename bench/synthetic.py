@@ -82,9 +82,10 @@ def _cube_without_runs(rng, quality: np.ndarray) -> np.ndarray:
 
 def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: int = 300, n_datasets: int = 8,
                         dim: int = 384, seed: int = 0, depth: int = 100, n_docs: int = 2000,
-                        with_runs: bool = True) -> Path:
+                        with_runs: bool = True, with_map: bool = False) -> Path:
     """`with_runs = False`: no runs, qrels or corpora (metrics drawn directly) and no strategy that fuses runs or
-    reads them: the workspace of the page benchmarks, cheap at 50,000 queries."""
+    reads them: the workspace of the page benchmarks, cheap at 50,000 queries. `with_map`: every expert's query
+    embeddings too (_expert_embeddings), which the routing map's expert arrows read."""
     if n_docs < 3 * depth + 2:
         raise ValueError(f"n_docs = {n_docs}: at least 3 x depth + 2 = {3 * depth + 2} (the shared pool of each query)")
     rng = np.random.default_rng(seed)
@@ -123,7 +124,26 @@ def synthetic_workspace(out: Path, n_eval: int = 10_000, n_pilot_per_dataset: in
     routed = [(r.name, ev, dec, _values(dec, cube, pool, judged, ev, depth))
               for r in routers for dec in [r.decide(ctx, emb[ev], ev)]]
     _write(out, q, emb, encoders, records, ctx, routers, routed, cube, docs, scores, ids, depth, n_eval)
+    if with_map:
+        _expert_embeddings(out, q, emb, encoders, records, rng)
     return out
+
+
+def _expert_embeddings(out: Path, q: pd.DataFrame, emb: np.ndarray, encoders: list[str], records: list[dict],
+                       rng) -> None:
+    """One query embedding array per expert that embeds (not the lexical stand-in), written one at a time: each
+    pulls every query a little towards its dataset's mean embedding (multi-task: towards the mean of them all)."""
+    from explorer.workspace import encoder_file, save_array
+
+    datasets = q["dataset"].to_numpy()
+    mean = {d: emb[datasets == d].mean(axis=0) for d in dict.fromkeys(datasets.tolist())}
+    for r in records:
+        if LEXICAL in r["capabilities"]:
+            continue
+        pull = np.mean([mean[d] for d in r["datasets"]], axis=0)
+        moved = emb + 0.3 * pull / np.linalg.norm(pull) + 0.05 * rng.normal(size=emb.shape).astype(np.float32)
+        save_array(out / "embeddings" / encoder_file(encoders.index(r["name"])),
+                   (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32))
 
 
 def _write(out: Path, q, emb, encoders, records, ctx, routers, routed, cube, docs, scores, ids, depth, n_eval):
@@ -138,6 +158,10 @@ def _write(out: Path, q, emb, encoders, records, ctx, routers, routed, cube, doc
     writer.metrics(encoders, cube, MEASURES)
     if docs is not None:
         _write_runs(writer, out, q, encoders, docs, scores, ids, depth)
+    else:  # the corpora's ids all the same: the table checks read each corpus's size (bench.scale.add_runs replaces them)
+        for d in datasets:
+            save_table(inside(out, "datasets", d) / "docs.parquet", pd.DataFrame({"doc_id": ids, "title": "",
+                                                                                 "text": ""}))
     writer.query_embeddings([emb] + [None] * (len(encoders) - 1))
     lib = ctx.library  # the pilot library and a plain 2-D layout (two coordinates), so the map pages draw
     writer.pilots(lib, encoders, np.flatnonzero(q["role"] == "pilot"), ctx.labels)

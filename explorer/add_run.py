@@ -86,8 +86,6 @@ def _locked(folder: Path) -> Iterator[None]:
 def _write(old: Workspace, tmp: Path, run: ImportedRun) -> None:
     """The new run's partitions, the decisions with a column pair for a new system, its strategy's decisions and
     metrics, the manifest, then the significance tables the workspace stored, recomputed over every system."""
-    from .analysis import compute_significance
-
     writer = WorkspaceWriter(tmp)
     writer.table("runs.parquet", run.runs)
     writer.table("metrics.parquet", run.metrics)
@@ -99,13 +97,27 @@ def _write(old: Workspace, tmp: Path, run: ImportedRun) -> None:
                   old.measures)
     writer.manifest(_manifest(old, run))
     stored = old._significance
-    if stored is not None:  # only the run's dataset changes: each dataset's table is corrected on its own
-        new, mine = Workspace(tmp), [run.dataset]
+    if stored is not None:  # only the run's dataset and the average change: each is corrected on its own
+        new = Workspace(tmp)
         keys = stored[["measure", "reference", "resamples"]].drop_duplicates().itertuples(index=False)
-        writer.significance([(m, r, int(n), pd.concat([
-            stored[(stored["measure"] == m) & (stored["reference"] == r) & (stored["resamples"] == n)
-                   & (stored["dataset"] != run.dataset)][SIGNIFICANCE_COLUMNS],
-            compute_significance(new, m, r, int(n), datasets=mine)], ignore_index=True)) for m, r, n in keys])
+        writer.significance([(m, r, int(n), _significance(new, stored[
+            (stored["measure"] == m) & (stored["reference"] == r) & (stored["resamples"] == n)], run.dataset, m, r,
+            int(n))) for m, r, n in keys])
+
+
+def _significance(new: Workspace, stored: pd.DataFrame, dataset: str, measure: str, reference: str,
+                  resamples: int) -> pd.DataFrame:
+    """One stored significance table after a run is added on `dataset`: the other datasets' rows as they were,
+    that dataset's and the average column's computed again, in compute_significance's order."""
+    from .analysis import AVERAGE, average_significance, compute_significance
+
+    kept = stored[~stored["dataset"].isin([dataset, AVERAGE])][SIGNIFICANCE_COLUMNS]
+    frames = [kept, compute_significance(new, measure, reference, resamples, datasets=[dataset])]
+    if (stored["dataset"] == AVERAGE).any():
+        frames.append(average_significance(new, measure, reference, resamples))
+    order = {d: i for i, d in enumerate([*new.datasets, AVERAGE])}
+    table = pd.concat(frames, ignore_index=True)
+    return table.sort_values("dataset", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
 
 
 def _manifest(old: Workspace, run: ImportedRun) -> dict:

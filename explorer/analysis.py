@@ -12,6 +12,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from .cohort import COHORT_FIELD, cohort_rows
 from .data import JUDGED_TRAIN
 from .evaluation import per_query, run_dict, significance
 from .fusion import pool_of, run_arrays
@@ -38,7 +39,10 @@ def metadata_values(ws: Workspace, field: str) -> pd.DataFrame:
 
 def slice_rows(ws: Workspace, field: str, value: str) -> np.ndarray:
     """Rows (positions in queries.parquet) of the evaluated queries whose metadata `field` equals `value` (a
-    string, as the workspace stores it; "" selects the queries without the field). KeyError for an unknown field."""
+    string, as the workspace stores it; "" selects the queries without the field). KeyError for an unknown field.
+    The field cohort.COHORT_FIELD takes a cohort's text as its value: the cohort's rows (CohortError if unreadable)."""
+    if field == COHORT_FIELD:
+        return cohort_rows(ws, value)
     values = ws.metadata(field)
     keep = (ws.queries["role"] == "eval").to_numpy() & (values == str(value)).to_numpy()
     return ws.queries["row"].to_numpy()[keep]
@@ -128,13 +132,18 @@ def significance_table(ws: Workspace, measure: str | None = None, reference: str
     """Per dataset, every strategy against `reference` (paired t and randomization tests, Holm across strategies).
     Columns: dataset, system, delta, p_t, p_rand, p_t_holm, p_rand_holm, significant. With `slice_by`, on that
     slice's queries of each dataset. Without a slice, the table the build stored is read when it has this measure,
-    reference and number of resamples (the same function made it: seconds at 50,000 queries become milliseconds)."""
+    reference and number of resamples (the same function made it: seconds at 50,000 queries become milliseconds).
+    Its rows with dataset = AVERAGE test the average column (average_significance)."""
     measure = ws.measure(measure)
     reference = reference or ws.manifest.get("reference", "base")
     if reference not in ws.strategies:
         raise ValueError(f"reference {reference!r} is not a strategy of this workspace")
     stored = None if slice_by else ws.stored_significance(measure, reference, resamples)
-    return stored if stored is not None else compute_significance(ws, measure, reference, resamples, slice_by)
+    if stored is None:
+        return compute_significance(ws, measure, reference, resamples, slice_by)
+    if not (stored["dataset"] == AVERAGE).any():  # stored by a build from before the average's rows
+        stored = pd.concat([stored, average_significance(ws, measure, reference, resamples)], ignore_index=True)
+    return stored
 
 
 def significance_tables(ws: Workspace, reference: str) -> list[tuple[str, str, int, pd.DataFrame]]:
@@ -146,10 +155,13 @@ def significance_tables(ws: Workspace, reference: str) -> list[tuple[str, str, i
 def compute_significance(ws: Workspace, measure: str, reference: str, resamples: int = SIGNIFICANCE_RESAMPLES,
                          slice_by: Slice | None = None, datasets: list[str] | None = None) -> pd.DataFrame:
     """significance_table computed from the per-query scores (what the build stores for every measure); only for
-    `datasets` when given (each dataset's table is its own: Holm corrects across strategies within it)."""
+    `datasets` when given (each dataset's table is its own: Holm corrects across strategies within it), else with
+    the average column's rows (average_significance)."""
+    matrix = per_query_matrix(ws, measure, slice_by=slice_by)  # read once, split by dataset
+    of_row = ws.queries.set_index("row")["dataset"].reindex(matrix.index).to_numpy()
     frames = []
     for ds in datasets or ws.datasets:
-        m = per_query_matrix(ws, measure, ds, slice_by)
+        m = matrix[of_row == ds]
         scored = [c for c in m.columns if m[c].notna().any()]  # a run from a file is tested where it ranks
         if reference not in scored:
             continue
@@ -157,7 +169,37 @@ def compute_significance(ws: Workspace, measure: str, reference: str, resamples:
         frames.append(t.reset_index().assign(dataset=ds))
     if not frames:
         return significance({reference: np.zeros(0)}, reference).reset_index().assign(dataset=[])
+    if datasets is None:
+        frames.append(average_significance(ws, measure, reference, resamples, slice_by, matrix))
     return pd.concat(frames, ignore_index=True)
+
+
+def macro_differences(ws: Workspace, measure: str, reference: str, slice_by: Slice | None = None,
+                      matrix: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Evaluated rows x strategies (the reference left out): each query's difference to the reference weighted by
+    N / (D n_d) (N queries, D datasets with queries, n_d those of its dataset), so that a column's plain mean is the
+    macro average difference the score tables' average row shows. Only the strategies that score every query: a run
+    from a file that ranks some datasets has no average (analysis.macro_average), so nothing to test there; none
+    at all when the reference is such a run. `matrix`: per_query_matrix(ws, measure, slice_by=slice_by), when the
+    caller has it."""
+    m = per_query_matrix(ws, measure, slice_by=slice_by) if matrix is None else matrix
+    m = m.loc[:, m.notna().all(axis=0)]
+    if reference not in m.columns:
+        return m.iloc[:, :0]
+    datasets = ws.queries.set_index("row")["dataset"].reindex(m.index)
+    weight = len(m) / (datasets.nunique() * datasets.map(datasets.value_counts()))
+    return m.drop(columns=reference).sub(m[reference], axis=0).mul(weight.to_numpy(), axis=0)
+
+
+def average_significance(ws: Workspace, measure: str, reference: str, resamples: int = SIGNIFICANCE_RESAMPLES,
+                         slice_by: Slice | None = None, matrix: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The significance rows of the average column (dataset = AVERAGE): the paired t-test and randomization test
+    over every evaluated query of every dataset at once, on the macro-weighted differences (macro_differences),
+    so both test the difference the average row shows; Holm across strategies, as per dataset."""
+    diffs = macro_differences(ws, measure, reference, slice_by, matrix)
+    scores = {c: diffs[c].to_numpy() for c in diffs.columns}
+    scores[reference] = np.zeros(len(diffs))
+    return significance(scores, reference, resamples=resamples).reset_index().assign(dataset=AVERAGE)
 
 
 def marks(sig: pd.DataFrame) -> dict[tuple[str, str], str]:

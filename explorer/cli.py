@@ -327,7 +327,8 @@ def _read_commands(sub) -> None:
     w.add_argument("--measure", default=None, help=MEASURE_HELP)
     w.set_defaults(func=_cmd_whatif)
     v = sub.add_parser("view", help="print what a page of the app shows (its data), e.g. `view decisions WS --json`")
-    v.add_argument("page", help="overview, map, decisions, inspector, errors, experts, playground (the page registry)")
+    v.add_argument("page", help="overview, map, decisions, inspector, errors, gap, complementarity, experts, "
+                   "playground (the page registry)")
     v.add_argument("workspace")
     v.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a URL parameter of the page, as in a link (repeatable), e.g. --param measure=R@100")

@@ -12,6 +12,7 @@ import pandas as pd
 from .scores import points
 from .analysis import (Slice, judged_split_notes, marks, query_table, significance_table, summary, summary_columns,
                        tied_best)
+from .cohort import COHORT_FIELD
 from .evaluation import write_trec_run
 from .names import SystemName
 from .workspace import Workspace
@@ -111,8 +112,12 @@ def _caption(d: dict, name=str, times: str = "×", p_below: str = "p < 0.05", up
     """The table's caption; every name from the workspace goes through `name` (the format's escape)."""
     where = (f" Only the queries whose {name(d['slice_by'][0])} is “{name(d['slice_by'][1])}”."
              if d["slice_by"] else "")
+    if d["slice_by"] and d["slice_by"][0] == COHORT_FIELD:
+        where = " Only the queries of a cohort (a selection of test queries)."
     marks = (f" {up}/{down}: significantly better/worse than {name(d['reference'])} (paired t-test and paired "
-             f"randomization test, both Holm-corrected across strategies, {p_below})." if d["with_marks"] else "")
+             f"randomization test, both Holm-corrected across strategies, {p_below}; on the average, both over every "
+             "query of every dataset, each query's difference weighted by its dataset's share so that they test "
+             "the macro average)." if d["with_marks"] else "")
     oracles = ", ".join(name(o) for o in d["oracles"]) or "none"
     zero_shot = (f" Zero-shot average: over {', '.join(name(z) for z in d['zero_shot'])}, the datasets without an "
                  "expert or pilot queries." if d["zero_shot"] else "")

@@ -22,7 +22,7 @@ from .encoders import Encoder, ExpertChoice
 from .fusion import Fusion, pool_of
 from .index import Run, search
 from .model_folders import model_problem
-from .projection import place
+from .projection import layout_reference, place
 from .routing import Decision, all_strategies, chosen_settings
 from .workspace import Workspace, WorkspaceError
 
@@ -127,12 +127,7 @@ class LiveRouter:
     @cached_property
     def _layouts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per layout method: the stored queries' base embeddings and coordinates, to place a new query."""
-        layout, base = self.ws.layout, self.ws.embeddings("base")
-        out = {}
-        for method in layout["method"].unique():
-            q = layout[(layout["method"] == method) & (layout["item"] == "query")].sort_values("ref")
-            out[method] = (np.ascontiguousarray(base[q["ref"].to_numpy()]), q[["x", "y"]].to_numpy())
-        return out
+        return {method: layout_reference(self.ws, method) for method in self.ws.layout["method"].unique()}
 
     def _index(self, dataset: str):
         return self.ws.index(dataset)  # checked: inside the workspace, readable, one row per document

@@ -39,13 +39,34 @@ def umap_layout(emb: np.ndarray, max_points: int = 5000, n_neighbors: int = 15, 
     return coords, True
 
 
-def place(points: np.ndarray, ref_emb: np.ndarray, ref_coords: np.ndarray, k: int = 10) -> np.ndarray:
-    """Coordinates for new embeddings: the similarity-weighted mean of their k nearest reference points."""
+SAME_POINT = 1e-6  # an embedding within this cosine distance of a reference point lands on that point
+
+
+def place(points: np.ndarray, ref_emb: np.ndarray, ref_coords: np.ndarray, k: int = 10,
+          exclude: np.ndarray | None = None) -> np.ndarray:
+    """Coordinates for new embeddings: the similarity-weighted mean of their k nearest reference points (an
+    embedding that is one of the reference points, within SAME_POINT, lands exactly on it). `exclude`: per point,
+    one reference index left out of its neighbours (-1: none), e.g. a stored query's own point."""
     sims = points @ ref_emb.T
-    k = min(k, len(ref_emb))
+    if exclude is not None:
+        left_out = np.flatnonzero(np.asarray(exclude) >= 0)
+        sims[left_out, np.asarray(exclude)[left_out]] = -np.inf
+    k = min(k, len(ref_emb) - (0 if exclude is None else 1))
     nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
     out = np.empty((len(points), 2), dtype=np.float32)
     for i, idx in enumerate(nearest):
-        w = np.exp((sims[i, idx] - sims[i, idx].max()) / 0.05)
+        s = sims[i, idx]
+        if s.max() >= 1 - SAME_POINT:
+            out[i] = ref_coords[idx[np.argmax(s)]]
+            continue
+        w = np.exp((s - s.max()) / 0.05)
         out[i] = (w[:, None] * ref_coords[idx]).sum(axis=0) / w.sum()
     return out
+
+
+def layout_reference(ws, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """A workspace's stored layout as the reference to place new points on: the base embeddings of its queries
+    (ordered by row) and their (x, y) under `method`."""
+    layout = ws.layout
+    q = layout[(layout["method"] == method) & (layout["item"] == "query")].sort_values("ref")
+    return np.ascontiguousarray(ws.embeddings("base")[q["ref"].to_numpy()]), q[["x", "y"]].to_numpy()

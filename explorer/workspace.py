@@ -1209,6 +1209,9 @@ class Workspace:
         return not any(e["name"] == encoder and LEXICAL in e["capabilities"] for e in self.experts)
 
     def embeddings(self, encoder: str = "base") -> np.ndarray:
+        return self._embeddings(self._encoder_index(encoder))
+
+    def _encoder_index(self, encoder: str) -> int:
         if encoder not in self.encoders:
             raise WorkspaceError(f"{self.path}: no encoder {str(encoder)[:80]!r} in manifest.json (fix: use one of "
                                  f"{', '.join(self.encoders)})")
@@ -1216,18 +1219,33 @@ class Workspace:
             with_emb = [e for e in self.encoders if self.has_embedding(e)]
             raise WorkspaceError(f"{encoder} has no query embedding: it is a lexical expert (BM25 scores words, it "
                                  f"embeds nothing) (fix: ask for one of {', '.join(with_emb)})")
-        return self._embeddings(self.encoders.index(encoder))
+        return self.encoders.index(encoder)
+
+    def _embedding_array(self, index: int, mmap: bool = False) -> np.ndarray:
+        path = self.file("embeddings", encoder_file(index))
+        array = load_array(path, mmap=mmap, ndim=2)
+        if len(array) != len(self.queries):
+            raise WorkspaceError(f"{path}: {len(array)} rows for {len(self.queries)} queries in queries.parquet "
+                                 f"(fix: {REBUILD})")
+        return array
 
     def _embeddings(self, index: int) -> np.ndarray:
         key = f"_emb{index}"
         if key not in self.__dict__:
-            path = self.file("embeddings", encoder_file(index))
-            array = load_array(path, ndim=2)
-            if len(array) != len(self.queries):
-                raise WorkspaceError(f"{path}: {len(array)} rows for {len(self.queries)} queries in queries.parquet "
-                                     f"(fix: {REBUILD})")
-            self.__dict__[key] = array
+            self.__dict__[key] = self._embedding_array(index)
         return self.__dict__[key]
+
+    def embedding_rows(self, encoder: str, rows) -> np.ndarray:
+        """Some rows of one encoder's query embeddings, read through a memory map: a few queries of a large
+        workspace without loading every encoder's whole array (an array already loaded is indexed in memory)."""
+        index = self._encoder_index(encoder)
+        rows = np.asarray(list(rows), dtype=np.int64)
+        if f"_emb{index}" in self.__dict__:
+            return self.__dict__[f"_emb{index}"][rows]
+        array = self._embedding_array(index, mmap=True)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(array)):
+            raise IndexError(f"query rows run from 0 to {len(array) - 1}, not {int(rows.max())}")
+        return np.array(array[rows])
 
     def docs(self, dataset: str) -> pd.DataFrame:
         key = f"_docs:{dataset}"

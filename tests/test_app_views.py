@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from explorer import analysis, views
+from explorer.pages import PAGES
 
 from .test_app import assert_drawn, ws  # noqa: F401  (ws: the sample workspace fixture, shared)
 
@@ -20,8 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = {"map": "explorer/ui/routing_map.py", "inspector": "explorer/ui/inspector.py",
         "experts": "explorer/ui/experts.py", "playground": "explorer/ui/playground.py",
         "decisions": "explorer/ui/decisions.py"}
-TITLES = {"map": "Routing map", "inspector": "Query inspector", "experts": "Experts", "playground": "Playground",
-          "decisions": "Routing decisions"}
+TITLES = {key: page.title for key, page in PAGES.items()}
 
 
 def drawn(at):

@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from explorer import views
+from explorer.pages import PAGES
 from explorer.ui import safe
 from explorer.workspace import Workspace
 from tests.test_app import PAGE, app, ws  # noqa: F401 - `ws`: the sample workspace fixture
@@ -239,6 +240,11 @@ URLS = [
     (None, {"page": BAD}), (None, {"page": "inspector", "row": "abc"}),
     ("experts", {"measure": BAD, "off": BAD}),
     ("playground", {"dataset": BAD, "strategy": BAD, "other": BAD, "layout": BAD}),
+    # issue 27: cohorts, map search and arrows, the Oracle gap and Complementarity pages
+    (None, {"cohort": BAD, "cohort_name": BAD, "vs": BAD}), ("errors", {"cohort": "r.0-99999999", "gap": BAD}),
+    ("decisions", {"cohort": "b." + "A" * 5000}), ("map", {"cohort": "r.0", "find": BAD * 100, "focus": "9" * 5000}),
+    ("map", {"focus": "-1", "arrows": BAD}), ("gap", {"strategy": BAD, "reference": BAD, "layout": BAD}),
+    ("complementarity", {"dataset": BAD, "cohort": "b.eJwLSS0uAQAEXQHb"}),
 ]
 
 
@@ -246,9 +252,7 @@ URLS = [
 def test_hostile_url_parameters_do_not_raise(ws, page_key, params):  # noqa: F811
     """The link opens its page directly (?page=<key>), so its parameters reach that page's widgets untouched."""
     at = app(ws.path, params={**({"page": page_key} if page_key else {}), **params})
-    assert page_key is None or at.title[0].value == {"map": "Routing map", "decisions": "Routing decisions",
-                                                      "inspector": "Query inspector", "errors": "Error analysis",
-                                                      "experts": "Experts", "playground": "Playground"}[page_key]
+    assert page_key is None or at.title[0].value == PAGES[page_key].title
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert "<script>" not in all_text(at)

@@ -87,11 +87,21 @@ def _other_value(p: UrlParam, ws, values: dict):
     if p.kind in ("int", "float"):
         return (p.min or 0) + 1 if default != (p.min or 0) + 1 else (p.min or 0) + 2
     if p.kind == "text":
-        return "how do I fix a dripping tap" if p.name == "q" else None
+        return _text_value(p, ws)
     options = [o for o in p.options(ws, values) if o != default and o != NO_VALUE]
     if p.kind == "multi":
         return options[:2] or None
     return options[-1] if options else None
+
+
+def _text_value(p: UrlParam, ws):
+    """A valid non-default text: a typed query, a cohort of test queries and its name, a map search."""
+    from explorer.cohort import encode
+
+    ev = ws.eval_rows()
+    texts = {"q": "how do I fix a dripping tap", "cohort": encode(ev["row"].to_numpy()[::4], len(ws.queries)),
+             "cohort_name": "every fourth", "find": str(ev["qid"].iloc[1])}
+    return texts.get(p.name)
 
 
 def _cases(ws):

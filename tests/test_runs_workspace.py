@@ -113,6 +113,39 @@ def test_a_run_is_in_the_overview_tables_significance_and_exports(built, capsys)
     assert out["pycode"]["tfidf-hf"]["nDCG@10"] is None
 
 
+def test_the_oracle_gap_statistics_waterfall_and_complementarity_take_runs_that_rank_some_datasets(built):
+    """Issue 27's views on a workspace with a run on one dataset of two (tfidf-hf) and one on both (tfidf): the
+    gap decomposes each only where it ranks, the average column leaves the partial run out, the waterfall pairs
+    the queries both sides score, and complementarity compares encoders (runs are systems, not encoders)."""
+    from explorer.gap import GAP_PARTS, gap_closed, gap_decomposition, query_gaps
+    from explorer.reviewer_stats import cell_statistics
+
+    ws = built["runs"]
+    homefix = set(ws.eval_rows("homefix")["row"])
+    assert set(query_gaps(ws, "tfidf-hf").index) == homefix
+    parts = gap_decomposition(ws, "tfidf-hf")
+    assert list(parts.index) == ["homefix", analysis.AVERAGE]
+    assert sum(parts.loc["homefix", p] for p in GAP_PARTS) == pytest.approx(parts.loc["homefix", "gap"], abs=1e-12)
+    closed = gap_closed(ws, resamples=50).set_index(["dataset", "strategy"])
+    assert math.isnan(closed.loc[("pycode", "tfidf-hf"), "closed"])
+    assert math.isnan(closed.loc[(analysis.AVERAGE, "tfidf-hf"), "closed"])
+    assert not math.isnan(closed.loc[(analysis.AVERAGE, "tfidf"), "score"])
+    stats = cell_statistics(ws, "nDCG@10", "base")
+    assert set(stats[stats["strategy"] == "tfidf-hf"]["dataset"]) == {"homefix"}
+    assert {"homefix", "pycode", analysis.AVERAGE} <= set(stats[stats["strategy"] == "tfidf"]["dataset"])
+    sig = analysis.significance_table(ws, "nDCG@10", "base")
+    assert "tfidf-hf" not in set(sig[sig["dataset"] == analysis.AVERAGE]["system"])
+    wf = views.difference_waterfall(ws, "base", "tfidf-hf")
+    assert wf["queries"] == len(homefix) and set(wf["bars"]["row"]) == homefix
+    comp = views.complementarity_view(ws, "homefix")
+    assert list(comp["pairs"].index) == ws.encoders
+    for key in ("gap", "complementarity", "errors"):
+        data = pages.page_data(key, ws, {"strategy": "tfidf-hf"} if key != "complementarity" else {})
+        assert data["page"] == key
+    errors = pages.page_data("errors", ws, {"strategy": "tfidf-hf"})["queries"]
+    assert {e["gap_part"] for e in errors if e["row"] not in homefix} <= {""}
+
+
 def test_the_exported_run_is_the_file_cut_to_depth(built, tmp_path):
     ws = built["runs"]
     export.export_all(ws, tmp_path)

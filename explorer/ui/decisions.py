@@ -8,6 +8,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from explorer.ui import cohort as cohorts
 from explorer.ui import safe, session, state
 from explorer.ui.safe import plot as esc
 from explorer.ui.style import CORRECT_COLOURS, dataset_palette, finish, wrap
@@ -46,6 +47,7 @@ def render() -> None:
     state.score_note()
     _controls(c)
     view = c.data()
+    cohorts.banner(c, view["cohort"], "Every table and chart is computed on its queries.")
     strategy, measure, skip = view["strategy"], view["measure"], c["skip_ties"]
     counted = f"{len(view['queries'])} test queries" + (
         f" ({view['left_out']} where every expert ties left out)" if skip else "")

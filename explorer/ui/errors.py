@@ -7,12 +7,13 @@ import streamlit as st
 
 from explorer import views
 from explorer.export import safe_name
+from explorer.ui import cohort as cohorts
 from explorer.ui import session, state
 from explorer.views.errors import PAGE, SORTS
 
 # the sort keys come first after the query text, then the scores, so they are visible without scrolling at 1400 px
 LEADING = ["text", "regret", "delta_base", "routed_score", "oracle_score", "base_score", "dataset", "routed", "margin"]
-TRAILING = ["oracle", "kind", "correct", "qid"]
+TRAILING = ["oracle", "kind", "gap_part", "correct", "qid"]
 ROW_PX, HEAD_PX, MAX_HEIGHT = 35, 38, 460
 
 
@@ -27,6 +28,7 @@ def render() -> None:
     state.score_note()
     _filters(c)
     view = c.data()
+    cohorts.banner(c, view["cohort"], "Only its queries are listed.")
     t = view["queries"]
     st.markdown(f"**{len(t)}** of {view['total']} test queries · mean regret "
                 f"{views.x100(view['mean_regret'])} · routed worse than base on {view['hurt']}")
@@ -54,7 +56,12 @@ def _filters(c) -> None:
     c("margin", "margin below x", container=f5, step=0.01, format="%.3f", disabled=not c["use_margin"],
       help="A margin is top-1 − top-2 router score, never negative: give a value ≥ 0.")
     c.metadata_filters("Query", "Keep the queries that take one of these values")
-    c("sort", "Sort by", format_func=SORTS.get, container=st.columns([1, 2])[0])
+    s1, s2 = st.columns([1, 2])
+    c("sort", "Sort by", format_func=SORTS.get, container=s1)
+    c("gap", "Part of the oracle gap", container=s2, format_func=lambda p: p or "any",
+      help="The queries of one part of the instance oracle's gap (the Oracle gap page): an expert beats base and "
+           "the strategy stays below the oracle (routing error), the oracle's expert is no better than base (no "
+           "expert helps), every expert ties, or the strategy reaches the oracle.")
 
 
 def _table(c, t):
@@ -76,6 +83,7 @@ def _table(c, t):
                              "margin": st.column_config.NumberColumn("margin", format="%.3f", width=60),
                              "oracle": st.column_config.TextColumn("oracle expert", width=110),
                              "kind": st.column_config.TextColumn("kind"),
+                             "gap_part": st.column_config.TextColumn("part of the oracle gap"),
                              **{col: st.column_config.TextColumn(col[len("meta:"):]) for col in meta},
                              "correct": st.column_config.CheckboxColumn("routed among best")})
     st.caption("Scores ×100: regret = oracle − routed; vs base = routed − base.")

@@ -153,3 +153,22 @@ def place_labels(xy: list[tuple[float, float]], texts: list[str], span: tuple[fl
         else:
             out.append(None)
     return out
+
+
+def waterfall_figure(result: dict, palette: dict[str, str], measure: str) -> go.Figure:
+    """The sorted per-query difference B − A (views.difference_waterfall), ×100: one bar per query in that order,
+    coloured by dataset (one trace each, customdata = its row). Every workspace text is escaped."""
+    fig = go.Figure()
+    bars = result["bars"]
+    for dataset, part in bars.groupby("dataset", sort=False):
+        fig.add_trace(go.Bar(
+            x=part["position"], y=100 * part["delta"], name=esc(dataset),
+            marker_color=palette.get(dataset, OTHER_COLOUR), marker_line_width=0,
+            customdata=[int(r) for r in part["row"]],
+            hovertext=[f"<b>{esc(r.qid)}</b> ({esc(r.dataset)})<br>{wrap(r.text, 70)}<br>B − A {100 * r.delta:+.1f}"
+                       for r in part.itertuples()], hovertemplate="%{hovertext}<extra></extra>"))
+    fig.add_hline(y=0, line_color="#666", line_width=1)
+    fig.update_layout(bargap=0, clickmode="event+select", dragmode="zoom")
+    fig.update_xaxes(range=[-0.5, max(result["queries"], 1) - 0.5])
+    return finish(fig, f"test queries, sorted by B − A ({result['queries']:,})",
+                  f"B − A ({esc(measure)} ×100)", height=340, legend="dataset")

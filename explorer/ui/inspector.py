@@ -12,7 +12,7 @@ import streamlit as st
 
 from explorer import views
 from explorer.terms import shared_terms
-from explorer.ui import highlight, safe, session, state
+from explorer.ui import highlight, safe, session, state, waterfall
 from explorer.ui.figures import delta_figure, legend_below, missing_pilots, movement_figure, similarity_figure
 from explorer.ui.style import CORRECT_COLOURS, dataset_palette, expert_palette
 from explorer.views.inspector import COLOUR_BY, PAGE, VIEWS
@@ -84,23 +84,11 @@ def _snippets(frame: pd.DataFrame, query: str) -> None:
 
 
 def _open_point(c, key: str) -> None:
-    """Callback of the delta scatter: one clicked point opens its query (a box or lasso lists them instead)."""
-    event = st.session_state.get(key)
-    rows = list(dict.fromkeys(_points(event["selection"]["points"] if event else [])))
+    """Callback of the delta scatter and the waterfall: one clicked point opens its query (a box or lasso lists
+    them instead)."""
+    rows = waterfall.picked_rows(st.session_state.get(key))
     if len(rows) == 1:
         _go(c, rows[0])
-
-
-def _points(points) -> list[int]:
-    out = []
-    for p in points:
-        cd = p.get("customdata")
-        cd = cd[0] if isinstance(cd, (list, tuple)) and cd else cd
-        try:
-            out.append(int(cd))
-        except (TypeError, ValueError):
-            continue
-    return out
 
 
 def _open_listed(c, key: str, rows: list[int]) -> None:
@@ -260,6 +248,9 @@ def _compare(c, data: dict) -> None:
         with col:
             _side(c, cmp, side, data["query"]["text"])
     _delta(c, cmp, data["query"]["row"])
+    st.markdown("**Every test query: B − A, sorted** (a waterfall; click a bar to open its query)")
+    waterfall.draw(c.ws, cmp["waterfall"], c["measure"], "insp_waterfall",
+                   on_select=partial(_open_point, c, "insp_waterfall"))
 
 
 def _side(c, cmp: dict, side: str, text: str) -> None:
@@ -299,8 +290,7 @@ def _delta(c, cmp: dict, row: int) -> None:
         event = st.plotly_chart(fig, width="stretch", key=key, on_select=partial(_open_point, c, key),
                                 selection_mode=("points", "box", "lasso"))
     rows = set(pair["row"].astype(int))
-    picked = [r for r in dict.fromkeys(_points(event.selection.points if event and event.selection else []))
-              if r in rows]
+    picked = [r for r in waterfall.picked_rows(event) if r in rows]
     with list_col:
         _delta_list(c, pair, picked, f"insp_delta_top_{a}_{b}_{measure}")
 

@@ -12,10 +12,11 @@ import streamlit as st
 from explorer import views
 from explorer.analysis import metadata_values
 from explorer.export import safe_name, trec_run_text
-from explorer.ui import safe, session, state
+from explorer.ui import cohort as cohorts
+from explorer.ui import safe, session, state, waterfall
 from explorer.ui.style import finish, strategy_palette
 from explorer.views.base import NO_VALUE
-from explorer.views.overview import NO_SLICE, PAGE
+from explorer.views.overview import NO_SLICE, PAGE, REFERENCE_MARK
 
 
 def _controls(c) -> None:
@@ -57,11 +58,16 @@ def render() -> None:
                "average over datasets. Bold: every strategy tied for the best score of its column, at the shown "
                "precision, among those that do not read the answers (oracles excluded). ▲/▼: significantly "
                "better/worse than the reference: a paired t-test and a paired randomization test (2,000 "
-               "resamples) both at p < 0.05 after Holm correction across strategies.")
+               "resamples) both at p < 0.05 after Holm correction across strategies; on the average column, both "
+               "tests run over every test query of every dataset, each query's difference weighted by 1 / (number "
+               f"of datasets × its dataset's queries) so that they test the macro average. {REFERENCE_MARK}: the "
+               "reference row.")
     state.score_note()
     _controls(c)
     view = c.data()
-    if view["slice"]:
+    cohorts.banner(c, view["cohort"], "The table, its tests, the wins/ties/losses and the charts are computed on its "
+                                      "queries (the metadata slice is off while a cohort filters the page).")
+    if view["slice"] and not view["cohort"]:
         n = view["queries"]
         per = ", ".join(f"{safe.md(d)} {n[d]}" for d in ws.datasets)
         st.info(f"Slice **{safe.md(views.slice_label(view['slice']))}**: {n['average']} of {len(ws.eval_rows())} "
@@ -69,9 +75,13 @@ def render() -> None:
                 "some.")
     st.markdown(view["markdown"])
     _table_notes(ws, view, view["measure"])
+    _statistics(ws, view)
     _win_tie_loss(view)
+    _waterfall(c, view)
     _bars(c, view)
     _downloads(c, view)
+    if view["cohort"]:
+        cohorts.downloads(c, view["cohort"], view["measure"])
 
 
 def _table_notes(ws, view: dict, measure: str) -> None:
@@ -92,8 +102,49 @@ def _table_notes(ws, view: dict, measure: str) -> None:
         notes.append("Zero-shot average: over " + ", ".join(safe.md(d) for d in ws.zero_shot_datasets)
                      + ", the datasets without an expert or pilot queries (role = \"evaluate\").")
     notes += [safe.md(n) for n in view["judged_notes"]]
+    if view["saturated"]:
+        notes.append(safe.md(view["saturation_note"]))
     if notes:
         st.caption(" ".join(notes))
+
+
+def _statistics(ws, view: dict) -> None:
+    """Per cell: the tests' p-values before and after Holm, the mean difference with its 95% interval and d_z."""
+    with st.expander("Statistics per cell (p-values, 95% interval, effect size)"):
+        st.caption(f"Every strategy against {safe.md(view['reference'])} per dataset and on the average: the mean "
+                   "paired difference (×100) with its 95% paired-t confidence interval, Cohen's d_z (mean difference "
+                   "/ standard deviation of the differences), and the p-values of the paired t-test and the paired "
+                   "randomization test before and after Holm's correction across strategies. ▲/▼ in the table "
+                   "above: both Holm-corrected p-values below 0.05. A run read from a file is tested on the datasets "
+                   "it ranks only.")
+        stats = view["statistics"]
+        column = st.selectbox("Column", ["every column", *ws.datasets, "average"], key="overview_stats_column")
+        shown = stats if column == "every column" else stats[stats["dataset"] == column]
+        shown = shown.assign(**{k: shown[k].round(2) for k in ("delta", "low", "high")})
+        p = lambda label: st.column_config.NumberColumn(label, format="%.4f")  # noqa: E731
+        st.dataframe(shown, hide_index=True, width="stretch", height=min(38 + 35 * len(shown), 460),
+                     column_config={"delta": st.column_config.NumberColumn("Δ ×100", format="%+.2f"),
+                                    "low": st.column_config.NumberColumn("95% low", format="%+.2f"),
+                                    "high": st.column_config.NumberColumn("95% high", format="%+.2f"),
+                                    "d_z": st.column_config.NumberColumn("d_z", format="%+.2f"),
+                                    "p_t": p("p (t)"), "p_t_holm": p("p (t, Holm)"), "p_rand": p("p (rand.)"),
+                                    "p_rand_holm": p("p (rand., Holm)"),
+                                    "significant": st.column_config.CheckboxColumn("▲/▼"),
+                                    "n": st.column_config.NumberColumn("queries")})
+
+
+def _waterfall(c, view: dict) -> None:
+    """One strategy (`vs`) against the reference, query by query; a click on a bar opens its query."""
+    from explorer.views.inspector import PAGE as INSPECTOR
+
+    st.subheader("Per-query difference against the reference")
+    c("vs", "Strategy against the reference", container=st.columns([1, 2])[0])
+    if view["waterfall"] is None:
+        st.info(f"{safe.md(view['reference'])} is the reference: pick another strategy to compare with it.")
+        return
+    picked = waterfall.draw(c.ws, view["waterfall"], view["measure"], "overview_waterfall")
+    if len(picked) == 1:
+        session.open_page(INSPECTOR, c.ws, row=picked[0], strategy=c["vs"])
 
 
 def _win_tie_loss(view: dict) -> None:

@@ -9,7 +9,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from explorer import cohort as model
 from explorer import views
+from explorer.ui import cohort as cohorts
 from explorer.ui import safe, session
 from explorer.ui.figures import place_labels
 from explorer.ui.safe import plot as esc
@@ -18,15 +20,6 @@ from explorer.views.routing_map import COLOUR_BY, PAGE
 
 HEIGHT = 620
 PLOT_PX = (760, 430)  # a lower bound of the plot area (px) at a 1500 px window: labels are placed for it
-
-
-def _span(frames) -> tuple[float, float, float, float]:
-    """The data rectangle Plotly's autorange shows for these points (about 5% padding)."""
-    xs = [v for f in frames for v in f["x"]]
-    ys = [v for f in frames for v in f["y"]]
-    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-    px, py = 0.06 * ((x1 - x0) or 1), 0.06 * ((y1 - y0) or 1)
-    return x0 - px, x1 + px, y0 - py, y1 + py
 
 
 def render() -> None:
@@ -43,15 +36,23 @@ def render() -> None:
     _controls(c)
     _umap_note(ws)
     data = c.data()
+    cohorts.banner(c, data["cohort"], "Its queries are ringed in black on the map.")
     _notes(data)
     tests, train, pilots = data["tests"], data["train"], data["pilots"]
     if tests.empty and train.empty:
-        st.info("No queries match these filters: clear the dataset or metadata filters.")
+        st.info("No queries match these filters: clear the dataset or metadata filters (the axes stay those of "
+                "the whole map).")
         return
-    fig = _figure(ws, c.values, tests, train, pilots)
+    fig = _figure(ws, c.values, tests, train, pilots, data["extent"], _arrow_marks(data["arrows"]))
+    _overlays(fig, data["queries"], data["cohort"], c["focus"], data["arrows"])
     event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
                             key="routing_map")
-    _selection(c, data["queries"], tests, _selected_rows(event))
+    _arrow_notes(data, c["focus"], c["arrows"])
+    rows = _selected_rows(event)
+    _save_cohort(c, data["queries"], rows)
+    _selection(c, data["queries"], tests, rows)
+    if data["cohort"]:
+        cohorts.downloads(c, data["cohort"], c["measure"])
 
 
 def _controls(c) -> None:
@@ -63,8 +64,34 @@ def _controls(c) -> None:
     c("measure", "Measure", container=c3)
     c("colour", "Colour test queries by", container=c4, format_func=COLOUR_BY.get)
     c("datasets", "Datasets", container=c5, placeholder="all datasets")
-    c("pilots", "Show pilot training queries", draw=st.toggle)
+    t1, t2 = st.columns([1, 3])
+    c("pilots", "Show pilot training queries", draw=st.toggle, container=t1)
+    c("arrows", "Expert arrows", draw=st.toggle, container=t2,
+      help=f"For the query found below (or a cohort of at most {views.MAX_ARROW_QUERIES} queries): an arrow per "
+           "expert from the query to where that expert's own query embedding lands, green where the expert scores "
+           "the query above base, red below, grey the same.")
     c.metadata_filters("Test query", "Draw only the test queries that take one of these values")
+    _find(c)
+
+
+def _find(c) -> None:
+    """Find a test query by id or text: its matches to pick from; the one picked (`focus`) is ringed on the map
+    and gets its expert arrows."""
+    ws = c.ws
+    f1, f2 = st.columns([2, 3])
+    c("find", "Find a test query (id or text)", container=f1, max_chars=views.MAX_SEARCH_CHARS,
+      placeholder="a query id, or words of its text")
+    found = views.search_queries(ws, c["find"]) if c["find"].strip() else None
+    labels = {} if found is None else {int(r.row): f"{r.qid} · {r.dataset} · {r.text[:80]}"
+                                       for r in found.itertuples()}
+    focus = c["focus"]
+    if focus is not None and focus not in labels:  # a link's focus, or one kept from an earlier search
+        q = ws.queries.iloc[int(focus)]
+        labels[int(focus)] = f"{q['qid']} · {q['dataset']} · {str(q['text'])[:80]}"
+    placeholder = ("no test query matches" if found is not None and found.empty else
+                   f"{len(found)} match(es): pick one" if found is not None else "find a query first")
+    c("focus", "Query to mark and draw arrows for", container=f2, options=[None, *labels],
+      format_func=lambda r: placeholder if r is None else labels.get(r, str(r)))
 
 
 def _umap_note(ws) -> None:
@@ -106,19 +133,95 @@ def _notes(data: dict) -> None:
         st.info(" ".join(notes))
 
 
-def _figure(ws, c: dict, tests, train, pilots) -> go.Figure:
-    """The map: pilot training queries under the test queries, the pilot centroids on top."""
+def _figure(ws, c: dict, tests, train, pilots, extent: dict, arrows: list[dict]) -> go.Figure:
+    """The map: pilot training queries under the test queries, the pilot centroids on top; the axes span the whole
+    layout, so they stay put when a filter hides points. The centroid labels and the `arrows` are set in one layout
+    update (one add_annotation each revalidates every annotation: seconds for hundreds)."""
     experts = expert_palette(ws.systems)
     fig = go.Figure()
     _pilot_queries(fig, ws, train, experts)
     _test_queries(fig, ws, tests, c["colour"], experts)
-    _centroids(fig, pilots, experts, [tests, train, pilots])
+    labels = _centroids(fig, pilots, experts, (*extent["x"], *extent["y"]))
+    fig.update_layout(annotations=[*labels, *arrows])
     axis = esc(str(c["layout"]).upper())
     fig = finish(fig, f"{axis} 1", f"{axis} 2", height=HEIGHT, legend="")
+    fig.update_xaxes(range=extent["x"])
+    fig.update_yaxes(range=extent["y"])
     fig.update_layout(dragmode="pan", clickmode="event+select")
     if c["colour"] == "regret":  # the colour bar takes the right edge: the legend goes below, never over it
         fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.12, yanchor="top"))
     return fig
+
+
+EFFECT_COLOURS = {"better": "#2ca02c", "worse": "#d62728", "same": "#9e9e9e"}
+
+
+def _arrow_marks(arrows) -> list[dict]:
+    """The expert arrows as annotations: from the query's point to where the expert moves it."""
+    if arrows is None:
+        return []
+    return [dict(x=r.x1, y=r.y1, ax=r.x0, ay=r.y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+                 arrowhead=2, arrowsize=1.2, arrowwidth=1.6, arrowcolor=EFFECT_COLOURS[r.effect], text="")
+            for r in arrows.itertuples()]
+
+
+def _overlays(fig: go.Figure, q, cohort, focus: int | None, arrows) -> None:
+    """On top of the map: the cohort's queries ringed, the found query marked, and the expert arrows' ends."""
+    pos = q.set_index("row")[["x", "y"]]
+    if cohort:
+        ringed = pos.reindex([r for r in cohort["rows"] if r in pos.index])
+        fig.add_trace(go.Scatter(x=ringed["x"], y=ringed["y"], mode="markers", name=f"cohort: {esc(cohort['name'])}",
+                                 marker=dict(size=15, color="rgba(0,0,0,0)", line=dict(width=2, color="black")),
+                                 hoverinfo="skip"))
+    if arrows is not None and len(arrows):
+        one = arrows["row"].nunique() == 1  # one query: the experts that change its score are named
+        fig.add_trace(go.Scatter(
+            x=arrows["x1"], y=arrows["y1"], mode="markers+text" if one else "markers", name="expert arrows",
+            text=[esc(e) if f != "same" else "" for e, f in zip(arrows["expert"], arrows["effect"])] if one else None,
+            textposition="top center", textfont=dict(size=10, color="#333"),
+            marker=dict(size=7, color=[EFFECT_COLOURS[e] for e in arrows["effect"]]),
+            hovertext=[f"<b>{esc(r.expert)}</b> on {esc(r.qid)}<br>{100 * r.score:.1f} vs base {100 * r.base_score:.1f}"
+                       f" ({100 * r.delta:+.1f})" for r in arrows.itertuples()],
+            hovertemplate="%{hovertext}<extra></extra>"))
+    if focus is not None and focus in pos.index:
+        fig.add_trace(go.Scatter(x=[pos.loc[focus, "x"]], y=[pos.loc[focus, "y"]], mode="markers", name="found query",
+                                 customdata=[int(focus)], hoverinfo="skip",
+                                 marker=dict(size=24, symbol="circle-open", color="black", line=dict(width=3))))
+
+
+def _arrow_notes(data: dict, focus, on: bool) -> None:
+    """What the arrows show, or why there are none."""
+    arrows, asked = data["arrows"], data["arrow_rows"]
+    if not on or not asked:
+        return
+    if arrows is None:
+        st.caption(f"Expert arrows are drawn for one found query or a cohort of at most {views.MAX_ARROW_QUERIES} "
+                   f"queries; this cohort has {asked}.")
+        return
+    counts = arrows["effect"].value_counts()
+    st.caption(f"Expert arrows ({'the found query' if focus is not None else 'the cohort'}): from each query to where "
+               "each expert's own query embedding lands among the other queries' base embeddings (placed by "
+               f"their {views.ARROW_NEIGHBOURS} nearest neighbours, as a typed query is). Green: the expert scores the "
+               f"query above base ({counts.get('better', 0)}), red below ({counts.get('worse', 0)}), grey the same "
+               f"({counts.get('same', 0)}). BM25 and runs read from files embed no query: they have no arrow.")
+
+
+def _save_cohort(c, q, rows: list[int]) -> None:
+    """A box or lasso selection of two or more test queries can be saved as the cohort, under a name."""
+    evaluated = [r for r in rows if r in set(q.loc[q["role"] == "eval", "row"].astype(int))]
+    if len(evaluated) < 2:
+        return
+    c1, c2 = st.columns([2, 1])
+    name = c1.text_input("Cohort name", value=model.DEFAULT_NAME, max_chars=model.MAX_NAME, key="map_cohort_name")
+    if c2.button(f"Save these {len(evaluated)} test queries as the cohort", key="map_cohort_save",
+                 help="A cohort filters the Overview, Routing decisions, Error analysis, Oracle gap and "
+                      "Complementarity pages, and is kept in the link."):
+        try:
+            text = model.encode(evaluated, len(c.ws.queries))
+        except model.CohortError as err:
+            st.error(safe.md(err))
+            return
+        cohorts.save(c, text, name)
 
 
 def _pilot_queries(fig: go.Figure, ws, train, experts: dict) -> None:
@@ -166,11 +269,11 @@ def _test_queries(fig: go.Figure, ws, tests, colour: str, experts: dict) -> None
             text=part["hover"], hovertemplate="%{text}<extra></extra>"))
 
 
-def _centroids(fig: go.Figure, pilots, experts: dict, frames: list) -> None:
+def _centroids(fig: go.Figure, pilots, experts: dict, span: tuple[float, float, float, float]) -> list[dict]:
     """Pilot centroids: labelled beside the marker where a label fits clear of every other label and marker
-    (place_labels); the others keep their colour and hover (expert, dataset)."""
+    (place_labels); the others keep their colour and hover (expert, dataset). Returns the labels (annotations)."""
     if pilots.empty:
-        return
+        return []
     fig.add_trace(go.Scatter(
         x=pilots["x"], y=pilots["y"], mode="markers", name="pilot centroids",
         marker=dict(size=22, symbol="diamond", color=[experts.get(e, OTHER_COLOUR) for e in pilots["expert"]],
@@ -180,7 +283,8 @@ def _centroids(fig: go.Figure, pilots, experts: dict, frames: list) -> None:
                    f"{esc(r.dataset)} pilot queries" for r in pilots.itertuples()],
         hovertemplate="%{hovertext}<extra></extra>"))
     big = pilots.sort_values("size", ascending=False)  # the largest centroids get the first places
-    spots = place_labels(list(zip(big["x"], big["y"])), [str(e) for e in big["expert"]], _span(frames), PLOT_PX)
+    spots = place_labels(list(zip(big["x"], big["y"])), [str(e) for e in big["expert"]], span, PLOT_PX)
+    labels = []
     for r, spot in zip(big.itertuples(), spots):
         if spot is None:
             continue
@@ -188,10 +292,11 @@ def _centroids(fig: go.Figure, pilots, experts: dict, frames: list) -> None:
         common = dict(x=r.x, y=r.y, text=esc(r.expert), font=dict(size=11, color="#222"),
                       bgcolor="rgba(255,255,255,0.8)", borderpad=1)
         if far:
-            fig.add_annotation(**common, showarrow=True, ax=dx, ay=dy, arrowhead=0, arrowwidth=0.8,
-                               arrowcolor="#666", standoff=11)
+            labels.append(dict(**common, showarrow=True, ax=dx, ay=dy, arrowhead=0, arrowwidth=0.8,
+                               arrowcolor="#666", standoff=11))
         else:
-            fig.add_annotation(**common, showarrow=False, xshift=dx, yshift=-dy)
+            labels.append(dict(**common, showarrow=False, xshift=dx, yshift=-dy))
+    return labels
 
 
 def _selected_rows(event) -> list[int]:

@@ -48,6 +48,7 @@ class UrlParam:
     max_items: int | None = None  # a multi-valued parameter: at most this many values
     explain: Callable[[Workspace, Any], str | None] | None = None  # why a refused value cannot be taken, in words
     describe: Callable[[Workspace, Any], str] | None = None  # a value in words (the notices name it so)
+    check: Callable[[Workspace, Any], None] | None = None  # a text value's own rule: raises ParamError saying why not
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -77,6 +78,8 @@ class UrlParam:
             options = self.options(ws, values)
             if value not in options:
                 raise ParamError(f"is not one of the {len(options)} valid values")
+        if self.check is not None and value not in ("", None):
+            self.check(ws, value)
         return value
 
     def _parse_multi(self, raw: Any, ws: Workspace, values: dict) -> list:

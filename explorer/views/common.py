@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..cohort import COHORT_FIELD
 from ..names import SystemName
 from ..scores import points, signed, x100  # noqa: F401  (the pages format scores with these)
 from ..workspace import Workspace
@@ -76,6 +77,8 @@ def slice_label(slice_by: tuple[str, str] | None) -> str:
     if not slice_by:
         return "all test queries"
     field, value = slice_by
+    if field == COHORT_FIELD:
+        return "the queries of a cohort"
     return f"{field} = {value}" if value != "" else f"no {field}"
 
 
@@ -121,3 +124,35 @@ SKIP_TIES = UrlParam("skip_ties", "bool", default=False,
 COMPARE = UrlParam("compare", "text", default="", max_length=4096, shared=True,
                    doc="a second workspace's folder, built on the same datasets and evaluated queries: its systems "
                        "and strategies appear beside this one's as B:<name>, paired query by query")
+
+
+def _check_cohort(ws: Workspace, text: str) -> None:
+    from ..cohort import CohortError, cohort_rows
+    from .base import ParamError
+
+    try:
+        cohort_rows(ws, text)
+    except CohortError as err:
+        raise ParamError(f"cannot be read on this workspace: {err}") from None
+
+
+COHORT = UrlParam("cohort", "text", default="", shared=True, check=_check_cohort,
+                  max_length=4000, doc="a cohort: test queries saved from a selection on the Routing map (its rows, "
+                  "as 'r.<ranges>' or 'b.<bitset>', explorer.cohort); the pages that read it show only those queries")
+COHORT_NAME = UrlParam("cohort_name", "text", default="", shared=True, max_length=200,
+                       doc="the cohort's name, as plain text (at most 60 characters are shown)")
+
+
+def cohort_of(ws: Workspace, v: dict) -> tuple[int, ...] | None:
+    """The rows of the cohort the parameters name (None: no cohort)."""
+    from ..cohort import cohort_rows
+
+    return tuple(int(r) for r in cohort_rows(ws, v["cohort"])) if v.get("cohort") else None
+
+
+def cohort_info(ws: Workspace, v: dict) -> dict | None:
+    """The cohort as a page shows it: its text, its name (plain text) and its rows; None without one."""
+    from ..cohort import clean_name
+
+    rows = cohort_of(ws, v)
+    return None if rows is None else {"text": v["cohort"], "name": clean_name(v.get("cohort_name")), "rows": rows}

@@ -7,12 +7,13 @@ import pandas as pd
 from ..analysis import AVERAGE, query_table
 from ..workspace import Workspace
 from .base import Page, register_page
-from .common import MEASURE, SKIP_TIES, STRATEGY
+from .common import COHORT, COHORT_NAME, MEASURE, SKIP_TIES, STRATEGY, cohort_info
 
 ALL_TIE = "(every expert ties)"  # the confusion matrix's own row for queries where any choice is right
 
 
-def decisions_view(ws: Workspace, strategy: str, skip_all_ties: bool = False, measure: str | None = None) -> dict:
+def decisions_view(ws: Workspace, strategy: str, skip_all_ties: bool = False, measure: str | None = None,
+                   rows: tuple[int, ...] | None = None) -> dict:
     """Everything the Routing decisions page draws, over one set of queries (all test queries, or those where not
     every expert of the strategy's choice set ties): `queries` (analysis.query_table rows kept), `experts` (the
     choice set, analysis.choice_set), `shares` (dataset x encoder share of the kept queries sent to each encoder,
@@ -20,11 +21,14 @@ def decisions_view(ws: Workspace, strategy: str, skip_all_ties: bool = False, me
     share split equally among its tied-best experts, analysis.oracle_weights), `report` (per dataset accuracy, regret, all_tie share, queries; the
     average row: the mean over datasets, and the total of queries), `confusion` (oracle x routed counts, a
     mixture by its largest weight), `pairs` (every (oracle, routed) pair of wrongly routed queries, most frequent
-    first), `left_out` (queries where every expert ties, when they are left out)."""
+    first), `left_out` (queries where every expert ties, when they are left out). `rows` (a cohort): those
+    queries only."""
     measure = ws.measure(measure)
     from ..analysis import choice_set, oracle_weights
 
     t = query_table(ws, strategy, measure)
+    if rows is not None:
+        t = t[t.index.isin([int(r) for r in rows])]
     left_out = int(t["all_tie"].sum()) if skip_all_ties else 0
     if skip_all_ties:
         t = t[~t["all_tie"]]
@@ -65,12 +69,13 @@ def confusion(ws: Workspace, t: pd.DataFrame) -> pd.DataFrame:
 
 
 def data(ws: Workspace, v: dict) -> dict:
-    view = decisions_view(ws, v["strategy"], v["skip_ties"], v["measure"])
-    return {"strategy": v["strategy"], "measure": v["measure"], **view}
+    cohort = cohort_info(ws, v)
+    view = decisions_view(ws, v["strategy"], v["skip_ties"], v["measure"], cohort["rows"] if cohort else None)
+    return {"strategy": v["strategy"], "measure": v["measure"], "cohort": cohort, **view}
 
 
 PAGE = register_page(Page(
     "decisions", "Routing decisions", ":material/alt_route:", "explorer/ui/decisions.py", data,
-    (STRATEGY, MEASURE, SKIP_TIES),
+    (STRATEGY, MEASURE, SKIP_TIES, COHORT, COHORT_NAME),
     caption="Where each strategy sends each dataset's test queries, against the instance oracle over the same "
             "experts.", order=30))

@@ -267,7 +267,15 @@ def _compare(ws: Workspace, v: dict) -> dict:
     systems = {f"{side} · {v[side.lower()]}": d["system"] for side, d in sides.items() if d}
     pair = strategy_pair(ws, v["a"], v["b"], v["measure"])
     return {"sides": sides, "rankings": side_by_side(ws, v["row"], systems, COMPARE_DEPTH, v["measure"])
-            if systems else None, "pair": pair, "counts": pair_counts(pair)}
+            if systems else None, "pair": pair, "counts": pair_counts(pair), "waterfall": _waterfall(ws, v)}
+
+
+def _waterfall(ws: Workspace, v: dict) -> dict:
+    """Every test query's B − A, sorted (views.waterfall; the queries both score: a run read from a file only on
+    the datasets it ranks)."""
+    from .waterfall import difference_waterfall
+
+    return difference_waterfall(ws, v["a"], v["b"], v["measure"])
 
 
 def data(ws: Workspace, v: dict) -> dict:

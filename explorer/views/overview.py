@@ -6,16 +6,20 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import AVERAGE, ZERO_SHOT_AVERAGE, judged_split_notes, metadata_values, summary
+from ..reviewer_stats import saturated
 from ..ui.safe import code, md
 from ..workspace import Workspace
 from .base import NO_VALUE, Page, UrlParam, register_page
-from .common import COMPARE, MEASURE, REFERENCE, STRATEGY, instance_oracle, points, real_strategies, x100
+from .common import (COHORT, COHORT_NAME, COMPARE, MEASURE, REFERENCE, STRATEGY, cohort_info, default_strategy,
+                     instance_oracle, points, real_strategies, x100)
 from .mixing import group_counts, grouped_strategies, strategy_groups
+
+REFERENCE_MARK = "◆"  # beside the reference strategy's name in the Overview table
 
 
 def overview_table(ws: Workspace, measure: str, reference: str | None = None, with_marks: bool = True,
                    slice_by: tuple[str, str] | None = None, resamples: int = 2000,
-                   groups: tuple[str, ...] | None = None) -> dict:
+                   groups: tuple[str, ...] | None = None, sig: pd.DataFrame | None = None) -> dict:
     """The Overview: the dataset x strategy table (on a slice of the queries if given) with every real strategy
     tied for best in bold (at the shown precision), the significance marks, the instance-oracle gap (negative
     where the oracle, which picks each query's expert by the label measure, scores below a real strategy under `measure`:
@@ -28,7 +32,9 @@ def overview_table(ws: Workspace, measure: str, reference: str | None = None, wi
 
     table = summary(ws, measure, slice_by=slice_by)  # rows datasets (+ average), columns strategies
     reference = reference or ws.manifest.get("reference", "base")
-    marks = sig_marks(significance_table(ws, measure, reference, resamples, slice_by=slice_by)) if with_marks else {}
+    if with_marks and sig is None:  # `sig`: the significance_table of these arguments, when the caller has it
+        sig = significance_table(ws, measure, reference, resamples, slice_by=slice_by)
+    marks = sig_marks(sig) if with_marks else {}
     real = [s for s in real_strategies(ws) if s in table.columns]
     best = tied_best(table, real)
     oracle = instance_oracle(ws)
@@ -43,7 +49,7 @@ def overview_table(ws: Workspace, measure: str, reference: str | None = None, wi
     header = ["strategy", *(md(c) for c in table.index)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in grouped_strategies(ws, groups):
-        cells = [code(s)]
+        cells = [code(s) + (f" {REFERENCE_MARK} *reference*" if s == reference else "")]
         for col in table.index:
             text = x100(table.loc[col, s], measure=measure) + marks.get((col, s), "")
             cells.append(f"**{text}**" if s in best[col] else text)
@@ -52,7 +58,25 @@ def overview_table(ws: Workspace, measure: str, reference: str | None = None, wi
         lines.append("| *gap: " + md(oracle) + " − best* | " + " | ".join(
             x100(gap[c], measure=measure) + (" †" if c in negative else "") for c in table.index) + " |")
     return {"table": table, "best": best, "gap": gap, "negative_gap": negative, "queries": queries, "marks": marks,
-            "reference": reference, "markdown": "\n".join(lines)}
+            "reference": reference, "saturated": saturated(table), "markdown": "\n".join(lines)}
+
+
+def saturation_note(view: dict, measure: str) -> str:
+    """Why columns where every strategy shows the same score cannot separate them ("" when none do); plain text."""
+    same = view["saturated"]
+    if not same:
+        return ""
+    ceiling = [c for c, v in same.items() if v == 100.0]
+    other = [c for c in same if c not in ceiling]
+    parts = []
+    if ceiling:
+        parts.append(f"every strategy scores 100.0 on {', '.join(ceiling)}: {measure} is saturated there (each "
+                     "finds every judged-relevant document its measure counts, e.g. all of them within the top 100 "
+                     "for R@100)")
+    if other:
+        parts.append(f"every strategy scores the same on {', '.join(f'{c} ({same[c]:.1f})' for c in other)}")
+    return ("; ".join(parts) + ". Such a column cannot tell the strategies apart, so no test there can be "
+            "significant: compare them with a measure that is not saturated (nDCG@10, AP).")
 
 
 def win_tie_loss_table(ws: Workspace, measure: str, reference: str | None = None,
@@ -122,25 +146,56 @@ def slice_of(values: dict) -> tuple[str, str] | None:
 
 
 def data(ws: Workspace, v: dict) -> dict:
-    """The Overview: the table and its notes, wins / ties / losses, the bars, and the downloads' tables."""
+    """The Overview: the table and its notes, the per-cell statistics, wins / ties / losses, one strategy's
+    per-query difference to the reference (`vs`), the bars, and the downloads' tables. A cohort replaces the
+    metadata slice (the page computes everything on its queries)."""
+    from ..analysis import significance_table
+    from ..cohort import COHORT_FIELD
     from ..export import paper_table
 
-    measure, reference, cut = v["measure"], v["reference"], slice_of(v)
-    view = overview_table(ws, measure, reference, v["sig"], cut, groups=tuple(v["groups"]) or None)
+    measure, reference, cohort = v["measure"], v["reference"], cohort_info(ws, v)
+    cut = (COHORT_FIELD, cohort["text"]) if cohort else slice_of(v)
+    sig = significance_table(ws, measure, reference, slice_by=cut)  # once, for the marks and the statistics
+    view = overview_table(ws, measure, reference, v["sig"], cut, groups=tuple(v["groups"]) or None, sig=sig)
     paper = {f"paper_{fmt}": paper_table(ws, measure, reference, fmt, slice_by=cut, with_marks=v["sig"])
              for fmt in ("latex", "markdown")}
-    return {"measure": measure, "reference": view["reference"], "slice": cut, "groups": strategy_groups(ws),
-            "table": points(view["table"], measure=measure), "best": view["best"], "marks": view["marks"],
-            "oracle_gap": points(view["gap"], measure=measure),
+    return {"measure": measure, "reference": view["reference"], "slice": cut, "cohort": cohort,
+            "groups": strategy_groups(ws), "table": points(view["table"], measure=measure), "best": view["best"],
+            "marks": view["marks"], "oracle_gap": points(view["gap"], measure=measure),
             "negative_gap": view["negative_gap"], "queries": view["queries"], "markdown": view["markdown"],
             "judged_notes": judged_split_notes(ws, measure), "zero_shot": ws.zero_shot_datasets,
+            "statistics": _statistics(ws, measure, reference, cut, sig), "saturated": view["saturated"],
+            "saturation_note": saturation_note(view, measure),
             "win_tie_loss": win_tie_loss_table(ws, measure, reference, cut),
+            "waterfall": _waterfall(ws, reference, v["vs"], measure, cohort),
             "bars": sliced_bar_frame(ws, measure, list(v["cols"]), cut).dropna(subset=["score"]),
             "csv": sliced_overview_csv(ws, measure, cut), **paper}
 
 
+def _statistics(ws: Workspace, measure: str, reference: str, cut, sig: pd.DataFrame) -> pd.DataFrame:
+    """reviewer_stats.cell_statistics, its differences and interval x100."""
+    from ..reviewer_stats import cell_statistics
+
+    stats = cell_statistics(ws, measure, reference, slice_by=cut, sig=sig)
+    return stats.assign(**{c: points(stats[c], None, measure) for c in ("delta", "low", "high")})
+
+
+def _waterfall(ws: Workspace, reference: str, vs: str, measure: str, cohort: dict | None) -> dict | None:
+    """views.difference_waterfall of `vs` against the reference (fractions, as the inspector's A vs B; None when
+    `vs` is the reference)."""
+    from .waterfall import difference_waterfall
+
+    return None if vs == reference else difference_waterfall(ws, reference, vs, measure,
+                                                             cohort["rows"] if cohort else None)
+
+
+VS = UrlParam("vs", choices=lambda ws, v: ws.strategies, default=lambda ws, v: default_strategy(ws),
+              doc="the strategy whose per-query difference to the reference the waterfall draws (its own parameter: "
+                  "the shared `strategy` names the run to download)")
+
 PAGE = register_page(Page(
     "overview", "Overview", ":material/table_chart:", "explorer/ui/overview.py", data,
-    (COMPARE, MEASURE, REFERENCE, SIG, SLICE, SLICE_VALUE, GROUPS, COLS, STRATEGY), default=True, compares=True,
+    (COMPARE, MEASURE, REFERENCE, SIG, SLICE, SLICE_VALUE, GROUPS, COLS, STRATEGY, VS, COHORT, COHORT_NAME),
+    default=True, compares=True,
     caption="Mean per-query score of every routing strategy on every dataset, significance against a reference, "
             "per-query wins / ties / losses, the oracle gap, a slice by query metadata, and downloads.", order=10))

@@ -9,7 +9,7 @@ import pandas as pd
 from ..analysis import query_table
 from ..workspace import UMAP_PENDING, Workspace, process_running, process_started
 from .base import Page, UrlParam, metadata_choice, register_page
-from .common import DATASETS, MEASURE, STRATEGY
+from .common import COHORT, COHORT_NAME, DATASETS, MEASURE, STRATEGY, cohort_info
 
 
 def layout_methods(ws: Workspace) -> list[str]:
@@ -112,15 +112,36 @@ def data(ws: Workspace, v: dict) -> dict:
     train, sampled_p = sample_points(train, MAX_DRAWN)
     return {"layout": v["layout"], "queries": q, "tests": tests, "train": train, "pilots": pilots,
             "sampled": sampled_t or sampled_p, "layout_sampled": bool(ws.manifest.get("layout", {}).get("sampled")),
-            "max_drawn": MAX_DRAWN}
+            "max_drawn": MAX_DRAWN, **_tools(ws, v)}
+
+
+def _tools(ws: Workspace, v: dict) -> dict:
+    """The map's tools: its fixed `extent`, the queries a search `found`, the `cohort` (ringed), and the expert
+    `arrows` of the query found (`focus`) or of a cohort of at most MAX_ARROW_QUERIES queries (None when off or
+    there are more; `arrow_rows`: how many queries asked for arrows)."""
+    from .map_tools import MAX_ARROW_QUERIES, expert_arrows, map_extent, search_queries
+
+    cohort = cohort_info(ws, v)
+    wanted = [v["focus"]] if v["focus"] is not None else list(cohort["rows"] if cohort else [])
+    arrows = (expert_arrows(ws, wanted, v["layout"], v["measure"])
+              if v["arrows"] and wanted and len(wanted) <= MAX_ARROW_QUERIES else None)
+    found = search_queries(ws, v["find"]) if v["find"].strip() else None
+    return {"extent": map_extent(ws, v["layout"]), "found": found,
+            "cohort": cohort, "arrows": arrows, "arrow_rows": len(wanted)}
 
 
 LAYOUT = UrlParam("layout", choices=lambda ws, v: layout_methods(ws), doc="the 2-D layout: umap or pca",
                   default=lambda ws, v: (layout_methods(ws) or [None])[0])
 COLOUR = UrlParam("colour", choices=lambda ws, v: list(COLOUR_BY), default="routed", doc="what colours test queries")
 PILOTS = UrlParam("pilots", "bool", default=True, doc="draw the pilot training queries")
+ARROWS = UrlParam("arrows", "bool", default=True,
+                  doc="draw the expert arrows of the query found (or of a small cohort)")
+FIND = UrlParam("find", "text", default="", max_length=200, doc="find test queries by id or by words of their text")
+FOCUS = UrlParam("focus", choices=lambda ws, v: ws.eval_rows()["row"].astype(int).tolist(), default=None, cast=int,
+                 doc="the test query (its row) marked on the map, with its expert arrows")
 
 PAGE = register_page(Page(
     "map", "Routing map", ":material/scatter_plot:", "explorer/ui/routing_map.py", data,
-    (LAYOUT, STRATEGY, MEASURE, COLOUR, DATASETS, PILOTS), metadata_filters=True,
+    (LAYOUT, STRATEGY, MEASURE, COLOUR, DATASETS, PILOTS, ARROWS, FIND, FOCUS, COHORT, COHORT_NAME),
+    metadata_filters=True,
     caption="Every query placed by its base-encoder embedding beside the pilot centroids, coloured by routing.", order=20))
