@@ -189,7 +189,7 @@ def test_waterfall_bar_opens_its_query(server, page, workspace_path):  # noqa: F
     settle(pg, "Overview")
     pg.get_by_text("Statistics per cell").click()
     settle(pg, "Overview")
-    doc_element(pg.locator('[data-testid="stExpander"]').first, "overview_statistics")
+    doc_element(pg.locator('[data-testid="stExpander"]', has_text="Statistics per cell").first, "overview_statistics")
     i = pg.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].findIndex(
         gd => (gd._fullLayout.xaxis.title.text || '').startsWith('test queries'))""")
     assert i >= 0

@@ -56,11 +56,13 @@ def test_a_router_module_dropped_into_the_package_appears_everywhere(tmp_path, t
     config = two_domain_config(tmp_path / "dropin.toml", tmp_path / "cache", "[routing]\ndropped_in_pick = 1\n")
     _run(["build", str(config), "--out", str(tmp_path / "ws"), "--quiet"], package)
     assert "dropped-in-first" in _run(["eval", str(tmp_path / "ws")], package)
+    manifest = json.loads((tmp_path / "ws" / "manifest.json").read_text())
+    shown = [s["name"] for s in manifest["strategies"] if s["name"] not in manifest["encoders"]]
     for key, page in PAGES.items():
         params = ["--param", "strategy=dropped-in-first"] if key != "playground" and "strategy" in {
             p.name for p in page.params} else []
-        data = json.loads(_run(["view", key, str(tmp_path / "ws"), "--json", *params], package))
-        assert "dropped-in-first" in json.dumps(data), key
-    manifest = json.loads((tmp_path / "ws" / "manifest.json").read_text())
+        text = json.dumps(json.loads(_run(["view", key, str(tmp_path / "ws"), "--json", *params], package)))
+        # every page that shows strategies shows the dropped-in one (Complementarity shows encoders only)
+        assert "dropped-in-first" in text or not any(f'"{s}"' in text for s in shown), key
     assert manifest["routing"]["dropped_in_pick"] == 1  # its declared setting, checked and recorded
     assert not (ROOT / "explorer" / "routing" / "dropped_in.py").exists()

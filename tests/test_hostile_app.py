@@ -376,7 +376,11 @@ def test_browser_hostile_workspace_fetches_nothing_and_injects_nothing(server, p
     time.sleep(0.5)
     pg.keyboard.press("ArrowDown")
     pg.keyboard.press("Enter")
-    pg.wait_for_selector('.st-key-insp_reader mark', timeout=30_000)
+    try:
+        pg.wait_for_selector('.st-key-insp_reader mark', timeout=30_000)
+    finally:
+        _shoot(pg, shots, "inspector_reader")
+        print(f"screenshots: {shots}")
     settle(pg, "Query inspector")
     assert "# heading" in pg.locator('.st-key-insp_reader').first.inner_text()
     inert("inspector, a document")
