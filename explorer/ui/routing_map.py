@@ -208,7 +208,8 @@ def _arrow_notes(data: dict, focus, on: bool) -> None:
 
 def _save_cohort(c, q, rows: list[int]) -> None:
     """A box or lasso selection of two or more test queries can be saved as the cohort, under a name."""
-    evaluated = [r for r in rows if r in set(q.loc[q["role"] == "eval", "row"].astype(int))]
+    tested = set(q.loc[q["role"] == "eval", "row"].astype(int))  # once, not once per selected point
+    evaluated = [r for r in rows if r in tested]
     if len(evaluated) < 2:
         return
     c1, c2 = st.columns([2, 1])
